@@ -1,0 +1,106 @@
+// The shared state behind a fence: a one-shot signal with an error code, a cause
+// and an intrusive list of waiters. Internal; users hold cosched::fence handles.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <system_error>
+
+#include "cosched/detail/spinlock.hpp"
+
+namespace cosched {
+
+/// A point on a timeline: the context (one per timeline) and a 64-bit sequence
+/// number. The finished fence of the N-th job pushed to an entity is the point
+/// (entity context, N).
+struct fence_point {
+  std::uint64_t context = 0;
+  std::uint64_t seqno = 0;
+  friend bool operator==(const fence_point&, const fence_point&) = default;
+};
+
+/// A fresh, process-unique timeline context id. Thread-safe.
+std::uint64_t new_context() noexcept;
+
+namespace detail {
+
+struct fence_state;
+
+/// An intrusive waiter. `notify` is called exactly once, under the fence's lock,
+/// when the fence signals, unless the waiter was removed first. It must be short
+/// and must not block: it hands the wake-up to the waiter's executor.
+struct fence_waiter {
+  fence_waiter* prev = nullptr;
+  fence_waiter* next = nullptr;
+  void (*notify)(fence_waiter& self, fence_state& state) noexcept = nullptr;
+  void* owner = nullptr;  // what notify acts on (a job, an operation)
+  bool linked = false;    // guarded by the fence's lock
+};
+
+/// Reference counting for a block that holds one or more fence states.
+struct ref_block {
+  std::atomic<std::uint32_t> refs{1};
+  void (*destroy)(ref_block* self) noexcept = nullptr;
+
+  void add_ref() noexcept {
+    // relaxed: a new reference is made from an existing one, which keeps the block alive.
+    refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  void release() noexcept {
+    // acq_rel: the last releaser must see every write made through other references.
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
+  }
+};
+
+/// State machine (one transition): pending --signal()--> signalled.
+/// `error`, `cause` and `has_cause` are written before `signalled` is stored with
+/// release, and read only after an acquire load of `signalled` returned true.
+struct fence_state {
+  explicit fence_state(ref_block* owner_block, fence_point p) noexcept
+      : owner(owner_block), point(p) {}
+  fence_state(const fence_state&) = delete;
+  fence_state& operator=(const fence_state&) = delete;
+
+  bool is_signalled() const noexcept {
+    // acquire: pairs with the release in signal(), so error/cause are visible.
+    return signalled.load(std::memory_order_acquire);
+  }
+
+  /// Links `w` unless the fence has already signalled. Returns false (and does
+  /// not link) when it has.
+  bool add_waiter(fence_waiter& w) noexcept;
+
+  /// Unlinks `w` if it is still linked. Returns true when it was unlinked (its
+  /// notify will not be called), false when notify has been called already.
+  bool remove_waiter(fence_waiter& w) noexcept;
+
+  /// Signals the fence and notifies every waiter. Calling it twice is a
+  /// programming error inside cosched and terminates.
+  void signal(std::error_code ec, std::optional<fence_point> root_cause) noexcept;
+
+  /// Records a deadline (nanoseconds on the steady clock); keeps the earliest.
+  void set_deadline(std::int64_t ns) noexcept;
+
+  ref_block* owner;
+  fence_point point;
+  spinlock lock;
+  std::atomic<bool> signalled{false};
+  std::error_code error;
+  fence_point cause;
+  bool has_cause = false;
+  std::atomic<std::int64_t> deadline_ns{INT64_MAX};
+  fence_waiter* head = nullptr;  // guarded by lock
+  fence_waiter* tail = nullptr;  // guarded by lock
+};
+
+/// A block holding exactly one fence state: what a standalone promise allocates.
+struct single_fence_block final : ref_block {
+  explicit single_fence_block(fence_point p) noexcept : state(this, p) {
+    destroy = [](ref_block* self) noexcept { delete static_cast<single_fence_block*>(self); };
+  }
+  fence_state state;
+};
+
+}  // namespace detail
+}  // namespace cosched

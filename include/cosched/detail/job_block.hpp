@@ -1,0 +1,107 @@
+// The scheduler's record of one job: its two fences and its bookkeeping, in one
+// allocation that fence handles keep alive after the job itself is gone.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <optional>
+#include <system_error>
+
+#include "cosched/detail/fence_state.hpp"
+
+namespace cosched {
+class scope;
+}
+
+namespace cosched::detail {
+
+class scheduler_core;
+struct entity_state;
+struct job_block;
+struct job_promise_base;
+
+/// A unit of work for the scheduler's pass. Nodes are embedded in the objects
+/// they concern (a job, an entity), so queueing them never allocates.
+struct work_node {
+  enum class kind : std::uint8_t {
+    dependency_wake,  // a job's awaited fence signalled
+    hardware_done,    // a job's hardware fence signalled
+    entity_pushed,    // an entity's mailbox has new jobs
+    entity_killed,    // an entity was killed
+    entity_added,     // an entity was created
+    message,          // an allocated, one-off message (see scheduler_core)
+  };
+  work_node(kind k, void* owner_object) noexcept : what(k), owner(owner_object) {}
+  work_node* next = nullptr;
+  kind what;
+  void* owner;  // the job_block or entity_state the node is embedded in
+};
+
+/// Where a job is in its life. Transitions (all on the scheduler's executor,
+/// except `mailbox`, which push sets):
+///
+///   mailbox --take--> preparing --co_return--> prepared --run--> running
+///      |                  |                        |                |
+///      +------------------+------------------------+----------------+--> decided --> signalled
+///
+/// `decided`: the outcome is known and the frame (with the command) has been
+/// destroyed; the fences signal once every earlier job of the entity has signalled.
+enum class job_phase : std::uint8_t { mailbox, preparing, prepared, running, decided, signalled };
+
+struct job_block final : ref_block {
+  job_block(fence_point finished_point, fence_point scheduled_point) noexcept
+      : finished(this, finished_point), scheduled(this, scheduled_point) {
+    destroy = [](ref_block* self) noexcept { delete static_cast<job_block*>(self); };
+  }
+
+  fence_state finished;
+  fence_state scheduled;
+
+  // Set by push before the job is handed to the scheduler; read-only afterwards.
+  std::coroutine_handle<> frame;
+  job_promise_base* promise = nullptr;
+  entity_state* entity = nullptr;
+  cosched::scope* in_scope = nullptr;  // joined scope, if any (left when signalled)
+  std::uint64_t scope_id = 0;
+  std::uint64_t push_order = 0;
+  std::uint32_t credits = 1;
+  bool dead_on_arrival = false;  // the entity was dead at push: never started
+  std::error_code arrival_error;
+  std::optional<fence_point> arrival_cause;
+
+  // Owned by the scheduler's executor from here on.
+  job_block* entity_next = nullptr;    // the entity's jobs, in push order
+  job_block* in_flight_prev = nullptr; // the ring's in-flight list, in run order
+  job_block* in_flight_next = nullptr;
+  job_phase phase = job_phase::mailbox;
+  std::uint32_t attempts = 0;
+  std::error_code error;
+  std::optional<fence_point> cause;
+  void* command = nullptr;
+
+  // The dependency the job's coroutine is suspended on (one at a time).
+  fence_waiter dependency_waiter;
+  fence_state* awaited = nullptr;  // a reference is held while set
+  bool awaited_yields_error = false;
+  work_node dependency_node{work_node::kind::dependency_wake, this};
+
+  // The hardware fence of the current attempt.
+  fence_waiter hardware_waiter;
+  fence_state* hardware = nullptr;  // a reference is held while set
+  work_node hardware_node{work_node::kind::hardware_done, this};
+
+  // Points back at the core that owns the job once it was taken.
+  scheduler_core* core = nullptr;
+};
+
+/// The part of a job's promise the scheduler sees, independent of the command type.
+struct job_promise_base {
+  enum class outcome : std::uint8_t { pending, prepared, failed };
+  job_block* block = nullptr;
+  void* command = nullptr;  // points at the promise's command once prepared
+  outcome state = outcome::pending;
+  std::error_code error;
+  std::optional<fence_point> cause;
+};
+
+}  // namespace cosched::detail

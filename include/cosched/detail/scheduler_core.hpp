@@ -1,0 +1,238 @@
+// The scheduler's engine, independent of the command type: entities, the
+// inbox of cross-thread work, preparation, selection, the in-flight list and
+// retirement. Internal; users hold cosched::scheduler<Command>.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+
+#include "cosched/detail/job_block.hpp"
+#include "cosched/detail/spinlock.hpp"
+#include "cosched/fence.hpp"
+#include "cosched/priority.hpp"
+
+namespace cosched {
+class scope;
+}
+
+namespace cosched::detail {
+
+/// The command-type-erased ring the core drives.
+class ring_adapter {
+ public:
+  virtual ~ring_adapter() = default;
+  virtual fence run(void* command) = 0;
+  virtual void cancel_all() noexcept = 0;
+};
+
+/// The state of an entity after it stops accepting jobs.
+enum class entity_status : std::uint8_t { open, closed, killed, banned, shut_down };
+
+/// Shared between the entity handle (any thread) and the scheduler (executor).
+/// Reference counted: one reference for the handle, one for the scheduler while
+/// the entity is registered with it.
+struct entity_state {
+  entity_state(std::uint32_t credit_limit, priority p, std::string entity_name);
+
+  void add_ref() noexcept {
+    // relaxed: made from an existing reference.
+    refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  void release() noexcept {
+    // acq_rel: the last releaser must see all writes made through other references.
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  std::atomic<std::uint32_t> refs{1};
+
+  // Constant after construction.
+  const std::uint64_t finished_context;
+  const std::uint64_t scheduled_context;
+  const std::uint32_t credit_limit;
+  const std::string name;
+
+  // Any thread. relaxed loads/stores: selection reads the latest value it sees;
+  // a change also requests a pass, which orders it.
+  std::atomic<priority> prio;
+  timeline reached;  // finished points reached (every job up to N signalled)
+
+  // Guarded by lock.
+  spinlock lock;
+  scheduler_core* core = nullptr;  // null once detached from its scheduler
+  entity_status status = entity_status::open;
+  std::error_code dead_error;
+  std::optional<fence_point> dead_cause;
+  std::uint64_t last_seqno = 0;
+  job_block* mailbox_head = nullptr;
+  job_block* mailbox_tail = nullptr;
+  bool push_queued = false;  // push_node is queued to the core
+  bool kill_queued = false;  // kill_node is queued to the core
+  bool handle_alive = true;
+
+  // The scheduler's executor only.
+  job_block* jobs_head = nullptr;  // taken, not yet signalled, in push order
+  job_block* jobs_tail = nullptr;
+  job_block* next_to_run = nullptr;  // first job not yet run and not decided
+  bool registered = false;
+  work_node push_node{work_node::kind::entity_pushed, this};
+  work_node kill_node{work_node::kind::entity_killed, this};
+  work_node added_node{work_node::kind::entity_added, this};
+};
+
+struct push_request {
+  std::coroutine_handle<> frame;
+  job_promise_base* promise = nullptr;
+  std::uint32_t credits = 1;
+};
+
+struct push_result {
+  fence scheduled;
+  fence finished;
+};
+
+struct core_options {
+  std::uint32_t credit_limit = 1;
+};
+
+/// The engine. Reference counted: the scheduler handle, every posted pass and
+/// every scope that saw one of its jobs hold a reference.
+class scheduler_core {
+ public:
+  static scheduler_core* create(asio::any_io_executor executor, std::unique_ptr<ring_adapter> ring,
+                                core_options options);
+
+  void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: from an existing ref
+  void release() noexcept;
+
+  const asio::any_io_executor& executor() const noexcept { return executor_; }
+  std::uint32_t credit_limit() const noexcept { return options_.credit_limit; }
+
+  /// Any thread. The entity starts open with one reference for the caller.
+  entity_state* create_entity(priority p, std::string name);
+
+  /// Any thread. Pushes jobs in order; `results` receives one entry per request.
+  /// Never throws for a dead entity: its jobs fail in order with the entity's
+  /// reason (and at once, on the caller's thread, when the scheduler is gone).
+  static void push(entity_state& entity, std::span<push_request> requests, scope* in_scope,
+                   push_result* results);
+
+  /// Any thread: entity operations.
+  static void close(entity_state& entity) noexcept;
+  static void kill(entity_state& entity) noexcept;
+  static void set_priority(entity_state& entity, priority p) noexcept;
+  static void release_handle(entity_state& entity) noexcept;
+  static fence drain(entity_state& entity);
+
+  /// Any thread. Starts shutdown (once) and returns a fence that signals when it
+  /// is complete: every job's fences signalled, every frame and command destroyed.
+  fence shutdown(std::chrono::nanoseconds bound);
+  bool is_shut_down() const noexcept {
+    // acquire: pairs with the release store at the end of shutdown.
+    return lifecycle_.load(std::memory_order_acquire) == lifecycle::shut_down;
+  }
+
+  /// Any thread: cancels the jobs of a scope that have not reached the ring.
+  void stop_scope(std::uint64_t scope_id);
+
+  /// Hands `node` to the scheduler's executor (see enqueue_local/request_pass).
+  void enqueue(work_node& node) noexcept;
+
+ private:
+  enum class lifecycle : std::uint8_t { running, shutting_down, shut_down };
+  struct message;
+  struct ring_slot;
+
+  scheduler_core(asio::any_io_executor executor, std::unique_ptr<ring_adapter> ring, core_options options);
+  ~scheduler_core();
+
+  void request_pass() noexcept;
+  void run_pass() noexcept;
+  void process(work_node& node) noexcept;
+  void take_mailbox(entity_state& entity) noexcept;
+  void append_job(entity_state& entity, job_block& block) noexcept;
+  void start_job(job_block& block) noexcept;
+  void resume_job(job_block& block) noexcept;
+  void after_resume(job_block& block) noexcept;
+  void decide(job_block& block, std::error_code ec, std::optional<fence_point> cause) noexcept;
+  void retire(job_block& block) noexcept;
+  void advance(entity_state& entity) noexcept;
+  void signal_job(job_block& block) noexcept;
+  void normalize_next(entity_state& entity) noexcept;
+  void select() noexcept;
+  void run_job(job_block& block) noexcept;
+  void fail_unrun(entity_state& entity, std::error_code ec, std::optional<fence_point> cause,
+                  bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept;
+  static void shut_status(entity_state& entity) noexcept;
+  void begin_shutdown(std::chrono::nanoseconds bound) noexcept;
+  void cancel_in_flight() noexcept;
+  void maybe_finish_shutdown() noexcept;
+  void finish_shutdown() noexcept;
+  void maybe_collect(entity_state& entity) noexcept;
+  void unlink_in_flight(job_block& block) noexcept;
+
+  std::atomic<std::uint32_t> refs_{1};
+  asio::any_io_executor executor_;
+  core_options options_;
+  std::unique_ptr<ring_adapter> ring_;
+
+  // Cross-thread inbox.
+  spinlock inbox_lock_;
+  work_node* inbox_head_ = nullptr;
+  work_node* inbox_tail_ = nullptr;
+  std::atomic<bool> pass_requested_{false};
+  std::atomic<bool> in_pass_{false};
+  std::atomic<std::uint64_t> push_counter_{0};
+  std::atomic<lifecycle> lifecycle_{lifecycle::running};
+
+  // The executor only.
+  work_node* local_head_ = nullptr;
+  work_node* local_tail_ = nullptr;
+  std::vector<entity_state*> entities_;
+  std::uint32_t credits_in_flight_ = 0;
+  job_block* in_flight_head_ = nullptr;
+  job_block* in_flight_tail_ = nullptr;
+  std::vector<promise> shutdown_waiters_;
+  std::unique_ptr<struct shutdown_timer> shutdown_timer_;
+
+  friend void on_dependency_signal(fence_waiter&, fence_state&) noexcept;
+  friend void on_hardware_signal(fence_waiter&, fence_state&) noexcept;
+};
+
+/// Intrusive pointer to a core.
+class core_ref {
+ public:
+  core_ref() noexcept = default;
+  explicit core_ref(scheduler_core* core) noexcept : core_(core) {}  // adopts a reference
+  core_ref(const core_ref& other) noexcept : core_(other.core_) {
+    if (core_) core_->add_ref();
+  }
+  core_ref(core_ref&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
+  core_ref& operator=(core_ref other) noexcept {
+    std::swap(core_, other.core_);
+    return *this;
+  }
+  ~core_ref() {
+    if (core_) core_->release();
+  }
+  scheduler_core* operator->() const noexcept { return core_; }
+  scheduler_core* get() const noexcept { return core_; }
+  explicit operator bool() const noexcept { return core_ != nullptr; }
+
+ private:
+  scheduler_core* core_ = nullptr;
+};
+
+/// Terminates the process with a message: for diagnosed programming errors.
+[[noreturn]] void fatal(const char* what) noexcept;
+
+}  // namespace cosched::detail

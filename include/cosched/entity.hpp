@@ -1,0 +1,151 @@
+// Entities: client queues (a Vulkan queue, a context). A FIFO of jobs with a
+// priority; its handle is the only way to push work.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cosched/detail/scheduler_core.hpp"
+#include "cosched/fence.hpp"
+#include "cosched/job.hpp"
+#include "cosched/priority.hpp"
+
+namespace cosched {
+
+class scope;
+
+struct push_options {
+  /// Ring credits the job's command holds while it is on the ring (at least 1,
+  /// at most the ring's credit limit).
+  std::uint32_t credits = 1;
+  /// A scope the job joins (optional; it must outlive the job, which its join enforces).
+  scope* in = nullptr;
+};
+
+/// What the caller keeps after push: fences only.
+struct submitted {
+  fence scheduled;  ///< signals when the command is first run on the ring (or fails with the job)
+  fence finished;   ///< signals after the job was retired: frame and command destroyed
+  std::uint64_t seqno() const noexcept { return finished.point().seqno; }
+};
+
+/// A handle to an entity of a scheduler<Command>.
+///
+/// Push assigns the next seqno of the entity's timeline and links the job in
+/// one atomic step, so timeline order is FIFO order; commands reach the ring in
+/// push order, and the entity's finished fences signal in push order.
+///
+/// Push never throws for a dead entity: the returned fences fail, in order, with
+/// `cancelled` after close(), `killed` after kill(), `shutdown` after scheduler
+/// shutdown (and `cancelled` with the guilty job as cause after a ban). A job
+/// whose credits exceed the ring's limit is a programming error: push throws
+/// std::invalid_argument and the caller keeps the job.
+///
+/// @par Thread Safety
+/// Distinct objects: Safe. Shared objects: Safe for push, close, kill,
+/// set_priority, drain and at(); move-assignment and destruction are Unsafe.
+///
+/// @par Ownership
+/// Movable. Destroying the handle closes the entity; the scheduler owns the
+/// state until the entity's last job has retired.
+///
+/// @par Lifetime
+/// A handle may outlive its scheduler: pushes then fail `shutdown` at once.
+template <class Command>
+class entity {
+ public:
+  entity() noexcept = default;
+  entity(entity&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  entity& operator=(entity&& other) noexcept {
+    if (this != &other) {
+      reset();
+      state_ = std::exchange(other.state_, nullptr);
+    }
+    return *this;
+  }
+  entity(const entity&) = delete;
+  entity& operator=(const entity&) = delete;
+  ~entity() { reset(); }
+
+  bool valid() const noexcept { return state_ != nullptr; }
+
+  /// Pushes one job (moved in). Throws std::invalid_argument, leaving `j`
+  /// untouched, when `j` is empty or its credits are 0 or above the limit.
+  submitted push(job<Command>&& j, push_options options = {}) {
+    check(j, options);
+    auto handle = j.release();
+    detail::push_request request{handle, &handle.promise(), options.credits};
+    detail::push_result result;
+    detail::scheduler_core::push(*state_, std::span(&request, 1), options.in, &result);
+    return {std::move(result.scheduled), std::move(result.finished)};
+  }
+
+  /// Pushes a batch in order with one wake-up of the scheduler. Every job is
+  /// checked before any is taken; on std::invalid_argument nothing is pushed.
+  std::vector<submitted> push(std::span<job<Command>> jobs, push_options options = {}) {
+    for (auto& j : jobs) check(j, options);
+    std::vector<detail::push_request> requests;
+    requests.reserve(jobs.size());
+    std::vector<detail::push_result> results(jobs.size());
+    for (auto& j : jobs) {
+      auto handle = j.release();
+      requests.push_back({handle, &handle.promise(), options.credits});
+    }
+    detail::scheduler_core::push(*state_, requests, options.in, results.data());
+    std::vector<submitted> out;
+    out.reserve(results.size());
+    for (auto& r : results) out.push_back({std::move(r.scheduled), std::move(r.finished)});
+    return out;
+  }
+
+  /// No more pushes (they fail `cancelled`); queued work still runs.
+  void close() noexcept { detail::scheduler_core::close(*state_); }
+  /// Jobs not yet run fail `killed`; commands already on the ring finish; later
+  /// pushes fail `killed`.
+  void kill() noexcept { detail::scheduler_core::kill(*state_); }
+  /// Takes effect at the next selection.
+  void set_priority(priority p) noexcept { detail::scheduler_core::set_priority(*state_, p); }
+  priority get_priority() const noexcept {
+    // relaxed: a snapshot.
+    return state_->prio.load(std::memory_order_relaxed);
+  }
+  /// A fence that signals, without error, once every job pushed before the call
+  /// has signalled.
+  fence drain() { return detail::scheduler_core::drain(*state_); }
+  /// A fence for point `seqno` of the entity's finished timeline (it may be
+  /// requested before the job is pushed); it signals, without error, once the
+  /// jobs up to `seqno` have signalled.
+  fence at(std::uint64_t seqno) { return state_->reached.at(seqno); }
+
+  /// The context of the entity's finished fences (scheduled fences use another).
+  std::uint64_t context() const noexcept { return state_->finished_context; }
+  const std::string& name() const noexcept { return state_->name; }
+  std::uint32_t credit_limit() const noexcept { return state_->credit_limit; }
+
+  /// Internal: adopts one reference.
+  explicit entity(detail::entity_state* state) noexcept : state_(state) {}
+
+ private:
+  void check(const job<Command>& j, const push_options& options) const {
+    if (!state_) throw std::invalid_argument("cosched: push on an empty entity handle");
+    if (!j.valid()) throw std::invalid_argument("cosched: push of an empty job");
+    if (options.credits == 0) throw std::invalid_argument("cosched: a job must cost at least 1 credit");
+    if (options.credits > state_->credit_limit) {
+      throw std::invalid_argument("cosched: job costs " + std::to_string(options.credits) +
+                                  " credits but the ring's credit limit is " +
+                                  std::to_string(state_->credit_limit) + " (entity \"" +
+                                  state_->name + "\")");
+    }
+  }
+  void reset() noexcept {
+    if (state_) detail::scheduler_core::release_handle(*std::exchange(state_, nullptr));
+  }
+
+  detail::entity_state* state_ = nullptr;
+};
+
+}  // namespace cosched

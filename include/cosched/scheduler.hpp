@@ -1,0 +1,102 @@
+// The scheduler: owns entities, the in-flight list and credits; bound to one
+// executor, on which it prepares jobs, selects what runs, and retires.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <asio/any_io_executor.hpp>
+
+#include "cosched/detail/scheduler_core.hpp"
+#include "cosched/entity.hpp"
+#include "cosched/fence.hpp"
+#include "cosched/priority.hpp"
+#include "cosched/ring.hpp"
+
+namespace cosched {
+
+struct scheduler_options {
+  /// How many credits the ring's in-flight commands may hold together.
+  std::uint32_t credit_limit = 1;
+};
+
+struct entity_options {
+  priority prio = priority::normal;
+  std::string name{};
+};
+
+/// Schedules jobs of type job<Command> onto one ring.
+///
+/// Selection (policy fifo): whenever credits are free, the head job of the
+/// highest-priority entity whose head is ready (prepared, dependencies
+/// signalled) runs; between entities of one priority, the one whose head was
+/// pushed earliest. A head that does not fit the free credits is never skipped:
+/// nothing runs until credits free up. On retirement the scheduler destroys the
+/// command and the job's frame, then signals `finished`, on its executor: on
+/// every path (success, failure, kill, shutdown).
+///
+/// @par Thread Safety
+/// make_entity() and shutdown() may be called from any thread; entity handles
+/// document theirs. The scheduler's handlers must not run concurrently: if its
+/// executor is run by several threads, it must be a strand (concurrent entry is
+/// detected and terminates with a message).
+///
+/// @par Ownership
+/// Immovable. The caller owns the scheduler; the scheduler owns pushed jobs.
+///
+/// @par Lifetime
+/// The ring and the executor's execution context must outlive the scheduler.
+/// Destroying a scheduler whose shutdown() has not completed is a programming
+/// error: the process terminates with a message (never a silent leak).
+template <class Command>
+class scheduler {
+ public:
+  scheduler(asio::any_io_executor executor, ring<Command>& hardware, scheduler_options options = {})
+      : core_(detail::scheduler_core::create(std::move(executor),
+                                             std::make_unique<adapter>(hardware),
+                                             detail::core_options{options.credit_limit})) {}
+  scheduler(const scheduler&) = delete;
+  scheduler& operator=(const scheduler&) = delete;
+  ~scheduler() {
+    if (!core_->is_shut_down()) {
+      detail::fatal("cosched::scheduler destroyed before its shutdown() completed; "
+                    "await shutdown() first");
+    }
+  }
+
+  /// Creates an entity. Any thread.
+  entity<Command> make_entity(entity_options options = {}) {
+    return entity<Command>(core_->create_entity(options.prio, std::move(options.name)));
+  }
+
+  /// Closes every entity, fails jobs that have not been run with `shutdown`,
+  /// waits up to `bound` for commands on the ring, then cancels the ring. The
+  /// returned fence signals once every job's fences have signalled and every
+  /// frame and command is destroyed. Any thread; calling it again returns a
+  /// fence for the same completion.
+  fence shutdown(std::chrono::nanoseconds bound = std::chrono::seconds(1)) {
+    return core_->shutdown(bound);
+  }
+  bool is_shut_down() const noexcept { return core_->is_shut_down(); }
+
+  const asio::any_io_executor& get_executor() const noexcept { return core_->executor(); }
+  std::uint32_t credit_limit() const noexcept { return core_->credit_limit(); }
+
+ private:
+  class adapter final : public detail::ring_adapter {
+   public:
+    explicit adapter(ring<Command>& r) noexcept : ring_(r) {}
+    fence run(void* command) override { return ring_.run(*static_cast<Command*>(command)); }
+    void cancel_all() noexcept override { ring_.cancel_all(); }
+
+   private:
+    ring<Command>& ring_;
+  };
+
+  detail::core_ref core_;
+};
+
+}  // namespace cosched

@@ -1,0 +1,173 @@
+// Fence states, promises and timelines.
+#include "cosched/fence.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <vector>
+
+namespace cosched {
+
+std::uint64_t new_context() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  // relaxed: only uniqueness matters.
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+namespace detail {
+
+bool fence_state::add_waiter(fence_waiter& w) noexcept {
+  std::lock_guard guard(lock);
+  if (signalled.load(std::memory_order_relaxed)) return false;  // lock orders it
+  w.prev = tail;
+  w.next = nullptr;
+  if (tail) tail->next = &w; else head = &w;
+  tail = &w;
+  w.linked = true;
+  return true;
+}
+
+bool fence_state::remove_waiter(fence_waiter& w) noexcept {
+  std::lock_guard guard(lock);
+  if (!w.linked) return false;
+  if (w.prev) w.prev->next = w.next; else head = w.next;
+  if (w.next) w.next->prev = w.prev; else tail = w.prev;
+  w.prev = w.next = nullptr;
+  w.linked = false;
+  return true;
+}
+
+void fence_state::signal(std::error_code ec, std::optional<fence_point> root_cause) noexcept {
+  std::lock_guard guard(lock);
+  if (signalled.load(std::memory_order_relaxed)) {
+    std::fprintf(stderr, "cosched: fence (%llu:%llu) signalled twice\n",
+                 static_cast<unsigned long long>(point.context),
+                 static_cast<unsigned long long>(point.seqno));
+    std::abort();
+  }
+  error = ec;
+  has_cause = ec && root_cause.has_value();
+  if (has_cause) cause = *root_cause;
+  // release: error and cause become visible to anyone who sees signalled == true.
+  signalled.store(true, std::memory_order_release);
+  // Waiters are notified under the lock: a waiter that is being removed
+  // concurrently either was unlinked first (and is not notified) or is notified
+  // before its remover can proceed. notify only hands off; it never blocks.
+  fence_waiter* w = head;
+  head = tail = nullptr;
+  while (w) {
+    fence_waiter* next = w->next;
+    w->prev = w->next = nullptr;
+    w->linked = false;
+    w->notify(*w, *this);
+    w = next;
+  }
+}
+
+void fence_state::set_deadline(std::int64_t ns) noexcept {
+  // relaxed: a hint; the CAS loop keeps the minimum.
+  auto current = deadline_ns.load(std::memory_order_relaxed);
+  while (ns < current &&
+         !deadline_ns.compare_exchange_weak(current, ns, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace detail
+
+fence fence::make_signalled(std::error_code ec, std::optional<fence_point> cause) {
+  auto* block = new detail::single_fence_block(fence_point{new_context(), 1});
+  block->state.signal(ec, cause);
+  return adopt(&block->state);
+}
+
+promise::promise() : promise(fence_point{new_context(), 1}) {}
+
+promise::promise(fence_point point) : state_(&(new detail::single_fence_block(point))->state) {}
+
+fence promise::get_fence() const noexcept {
+  state_->owner->add_ref();
+  return fence::adopt(state_);
+}
+
+void promise::signal(std::error_code ec, std::optional<fence_point> cause) noexcept {
+  if (!state_) return;
+  auto* state = std::exchange(state_, nullptr);
+  state->signal(ec, cause);
+  state->owner->release();
+}
+
+void promise::reset() noexcept {
+  if (state_) signal(make_error_code(errc::broken));
+}
+
+// ------------------------------------------------------------------ timeline
+
+// The fast path of advance() takes no lock: it publishes the value, then looks
+// whether anyone waits. at() registers, then re-reads the value. Both use
+// seq_cst so that at least one side sees the other (no lost wake-up).
+struct timeline::state {
+  std::uint64_t context;
+  std::atomic<std::uint64_t> value{0};
+  std::atomic<std::size_t> waiting{0};
+  std::mutex lock;
+  std::multimap<std::uint64_t, promise> pending;  // guarded by lock
+
+  std::vector<promise> take_reached(std::uint64_t reached) {
+    std::vector<promise> out;
+    auto end = pending.upper_bound(reached);
+    for (auto it = pending.begin(); it != end; ++it) out.push_back(std::move(it->second));
+    pending.erase(pending.begin(), end);
+    waiting.fetch_sub(out.size(), std::memory_order_seq_cst);
+    return out;
+  }
+};
+
+timeline::timeline() : timeline(new_context()) {}
+
+timeline::timeline(std::uint64_t context) : state_(std::make_unique<state>()) {
+  state_->context = context;
+}
+
+timeline::~timeline() = default;  // pending promises signal broken as they go
+
+std::uint64_t timeline::context() const noexcept { return state_->context; }
+
+std::uint64_t timeline::value() const noexcept {
+  // acquire: pairs with the release in advance().
+  return state_->value.load(std::memory_order_acquire);
+}
+
+fence timeline::at(std::uint64_t seqno) {
+  promise point(fence_point{state_->context, seqno});
+  fence result = point.get_fence();
+  if (state_->value.load(std::memory_order_seq_cst) >= seqno) {
+    point.set_value();
+    return result;
+  }
+  std::vector<promise> reached;
+  {
+    std::lock_guard guard(state_->lock);
+    state_->pending.emplace(seqno, std::move(point));
+    state_->waiting.fetch_add(1, std::memory_order_seq_cst);
+    reached = state_->take_reached(state_->value.load(std::memory_order_seq_cst));
+  }
+  for (auto& p : reached) p.set_value();
+  return result;
+}
+
+void timeline::advance(std::uint64_t seqno) {
+  auto current = state_->value.load(std::memory_order_seq_cst);
+  do {
+    if (seqno <= current) return;
+  } while (!state_->value.compare_exchange_weak(current, seqno, std::memory_order_seq_cst));
+  if (state_->waiting.load(std::memory_order_seq_cst) == 0) return;
+  std::vector<promise> reached;
+  {
+    std::lock_guard guard(state_->lock);
+    reached = state_->take_reached(state_->value.load(std::memory_order_seq_cst));
+  }
+  for (auto& p : reached) p.set_value();
+}
+
+}  // namespace cosched

@@ -1,0 +1,776 @@
+// The scheduler engine: takes pushed jobs from entity mailboxes, prepares them
+// (runs their coroutines), selects what runs, and retires in one place.
+#include "cosched/detail/scheduler_core.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "cosched/error.hpp"
+#include "cosched/job.hpp"
+#include "cosched/scope.hpp"
+
+namespace cosched::detail {
+
+namespace {
+
+// The core whose pass is running on this thread: wake-ups it causes for itself
+// go straight to its local queue instead of through the inbox.
+thread_local scheduler_core* current_core = nullptr;
+
+struct work_list {
+  work_node* head = nullptr;
+  work_node* tail = nullptr;
+};
+
+void list_push(work_node*& head, work_node*& tail, work_node& node) noexcept {
+  node.next = nullptr;
+  if (tail) tail->next = &node; else head = &node;
+  tail = &node;
+}
+
+}  // namespace
+
+[[noreturn]] void fatal(const char* what) noexcept {
+  std::fprintf(stderr, "cosched: fatal programming error: %s\n", what);
+  std::fflush(stderr);
+  std::abort();
+}
+
+// ------------------------------------------------------------------ messages
+
+struct scheduler_core::message : work_node {
+  enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope };
+  explicit message(type t) : work_node(kind::message, nullptr), what_message(t) {}
+  type what_message;
+  std::chrono::nanoseconds bound{0};
+  std::uint64_t scope_id = 0;
+  std::optional<promise> done;
+};
+
+}  // namespace cosched::detail
+
+namespace cosched::detail {
+
+struct shutdown_timer {
+  explicit shutdown_timer(const asio::any_io_executor& ex) : timer(ex) {}
+  asio::steady_timer timer;
+};
+
+// ------------------------------------------------------------------ entity state
+
+entity_state::entity_state(std::uint32_t limit, priority p, std::string entity_name)
+    : finished_context(new_context()),
+      scheduled_context(new_context()),
+      credit_limit(limit),
+      name(std::move(entity_name)),
+      prio(p),
+      reached(finished_context) {}
+
+// ------------------------------------------------------------------ creation
+
+scheduler_core* scheduler_core::create(asio::any_io_executor executor,
+                                       std::unique_ptr<ring_adapter> ring, core_options options) {
+  if (options.credit_limit == 0) throw std::invalid_argument("cosched: credit_limit must be at least 1");
+  return new scheduler_core(std::move(executor), std::move(ring), options);
+}
+
+scheduler_core::scheduler_core(asio::any_io_executor executor, std::unique_ptr<ring_adapter> ring,
+                               core_options options)
+    : executor_(std::move(executor)), options_(options), ring_(std::move(ring)) {}
+
+scheduler_core::~scheduler_core() = default;
+
+void scheduler_core::release() noexcept {
+  // acq_rel: the last releaser must see every write made through other references.
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+}
+
+entity_state* scheduler_core::create_entity(priority p, std::string name) {
+  auto* entity = new entity_state(options_.credit_limit, p, std::move(name));
+  std::lock_guard guard(entity->lock);
+  if (lifecycle_.load(std::memory_order_acquire) != lifecycle::running) {
+    // Created after shutdown began: born dead, never registered.
+    entity->status = entity_status::shut_down;
+    entity->dead_error = make_error_code(errc::shutdown);
+    return entity;
+  }
+  entity->core = this;
+  entity->add_ref();  // the scheduler's reference, released when it lets go of the entity
+  enqueue(entity->added_node);
+  return entity;
+}
+
+// ------------------------------------------------------------------ wake-ups
+
+void scheduler_core::enqueue(work_node& node) noexcept {
+  if (current_core == this) {
+    list_push(local_head_, local_tail_, node);
+    return;
+  }
+  {
+    std::lock_guard guard(inbox_lock_);
+    list_push(inbox_head_, inbox_tail_, node);
+  }
+  request_pass();
+}
+
+void scheduler_core::request_pass() noexcept {
+  // acq_rel: only the caller that flips the flag posts; the pass clears it
+  // before reading the inbox, so no enqueued node is left without a pass.
+  if (pass_requested_.exchange(true, std::memory_order_acq_rel)) return;
+  add_ref();
+  asio::post(executor_, [core = core_ref(this)] { core->run_pass(); });
+}
+
+void on_dependency_signal(fence_waiter& waiter, fence_state&) noexcept {
+  auto& block = *static_cast<job_block*>(waiter.owner);
+  block.add_ref();  // held by the queued node
+  block.core->enqueue(block.dependency_node);
+}
+
+void on_hardware_signal(fence_waiter& waiter, fence_state&) noexcept {
+  auto& block = *static_cast<job_block*>(waiter.owner);
+  block.add_ref();  // held by the queued node
+  block.core->enqueue(block.hardware_node);
+}
+
+bool job_wait_begin(job_promise_base& promise, fence_state& awaited, bool yields_error) noexcept {
+  auto& block = *promise.block;
+  block.dependency_waiter.notify = &on_dependency_signal;
+  block.dependency_waiter.owner = &block;
+  block.awaited_yields_error = yields_error;
+  awaited.owner->add_ref();
+  block.awaited = &awaited;
+  if (awaited.add_waiter(block.dependency_waiter)) return true;
+  block.awaited = nullptr;
+  awaited.owner->release();
+  return false;
+}
+
+void job_wait_abandon(job_promise_base& promise) noexcept {
+  auto& block = *promise.block;
+  if (!block.awaited) return;
+  if (block.awaited->remove_waiter(block.dependency_waiter)) {
+    block.awaited->owner->release();
+    block.awaited = nullptr;
+  }
+  // Otherwise the wake-up is already queued; processing it releases `awaited`.
+}
+
+// ------------------------------------------------------------------ push
+
+void scheduler_core::push(entity_state& entity, std::span<push_request> requests, scope* in_scope,
+                          push_result* results) {
+  // Blocks are made outside the lock; seqnos are assigned inside it.
+  std::vector<job_block*> blocks;
+  blocks.reserve(requests.size());
+  struct release_on_throw {
+    std::vector<job_block*>& blocks;
+    bool armed = true;
+    ~release_on_throw() {
+      if (armed)
+        for (auto* b : blocks) delete b;
+    }
+  } cleanup{blocks};
+  for (auto& request : requests) {
+    auto* block = new job_block(fence_point{entity.finished_context, 0},
+                                fence_point{entity.scheduled_context, 0});
+    block->refs.store(3, std::memory_order_relaxed);  // scheduler + two returned fences
+    block->frame = request.frame;
+    block->promise = request.promise;
+    block->credits = request.credits;
+    blocks.push_back(block);
+  }
+  cleanup.armed = false;
+  for (std::size_t i = 0; i < blocks.size(); ++i) requests[i].promise->block = blocks[i];
+
+  std::unique_lock guard(entity.lock);
+  scheduler_core* core = entity.core;
+  if (!core) {
+    // The scheduler is gone: nothing can run the jobs or order them any more.
+    std::uint64_t last = 0;
+    for (auto* block : blocks) {
+      block->finished.point.seqno = block->scheduled.point.seqno = last = ++entity.last_seqno;
+    }
+    const auto ec = entity.dead_error ? entity.dead_error : make_error_code(errc::shutdown);
+    const auto cause = entity.dead_cause;
+    guard.unlock();
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      auto* block = blocks[i];
+      block->frame.destroy();
+      block->scheduled.signal(ec, cause);
+      block->finished.signal(ec, cause);
+      results[i].scheduled = fence::adopt(&block->scheduled);
+      results[i].finished = fence::adopt(&block->finished);
+      block->release();
+    }
+    entity.reached.advance(last);
+    return;
+  }
+
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    auto* block = blocks[i];
+    block->finished.point.seqno = block->scheduled.point.seqno = ++entity.last_seqno;
+    // relaxed: the order between entities only has to be a total order; the
+    // entity lock orders pushes of one entity.
+    block->push_order = core->push_counter_.fetch_add(1, std::memory_order_relaxed);
+    block->entity = &entity;
+    block->core = core;
+    if (entity.status != entity_status::open) {
+      block->dead_on_arrival = true;
+      block->arrival_error = entity.dead_error;
+      block->arrival_cause = entity.dead_cause;
+    } else if (in_scope) {
+      if (in_scope->enter(core)) {
+        block->in_scope = in_scope;
+        block->scope_id = in_scope->id();
+      } else {
+        block->dead_on_arrival = true;
+        block->arrival_error = make_error_code(errc::cancelled);
+      }
+    }
+    block->entity_next = nullptr;
+    if (entity.mailbox_tail) entity.mailbox_tail->entity_next = block; else entity.mailbox_head = block;
+    entity.mailbox_tail = block;
+    results[i].scheduled = fence::adopt(&block->scheduled);
+    results[i].finished = fence::adopt(&block->finished);
+  }
+  // One wake-up per batch, and none while the entity's node is already queued.
+  if (!entity.push_queued) {
+    entity.push_queued = true;
+    core->enqueue(entity.push_node);
+  }
+}
+
+void scheduler_core::close(entity_state& entity) noexcept {
+  std::lock_guard guard(entity.lock);
+  if (entity.status == entity_status::open) {
+    entity.status = entity_status::closed;
+    entity.dead_error = make_error_code(errc::cancelled);
+  }
+}
+
+void scheduler_core::kill(entity_state& entity) noexcept {
+  std::lock_guard guard(entity.lock);
+  if (entity.status != entity_status::open && entity.status != entity_status::closed) return;
+  entity.status = entity_status::killed;
+  entity.dead_error = make_error_code(errc::killed);
+  entity.dead_cause.reset();
+  if (entity.core && !entity.kill_queued) {
+    entity.kill_queued = true;
+    entity.core->enqueue(entity.kill_node);
+  }
+}
+
+void scheduler_core::set_priority(entity_state& entity, priority p) noexcept {
+  // relaxed: the pass requested below orders the change with selection.
+  entity.prio.store(p, std::memory_order_relaxed);
+  std::lock_guard guard(entity.lock);
+  if (entity.core) entity.core->request_pass();
+}
+
+void scheduler_core::release_handle(entity_state& entity) noexcept {
+  {
+    std::lock_guard guard(entity.lock);
+    if (entity.status == entity_status::open) {
+      entity.status = entity_status::closed;
+      entity.dead_error = make_error_code(errc::cancelled);
+    }
+    entity.handle_alive = false;
+    // Let the scheduler notice that it may let go of the entity.
+    if (entity.core && !entity.push_queued) {
+      entity.push_queued = true;
+      entity.core->enqueue(entity.push_node);
+    }
+  }
+  entity.release();
+}
+
+fence scheduler_core::drain(entity_state& entity) {
+  std::uint64_t last;
+  {
+    std::lock_guard guard(entity.lock);
+    last = entity.last_seqno;
+  }
+  return entity.reached.at(last);
+}
+
+// ------------------------------------------------------------------ shutdown and scopes
+
+fence scheduler_core::shutdown(std::chrono::nanoseconds bound) {
+  auto* msg = new message(message::type::shutdown);
+  msg->bound = bound;
+  msg->done.emplace(fence_point{new_context(), 1});
+  auto result = msg->done->get_fence();
+  enqueue(*msg);
+  return result;
+}
+
+void scheduler_core::stop_scope(std::uint64_t scope_id) {
+  auto* msg = new message(message::type::stop_scope);
+  msg->scope_id = scope_id;
+  enqueue(*msg);
+}
+
+// ------------------------------------------------------------------ the pass
+
+void scheduler_core::run_pass() noexcept {
+  // acquire/release: a concurrent entry means the executor runs handlers of one
+  // scheduler in parallel, which the design forbids (use a strand).
+  if (in_pass_.exchange(true, std::memory_order_acquire)) {
+    fatal("a scheduler's handlers ran concurrently: if several threads run its executor, "
+          "the scheduler must be bound to a strand");
+  }
+  scheduler_core* outer = std::exchange(current_core, this);
+  // acq_rel: clear before draining, so a node enqueued after the drain requests a new pass.
+  pass_requested_.store(false, std::memory_order_seq_cst);
+
+  for (;;) {
+    if (!local_head_) {
+      std::lock_guard guard(inbox_lock_);
+      local_head_ = std::exchange(inbox_head_, nullptr);
+      local_tail_ = std::exchange(inbox_tail_, nullptr);
+    }
+    if (!local_head_) {
+      if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::running) break;
+      select();
+      if (!local_head_) break;
+      continue;
+    }
+    work_node* node = local_head_;
+    local_head_ = node->next;
+    if (!local_head_) local_tail_ = nullptr;
+    node->next = nullptr;
+    process(*node);
+    if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::shutting_down) maybe_finish_shutdown();
+  }
+
+  current_core = outer;
+  in_pass_.store(false, std::memory_order_release);
+}
+
+void scheduler_core::process(work_node& node) noexcept {
+  const bool down = lifecycle_.load(std::memory_order_relaxed) == lifecycle::shut_down;
+  switch (node.what) {
+    case work_node::kind::dependency_wake: {
+      auto& block = *static_cast<job_block*>(node.owner);
+      fence_state* awaited = std::exchange(block.awaited, nullptr);
+      if (block.phase == job_phase::preparing && awaited) {
+        if (awaited->error && !block.awaited_yields_error) {
+          record_dependency_failure(*block.promise, *awaited);
+          after_resume(block);
+        } else {
+          resume_job(block);
+        }
+      }
+      if (awaited) awaited->owner->release();
+      block.release();
+      return;
+    }
+    case work_node::kind::hardware_done: {
+      auto& block = *static_cast<job_block*>(node.owner);
+      if (block.phase == job_phase::running && block.hardware) retire(block);
+      block.release();
+      return;
+    }
+    case work_node::kind::entity_added: {
+      auto& entity = *static_cast<entity_state*>(node.owner);
+      if (down) {
+        // Created just before shutdown finished: fail what it holds, let go of it.
+        job_block* taken;
+        {
+          std::lock_guard guard(entity.lock);
+          shut_status(entity);
+          entity.core = nullptr;
+          taken = std::exchange(entity.mailbox_head, nullptr);
+          entity.mailbox_tail = nullptr;
+        }
+        while (taken) {
+          job_block* next = std::exchange(taken->entity_next, nullptr);
+          append_job(entity, *taken);
+          taken = next;
+        }
+        advance(entity);
+        entity.release();
+        return;
+      }
+      entity.registered = true;
+      entities_.push_back(&entity);
+      if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::shutting_down) {
+        {
+          std::lock_guard guard(entity.lock);
+          shut_status(entity);
+        }
+        take_mailbox(entity);
+        advance(entity);
+      }
+      return;
+    }
+    case work_node::kind::entity_pushed: {
+      auto& entity = *static_cast<entity_state*>(node.owner);
+      if (down) return;
+      take_mailbox(entity);
+      advance(entity);
+      maybe_collect(entity);
+      return;
+    }
+    case work_node::kind::entity_killed: {
+      auto& entity = *static_cast<entity_state*>(node.owner);
+      if (down) return;
+      {
+        std::lock_guard guard(entity.lock);
+        entity.kill_queued = false;
+      }
+      take_mailbox(entity);
+      fail_unrun(entity, make_error_code(errc::killed), std::nullopt, nullptr, 0);
+      advance(entity);
+      maybe_collect(entity);
+      return;
+    }
+    case work_node::kind::message: {
+      std::unique_ptr<message> msg(static_cast<message*>(&node));
+      switch (msg->what_message) {
+        case message::type::shutdown:
+          if (down) {
+            msg->done->set_value();
+            return;
+          }
+          shutdown_waiters_.push_back(std::move(*msg->done));
+          begin_shutdown(msg->bound);
+          return;
+        case message::type::shutdown_deadline:
+          if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::shutting_down) cancel_in_flight();
+          return;
+        case message::type::stop_scope:
+          if (down) return;
+          for (auto* entity : entities_) {
+            take_mailbox(*entity);
+            fail_unrun(
+                *entity, make_error_code(errc::cancelled), std::nullopt,
+                [](const job_block& b, std::uint64_t id) { return b.scope_id == id; }, msg->scope_id);
+          }
+          for (auto* entity : entities_) advance(*entity);
+          return;
+      }
+      return;
+    }
+  }
+}
+
+void scheduler_core::take_mailbox(entity_state& entity) noexcept {
+  job_block* taken;
+  {
+    std::lock_guard guard(entity.lock);
+    taken = std::exchange(entity.mailbox_head, nullptr);
+    entity.mailbox_tail = nullptr;
+    entity.push_queued = false;
+  }
+  while (taken) {
+    job_block* next = std::exchange(taken->entity_next, nullptr);
+    append_job(entity, *taken);
+    taken = next;
+  }
+}
+
+void scheduler_core::append_job(entity_state& entity, job_block& block) noexcept {
+  if (entity.jobs_tail) entity.jobs_tail->entity_next = &block; else entity.jobs_head = &block;
+  entity.jobs_tail = &block;
+  if (block.dead_on_arrival) {
+    decide(block, block.arrival_error, block.arrival_cause);
+    return;
+  }
+  if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::running) {
+    decide(block, make_error_code(errc::shutdown), std::nullopt);
+    return;
+  }
+  start_job(block);
+}
+
+void scheduler_core::start_job(job_block& block) noexcept {
+  block.phase = job_phase::preparing;
+  auto& entity = *block.entity;
+  if (!entity.next_to_run) entity.next_to_run = &block;
+  resume_job(block);
+}
+
+void scheduler_core::resume_job(job_block& block) noexcept {
+  block.frame.resume();
+  after_resume(block);
+}
+
+void scheduler_core::after_resume(job_block& block) noexcept {
+  auto& promise = *block.promise;
+  switch (promise.state) {
+    case job_promise_base::outcome::pending:
+      return;  // suspended on a dependency
+    case job_promise_base::outcome::prepared:
+      block.command = promise.command;
+      block.phase = job_phase::prepared;
+      return;
+    case job_promise_base::outcome::failed:
+      decide(block, promise.error, promise.cause);
+      advance(*block.entity);
+      return;
+  }
+}
+
+void scheduler_core::normalize_next(entity_state& entity) noexcept {
+  job_block* next = entity.next_to_run;
+  while (next && next->phase != job_phase::preparing && next->phase != job_phase::prepared) {
+    next = next->entity_next;
+  }
+  entity.next_to_run = next;
+}
+
+void scheduler_core::decide(job_block& block, std::error_code ec,
+                            std::optional<fence_point> cause) noexcept {
+  // Destroy first (frame, command, awaiter), then record; signalling follows in
+  // entity order (advance), so nothing of the job is alive when its fence signals.
+  if (block.frame) {
+    block.frame.destroy();
+    block.frame = nullptr;
+  }
+  block.command = nullptr;
+  block.error = ec;
+  block.cause = ec ? cause : std::nullopt;
+  block.phase = job_phase::decided;
+  auto& entity = *block.entity;
+  if (entity.next_to_run == &block) normalize_next(entity);
+}
+
+void scheduler_core::fail_unrun(entity_state& entity, std::error_code ec,
+                                std::optional<fence_point> cause,
+                                bool (*filter)(const job_block&, std::uint64_t),
+                                std::uint64_t arg) noexcept {
+  // Decide every matching job first, then signal (the caller advances): jobs of
+  // one decision do not see each other's failure as a dependency failure.
+  for (job_block* block = entity.jobs_head; block; block = block->entity_next) {
+    if (block->phase != job_phase::preparing && block->phase != job_phase::prepared) continue;
+    if (filter && !filter(*block, arg)) continue;
+    decide(*block, ec, cause);
+  }
+}
+
+void scheduler_core::advance(entity_state& entity) noexcept {
+  while (entity.jobs_head && entity.jobs_head->phase == job_phase::decided) {
+    job_block* block = entity.jobs_head;
+    entity.jobs_head = block->entity_next;
+    if (!entity.jobs_head) entity.jobs_tail = nullptr;
+    block->entity_next = nullptr;
+    signal_job(*block);
+  }
+}
+
+void scheduler_core::signal_job(job_block& block) noexcept {
+  block.phase = job_phase::signalled;
+  if (!block.scheduled.is_signalled()) block.scheduled.signal(block.error, block.cause);
+  block.finished.signal(block.error, block.cause);
+  block.entity->reached.advance(block.finished.point.seqno);
+  if (block.in_scope) block.in_scope->leave();
+  block.release();
+}
+
+// ------------------------------------------------------------------ selection and running
+
+void scheduler_core::select() noexcept {
+  while (credits_in_flight_ < options_.credit_limit) {
+    job_block* best = nullptr;
+    priority best_priority = priority::low;
+    for (auto* entity : entities_) {
+      normalize_next(*entity);
+      job_block* head = entity->next_to_run;
+      if (!head || head->phase != job_phase::prepared) continue;
+      // relaxed: see entity_state::prio.
+      const priority p = entity->prio.load(std::memory_order_relaxed);
+      if (!best || p < best_priority || (p == best_priority && head->push_order < best->push_order)) {
+        best = head;
+        best_priority = p;
+      }
+    }
+    // The best ready head waits for credits; nothing is run past it.
+    if (!best || best->credits > options_.credit_limit - credits_in_flight_) return;
+    run_job(*best);
+  }
+}
+
+void scheduler_core::run_job(job_block& block) noexcept {
+  auto& entity = *block.entity;
+  block.phase = job_phase::running;
+  ++block.attempts;
+  entity.next_to_run = block.entity_next;
+  normalize_next(entity);
+  credits_in_flight_ += block.credits;
+  block.in_flight_prev = in_flight_tail_;
+  block.in_flight_next = nullptr;
+  if (in_flight_tail_) in_flight_tail_->in_flight_next = &block; else in_flight_head_ = &block;
+  in_flight_tail_ = &block;
+
+  fence hardware;
+  try {
+    hardware = ring_->run(block.command);
+  } catch (const std::system_error& e) {
+    hardware = fence::make_signalled(e.code());
+  } catch (...) {
+    hardware = fence::make_signalled(make_error_code(errc::exception));
+  }
+  if (!hardware.valid()) hardware = fence::make_signalled(make_error_code(errc::broken));
+  if (block.attempts == 1) block.scheduled.signal({}, std::nullopt);
+
+  block.hardware = hardware.state();
+  block.hardware->owner->add_ref();
+  block.hardware_waiter.notify = &on_hardware_signal;
+  block.hardware_waiter.owner = &block;
+  if (!block.hardware->add_waiter(block.hardware_waiter)) {
+    block.add_ref();  // held by the queued node
+    enqueue(block.hardware_node);
+  }
+}
+
+void scheduler_core::unlink_in_flight(job_block& block) noexcept {
+  if (block.in_flight_prev) block.in_flight_prev->in_flight_next = block.in_flight_next;
+  else in_flight_head_ = block.in_flight_next;
+  if (block.in_flight_next) block.in_flight_next->in_flight_prev = block.in_flight_prev;
+  else in_flight_tail_ = block.in_flight_prev;
+  block.in_flight_prev = block.in_flight_next = nullptr;
+  credits_in_flight_ -= block.credits;
+}
+
+void scheduler_core::retire(job_block& block) noexcept {
+  fence_state* hardware = std::exchange(block.hardware, nullptr);
+  const std::error_code ec = hardware->error;
+  hardware->owner->release();
+  unlink_in_flight(block);
+  decide(block, ec, std::nullopt);
+  advance(*block.entity);
+}
+
+// ------------------------------------------------------------------ shutdown
+
+void scheduler_core::shut_status(entity_state& entity) noexcept {
+  if (entity.status == entity_status::open || entity.status == entity_status::closed) {
+    entity.status = entity_status::shut_down;
+    entity.dead_error = make_error_code(errc::shutdown);
+    entity.dead_cause.reset();
+  }
+}
+
+void scheduler_core::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
+  if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::running) return;
+  lifecycle_.store(lifecycle::shutting_down, std::memory_order_release);
+  const auto ec = make_error_code(errc::shutdown);
+  for (auto* entity : entities_) {
+    {
+      std::lock_guard guard(entity->lock);
+      shut_status(*entity);
+    }
+    take_mailbox(*entity);
+    fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
+  }
+  for (auto* entity : entities_) advance(*entity);
+  if (!in_flight_head_ || bound.count() <= 0) {
+    cancel_in_flight();
+    return;  // the pass finishes shutdown once every job has signalled
+  }
+  shutdown_timer_ = std::make_unique<shutdown_timer>(executor_);
+  shutdown_timer_->timer.expires_after(bound);
+  shutdown_timer_->timer.async_wait([core = (add_ref(), core_ref(this))](std::error_code ec) {
+    if (ec) return;  // cancelled: shutdown finished earlier
+    auto* msg = new message(message::type::shutdown_deadline);
+    core->enqueue(*msg);
+  });
+}
+
+void scheduler_core::cancel_in_flight() noexcept {
+  if (!in_flight_head_) return;
+  ring_->cancel_all();
+  const auto ec = make_error_code(errc::shutdown);
+  std::vector<entity_state*> touched;
+  while (job_block* block = in_flight_head_) {
+    fence_state* hardware = std::exchange(block->hardware, nullptr);
+    // A hardware wake-up already queued finds the job decided and is dropped.
+    if (hardware) {
+      hardware->remove_waiter(block->hardware_waiter);
+      hardware->owner->release();
+    }
+    unlink_in_flight(*block);
+    decide(*block, ec, std::nullopt);
+    touched.push_back(block->entity);
+  }
+  for (auto* entity : touched) advance(*entity);
+}
+
+void scheduler_core::maybe_finish_shutdown() noexcept {
+  if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::shutting_down) return;
+  if (in_flight_head_) return;
+  for (auto* entity : entities_) {
+    if (entity->jobs_head) return;
+  }
+  finish_shutdown();
+}
+
+void scheduler_core::finish_shutdown() noexcept {
+  if (shutdown_timer_) shutdown_timer_->timer.cancel();
+  // Detach every entity: from here on a push fails at once on its own thread.
+  // Jobs that arrived since the last drain are taken and failed in order.
+  for (auto* entity : entities_) {
+    job_block* taken;
+    {
+      std::lock_guard guard(entity->lock);
+      entity->core = nullptr;
+      taken = std::exchange(entity->mailbox_head, nullptr);
+      entity->mailbox_tail = nullptr;
+      entity->push_queued = false;
+      entity->kill_queued = false;
+    }
+    while (taken) {
+      job_block* next = std::exchange(taken->entity_next, nullptr);
+      append_job(*entity, *taken);
+      taken = next;
+    }
+  }
+  lifecycle_.store(lifecycle::shut_down, std::memory_order_release);
+  for (auto* entity : entities_) advance(*entity);
+  // No node can be enqueued for a detached entity any more; drop the ones that
+  // are queued (stale wake-ups release their references when processed).
+  for (;;) {
+    {
+      std::lock_guard guard(inbox_lock_);
+      if (inbox_head_) {
+        if (local_tail_) local_tail_->next = inbox_head_; else local_head_ = inbox_head_;
+        local_tail_ = inbox_tail_;
+        inbox_head_ = inbox_tail_ = nullptr;
+      }
+    }
+    if (!local_head_) break;
+    work_node* node = local_head_;
+    local_head_ = node->next;
+    if (!local_head_) local_tail_ = nullptr;
+    process(*node);
+  }
+  for (auto* entity : entities_) {
+    entity->registered = false;
+    entity->release();
+  }
+  entities_.clear();
+  auto waiters = std::move(shutdown_waiters_);
+  for (auto& waiter : waiters) waiter.set_value();
+}
+
+void scheduler_core::maybe_collect(entity_state& entity) noexcept {
+  if (!entity.registered || entity.jobs_head) return;
+  {
+    std::lock_guard guard(entity.lock);
+    if (entity.handle_alive || entity.mailbox_head || entity.push_queued || entity.kill_queued) return;
+    entity.core = nullptr;
+  }
+  entity.registered = false;
+  std::erase(entities_, &entity);
+  entity.release();
+}
+
+}  // namespace cosched::detail
