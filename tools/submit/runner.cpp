@@ -37,7 +37,7 @@ sim::fault to_sim(const fault_spec& f) {
   return sim::fault::none();
 }
 
-std::string quoted(std::string_view text) { return nlohmann::json(std::string(text)).dump(); }
+std::string json_string(std::string_view text) { return nlohmann::json(std::string(text)).dump(); }
 
 }  // namespace
 
@@ -53,7 +53,7 @@ void check_supported(const graph& g, std::string_view file_name) {
     throw input_error(file + ": scheduler: field \"rings\": only 1 ring is supported yet");
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     if (g.jobs[i].deadline_us)
-      throw input_error(file + ": jobs[" + std::to_string(i) + "] (id " + quoted(g.jobs[i].id) +
+      throw input_error(file + ": jobs[" + std::to_string(i) + "] (id " + json_string(g.jobs[i].id) +
                         "): field \"deadline_us\": deadlines need policy \"deadline\", which is not supported yet");
   }
 }
@@ -140,28 +140,26 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
   std::map<std::string, std::size_t> errors;
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& result = outcome.jobs[i];
-    out << "{\"job\": " << quoted(g.jobs[i].id)
-        << ", \"entity\": " << quoted(g.entities[g.jobs[i].entity].name)
-        << ", \"error\": " << (result.error.empty() ? "null" : quoted(result.error))
-        << ", \"cause\": " << (result.cause ? quoted(g.jobs[*result.cause].id) : "null")
+    out << "{\"job\": " << json_string(g.jobs[i].id)
+        << ", \"entity\": " << json_string(g.entities[g.jobs[i].entity].name)
+        << ", \"error\": " << (result.error.empty() ? "null" : json_string(result.error))
+        << ", \"cause\": " << (result.cause ? json_string(g.jobs[*result.cause].id) : "null")
         << ", \"attempts\": " << result.attempts << ", \"queued_us\": " << result.queued_us
         << ", \"scheduled_us\": " << optional_number(result.scheduled_us)
         << ", \"finished_us\": " << optional_number(result.finished_us) << "}\n";
     if (result.error.empty()) ++succeeded; else ++errors[result.error];
   }
-  nlohmann::ordered_json summary;
-  summary["jobs"] = g.jobs.size();
-  summary["succeeded"] = succeeded;
-  summary["failed"] = g.jobs.size() - succeeded;
-  summary["errors"] = nlohmann::ordered_json::object();
-  for (const auto& [name, count] : errors) summary["errors"][name] = count;
-  summary["end_us"] = outcome.end_us;
-  summary["nothing_left_to_do"] = outcome.shut_down_early;
-  summary["backend"] = backend;
-  summary["clock"] = clock;
-  nlohmann::ordered_json line;
-  line["summary"] = summary;
-  out << line.dump() << "\n";
+  // The summary in the same style as the job lines: ", " and ": " separators.
+  out << "{\"summary\": {\"jobs\": " << g.jobs.size() << ", \"succeeded\": " << succeeded
+      << ", \"failed\": " << g.jobs.size() - succeeded << ", \"errors\": {";
+  const char* separator = "";
+  for (const auto& [name, count] : errors) {
+    out << separator << json_string(name) << ": " << count;
+    separator = ", ";
+  }
+  out << "}, \"end_us\": " << outcome.end_us
+      << ", \"nothing_left_to_do\": " << (outcome.shut_down_early ? "true" : "false")
+      << ", \"backend\": " << json_string(backend) << ", \"clock\": " << json_string(clock) << "}}\n";
 }
 
 void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) {
