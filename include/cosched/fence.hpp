@@ -228,6 +228,7 @@ class fence_wait_op final : public fence_waiter {
 
  private:
   struct cancel_handler {
+    explicit cancel_handler(fence_wait_op* o) noexcept : op(o) {}
     fence_wait_op* op;
     void operator()(asio::cancellation_type type) const {
       if ((type & (asio::cancellation_type::terminal | asio::cancellation_type::partial |

@@ -1,0 +1,144 @@
+// cosched-submit as a process: exit status 0/1/2, where output goes, and that
+// unusable input produces one message naming the file, the field and the job.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "catch.hpp"
+
+namespace {
+
+const std::filesystem::path source_dir = COSCHED_SOURCE_DIR;
+
+struct tool_run {
+  int exit_status = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Runs the tool with `args`, capturing stdout and stderr through files.
+tool_run run_tool(const std::vector<std::string>& args) {
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("cosched-cli-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto out_path = dir / "out", err_path = dir / "err";
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    std::vector<char*> argv;
+    std::string tool = COSCHED_SUBMIT_PATH;
+    argv.push_back(tool.data());
+    std::vector<std::string> copies(args);
+    for (auto& a : copies) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(tool.c_str(), argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  tool_run result;
+  result.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = slurp(out_path);
+  result.err = slurp(err_path);
+  std::filesystem::remove_all(dir);
+  return result;
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::temp_directory_path() / name;
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+std::size_t count_lines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+}  // namespace
+
+TEST_CASE("a completed run exits 0 and prints the per-job table", "[submit][cli]") {
+  auto run = run_tool({(source_dir / "examples/graphs/error-propagation.json").string()});
+  CHECK(run.exit_status == 0);
+  CHECK(run.err.empty());
+  CHECK(run.out.find("texture  upload   EIO") != std::string::npos);
+  CHECK(run.out.find("6 jobs: 3 succeeded, 3 failed; last fence signalled at 1100 us") != std::string::npos);
+}
+
+TEST_CASE("--results - writes JSON lines only; --results FILE writes the file", "[submit][cli]") {
+  const auto graph = (source_dir / "examples/graphs/kill.json").string();
+  auto to_stdout = run_tool({"--results", "-", graph});
+  CHECK(to_stdout.exit_status == 0);
+  CHECK(count_lines(to_stdout.out) == 7);
+  CHECK(to_stdout.out.rfind("{\"job\": \"m1\"", 0) == 0);
+  CHECK(slurp(source_dir / "tests/sim/expected/kill.jsonl") ==
+        to_stdout.out.substr(0, to_stdout.out.rfind("{\"summary\"")));
+
+  const auto file = std::filesystem::temp_directory_path() / "cosched-cli-results.jsonl";
+  auto to_file = run_tool({"--results", file.string(), graph});
+  CHECK(to_file.exit_status == 0);
+  CHECK(slurp(file) == to_stdout.out);
+  CHECK(to_file.out.find("g2") != std::string::npos);  // the table still goes to stdout
+  std::filesystem::remove(file);
+}
+
+TEST_CASE("unusable input exits 2 with one message naming file, field and job", "[submit][cli]") {
+  const auto path = write_temp("cosched-cli-bad.json", R"({
+    "entities": [ {"name": "e"} ],
+    "jobs": [ {"id": "a", "entity": "e"}, {"id": "b", "entity": "e", "deps": ["nope"]} ] })");
+  auto run = run_tool({"--results", "-", path});
+  CHECK(run.exit_status == 2);
+  CHECK(run.out.empty());  // nothing ran
+  CHECK(count_lines(run.err) == 1);
+  CHECK(run.err.find("cosched-cli-bad.json") != std::string::npos);
+  CHECK(run.err.find("\"b\"") != std::string::npos);
+  CHECK(run.err.find("deps") != std::string::npos);
+  CHECK(run.err.find("nope") != std::string::npos);
+}
+
+TEST_CASE("a missing file, a bad option or an unsupported feature exits 2", "[submit][cli]") {
+  auto missing = run_tool({"/nonexistent/graph.json"});
+  CHECK(missing.exit_status == 2);
+  CHECK(missing.err.find("/nonexistent/graph.json") != std::string::npos);
+
+  auto bad_option = run_tool({"--frobnicate", (source_dir / "examples/graphs/kill.json").string()});
+  CHECK(bad_option.exit_status == 2);
+
+  auto bad_backend = run_tool({"--backend", "tpu", (source_dir / "examples/graphs/kill.json").string()});
+  CHECK(bad_backend.exit_status == 2);
+
+  auto no_graph = run_tool({});
+  CHECK(no_graph.exit_status == 2);
+
+  const auto path = write_temp("cosched-cli-timeout.json", R"({
+    "scheduler": {"timeout_us": 1000},
+    "entities": [ {"name": "e"} ], "jobs": [ {"id": "a", "entity": "e"} ] })");
+  auto unsupported = run_tool({path});
+  CHECK(unsupported.exit_status == 2);
+  CHECK(unsupported.err.find("timeout_us") != std::string::npos);
+  CHECK(unsupported.out.empty());
+}
+
+TEST_CASE("--help exits 0", "[submit][cli]") {
+  auto help = run_tool({"--help"});
+  CHECK(help.exit_status == 0);
+  CHECK(help.out.find("--results") != std::string::npos);
+}

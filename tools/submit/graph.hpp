@@ -1,0 +1,100 @@
+// The job graph that cosched-submit runs: its in-memory form, and the reader that turns
+// a JSON file into it, rejecting every unusable input with a one-line message.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cosched/priority.hpp"
+
+namespace cosched::submit {
+
+/// How the scheduler maps entities to rings (`scheduler.mode`).
+enum class ring_mode { shared_ring, ring_per_entity };
+
+/// Which entity the scheduler serves among those of one priority (`scheduler.policy`).
+enum class policy_kind { fifo, rr, fair, deadline };
+
+/// What the simulated command of a job does instead of succeeding (`fault`).
+enum class fault_kind { none, error, hang, slow };
+
+/// A job's `fault` field, decoded.
+struct fault_spec {
+  fault_kind kind = fault_kind::none;
+  int errno_value = 0;        ///< for fault_kind::error: the errno value (EIO = 5)
+  std::uint64_t slow_us = 0;  ///< for fault_kind::slow: how long the command takes
+  std::string text;           ///< as written in the file, e.g. "error:EIO"; empty for none
+};
+
+/// The `scheduler` object; every member holds its default when the field is absent.
+struct scheduler_spec {
+  ring_mode mode = ring_mode::shared_ring;
+  std::uint32_t credit_limit = 1;
+  std::optional<std::uint64_t> timeout_us;  ///< absent: no timeout
+  policy_kind policy = policy_kind::fifo;
+  std::uint32_t rings = 1;  ///< more than 1 only with ring_mode::shared_ring
+};
+
+struct entity_spec {
+  std::string name;
+  cosched::priority prio = cosched::priority::normal;
+};
+
+struct job_spec {
+  std::string id;
+  std::size_t entity = 0;  ///< index into graph::entities
+  std::uint64_t duration_us = 1000;
+  std::vector<std::size_t> deps;  ///< indices into graph::jobs, in "deps" order, repeats kept
+  std::uint32_t credits = 1;      ///< at most scheduler_spec::credit_limit
+  std::uint64_t submit_at_us = 0;
+  fault_spec fault;
+  std::optional<std::uint64_t> deadline_us;
+};
+
+enum class action_kind { kill };
+
+struct action_spec {
+  std::uint64_t at_us = 0;
+  action_kind kind = action_kind::kill;
+  std::size_t entity = 0;  ///< index into graph::entities
+};
+
+/// A validated job graph. Every index in it is in range, every job's credits fit the
+/// credit limit, and every dependency is pushed before the job that waits for it, so
+/// the dependencies together with each entity's FIFO order form no cycle.
+///
+/// @par Thread Safety
+/// A plain value: distinct objects safe, shared objects safe for reading only.
+struct graph {
+  scheduler_spec scheduler;
+  std::vector<entity_spec> entities;
+  std::vector<job_spec> jobs;
+  std::vector<action_spec> actions;
+};
+
+/// Unusable input. what() is one line: the file name, then the place in the file
+/// (`jobs[1] (id "b")`, `scheduler`, `line 3, column 14`), then the problem.
+class input_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Parses and validates a graph. `file_name` is used only in messages.
+/// Throws input_error for any unusable input (and std::bad_alloc when memory runs
+/// out); it never aborts on bad input. Thread-safe: no shared state.
+graph parse_graph(std::string_view json_text, std::string_view file_name);
+
+/// Reads the file at `path` and parses it; the messages name the file as `path` is
+/// spelled. A missing or unreadable file throws input_error with the OS reason.
+graph load_graph(const std::filesystem::path& path);
+
+/// The order in which the jobs are pushed: job indices sorted by submit_at_us, jobs
+/// of the same time in file order.
+std::vector<std::size_t> push_order(const graph& g);
+
+}  // namespace cosched::submit
