@@ -1,6 +1,7 @@
 // Implementation of the cosched error category and errno naming.
 #include "cosched/error.hpp"
 
+#include <cerrno>
 #include <cstring>
 #include <string>
 
@@ -26,6 +27,18 @@ class category_impl final : public std::error_category {
 
 constexpr int kMaxErrno = 4096;
 
+// Macro names that share a value with another name, which strerrorname_np does not return.
+struct errno_alias {
+  const char* name;
+  int value;
+};
+constexpr errno_alias kAliases[] = {
+    {"EWOULDBLOCK", EWOULDBLOCK}, {"ENOTSUP", ENOTSUP}, {"EDEADLOCK", EDEADLOCK}};
+
+bool known_cosched_value(int value) {
+  return value >= static_cast<int>(errc::timed_out) && value <= static_cast<int>(errc::exception);
+}
+
 }  // namespace
 
 const std::error_category& category() noexcept {
@@ -35,7 +48,7 @@ const std::error_category& category() noexcept {
 
 std::string error_name(std::error_code ec) {
   if (!ec) return {};
-  if (ec.category() == category()) return ec.message();
+  if (ec.category() == category() && known_cosched_value(ec.value())) return ec.message();
   if (ec.category() == std::generic_category() || ec.category() == std::system_category()) {
     if (const char* name = ::strerrorname_np(ec.value())) return name;
   }
@@ -44,6 +57,9 @@ std::string error_name(std::error_code ec) {
 
 int errno_from_name(std::string_view name) noexcept {
   if (name.empty() || name.front() != 'E') return 0;
+  for (const auto& alias : kAliases) {
+    if (name == alias.name) return alias.value;
+  }
   for (int value = 1; value < kMaxErrno; ++value) {
     const char* candidate = ::strerrorname_np(value);
     if (candidate && name == candidate) return value;

@@ -113,13 +113,14 @@ struct timeline::state {
   std::mutex lock;
   std::multimap<std::uint64_t, promise> pending;  // guarded by lock
 
-  std::vector<promise> take_reached(std::uint64_t reached) {
-    std::vector<promise> out;
+  // Signals the points up to `reached` under the lock, so that when advance()
+  // returns every point up to its value has signalled (waiters only hand off).
+  void signal_reached(std::uint64_t reached) {
     auto end = pending.upper_bound(reached);
-    for (auto it = pending.begin(); it != end; ++it) out.push_back(std::move(it->second));
+    std::size_t count = 0;
+    for (auto it = pending.begin(); it != end; ++it, ++count) it->second.set_value();
     pending.erase(pending.begin(), end);
-    waiting.fetch_sub(out.size(), std::memory_order_seq_cst);
-    return out;
+    waiting.fetch_sub(count, std::memory_order_seq_cst);
   }
 };
 
@@ -145,14 +146,10 @@ fence timeline::at(std::uint64_t seqno) {
     point.set_value();
     return result;
   }
-  std::vector<promise> reached;
-  {
-    std::lock_guard guard(state_->lock);
-    state_->pending.emplace(seqno, std::move(point));
-    state_->waiting.fetch_add(1, std::memory_order_seq_cst);
-    reached = state_->take_reached(state_->value.load(std::memory_order_seq_cst));
-  }
-  for (auto& p : reached) p.set_value();
+  std::lock_guard guard(state_->lock);
+  state_->pending.emplace(seqno, std::move(point));
+  state_->waiting.fetch_add(1, std::memory_order_seq_cst);
+  state_->signal_reached(state_->value.load(std::memory_order_seq_cst));
   return result;
 }
 
@@ -162,12 +159,8 @@ void timeline::advance(std::uint64_t seqno) {
     if (seqno <= current) return;
   } while (!state_->value.compare_exchange_weak(current, seqno, std::memory_order_seq_cst));
   if (state_->waiting.load(std::memory_order_seq_cst) == 0) return;
-  std::vector<promise> reached;
-  {
-    std::lock_guard guard(state_->lock);
-    reached = state_->take_reached(state_->value.load(std::memory_order_seq_cst));
-  }
-  for (auto& p : reached) p.set_value();
+  std::lock_guard guard(state_->lock);
+  state_->signal_reached(state_->value.load(std::memory_order_seq_cst));
 }
 
 }  // namespace cosched

@@ -84,7 +84,7 @@ class fence {
 
   /// Deadline hint: the earliest deadline set so far is recorded, and forwarded
   /// to the hardware fence when the fence is backed by one.
-  void set_deadline(clock::time_point when) noexcept {
+  void set_deadline(clock::time_point when) const noexcept {
     state_->set_deadline(
         std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count());
   }
@@ -102,7 +102,8 @@ class fence {
   ///
   /// The handler runs on its associated executor (`ex` when it has none), never
   /// inline in async_wait and never on the signalling thread. The wait keeps
-  /// outstanding work on that executor until it completes.
+  /// outstanding work on that executor until it completes, so the executor's
+  /// execution context must outlive the wait (it does when it is run to completion).
   template <class Executor, class CompletionToken>
   auto async_wait(const Executor& ex, CompletionToken&& token) const;
 
@@ -155,7 +156,7 @@ class promise {
 
   bool valid() const noexcept { return state_ != nullptr; }
 
-  /// A handle to the fence this promise signals.
+  /// A handle to the fence this promise signals. Requires valid().
   fence get_fence() const noexcept;
 
   /// Signals success. The promise becomes invalid.
@@ -214,8 +215,12 @@ namespace detail {
 template <class Handler, class Executor>
 class fence_wait_op final : public fence_waiter {
  public:
+  using handler_executor = asio::associated_executor_t<Handler, Executor>;
+
   fence_wait_op(Handler&& handler, const Executor& ex, fence f)
-      : handler_(std::move(handler)), work_(ex), fence_(std::move(f)) {
+      : handler_(std::move(handler)),
+        work_(asio::get_associated_executor(handler_, ex)),
+        fence_(std::move(f)) {
     notify = &on_signal;
   }
 
@@ -262,13 +267,10 @@ class fence_wait_op final : public fence_waiter {
     }
   };
 
-  void post_completion(std::error_code ec) noexcept {
-    auto ex = asio::get_associated_executor(handler_, work_.get_executor());
-    asio::post(ex, completion(this, ec));
-  }
+  void post_completion(std::error_code ec) noexcept { asio::post(work_.get_executor(), completion(this, ec)); }
 
   Handler handler_;
-  asio::executor_work_guard<Executor> work_;
+  asio::executor_work_guard<handler_executor> work_;  // on the executor the handler runs on
   fence fence_;
 };
 

@@ -36,13 +36,15 @@ fence virtual_ring::run(command& cmd) {
 }
 
 void virtual_ring::cancel_all() noexcept {
-  for (auto& [id, slot] : pending_) {
-    if (slot.event) clock_.cancel(slot.event);
-  }
-  // The promises signal `broken` as they go; the scheduler no longer waits for them.
+  auto dropped = std::move(pending_);
   pending_.clear();
   stuck_ = false;
   busy_until_ = clock_.now();
+  for (auto& [id, slot] : dropped) {
+    if (slot.event) clock_.cancel(slot.event);
+  }
+  // `dropped` goes out of scope here: its promises signal `broken`, with the
+  // ring already empty; the scheduler no longer waits for them.
 }
 
 }  // namespace cosched::sim

@@ -80,7 +80,7 @@ struct fence_state {
   void signal(std::error_code ec, std::optional<fence_point> root_cause) noexcept;
 
   /// Records a deadline (nanoseconds on the steady clock); keeps the earliest.
-  void set_deadline(std::int64_t ns) noexcept;
+  void set_deadline(std::int64_t ns) noexcept;  // atomic: safe on a shared state
 
   ref_block* owner;
   fence_point point;

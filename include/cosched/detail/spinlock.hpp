@@ -1,6 +1,6 @@
 // A small test-and-test-and-set lock for the short critical sections of fences,
-// mailboxes and inboxes (a few loads and stores; never held across a call that
-// can block or allocate).
+// mailboxes and inboxes: list links and flags, plus the hand-off of a wake-up
+// (a queue push or an executor post), never anything that waits for another thread.
 #pragma once
 
 #include <atomic>

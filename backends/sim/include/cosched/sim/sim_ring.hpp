@@ -37,7 +37,7 @@ struct command {
 struct run_record {
   std::uint64_t tag = 0;
   time_us run_at = 0;  // when the scheduler ran it
-  time_us start = 0;   // when the ring began executing it
+  time_us start = 0;   // when the ring began (or, behind a hang, would begin) executing it
   bool finishes = true;
   time_us end = 0;     // when it finishes (if it does)
 };
@@ -55,6 +55,10 @@ struct run_record {
 class virtual_ring final : public cosched::ring<command> {
  public:
   explicit virtual_ring(virtual_clock& clock) noexcept : clock_(clock) {}
+  virtual_ring(const virtual_ring&) = delete;
+  virtual_ring& operator=(const virtual_ring&) = delete;
+  /// Removes its pending completions from the clock.
+  ~virtual_ring() override { cancel_all(); }
 
   fence run(command& cmd) override;
   void cancel_all() noexcept override;
