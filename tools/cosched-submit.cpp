@@ -1,13 +1,18 @@
-// cosched-submit: runs a job graph (JSON) through the scheduler on a simulated
-// GPU and reports each job's outcome. Exit 0: run completed; 2: unusable input; 1: internal failure.
+// cosched-submit: runs a job graph (JSON, or a generated one) through the
+// scheduler on a simulated GPU and reports each job's outcome.
+// Exit 0: the run completed; 2: unusable input (nothing ran); 1: internal failure.
+#include <unistd.h>
+
 #include <cstdio>
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "submit/generate.hpp"
 #include "submit/graph.hpp"
 #include "submit/runner.hpp"
 
@@ -17,44 +22,91 @@ constexpr int exit_completed = 0;
 constexpr int exit_internal = 1;
 constexpr int exit_unusable = 2;
 
+// Above this many jobs the table is left out (use --results).
+constexpr std::size_t table_limit = 1000;
+
+bool write_to(const std::string& path, const std::function<void(std::ostream&)>& writer) {
+  if (path == "-") {
+    writer(std::cout);
+    return static_cast<bool>(std::cout);
+  }
+  std::ofstream out(path);
+  if (out) writer(out);
+  return out && out.flush();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cosched-submit: run a job graph through the cosched scheduler and report what happened"};
   std::string graph_path;
   std::string backend = "sim";
-  std::string clock = "virtual";
+  std::string clock = "real";
   std::string results_path;
-  app.add_option("GRAPH", graph_path, "job graph (JSON; see README)")->required();
+  std::string trace_path;
+  std::string generate_text;
+  std::string save_graph_path;
+  std::uint64_t seed = 1;
+  app.add_option("GRAPH", graph_path, "job graph (JSON; see README)");
   app.add_option("--backend", backend, "sim (simulated GPU)")->check(CLI::IsMember({"sim"}));
-  app.add_option("--clock", clock, "virtual (deterministic, no sleeping)")->check(CLI::IsMember({"virtual"}));
+  app.add_option("--clock", clock,
+                 "real (device threads, io_uring; the default) or virtual (deterministic, no sleeping)")
+      ->check(CLI::IsMember({"real", "virtual"}));
   app.add_option("--results", results_path,
                  "write one JSON object per job, then a summary object, to FILE (- for stdout)");
+  app.add_option("--trace", trace_path, "write a Chrome trace (JSON, opens in Perfetto) to FILE");
+  app.add_option("--generate", generate_text,
+                 "run a random graph instead of GRAPH: jobs=N,entities=E,deps=D,faults=P"
+                 "[,duration=MIN-MAX][,credits=C]");
+  app.add_option("--seed", seed, "seed for --generate (default 1)");
+  app.add_option("--save-graph", save_graph_path, "with --generate: also write the graph to FILE");
   try {
     app.parse(argc, argv);
+    if (graph_path.empty() == generate_text.empty())
+      throw CLI::ValidationError("give either a GRAPH file or --generate SPEC (not both)");
+    if (!save_graph_path.empty() && generate_text.empty())
+      throw CLI::ValidationError("--save-graph needs --generate");
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::cerr << "cosched-submit: " << e.what() << "\n" << "run with --help for usage\n";
+  } catch (const CLI::Error& e) {
+    std::cerr << "cosched-submit: " << e.what() << "\nrun with --help for usage\n";
     return exit_unusable;
   }
 
   try {
-    auto g = cosched::submit::load_graph(graph_path);
-    cosched::submit::check_supported(g, graph_path);
-    auto outcome = cosched::submit::run_virtual(g);
-    if (results_path == "-") {
-      cosched::submit::write_results(std::cout, g, outcome, backend, clock);
-    } else {
-      if (!results_path.empty()) {
-        std::ofstream out(results_path);
-        if (out) cosched::submit::write_results(out, g, outcome, backend, clock);
-        if (!out || !out.flush()) {
-          std::cerr << "cosched-submit: cannot write results to " << results_path << "\n";
-          return exit_internal;
-        }
-      }
-      cosched::submit::write_table(std::cout, g, outcome);
+    using namespace cosched::submit;
+    const std::string source = generate_text.empty() ? graph_path : "--generate " + generate_text;
+    graph g = generate_text.empty() ? load_graph(graph_path) : generate_graph(parse_generate_spec(generate_text), seed);
+    check_supported(g, source);
+    if (!save_graph_path.empty() && !write_to(save_graph_path, [&](std::ostream& out) { write_graph(out, g); })) {
+      std::cerr << "cosched-submit: cannot write the graph to " << save_graph_path << "\n";
+      return exit_internal;
+    }
+
+    run_options options;
+    options.clock = clock == "virtual" ? clock_kind::virtual_time : clock_kind::real_time;
+    const bool show_progress = options.clock == clock_kind::real_time && ::isatty(STDERR_FILENO);
+    if (show_progress) {
+      options.progress = [total = g.jobs.size()](std::size_t finished, std::size_t failed) {
+        std::fprintf(stderr, "\rcosched-submit: %zu/%zu jobs finished, %zu failed", finished, total, failed);
+        std::fflush(stderr);
+      };
+    }
+    const run_outcome outcome = run_graph(g, options);
+    if (show_progress) std::fprintf(stderr, "\r\033[K");
+
+    if (!results_path.empty() &&
+        !write_to(results_path, [&](std::ostream& out) { write_results(out, g, outcome, backend, clock); })) {
+      std::cerr << "cosched-submit: cannot write results to " << results_path << "\n";
+      return exit_internal;
+    }
+    if (!trace_path.empty() && !write_to(trace_path, [&](std::ostream& out) { write_trace(out, g, outcome); })) {
+      std::cerr << "cosched-submit: cannot write the trace to " << trace_path << "\n";
+      return exit_internal;
+    }
+    if (results_path != "-" && trace_path != "-") {
+      if (g.jobs.size() <= table_limit) write_table(std::cout, g, outcome);
+      else write_summary(std::cout, g, outcome);
     }
     return exit_completed;
   } catch (const cosched::submit::input_error& e) {

@@ -76,7 +76,7 @@ std::size_t count_lines(const std::string& text) {
 }  // namespace
 
 TEST_CASE("a completed run exits 0 and prints the per-job table", "[submit][cli]") {
-  auto run = run_tool({(source_dir / "examples/graphs/error-propagation.json").string()});
+  auto run = run_tool({"--clock", "virtual", (source_dir / "examples/graphs/error-propagation.json").string()});
   CHECK(run.exit_status == 0);
   CHECK(run.err.empty());
   CHECK(run.out.find("texture  upload   EIO") != std::string::npos);
@@ -85,7 +85,7 @@ TEST_CASE("a completed run exits 0 and prints the per-job table", "[submit][cli]
 
 TEST_CASE("--results - writes JSON lines only; --results FILE writes the file", "[submit][cli]") {
   const auto graph = (source_dir / "examples/graphs/kill.json").string();
-  auto to_stdout = run_tool({"--results", "-", graph});
+  auto to_stdout = run_tool({"--clock", "virtual", "--results", "-", graph});
   CHECK(to_stdout.exit_status == 0);
   CHECK(count_lines(to_stdout.out) == 7);
   CHECK(to_stdout.out.rfind("{\"job\": \"m1\"", 0) == 0);
@@ -93,7 +93,7 @@ TEST_CASE("--results - writes JSON lines only; --results FILE writes the file", 
         to_stdout.out.substr(0, to_stdout.out.rfind("{\"summary\"")));
 
   const auto file = std::filesystem::temp_directory_path() / "cosched-cli-results.jsonl";
-  auto to_file = run_tool({"--results", file.string(), graph});
+  auto to_file = run_tool({"--clock", "virtual", "--results", file.string(), graph});
   CHECK(to_file.exit_status == 0);
   CHECK(slurp(file) == to_stdout.out);
   CHECK(to_file.out.find("g2") != std::string::npos);  // the table still goes to stdout
@@ -141,4 +141,66 @@ TEST_CASE("--help exits 0", "[submit][cli]") {
   auto help = run_tool({"--help"});
   CHECK(help.exit_status == 0);
   CHECK(help.out.find("--results") != std::string::npos);
+}
+
+TEST_CASE("real time (the default) runs the same graph through the reactor", "[submit][cli][real]") {
+  // Outcomes that do not depend on timing agree with virtual time.
+  const auto graph = (source_dir / "examples/graphs/error-propagation.json").string();
+  auto real = run_tool({"--results", "-", graph});
+  auto simulated = run_tool({"--clock", "virtual", "--results", "-", graph});
+  REQUIRE(real.exit_status == 0);
+  REQUIRE(simulated.exit_status == 0);
+  auto outcome_fields = [](const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("{\"summary\"", 0) == 0) break;
+      out.push_back(line.substr(0, line.find(", \"queued_us\"")));
+    }
+    return out;
+  };
+  CHECK(outcome_fields(real.out) == outcome_fields(simulated.out));
+  CHECK(real.out.find("\"clock\": \"real\"") != std::string::npos);
+}
+
+TEST_CASE("--generate runs a random graph; the same seed gives the same graph", "[submit][cli][generate]") {
+  const auto dir = std::filesystem::temp_directory_path();
+  const auto first = (dir / "cosched-gen-1.json").string(), second = (dir / "cosched-gen-2.json").string();
+  auto a = run_tool({"--clock", "virtual", "--generate", "jobs=300,entities=5,deps=3,faults=0.05", "--seed", "7",
+                     "--save-graph", first, "--results", "-"});
+  auto b = run_tool({"--clock", "virtual", "--generate", "jobs=300,entities=5,deps=3,faults=0.05", "--seed", "7",
+                     "--save-graph", second, "--results", "-"});
+  REQUIRE(a.exit_status == 0);
+  CHECK(count_lines(a.out) == 301);
+  CHECK(slurp(first) == slurp(second));
+  CHECK(a.out == b.out);
+  // Replaying the saved graph gives the same results.
+  auto replay = run_tool({"--clock", "virtual", "--results", "-", first});
+  CHECK(replay.out == a.out);
+  auto other_seed = run_tool({"--clock", "virtual", "--generate", "jobs=300,entities=5,deps=3,faults=0.05",
+                              "--seed", "8", "--results", "-"});
+  CHECK(other_seed.out != a.out);
+  auto bad = run_tool({"--generate", "jobs=0"});
+  CHECK(bad.exit_status == 2);
+  CHECK(bad.err.find("jobs=0") != std::string::npos);
+  auto both = run_tool({"--generate", "jobs=5", first});
+  CHECK(both.exit_status == 2);
+  std::filesystem::remove(first);
+  std::filesystem::remove(second);
+}
+
+TEST_CASE("--trace writes Chrome trace JSON with a track per entity and per ring", "[submit][cli][trace]") {
+  const auto trace = (std::filesystem::temp_directory_path() / "cosched-trace.json").string();
+  auto run = run_tool({"--clock", "virtual", "--trace", trace, (source_dir / "examples/graphs/kill.json").string()});
+  REQUIRE(run.exit_status == 0);
+  const auto text = slurp(trace);
+  CHECK(text.rfind("{\"displayTimeUnit\": \"ms\", \"traceEvents\": [", 0) == 0);
+  CHECK(text.find(R"("name": "thread_name", "args": {"name": "ring 0"})") != std::string::npos);
+  CHECK(text.find(R"x("name": "thread_name", "args": {"name": "miner (low)"})x") != std::string::npos);
+  // m3 never ran: only its entity event, with its outcome.
+  CHECK(text.find(R"("name": "m3", "ts": 0, "dur": 6000, "args": {"error": "killed", "cause": null, "attempts": 0})") !=
+        std::string::npos);
+  // m2 ran on the ring from 3000 to 6000.
+  CHECK(text.find(R"("tid": 1, "name": "m2", "ts": 3000, "dur": 3000)") != std::string::npos);
+  std::filesystem::remove(trace);
 }

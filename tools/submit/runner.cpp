@@ -1,5 +1,5 @@
-// The graph runner in virtual time: every push, kill and completion is an event
-// of the virtual clock; the real scheduler and job coroutines do the rest.
+// The graph runner: pushes and kills are timed events (on the virtual clock, or
+// on a steady timer in real time); the scheduler and job coroutines do the rest.
 #include "submit/runner.hpp"
 
 #include <algorithm>
@@ -7,12 +7,17 @@
 #include <map>
 #include <ostream>
 #include <sstream>
+#include <tuple>
+#include <type_traits>
 #include <unordered_map>
 
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cosched/cosched.hpp"
+#include "cosched/reactor.hpp"
+#include "cosched/sim/real_ring.hpp"
 #include "cosched/sim/sim_ring.hpp"
 
 namespace cosched::submit {
@@ -58,11 +63,118 @@ void check_supported(const graph& g, std::string_view file_name) {
   }
 }
 
-run_outcome run_virtual(const graph& g) {
-  asio::io_context ctx;
-  sim::virtual_clock clock;
-  sim::virtual_ring ring(clock);
-  scheduler<sim::command> sched(ctx.get_executor(), ring, {.credit_limit = g.scheduler.credit_limit});
+namespace {
+
+// Virtual time: events on the virtual clock, the io_context run to idleness
+// between instants.
+class virtual_driver {
+ public:
+  explicit virtual_driver(asio::io_context& ctx) : ctx_(ctx), ring_(clock_) {}
+  sim::virtual_ring& ring() { return ring_; }
+  sim::time_us now() const { return clock_.now(); }
+  void at(sim::time_us when, sim::phase p, std::function<void()> fn) { clock_.at(when, p, std::move(fn)); }
+  // Runs until nothing is pending; returns whether jobs are left ("nothing left to do").
+  template <class Done>
+  void run(Done&&) { clock_.run(ctx_); }
+  template <class Done>
+  void finish(Done&&) { clock_.run(ctx_); }
+  std::vector<sim::run_record> log() const { return ring_.log(); }
+
+ private:
+  asio::io_context& ctx_;
+  sim::virtual_clock clock_;
+  sim::virtual_ring ring_;
+};
+
+// Real time: the same events on a steady timer; a device thread executes the
+// ring and the reactor polls its eventfd.
+class real_driver {
+ public:
+  real_driver(asio::io_context& ctx, std::function<void(std::size_t, std::size_t)> progress)
+      : ctx_(ctx),
+        reactor_(ctx),
+        ring_(reactor_),
+        epoch_(std::chrono::steady_clock::now() - std::chrono::microseconds(ring_.now())),
+        timer_(ctx),
+        watchdog_(ctx),
+        progress_(std::move(progress)) {}
+  sim::real_ring& ring() { return ring_; }
+  sim::time_us now() const { return ring_.now(); }
+  void at(sim::time_us when, sim::phase p, std::function<void()> fn) {
+    events_.emplace(std::make_tuple(when, static_cast<std::uint8_t>(p), next_++), std::move(fn));
+  }
+
+  // Runs until `done()` (every job finished) or until nothing can make progress.
+  template <class Done>
+  void run(Done&& done) {
+    arm_timer();
+    arm_watchdog(done);
+    while (!done() && !stalled_) ctx_.run_one();
+    timer_.cancel();
+    watchdog_.cancel();
+  }
+  // After shutdown: runs until `done()`.
+  template <class Done>
+  void finish(Done&& done) {
+    while (!done()) ctx_.run_one();
+  }
+  std::vector<sim::run_record> log() const { return ring_.log(); }
+
+ private:
+  void arm_timer() {
+    if (events_.empty()) return;
+    const auto when = std::get<0>(events_.begin()->first);
+    timer_.expires_at(epoch_ + std::chrono::microseconds(when));
+    timer_.async_wait([this, when](std::error_code ec) {
+      if (ec) return;
+      while (!events_.empty() && std::get<0>(events_.begin()->first) == when) {
+        auto node = events_.extract(events_.begin());
+        node.mapped()();
+      }
+      arm_timer();
+    });
+  }
+
+  template <class Done>
+  void arm_watchdog(Done& done) {
+    watchdog_.expires_after(std::chrono::milliseconds(200));
+    watchdog_.async_wait([this, &done](std::error_code ec) {
+      if (ec) return;
+      const auto runs = ring_.log().size();
+      const bool quiet = events_.empty() && ring_.stalled() && runs == last_runs_ && finished_ == last_finished_;
+      // Two quiet looks in a row (at least 100 ms apart): nothing left to do.
+      stalled_ = quiet && was_quiet_ && !done();
+      was_quiet_ = quiet;
+      last_runs_ = runs;
+      last_finished_ = finished_;
+      if (progress_) progress_(finished_, failed_);
+      if (!stalled_) arm_watchdog(done);
+    });
+  }
+
+ public:
+  std::size_t finished_ = 0;
+  std::size_t failed_ = 0;
+
+ private:
+  asio::io_context& ctx_;
+  reactor reactor_;
+  sim::real_ring ring_;
+  const std::chrono::steady_clock::time_point epoch_;  // the ring's time zero
+  asio::steady_timer timer_;
+  asio::steady_timer watchdog_;
+  std::function<void(std::size_t, std::size_t)> progress_;
+  std::map<std::tuple<sim::time_us, std::uint8_t, std::uint64_t>, std::function<void()>> events_;
+  std::uint64_t next_ = 0;
+  bool stalled_ = false;
+  bool was_quiet_ = false;
+  std::size_t last_runs_ = 0;
+  std::size_t last_finished_ = 0;
+};
+
+template <class Driver>
+run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
+  scheduler<sim::command> sched(ctx.get_executor(), driver.ring(), {.credit_limit = g.scheduler.credit_limit});
 
   std::vector<entity<sim::command>> entities;
   std::unordered_map<std::uint64_t, std::size_t> entity_by_context;
@@ -76,11 +188,12 @@ run_outcome run_virtual(const graph& g) {
   std::vector<fence> finished(g.jobs.size());
   std::vector<std::vector<std::size_t>> jobs_by_seqno(g.entities.size());  // [entity][seqno-1]
   std::size_t open_jobs = g.jobs.size();
+  std::size_t failed_jobs = 0;
 
   auto record_finish = [&](std::size_t index) {
     return [&, index](std::error_code ec) {
       auto& result = outcome.jobs[index];
-      result.finished_us = clock.now();
+      result.finished_us = driver.now();
       result.error = error_name(ec);
       if (auto cause = finished[index].cause()) {
         auto owner = entity_by_context.find(cause->context);
@@ -88,47 +201,62 @@ run_outcome run_virtual(const graph& g) {
             cause->seqno <= jobs_by_seqno[owner->second].size())
           result.cause = jobs_by_seqno[owner->second][cause->seqno - 1];
       }
-      outcome.end_us = std::max(outcome.end_us, clock.now());
+      outcome.end_us = std::max(outcome.end_us, *result.finished_us);
       --open_jobs;
+      if (ec) ++failed_jobs;
+      if constexpr (std::is_same_v<Driver, real_driver>) {
+        driver.finished_ = g.jobs.size() - open_jobs;
+        driver.failed_ = failed_jobs;
+      }
     };
   };
 
   for (std::size_t index : push_order(g)) {
-    const auto& spec = g.jobs[index];
-    clock.at(spec.submit_at_us, sim::phase::push, [&, index] {
-      const auto& job_spec = g.jobs[index];
+    driver.at(g.jobs[index].submit_at_us, sim::phase::push, [&, index] {
+      const auto& spec = g.jobs[index];
       std::vector<fence> deps;
-      deps.reserve(job_spec.deps.size());
-      for (std::size_t dep : job_spec.deps) deps.push_back(finished[dep]);
-      sim::command cmd{job_spec.duration_us, to_sim(job_spec.fault), index};
-      outcome.jobs[index].queued_us = clock.now();
-      auto pushed = entities[job_spec.entity].push(graph_job(std::move(deps), cmd),
-                                                   {.credits = job_spec.credits});
-      jobs_by_seqno[job_spec.entity].push_back(index);
+      deps.reserve(spec.deps.size());
+      for (std::size_t dep : spec.deps) deps.push_back(finished[dep]);
+      sim::command cmd{spec.duration_us, to_sim(spec.fault), index};
+      outcome.jobs[index].queued_us = driver.now();
+      auto pushed = entities[spec.entity].push(graph_job(std::move(deps), cmd), {.credits = spec.credits});
+      jobs_by_seqno[spec.entity].push_back(index);
       finished[index] = pushed.finished;
       pushed.finished.async_wait(ctx.get_executor(), record_finish(index));
     });
   }
   for (const auto& action : g.actions) {
-    clock.at(action.at_us, sim::phase::kill, [&, entity_index = action.entity] {
-      entities[entity_index].kill();
-    });
+    driver.at(action.at_us, sim::phase::kill, [&, entity_index = action.entity] { entities[entity_index].kill(); });
   }
 
-  clock.run(ctx);
-  if (open_jobs > 0) outcome.shut_down_early = true;
-  // "Nothing left to do": whatever is still undecided fails `shutdown` now.
+  driver.run([&] { return open_jobs == 0; });
+  outcome.shut_down_early = open_jobs > 0;
+  // Every run ends with shutdown; with jobs left, "nothing left to do" fails
+  // whatever is still undecided with `shutdown`, at this instant.
   auto done = sched.shutdown(std::chrono::nanoseconds(0));
-  clock.run(ctx);
+  driver.finish([&] { return done.signalled() && open_jobs == 0; });
   if (!done.signalled()) throw std::logic_error("scheduler shutdown did not complete");
   if (open_jobs > 0) throw std::logic_error("a job's finished fence never signalled");
 
-  for (const auto& record : ring.log()) {
+  outcome.runs = driver.log();
+  for (const auto& record : outcome.runs) {
     auto& result = outcome.jobs[record.tag];
     ++result.attempts;
     result.scheduled_us = record.run_at;
   }
   return outcome;
+}
+
+}  // namespace
+
+run_outcome run_graph(const graph& g, const run_options& options) {
+  asio::io_context ctx(1);
+  if (options.clock == clock_kind::virtual_time) {
+    virtual_driver driver(ctx);
+    return run_with(g, ctx, driver);
+  }
+  real_driver driver(ctx, options.progress);
+  return run_with(g, ctx, driver);
 }
 
 void write_results(std::ostream& out, const graph& g, const run_outcome& outcome,
@@ -182,7 +310,6 @@ void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) 
   cell("outcome", error_width);
   cell("cause", cause_width);
   out << "attempts     queued  scheduled   finished  (us)\n";
-  std::size_t succeeded = 0;
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& result = outcome.jobs[i];
     cell(g.jobs[i].id, id_width);
@@ -194,12 +321,60 @@ void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) 
     number(result.scheduled_us, 9);
     number(result.finished_us, 9);
     out << "\n";
-    if (result.error.empty()) ++succeeded;
   }
+  write_summary(out, g, outcome);
+}
+
+void write_summary(std::ostream& out, const graph& g, const run_outcome& outcome) {
+  std::size_t succeeded = 0;
+  for (const auto& result : outcome.jobs) succeeded += result.error.empty();
   out << g.jobs.size() << " jobs: " << succeeded << " succeeded, " << g.jobs.size() - succeeded
       << " failed; last fence signalled at " << outcome.end_us << " us";
   if (outcome.shut_down_early) out << " (nothing left to do: the rest was shut down)";
   out << "\n";
+}
+
+}  // namespace cosched::submit
+
+namespace cosched::submit {
+
+void write_trace(std::ostream& out, const graph& g, const run_outcome& outcome) {
+  // Process 1 holds the ring's track, process 2 one track per entity.
+  constexpr int ring_pid = 1, entity_pid = 2;
+  out << "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n";
+  out << R"({"ph": "M", "pid": 1, "tid": 1, "name": "process_name", "args": {"name": "rings"}})";
+  out << ",\n" << R"({"ph": "M", "pid": 1, "tid": 1, "name": "thread_name", "args": {"name": "ring 0"}})";
+  out << ",\n" << R"({"ph": "M", "pid": 2, "tid": 1, "name": "process_name", "args": {"name": "entities"}})";
+  for (std::size_t e = 0; e < g.entities.size(); ++e) {
+    out << ",\n{\"ph\": \"M\", \"pid\": " << entity_pid << ", \"tid\": " << e + 1
+        << ", \"name\": \"thread_name\", \"args\": {\"name\": "
+        << json_string(g.entities[e].name + " (" + std::string(to_string(g.entities[e].prio)) + ")") << "}}";
+  }
+  std::vector<std::uint32_t> attempt(g.jobs.size(), 0);
+  for (const auto& run : outcome.runs) {
+    const auto& job = g.jobs[run.tag];
+    const auto& result = outcome.jobs[run.tag];
+    ++attempt[run.tag];
+    // A run that never finished (a hang, cancelled) lasts until its job's fence signalled.
+    const std::uint64_t end = run.finishes && run.end >= run.start ? run.end
+                              : std::max(run.start, result.finished_us.value_or(run.start));
+    out << ",\n{\"ph\": \"X\", \"pid\": " << ring_pid << ", \"tid\": 1, \"name\": " << json_string(job.id)
+        << ", \"ts\": " << run.start << ", \"dur\": " << end - run.start
+        << ", \"args\": {\"entity\": " << json_string(g.entities[job.entity].name)
+        << ", \"attempt\": " << attempt[run.tag] << ", \"run_at_us\": " << run.run_at << "}}";
+  }
+  for (std::size_t i = 0; i < g.jobs.size(); ++i) {
+    const auto& job = g.jobs[i];
+    const auto& result = outcome.jobs[i];
+    const std::uint64_t end = result.finished_us.value_or(result.queued_us);
+    out << ",\n{\"ph\": \"X\", \"pid\": " << entity_pid << ", \"tid\": " << job.entity + 1
+        << ", \"name\": " << json_string(job.id) << ", \"ts\": " << result.queued_us
+        << ", \"dur\": " << end - result.queued_us << ", \"args\": {\"error\": "
+        << (result.error.empty() ? "null" : json_string(result.error))
+        << ", \"cause\": " << (result.cause ? json_string(g.jobs[*result.cause].id) : "null")
+        << ", \"attempts\": " << result.attempts << "}}";
+  }
+  out << "\n]}\n";
 }
 
 }  // namespace cosched::submit

@@ -1,0 +1,134 @@
+// Random graphs from a seed: a standardized engine (mt19937_64) and our own
+// range mapping, so the same seed gives the same graph with any standard library.
+#include "submit/generate.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <ostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace cosched::submit {
+namespace {
+
+constexpr std::size_t dependency_window = 256;
+constexpr std::size_t max_jobs = 10'000'000;
+
+std::uint64_t parse_number(std::string_view key, std::string_view value, std::uint64_t low, std::uint64_t high) {
+  std::uint64_t out = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+  if (ec != std::errc() || end != value.data() + value.size() || out < low || out > high) {
+    throw input_error("--generate: " + std::string(key) + "=" + std::string(value) + ": must be an integer between " +
+                      std::to_string(low) + " and " + std::to_string(high));
+  }
+  return out;
+}
+
+double parse_fraction(std::string_view key, std::string_view value) {
+  std::string text(value);
+  std::size_t used = 0;
+  double out = -1;
+  try {
+    out = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || !(out >= 0.0 && out <= 1.0)) {
+    throw input_error("--generate: " + std::string(key) + "=" + text + ": must be a number between 0 and 1");
+  }
+  return out;
+}
+
+std::uint64_t uniform(std::mt19937_64& rng, std::uint64_t low, std::uint64_t high) {
+  return low + rng() % (high - low + 1);
+}
+
+}  // namespace
+
+generate_spec parse_generate_spec(std::string_view text) {
+  generate_spec spec;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    const std::string_view part = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    const auto equals = part.find('=');
+    if (equals == std::string_view::npos) throw input_error("--generate: \"" + std::string(part) + "\": expected key=value");
+    const auto key = part.substr(0, equals), value = part.substr(equals + 1);
+    if (key == "jobs") spec.jobs = parse_number(key, value, 1, max_jobs);
+    else if (key == "entities") spec.entities = parse_number(key, value, 1, 4096);
+    else if (key == "deps") spec.deps = parse_number(key, value, 0, 64);
+    else if (key == "faults") spec.faults = parse_fraction(key, value);
+    else if (key == "credits") spec.credit_limit = static_cast<std::uint32_t>(parse_number(key, value, 1, 1u << 20));
+    else if (key == "duration") {
+      const auto dash = value.find('-');
+      if (dash == std::string_view::npos) throw input_error("--generate: duration=" + std::string(value) + ": expected MIN-MAX (microseconds)");
+      spec.min_duration_us = parse_number(key, value.substr(0, dash), 0, 10'000'000);
+      spec.max_duration_us = parse_number(key, value.substr(dash + 1), spec.min_duration_us, 10'000'000);
+    } else {
+      throw input_error("--generate: unknown key \"" + std::string(key) +
+                        "\" (known: jobs, entities, deps, faults, duration, credits)");
+    }
+  }
+  return spec;
+}
+
+graph generate_graph(const generate_spec& spec, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  graph g;
+  g.scheduler.credit_limit = spec.credit_limit;
+  constexpr cosched::priority mix[] = {cosched::priority::high, cosched::priority::normal,
+                                       cosched::priority::normal, cosched::priority::low};
+  for (std::size_t e = 0; e < spec.entities; ++e) {
+    g.entities.push_back({"e" + std::to_string(e), mix[rng() % 4]});
+  }
+  g.jobs.reserve(spec.jobs);
+  std::vector<std::size_t> candidates;
+  for (std::size_t i = 0; i < spec.jobs; ++i) {
+    job_spec job;
+    job.id = "j" + std::to_string(i);
+    job.entity = rng() % spec.entities;
+    job.duration_us = uniform(rng, spec.min_duration_us, spec.max_duration_us);
+    const std::size_t window_start = i > dependency_window ? i - dependency_window : 0;
+    const std::size_t wanted = std::min(spec.deps, i - window_start);
+    candidates.clear();
+    while (candidates.size() < wanted) {
+      const std::size_t dep = window_start + rng() % (i - window_start);
+      if (std::find(candidates.begin(), candidates.end(), dep) == candidates.end()) candidates.push_back(dep);
+    }
+    job.deps = candidates;
+    // A fraction `faults` of the jobs: compare against 2^53 steps of the engine.
+    if (spec.faults > 0 && static_cast<double>(rng() >> 11) < spec.faults * 9007199254740992.0) {
+      job.fault = fault_spec{fault_kind::error, EIO, 0, "error:EIO"};
+    }
+    g.jobs.push_back(std::move(job));
+  }
+  return g;
+}
+
+void write_graph(std::ostream& out, const graph& g) {
+  nlohmann::ordered_json doc;
+  doc["scheduler"] = {{"credit_limit", g.scheduler.credit_limit}};
+  doc["entities"] = nlohmann::ordered_json::array();
+  for (const auto& e : g.entities) {
+    doc["entities"].push_back({{"name", e.name}, {"priority", std::string(to_string(e.prio))}});
+  }
+  doc["jobs"] = nlohmann::ordered_json::array();
+  for (const auto& j : g.jobs) {
+    nlohmann::ordered_json job = {{"id", j.id}, {"entity", g.entities[j.entity].name}, {"duration_us", j.duration_us}};
+    if (!j.deps.empty()) {
+      auto deps = nlohmann::ordered_json::array();
+      for (auto d : j.deps) deps.push_back(g.jobs[d].id);
+      job["deps"] = deps;
+    }
+    if (j.credits != 1) job["credits"] = j.credits;
+    if (j.submit_at_us) job["submit_at_us"] = j.submit_at_us;
+    if (j.fault.kind != fault_kind::none) job["fault"] = j.fault.text;
+    doc["jobs"].push_back(job);
+  }
+  out << doc.dump() << "\n";
+}
+
+}  // namespace cosched::submit
