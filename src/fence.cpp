@@ -17,7 +17,7 @@ std::uint64_t new_context() noexcept {
 
 namespace detail {
 
-bool fence_state::add_waiter(fence_waiter& w) noexcept {
+bool fence_state::add_waiter(fence_waiter& w) const noexcept {
   std::lock_guard guard(lock);
   if (signalled.load(std::memory_order_relaxed)) return false;  // lock orders it
   w.prev = tail;
@@ -28,7 +28,7 @@ bool fence_state::add_waiter(fence_waiter& w) noexcept {
   return true;
 }
 
-bool fence_state::remove_waiter(fence_waiter& w) noexcept {
+bool fence_state::remove_waiter(fence_waiter& w) const noexcept {
   std::lock_guard guard(lock);
   if (!w.linked) return false;
   if (w.prev) w.prev->next = w.next; else head = w.next;

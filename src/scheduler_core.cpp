@@ -127,66 +127,86 @@ void scheduler_core::request_pass() noexcept {
   asio::post(executor_, [core = core_ref(this)] { core->run_pass(); });
 }
 
+void scheduler_core::enqueue_job_node(job_block& block, work_node& node) noexcept {
+  if (current_core == this) {
+    // The executor's own thread: signalling defers the release instead (no atomics).
+    node.holds_ref = false;
+    ++block.local_nodes;
+    list_push(local_head_, local_tail_, node);
+    return;
+  }
+  block.add_ref();  // the node may outlive every other reference until processed
+  node.holds_ref = true;
+  {
+    std::lock_guard guard(inbox_lock_);
+    list_push(inbox_head_, inbox_tail_, node);
+  }
+  request_pass();
+}
+
+void scheduler_core::finish_job_node(job_block& block, work_node& node) noexcept {
+  if (node.holds_ref) {
+    block.release();
+    return;
+  }
+  if (--block.local_nodes == 0 && block.release_deferred) block.release();
+}
+
 void on_dependency_signal(fence_waiter& waiter, fence_state&) noexcept {
   auto& block = *static_cast<job_block*>(waiter.owner);
-  block.add_ref();  // held by the queued node
-  block.core->enqueue(block.dependency_node);
+  block.core->enqueue_job_node(block, block.dependency_node);
 }
 
 void on_hardware_signal(fence_waiter& waiter, fence_state&) noexcept {
   auto& block = *static_cast<job_block*>(waiter.owner);
-  block.add_ref();  // held by the queued node
-  block.core->enqueue(block.hardware_node);
+  block.core->enqueue_job_node(block, block.hardware_node);
 }
 
-bool job_wait_begin(job_promise_base& promise, fence_state& awaited, bool yields_error) noexcept {
+bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept {
   auto& block = *promise.block;
   block.dependency_waiter.notify = &on_dependency_signal;
   block.dependency_waiter.owner = &block;
   block.awaited_yields_error = yields_error;
-  awaited.owner->add_ref();
   block.awaited = &awaited;
   if (awaited.add_waiter(block.dependency_waiter)) return true;
   block.awaited = nullptr;
-  awaited.owner->release();
   return false;
 }
 
 void job_wait_abandon(job_promise_base& promise) noexcept {
   auto& block = *promise.block;
   if (!block.awaited) return;
-  if (block.awaited->remove_waiter(block.dependency_waiter)) {
-    block.awaited->owner->release();
-    block.awaited = nullptr;
-  }
-  // Otherwise the wake-up is already queued; processing it releases `awaited`.
+  // If the wake-up is already queued, processing it finds the job decided.
+  block.awaited->remove_waiter(block.dependency_waiter);
+  block.awaited = nullptr;
 }
 
 // ------------------------------------------------------------------ push
 
 void scheduler_core::push(entity_state& entity, std::span<push_request> requests, scope* in_scope,
                           push_result* results) {
-  // Blocks are made outside the lock; seqnos are assigned inside it.
-  std::vector<job_block*> blocks;
-  blocks.reserve(requests.size());
-  struct release_on_throw {
-    std::vector<job_block*>& blocks;
-    bool armed = true;
-    ~release_on_throw() {
-      if (armed)
-        for (auto* b : blocks) delete b;
+  // Blocks are made outside the lock; seqnos are assigned inside it. A single
+  // push (the common case) needs no heap buffer for them.
+  job_block* inline_blocks[8];
+  std::vector<job_block*> heap_blocks;
+  if (requests.size() > std::size(inline_blocks)) heap_blocks.resize(requests.size());
+  const std::span<job_block*> blocks =
+      heap_blocks.empty() ? std::span<job_block*>(inline_blocks, requests.size()) : std::span<job_block*>(heap_blocks);
+  std::size_t made = 0;
+  try {
+    for (auto& request : requests) {
+      auto* block = new job_block(fence_point{entity.finished_context, 0},
+                                  fence_point{entity.scheduled_context, 0});
+      block->refs.store(3, std::memory_order_relaxed);  // scheduler + two returned fences
+      block->frame = request.frame;
+      block->promise = request.promise;
+      block->credits = request.credits;
+      blocks[made++] = block;
     }
-  } cleanup{blocks};
-  for (auto& request : requests) {
-    auto* block = new job_block(fence_point{entity.finished_context, 0},
-                                fence_point{entity.scheduled_context, 0});
-    block->refs.store(3, std::memory_order_relaxed);  // scheduler + two returned fences
-    block->frame = request.frame;
-    block->promise = request.promise;
-    block->credits = request.credits;
-    blocks.push_back(block);
+  } catch (...) {
+    for (std::size_t i = 0; i < made; ++i) delete blocks[i];
+    throw;
   }
-  cleanup.armed = false;
   for (std::size_t i = 0; i < blocks.size(); ++i) requests[i].promise->block = blocks[i];
 
   std::unique_lock guard(entity.lock);
@@ -359,7 +379,8 @@ void scheduler_core::process(work_node& node) noexcept {
   switch (node.what) {
     case work_node::kind::dependency_wake: {
       auto& block = *static_cast<job_block*>(node.owner);
-      fence_state* awaited = std::exchange(block.awaited, nullptr);
+      // Valid only while the job is still suspended on it (see job_block::awaited).
+      const fence_state* awaited = std::exchange(block.awaited, nullptr);
       if (block.phase == job_phase::preparing && awaited) {
         if (awaited->error && !block.awaited_yields_error) {
           record_dependency_failure(*block.promise, *awaited);
@@ -368,14 +389,13 @@ void scheduler_core::process(work_node& node) noexcept {
           resume_job(block);
         }
       }
-      if (awaited) awaited->owner->release();
-      block.release();
+      finish_job_node(block, node);
       return;
     }
     case work_node::kind::hardware_done: {
       auto& block = *static_cast<job_block*>(node.owner);
-      if (block.phase == job_phase::running && block.hardware) retire(block);
-      block.release();
+      if (block.phase == job_phase::running && block.hardware.valid()) retire(block);
+      finish_job_node(block, node);
       return;
     }
     case work_node::kind::entity_added: {
@@ -572,7 +592,8 @@ void scheduler_core::signal_job(job_block& block) noexcept {
   block.finished.signal(block.error, block.cause);
   block.entity->reached.advance(block.finished.point.seqno);
   if (block.in_scope) block.in_scope->leave();
-  block.release();
+  if (block.local_nodes) block.release_deferred = true;
+  else block.release();
 }
 
 // ------------------------------------------------------------------ selection and running
@@ -610,25 +631,21 @@ void scheduler_core::run_job(job_block& block) noexcept {
   if (in_flight_tail_) in_flight_tail_->in_flight_next = &block; else in_flight_head_ = &block;
   in_flight_tail_ = &block;
 
-  fence hardware;
   try {
-    hardware = ring_->run(block.command);
+    block.hardware = ring_->run(block.command);
   } catch (const std::system_error& e) {
-    hardware = fence::make_signalled(e.code());
+    block.hardware = fence::make_signalled(e.code());
   } catch (...) {
-    hardware = fence::make_signalled(make_error_code(errc::exception));
+    block.hardware = fence::make_signalled(make_error_code(errc::exception));
   }
-  if (!hardware.valid()) hardware = fence::make_signalled(make_error_code(errc::broken));
+  if (!block.hardware.valid()) block.hardware = fence::make_signalled(make_error_code(errc::broken));
   if (block.attempts == 1) block.scheduled.signal({}, std::nullopt);
 
-  block.hardware = hardware.state();
-  block.hardware->owner->add_ref();
   block.hardware_waiter.notify = &on_hardware_signal;
   block.hardware_waiter.owner = &block;
-  if (!block.hardware->add_waiter(block.hardware_waiter)) {
-    block.add_ref();  // held by the queued node
-    enqueue(block.hardware_node);
-  }
+  // An already signalled hardware fence is retired by this pass, after selection.
+  if (block.hardware.signalled() || !block.hardware.state()->add_waiter(block.hardware_waiter))
+    enqueue_job_node(block, block.hardware_node);
 }
 
 void scheduler_core::unlink_in_flight(job_block& block) noexcept {
@@ -641,9 +658,8 @@ void scheduler_core::unlink_in_flight(job_block& block) noexcept {
 }
 
 void scheduler_core::retire(job_block& block) noexcept {
-  fence_state* hardware = std::exchange(block.hardware, nullptr);
-  const std::error_code ec = hardware->error;
-  hardware->owner->release();
+  const std::error_code ec = block.hardware.error();
+  block.hardware = fence();
   unlink_in_flight(block);
   decide(block, ec, std::nullopt);
   advance(*block.entity);
@@ -691,11 +707,10 @@ void scheduler_core::cancel_in_flight() noexcept {
   const auto ec = make_error_code(errc::shutdown);
   std::vector<entity_state*> touched;
   while (job_block* block = in_flight_head_) {
-    fence_state* hardware = std::exchange(block->hardware, nullptr);
     // A hardware wake-up already queued finds the job decided and is dropped.
-    if (hardware) {
-      hardware->remove_waiter(block->hardware_waiter);
-      hardware->owner->release();
+    if (block->hardware.valid()) {
+      block->hardware.state()->remove_waiter(block->hardware_waiter);
+      block->hardware = fence();
     }
     unlink_in_flight(*block);
     decide(*block, ec, std::nullopt);

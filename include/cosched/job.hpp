@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "cosched/detail/job_block.hpp"
+#include "cosched/detail/pool.hpp"
 #include "cosched/error.hpp"
 #include "cosched/fence.hpp"
 
@@ -40,7 +41,7 @@ inline constexpr bool always_false = false;
 
 /// Registers the job's single dependency wait on `awaited`. Returns false when
 /// the fence had already signalled (nothing is registered). Defined in the core.
-bool job_wait_begin(job_promise_base& promise, fence_state& awaited, bool yields_error) noexcept;
+bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept;
 /// Called when a suspended job's frame is destroyed: unlinks the wait if the
 /// fence has not signalled yet.
 void job_wait_abandon(job_promise_base& promise) noexcept;
@@ -53,11 +54,13 @@ inline void record_dependency_failure(job_promise_base& promise, const fence_sta
   promise.cause = dependency.has_cause ? dependency.cause : dependency.point;
 }
 
+// The awaited fence is borrowed: the operand of `co_await` (a named fence or a
+// temporary) lives until the end of the full-expression, across the suspension.
 template <bool YieldsError>
 class dependency_awaiter {
  public:
-  dependency_awaiter(job_promise_base& promise, fence awaited) noexcept
-      : promise_(promise), awaited_(std::move(awaited)) {}
+  dependency_awaiter(job_promise_base& promise, const fence& awaited) noexcept
+      : promise_(promise), awaited_(awaited.state()) {}
   dependency_awaiter(const dependency_awaiter&) = delete;
   dependency_awaiter& operator=(const dependency_awaiter&) = delete;
   // Destroying a suspended job's frame destroys this awaiter: it unlinks itself.
@@ -66,43 +69,45 @@ class dependency_awaiter {
   }
 
   bool await_ready() const noexcept {
-    if (!awaited_.valid()) return YieldsError;
-    if (!awaited_.signalled()) return false;
-    return YieldsError || !awaited_.error();
+    if (!awaited_) return YieldsError;
+    if (!awaited_->is_signalled()) return false;
+    return YieldsError || !awaited_->error;
   }
 
   bool await_suspend(std::coroutine_handle<>) noexcept {
-    if (!awaited_.valid()) {
+    if (!awaited_) {
       promise_.state = job_promise_base::outcome::failed;
       promise_.error = make_error_code(errc::broken);
       return true;
     }
-    auto& state = *awaited_.state();
-    if (job_wait_begin(promise_, state, YieldsError)) {
+    if (job_wait_begin(promise_, *awaited_, YieldsError)) {
       suspended_ = true;
       return true;
     }
     // Signalled in the meantime.
-    if (YieldsError || !state.error) return false;
-    record_dependency_failure(promise_, state);
+    if (YieldsError || !awaited_->error) return false;
+    record_dependency_failure(promise_, *awaited_);
     return true;  // stays suspended; the scheduler destroys the frame
   }
 
   auto await_resume() const noexcept {
     if constexpr (YieldsError) {
-      return awaited_.valid() ? awaited_.error() : make_error_code(errc::broken);
+      return awaited_ ? awaited_->error : make_error_code(errc::broken);
     }
   }
 
  private:
   job_promise_base& promise_;
-  fence awaited_;
+  const fence_state* awaited_;
   bool suspended_ = false;
 };
 
 template <class Command>
 class job_promise final : public job_promise_base {
  public:
+  static void* operator new(std::size_t size) { return pool_allocate(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
+
   job<Command> get_return_object() noexcept;
   std::suspend_always initial_suspend() const noexcept { return {}; }
   std::suspend_always final_suspend() const noexcept { return {}; }
@@ -131,9 +136,11 @@ class job_promise final : public job_promise_base {
     }
   }
 
-  dependency_awaiter<false> await_transform(fence f) noexcept { return {*this, std::move(f)}; }
-  dependency_awaiter<true> await_transform(try_wait t) noexcept { return {*this, std::move(t.awaited)}; }
+  dependency_awaiter<false> await_transform(const fence& f) noexcept { return {*this, f}; }
+  dependency_awaiter<true> await_transform(const try_wait& t) noexcept { return {*this, t.awaited}; }
   template <class Other>
+    requires(!std::is_same_v<std::remove_cvref_t<Other>, fence> &&
+             !std::is_same_v<std::remove_cvref_t<Other>, try_wait>)
   void await_transform(Other&&) {
     static_assert(always_false<Other>,
                   "a cosched job may only co_await cosched fences: `co_await f` or "

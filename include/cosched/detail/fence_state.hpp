@@ -69,11 +69,11 @@ struct fence_state {
 
   /// Links `w` unless the fence has already signalled. Returns false (and does
   /// not link) when it has.
-  bool add_waiter(fence_waiter& w) noexcept;
+  bool add_waiter(fence_waiter& w) const noexcept;
 
   /// Unlinks `w` if it is still linked. Returns true when it was unlinked (its
   /// notify will not be called), false when notify has been called already.
-  bool remove_waiter(fence_waiter& w) noexcept;
+  bool remove_waiter(fence_waiter& w) const noexcept;
 
   /// Signals the fence and notifies every waiter. Calling it twice is a
   /// programming error inside cosched and terminates.
@@ -84,14 +84,14 @@ struct fence_state {
 
   ref_block* owner;
   fence_point point;
-  spinlock lock;
+  mutable spinlock lock;
   std::atomic<bool> signalled{false};
   std::error_code error;
   fence_point cause;
   bool has_cause = false;
   std::atomic<std::int64_t> deadline_ns{INT64_MAX};
-  fence_waiter* head = nullptr;  // guarded by lock
-  fence_waiter* tail = nullptr;  // guarded by lock
+  mutable fence_waiter* head = nullptr;  // guarded by lock
+  mutable fence_waiter* tail = nullptr;  // guarded by lock
 };
 
 /// A block holding exactly one fence state: what a standalone promise allocates.

@@ -8,6 +8,8 @@
 #include <system_error>
 
 #include "cosched/detail/fence_state.hpp"
+#include "cosched/fence.hpp"
+#include "cosched/detail/pool.hpp"
 
 namespace cosched {
 class scope;
@@ -34,6 +36,7 @@ struct work_node {
   work_node(kind k, void* owner_object) noexcept : what(k), owner(owner_object) {}
   work_node* next = nullptr;
   kind what;
+  bool holds_ref = false;  // a job node queued from another thread holds a job reference
   void* owner;  // the job_block or entity_state the node is embedded in
 };
 
@@ -49,6 +52,9 @@ struct work_node {
 enum class job_phase : std::uint8_t { mailbox, preparing, prepared, running, decided, signalled };
 
 struct job_block final : ref_block {
+  static void* operator new(std::size_t size) { return pool_allocate(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
+
   job_block(fence_point finished_point, fence_point scheduled_point) noexcept
       : finished(this, finished_point), scheduled(this, scheduled_point) {
     destroy = [](ref_block* self) noexcept { delete static_cast<job_block*>(self); };
@@ -79,16 +85,22 @@ struct job_block final : ref_block {
   std::optional<fence_point> cause;
   void* command = nullptr;
 
-  // The dependency the job's coroutine is suspended on (one at a time).
+  // The dependency the job's coroutine is suspended on (one at a time). It is
+  // borrowed from the suspended frame, so it is valid only while the frame is.
   fence_waiter dependency_waiter;
-  fence_state* awaited = nullptr;  // a reference is held while set
+  const fence_state* awaited = nullptr;
   bool awaited_yields_error = false;
   work_node dependency_node{work_node::kind::dependency_wake, this};
 
   // The hardware fence of the current attempt.
   fence_waiter hardware_waiter;
-  fence_state* hardware = nullptr;  // a reference is held while set
+  fence hardware;
   work_node hardware_node{work_node::kind::hardware_done, this};
+
+  // Nodes of this job queued on the executor's own list (they hold no
+  // reference); signalling defers the scheduler's release until they are processed.
+  std::uint8_t local_nodes = 0;
+  bool release_deferred = false;
 
   // Points back at the core that owns the job once it was taken.
   scheduler_core* core = nullptr;

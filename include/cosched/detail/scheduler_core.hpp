@@ -144,8 +144,12 @@ class scheduler_core {
   /// Any thread: cancels the jobs of a scope that have not reached the ring.
   void stop_scope(std::uint64_t scope_id);
 
-  /// Hands `node` to the scheduler's executor (see enqueue_local/request_pass).
+  /// Hands `node` to the scheduler's executor: its own list when called there,
+  /// else the inbox and a pass request.
   void enqueue(work_node& node) noexcept;
+  /// Same for a node embedded in a job (a wake-up): keeps the job alive until
+  /// the node is processed.
+  void enqueue_job_node(job_block& block, work_node& node) noexcept;
 
  private:
   enum class lifecycle : std::uint8_t { running, shutting_down, shut_down };
@@ -156,6 +160,7 @@ class scheduler_core {
   ~scheduler_core();
 
   void request_pass() noexcept;
+  void finish_job_node(job_block& block, work_node& node) noexcept;
   void run_pass() noexcept;
   void process(work_node& node) noexcept;
   void take_mailbox(entity_state& entity) noexcept;
@@ -204,8 +209,6 @@ class scheduler_core {
   std::vector<promise> shutdown_waiters_;
   std::unique_ptr<struct shutdown_timer> shutdown_timer_;
 
-  friend void on_dependency_signal(fence_waiter&, fence_state&) noexcept;
-  friend void on_hardware_signal(fence_waiter&, fence_state&) noexcept;
 };
 
 /// Intrusive pointer to a core.

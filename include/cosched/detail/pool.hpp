@@ -1,0 +1,19 @@
+// Recycling of job frames and job blocks: thread-local free lists by size class.
+// A job is usually allocated and freed at the rate of thousands per
+// millisecond; malloc and fresh pages were the largest cost of a job.
+#pragma once
+
+#include <cstddef>
+
+namespace cosched::detail {
+
+/// Allocates `size` bytes (aligned for any standard type) from the calling
+/// thread's free list for the size class, or from operator new. Thread-safe.
+void* pool_allocate(std::size_t size);
+
+/// Returns memory from pool_allocate(size) to the calling thread's free list
+/// (any thread may free what another allocated); beyond a bound per class it
+/// goes back to operator delete. Thread-safe.
+void pool_deallocate(void* p, std::size_t size) noexcept;
+
+}  // namespace cosched::detail

@@ -1,0 +1,73 @@
+// Thread-local size-class free lists for frames and job blocks. Sanitizer
+// builds bypass them, so that every use after free is still seen.
+#include "cosched/detail/pool.hpp"
+
+#include <new>
+
+namespace cosched::detail {
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool pooling = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+constexpr bool pooling = false;
+#else
+constexpr bool pooling = true;
+#endif
+#else
+constexpr bool pooling = true;
+#endif
+
+constexpr std::size_t granule = 64;
+constexpr std::size_t class_count = 16;            // up to 1 KiB
+constexpr std::size_t max_cached_per_class = 1 << 16;
+
+struct free_block {
+  free_block* next;
+};
+
+struct thread_cache {
+  free_block* heads[class_count] = {};
+  std::size_t counts[class_count] = {};
+
+  ~thread_cache() {
+    for (std::size_t c = 0; c < class_count; ++c) {
+      while (free_block* b = heads[c]) {
+        heads[c] = b->next;
+        ::operator delete(static_cast<void*>(b));
+      }
+    }
+  }
+};
+
+thread_local thread_cache cache;
+
+std::size_t class_of(std::size_t size) noexcept { return (size + granule - 1) / granule - 1; }
+
+}  // namespace
+
+void* pool_allocate(std::size_t size) {
+  const std::size_t c = class_of(size);
+  if (!pooling || c >= class_count) return ::operator new(size);
+  if (free_block* b = cache.heads[c]) {
+    cache.heads[c] = b->next;
+    --cache.counts[c];
+    return b;
+  }
+  return ::operator new((c + 1) * granule);
+}
+
+void pool_deallocate(void* p, std::size_t size) noexcept {
+  const std::size_t c = class_of(size);
+  if (!pooling || c >= class_count || cache.counts[c] >= max_cached_per_class) {
+    ::operator delete(p);
+    return;
+  }
+  auto* b = static_cast<free_block*>(p);
+  b->next = cache.heads[c];
+  cache.heads[c] = b;
+  ++cache.counts[c];
+}
+
+}  // namespace cosched::detail
