@@ -21,27 +21,37 @@ constexpr bool pooling = true;
 
 constexpr std::size_t granule = 64;
 constexpr std::size_t class_count = 16;            // up to 1 KiB
-constexpr std::size_t max_cached_per_class = 1 << 16;
+// Up to 64 MiB per class and thread stays cached (100k jobs in flight fit).
+constexpr std::size_t max_cached_bytes_per_class = std::size_t{64} << 20;
 
 struct free_block {
   free_block* next;
 };
 
+// Trivially constructible and destructible, so that its thread-local access
+// needs no initialisation guard on the hot path; the cleanup object below is
+// registered on a thread's first slow-path allocation.
 struct thread_cache {
-  free_block* heads[class_count] = {};
-  std::size_t counts[class_count] = {};
-
-  ~thread_cache() {
-    for (std::size_t c = 0; c < class_count; ++c) {
-      while (free_block* b = heads[c]) {
-        heads[c] = b->next;
-        ::operator delete(static_cast<void*>(b));
-      }
-    }
-  }
+  free_block* heads[class_count];
+  std::size_t counts[class_count];
 };
 
-thread_local thread_cache cache;
+thread_local thread_cache cache{};
+
+struct thread_cache_cleanup {
+  ~thread_cache_cleanup() {
+    for (std::size_t c = 0; c < class_count; ++c) {
+      while (free_block* b = cache.heads[c]) {
+        cache.heads[c] = b->next;
+        ::operator delete(static_cast<void*>(b));
+      }
+      cache.counts[c] = 0;
+    }
+  }
+  void arm() noexcept {}
+};
+
+thread_local thread_cache_cleanup cleanup;
 
 std::size_t class_of(std::size_t size) noexcept { return (size + granule - 1) / granule - 1; }
 
@@ -55,12 +65,13 @@ void* pool_allocate(std::size_t size) {
     --cache.counts[c];
     return b;
   }
+  cleanup.arm();  // registers the thread's cleanup (once per thread)
   return ::operator new((c + 1) * granule);
 }
 
 void pool_deallocate(void* p, std::size_t size) noexcept {
   const std::size_t c = class_of(size);
-  if (!pooling || c >= class_count || cache.counts[c] >= max_cached_per_class) {
+  if (!pooling || c >= class_count || cache.counts[c] * (c + 1) * granule >= max_cached_bytes_per_class) {
     ::operator delete(p);
     return;
   }

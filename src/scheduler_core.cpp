@@ -641,11 +641,15 @@ void scheduler_core::run_job(job_block& block) noexcept {
   if (!block.hardware.valid()) block.hardware = fence::make_signalled(make_error_code(errc::broken));
   if (block.attempts == 1) block.scheduled.signal({}, std::nullopt);
 
+  // A hardware fence that has already signalled (work the "hardware" finished
+  // at once) retires now; selection goes on with the credits it frees.
+  if (block.hardware.signalled()) {
+    retire(block);
+    return;
+  }
   block.hardware_waiter.notify = &on_hardware_signal;
   block.hardware_waiter.owner = &block;
-  // An already signalled hardware fence is retired by this pass, after selection.
-  if (block.hardware.signalled() || !block.hardware.state()->add_waiter(block.hardware_waiter))
-    enqueue_job_node(block, block.hardware_node);
+  if (!block.hardware.state()->add_waiter(block.hardware_waiter)) retire(block);
 }
 
 void scheduler_core::unlink_in_flight(job_block& block) noexcept {
