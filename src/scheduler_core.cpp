@@ -426,7 +426,7 @@ void scheduler_core::process(work_node& node) noexcept {
           std::lock_guard guard(entity.lock);
           shut_status(entity);
         }
-        take_mailbox(entity);
+        take_mailbox(entity, false);
         advance(entity);
       }
       return;
@@ -434,7 +434,7 @@ void scheduler_core::process(work_node& node) noexcept {
     case work_node::kind::entity_pushed: {
       auto& entity = *static_cast<entity_state*>(node.owner);
       if (down) return;
-      take_mailbox(entity);
+      take_mailbox(entity, true);
       advance(entity);
       maybe_collect(entity);
       return;
@@ -446,7 +446,7 @@ void scheduler_core::process(work_node& node) noexcept {
         std::lock_guard guard(entity.lock);
         entity.kill_queued = false;
       }
-      take_mailbox(entity);
+      take_mailbox(entity, false);
       fail_unrun(entity, make_error_code(errc::killed), std::nullopt, nullptr, 0);
       advance(entity);
       maybe_collect(entity);
@@ -469,7 +469,7 @@ void scheduler_core::process(work_node& node) noexcept {
         case message::type::stop_scope:
           if (down) return;
           for (auto* entity : entities_) {
-            take_mailbox(*entity);
+            take_mailbox(*entity, false);
             fail_unrun(
                 *entity, make_error_code(errc::cancelled), std::nullopt,
                 [](const job_block& b, std::uint64_t id) { return b.scope_id == id; }, msg->scope_id);
@@ -482,13 +482,16 @@ void scheduler_core::process(work_node& node) noexcept {
   }
 }
 
-void scheduler_core::take_mailbox(entity_state& entity) noexcept {
+void scheduler_core::take_mailbox(entity_state& entity, bool processing_push_node) noexcept {
   job_block* taken;
   {
     std::lock_guard guard(entity.lock);
     taken = std::exchange(entity.mailbox_head, nullptr);
     entity.mailbox_tail = nullptr;
-    entity.push_queued = false;
+    // Only the processing of push_node may say it is no longer queued: a kill,
+    // a scope stop or shutdown taking the mailbox early leaves the node queued,
+    // and a push must not queue it a second time.
+    if (processing_push_node) entity.push_queued = false;
   }
   while (taken) {
     job_block* next = std::exchange(taken->entity_next, nullptr);
@@ -688,7 +691,7 @@ void scheduler_core::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
       std::lock_guard guard(entity->lock);
       shut_status(*entity);
     }
-    take_mailbox(*entity);
+    take_mailbox(*entity, false);
     fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
   }
   for (auto* entity : entities_) advance(*entity);

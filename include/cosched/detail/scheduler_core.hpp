@@ -163,7 +163,7 @@ class scheduler_core {
   void finish_job_node(job_block& block, work_node& node) noexcept;
   void run_pass() noexcept;
   void process(work_node& node) noexcept;
-  void take_mailbox(entity_state& entity) noexcept;
+  void take_mailbox(entity_state& entity, bool processing_push_node) noexcept;
   void append_job(entity_state& entity, job_block& block) noexcept;
   void start_job(job_block& block) noexcept;
   void resume_job(job_block& block) noexcept;
