@@ -2,10 +2,12 @@
 // (runs their coroutines), selects what runs, and retires in one place.
 #include "cosched/detail/scheduler_core.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <unordered_map>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -44,22 +46,53 @@ void list_push(work_node*& head, work_node*& tail, work_node& node) noexcept {
 // ------------------------------------------------------------------ messages
 
 struct scheduler_core::message : work_node {
-  enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope };
+  enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope, timeout };
   explicit message(type t) : work_node(kind::message, nullptr), what_message(t) {}
   type what_message;
   std::chrono::nanoseconds bound{0};
   std::uint64_t scope_id = 0;
   std::optional<promise> done;
+  ring_slot* slot = nullptr;
+  std::uint64_t generation = 0;
 };
 
-}  // namespace cosched::detail
+namespace {
 
-namespace cosched::detail {
+// The default timer service: steady timers on the scheduler's executor.
+class steady_timers final : public timer_service {
+ public:
+  explicit steady_timers(asio::any_io_executor executor) : executor_(std::move(executor)) {}
+  timer_id start(duration delay, std::function<void()> fn) override {
+    prune();
+    const timer_id id = next_++;
+    auto timer = std::make_unique<asio::steady_timer>(executor_, delay);
+    timer->async_wait([fn = std::move(fn)](std::error_code ec) {
+      if (!ec) fn();
+    });
+    timers_.emplace(id, std::move(timer));
+    return id;
+  }
+  void cancel(timer_id id) noexcept override {
+    auto it = timers_.find(id);
+    if (it == timers_.end()) return;
+    it->second->cancel();
+    timers_.erase(it);
+  }
 
-struct shutdown_timer {
-  explicit shutdown_timer(const asio::any_io_executor& ex) : timer(ex) {}
-  asio::steady_timer timer;
+ private:
+  // Fired timers stay in the map until the next start; drop the expired ones.
+  void prune() {
+    const auto now = asio::steady_timer::clock_type::now();
+    for (auto it = timers_.begin(); it != timers_.end();) {
+      if (it->second->expiry() < now) it = timers_.erase(it); else ++it;
+    }
+  }
+  asio::any_io_executor executor_;
+  timer_id next_ = 1;
+  std::unordered_map<timer_id, std::unique_ptr<asio::steady_timer>> timers_;
 };
+
+}  // namespace
 
 // ------------------------------------------------------------------ entity state
 
@@ -74,14 +107,30 @@ entity_state::entity_state(std::uint32_t limit, priority p, std::string entity_n
 // ------------------------------------------------------------------ creation
 
 scheduler_core* scheduler_core::create(asio::any_io_executor executor,
-                                       std::unique_ptr<ring_adapter> ring, core_options options) {
+                                       std::unique_ptr<ring_adapter> shared, core_options options) {
   if (options.credit_limit == 0) throw std::invalid_argument("cosched: credit_limit must be at least 1");
-  return new scheduler_core(std::move(executor), std::move(ring), options);
+  if (options.timeout.count() < 0) throw std::invalid_argument("cosched: timeout must not be negative");
+  if ((options.mode == ring_mode::shared_ring) != static_cast<bool>(shared))
+    throw std::invalid_argument(options.mode == ring_mode::shared_ring
+                                    ? "cosched: shared_ring mode needs the shared ring"
+                                    : "cosched: ring_per_entity mode takes each entity's ring at make_entity");
+  return new scheduler_core(std::move(executor), std::move(shared), options);
 }
 
-scheduler_core::scheduler_core(asio::any_io_executor executor, std::unique_ptr<ring_adapter> ring,
+scheduler_core::scheduler_core(asio::any_io_executor executor, std::unique_ptr<ring_adapter> shared,
                                core_options options)
-    : executor_(std::move(executor)), options_(options), ring_(std::move(ring)) {}
+    : executor_(std::move(executor)), options_(options) {
+  if (options_.timers) {
+    timers_ = options_.timers;
+  } else {
+    own_timers_ = std::make_unique<steady_timers>(executor_);
+    timers_ = own_timers_.get();
+  }
+  if (shared) {
+    rings_.push_back(std::make_unique<ring_slot>());
+    rings_.back()->ring = std::move(shared);
+  }
+}
 
 scheduler_core::~scheduler_core() = default;
 
@@ -90,18 +139,36 @@ void scheduler_core::release() noexcept {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
 }
 
-entity_state* scheduler_core::create_entity(priority p, std::string name) {
+entity_state* scheduler_core::create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring) {
+  if (options_.mode == ring_mode::ring_per_entity && !own_ring)
+    throw std::invalid_argument("cosched: in ring_per_entity mode every entity needs its own ring");
   auto* entity = new entity_state(options_.credit_limit, p, std::move(name));
+  entity->own_ring = std::move(own_ring);
   std::lock_guard guard(entity->lock);
-  if (lifecycle_.load(std::memory_order_acquire) != lifecycle::running) {
-    // Created after shutdown began: born dead, never registered.
-    entity->status = entity_status::shut_down;
-    entity->dead_error = make_error_code(errc::shutdown);
-    return entity;
+  if (current_core == this) {
+    if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::shut_down) {
+      entity->core = this;
+      entity->add_ref();  // the scheduler's reference, released when it lets go of the entity
+      list_push(local_head_, local_tail_, entity->added_node);
+      return entity;
+    }
+  } else {
+    // Checked under the inbox lock: finish_shutdown marks the scheduler shut
+    // down, then drains the inbox under this lock, so a node queued here before
+    // that is processed and a creation after it sees the scheduler shut down.
+    std::unique_lock inbox(inbox_lock_);
+    if (lifecycle_.load(std::memory_order_acquire) != lifecycle::shut_down) {
+      entity->core = this;
+      entity->add_ref();
+      list_push(inbox_head_, inbox_tail_, entity->added_node);
+      inbox.unlock();
+      request_pass();
+      return entity;
+    }
   }
-  entity->core = this;
-  entity->add_ref();  // the scheduler's reference, released when it lets go of the entity
-  enqueue(entity->added_node);
+  // Created after shutdown: born dead, never registered.
+  entity->status = entity_status::shut_down;
+  entity->dead_error = make_error_code(errc::shutdown);
   return entity;
 }
 
@@ -394,14 +461,18 @@ void scheduler_core::process(work_node& node) noexcept {
     }
     case work_node::kind::hardware_done: {
       auto& block = *static_cast<job_block*>(node.owner);
-      if (block.phase == job_phase::running && block.hardware.valid()) retire(block);
+      // Tagged with the attempt: a completion from before a reset is ignored.
+      if (block.phase == job_phase::running && block.hardware.valid() &&
+          block.hardware_node_attempt == block.attempts)
+        retire(block);
       finish_job_node(block, node);
       return;
     }
     case work_node::kind::entity_added: {
       auto& entity = *static_cast<entity_state*>(node.owner);
       if (down) {
-        // Created just before shutdown finished: fail what it holds, let go of it.
+        // Created just before shutdown finished: fail what it holds, let go of it
+        // once none of its own nodes is queued any more.
         job_block* taken;
         {
           std::lock_guard guard(entity.lock);
@@ -416,11 +487,19 @@ void scheduler_core::process(work_node& node) noexcept {
           taken = next;
         }
         advance(entity);
-        entity.release();
+        release_detached(entity, nullptr);
         return;
       }
       entity.registered = true;
       entities_.push_back(&entity);
+      if (options_.mode == ring_mode::shared_ring) {
+        entity.ring = rings_.front().get();
+      } else {
+        rings_.push_back(std::make_unique<ring_slot>());
+        rings_.back()->ring = std::move(entity.own_ring);
+        entity.ring = rings_.back().get();
+      }
+      entity.ring->entities.push_back(&entity);
       if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::shutting_down) {
         {
           std::lock_guard guard(entity.lock);
@@ -433,7 +512,10 @@ void scheduler_core::process(work_node& node) noexcept {
     }
     case work_node::kind::entity_pushed: {
       auto& entity = *static_cast<entity_state*>(node.owner);
-      if (down) return;
+      if (down) {
+        release_detached(entity, &node);
+        return;
+      }
       take_mailbox(entity, true);
       advance(entity);
       maybe_collect(entity);
@@ -441,7 +523,10 @@ void scheduler_core::process(work_node& node) noexcept {
     }
     case work_node::kind::entity_killed: {
       auto& entity = *static_cast<entity_state*>(node.owner);
-      if (down) return;
+      if (down) {
+        release_detached(entity, &node);
+        return;
+      }
       {
         std::lock_guard guard(entity.lock);
         entity.kill_queued = false;
@@ -465,6 +550,10 @@ void scheduler_core::process(work_node& node) noexcept {
           return;
         case message::type::shutdown_deadline:
           if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::shutting_down) cancel_in_flight();
+          return;
+        case message::type::timeout:
+          if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::running)
+            on_timeout(*msg->slot, msg->generation);
           return;
         case message::type::stop_scope:
           if (down) return;
@@ -602,10 +691,16 @@ void scheduler_core::signal_job(job_block& block) noexcept {
 // ------------------------------------------------------------------ selection and running
 
 void scheduler_core::select() noexcept {
-  while (credits_in_flight_ < options_.credit_limit) {
+  for (auto& slot : rings_) {
+    if (!slot->closed) select(*slot);
+  }
+}
+
+void scheduler_core::select(ring_slot& slot) noexcept {
+  while (slot.credits_in_flight < options_.credit_limit) {
     job_block* best = nullptr;
     priority best_priority = priority::low;
-    for (auto* entity : entities_) {
+    for (auto* entity : slot.entities) {
       normalize_next(*entity);
       job_block* head = entity->next_to_run;
       if (!head || head->phase != job_phase::prepared) continue;
@@ -617,25 +712,27 @@ void scheduler_core::select() noexcept {
       }
     }
     // The best ready head waits for credits; nothing is run past it.
-    if (!best || best->credits > options_.credit_limit - credits_in_flight_) return;
+    if (!best || best->credits > options_.credit_limit - slot.credits_in_flight) return;
     run_job(*best);
   }
 }
 
 void scheduler_core::run_job(job_block& block) noexcept {
   auto& entity = *block.entity;
+  auto& slot = *entity.ring;
   block.phase = job_phase::running;
   ++block.attempts;
   entity.next_to_run = block.entity_next;
   normalize_next(entity);
-  credits_in_flight_ += block.credits;
-  block.in_flight_prev = in_flight_tail_;
+  slot.credits_in_flight += block.credits;
+  const bool ring_was_idle = slot.in_flight_head == nullptr;
+  block.in_flight_prev = slot.in_flight_tail;
   block.in_flight_next = nullptr;
-  if (in_flight_tail_) in_flight_tail_->in_flight_next = &block; else in_flight_head_ = &block;
-  in_flight_tail_ = &block;
+  if (slot.in_flight_tail) slot.in_flight_tail->in_flight_next = &block; else slot.in_flight_head = &block;
+  slot.in_flight_tail = &block;
 
   try {
-    block.hardware = ring_->run(block.command);
+    block.hardware = slot.ring->run(block.command);
   } catch (const std::system_error& e) {
     block.hardware = fence::make_signalled(e.code());
   } catch (...) {
@@ -643,7 +740,12 @@ void scheduler_core::run_job(job_block& block) noexcept {
   }
   if (!block.hardware.valid()) block.hardware = fence::make_signalled(make_error_code(errc::broken));
   if (block.attempts == 1) block.scheduled.signal({}, std::nullopt);
+  // The timeout counts from the moment the ring had something to do.
+  if (ring_was_idle) arm_timeout(slot);
+  watch_hardware(block);
+}
 
+void scheduler_core::watch_hardware(job_block& block) noexcept {
   // A hardware fence that has already signalled (work the "hardware" finished
   // at once) retires now; selection goes on with the credits it frees.
   if (block.hardware.signalled()) {
@@ -652,24 +754,152 @@ void scheduler_core::run_job(job_block& block) noexcept {
   }
   block.hardware_waiter.notify = &on_hardware_signal;
   block.hardware_waiter.owner = &block;
+  block.hardware_node_attempt = block.attempts;
   if (!block.hardware.state()->add_waiter(block.hardware_waiter)) retire(block);
 }
 
 void scheduler_core::unlink_in_flight(job_block& block) noexcept {
+  auto& slot = *block.entity->ring;
   if (block.in_flight_prev) block.in_flight_prev->in_flight_next = block.in_flight_next;
-  else in_flight_head_ = block.in_flight_next;
+  else slot.in_flight_head = block.in_flight_next;
   if (block.in_flight_next) block.in_flight_next->in_flight_prev = block.in_flight_prev;
-  else in_flight_tail_ = block.in_flight_prev;
+  else slot.in_flight_tail = block.in_flight_prev;
   block.in_flight_prev = block.in_flight_next = nullptr;
-  credits_in_flight_ -= block.credits;
+  slot.credits_in_flight -= block.credits;
 }
 
 void scheduler_core::retire(job_block& block) noexcept {
+  auto& slot = *block.entity->ring;
   const std::error_code ec = block.hardware.error();
   block.hardware = fence();
+  const bool was_front = slot.in_flight_head == &block;
   unlink_in_flight(block);
   decide(block, ec, std::nullopt);
   advance(*block.entity);
+  // Progress: the timeout restarts for the command now at the front.
+  if (was_front) {
+    if (slot.in_flight_head) arm_timeout(slot); else disarm_timeout(slot);
+  }
+}
+
+// ------------------------------------------------------------------ timeouts and recovery
+
+void scheduler_core::arm_timeout(ring_slot& slot) noexcept {
+  if (options_.timeout.count() == 0) return;
+  disarm_timeout(slot);
+  const std::uint64_t generation = ++slot.timer_generation;
+  slot.timer_armed = true;
+  slot.timer = timers_->start(options_.timeout, [core = (add_ref(), core_ref(this)), &slot, generation] {
+    auto* msg = new message(message::type::timeout);
+    msg->slot = &slot;
+    msg->generation = generation;
+    core->enqueue(*msg);
+  });
+}
+
+void scheduler_core::disarm_timeout(ring_slot& slot) noexcept {
+  if (!slot.timer_armed) return;
+  slot.timer_armed = false;
+  ++slot.timer_generation;  // a message already queued for it is stale
+  timers_->cancel(slot.timer);
+}
+
+void scheduler_core::on_timeout(ring_slot& slot, std::uint64_t generation) noexcept {
+  if (generation != slot.timer_generation || !slot.timer_armed) return;
+  slot.timer_armed = false;
+  job_block* front = slot.in_flight_head;
+  if (!front) return;
+  if (front->hardware.signalled()) {
+    retire(*front);  // it finished; its wake-up is still queued
+    return;
+  }
+  timeout_verdict verdict = timeout_verdict::hung;
+  try {
+    verdict = slot.ring->on_timeout(front->command);
+  } catch (...) {
+    verdict = timeout_verdict::hung;
+  }
+  if (verdict == timeout_verdict::progressing) {
+    arm_timeout(slot);  // a false timeout: extend
+    return;
+  }
+  recover(slot, *front);
+}
+
+void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
+  entity_state& guilty_entity = *guilty.entity;
+  const fence_point guilty_point = guilty.finished.point;
+  const auto cancelled = make_error_code(errc::cancelled);
+  {
+    std::lock_guard guard(guilty_entity.lock);
+    if (guilty_entity.status == entity_status::open || guilty_entity.status == entity_status::closed) {
+      guilty_entity.status = entity_status::banned;
+      guilty_entity.dead_error = cancelled;
+      guilty_entity.dead_cause = guilty_point;
+    }
+  }
+  // relaxed: independent snapshots for readers of the status.
+  guilty_entity.reset_status.store(reset_kind::guilty, std::memory_order_relaxed);
+  guilty_entity.resets.fetch_add(1, std::memory_order_relaxed);
+
+  // Which commands had finished before the reset (they retire normally); no
+  // hardware fence from before the reset is waited for any more.
+  std::vector<std::pair<job_block*, bool>> on_ring;
+  for (job_block* block = slot.in_flight_head; block; block = block->in_flight_next) {
+    const bool finished = !block->hardware.state()->remove_waiter(block->hardware_waiter) ||
+                          block->hardware.signalled();
+    on_ring.emplace_back(block, finished);
+  }
+  try {
+    slot.ring->reset();
+  } catch (...) {
+    slot.ring->cancel_all();
+  }
+  const bool close_ring = options_.mode == ring_mode::ring_per_entity;
+  std::vector<entity_state*> touched{&guilty_entity};
+  for (auto [block, finished] : on_ring) {
+    entity_state& owner = *block->entity;
+    if (finished && block != &guilty) {
+      const std::error_code ec = block->hardware.error();
+      block->hardware = fence();
+      unlink_in_flight(*block);
+      decide(*block, ec, std::nullopt);
+    } else if (block == &guilty) {
+      block->hardware = fence();
+      unlink_in_flight(*block);
+      decide(*block, make_error_code(errc::timed_out), std::nullopt);
+    } else if (&owner == &guilty_entity || close_ring) {
+      block->hardware = fence();
+      unlink_in_flight(*block);
+      decide(*block, cancelled, guilty_point);
+    } else {
+      // Innocent: replayed in order, with its original fences (attempts + 1).
+      ++block->attempts;
+      try {
+        block->hardware = slot.ring->replay(block->command);
+      } catch (const std::system_error& e) {
+        block->hardware = fence::make_signalled(e.code());
+      } catch (...) {
+        block->hardware = fence::make_signalled(make_error_code(errc::exception));
+      }
+      if (!block->hardware.valid()) block->hardware = fence::make_signalled(make_error_code(errc::broken));
+      if (owner.reset_status.load(std::memory_order_relaxed) != reset_kind::guilty)
+        owner.reset_status.store(reset_kind::innocent, std::memory_order_relaxed);
+      owner.resets.fetch_add(1, std::memory_order_relaxed);
+    }
+    touched.push_back(&owner);
+  }
+  // Every other job of the guilty entity fails too, and so will later pushes.
+  fail_unrun(guilty_entity, cancelled, guilty_point, nullptr, 0);
+  if (close_ring) slot.closed = true;
+  for (auto* entity : touched) advance(*entity);
+  // Watch the replayed commands; the timeout restarts now for the front one.
+  std::vector<job_block*> replayed;
+  for (job_block* block = slot.in_flight_head; block; block = block->in_flight_next) replayed.push_back(block);
+  if (slot.in_flight_head) arm_timeout(slot);
+  for (auto* block : replayed) {
+    if (block->phase == job_phase::running) watch_hardware(*block);
+  }
 }
 
 // ------------------------------------------------------------------ shutdown
@@ -695,40 +925,45 @@ void scheduler_core::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
     fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
   }
   for (auto* entity : entities_) advance(*entity);
-  if (!in_flight_head_ || bound.count() <= 0) {
+  const bool in_flight =
+      std::any_of(rings_.begin(), rings_.end(), [](const auto& slot) { return slot->in_flight_head != nullptr; });
+  if (!in_flight || bound.count() <= 0) {
     cancel_in_flight();
     return;  // the pass finishes shutdown once every job has signalled
   }
-  shutdown_timer_ = std::make_unique<shutdown_timer>(executor_);
-  shutdown_timer_->timer.expires_after(bound);
-  shutdown_timer_->timer.async_wait([core = (add_ref(), core_ref(this))](std::error_code ec) {
-    if (ec) return;  // cancelled: shutdown finished earlier
+  shutdown_timer_armed_ = true;
+  shutdown_timer_ = timers_->start(bound, [core = (add_ref(), core_ref(this))] {
     auto* msg = new message(message::type::shutdown_deadline);
     core->enqueue(*msg);
   });
 }
 
 void scheduler_core::cancel_in_flight() noexcept {
-  if (!in_flight_head_) return;
-  ring_->cancel_all();
   const auto ec = make_error_code(errc::shutdown);
   std::vector<entity_state*> touched;
-  while (job_block* block = in_flight_head_) {
-    // A hardware wake-up already queued finds the job decided and is dropped.
-    if (block->hardware.valid()) {
-      block->hardware.state()->remove_waiter(block->hardware_waiter);
-      block->hardware = fence();
+  for (auto& slot : rings_) {
+    disarm_timeout(*slot);
+    if (!slot->in_flight_head) continue;
+    slot->ring->cancel_all();
+    while (job_block* block = slot->in_flight_head) {
+      // A hardware wake-up already queued finds the job decided and is dropped.
+      if (block->hardware.valid()) {
+        block->hardware.state()->remove_waiter(block->hardware_waiter);
+        block->hardware = fence();
+      }
+      unlink_in_flight(*block);
+      decide(*block, ec, std::nullopt);
+      touched.push_back(block->entity);
     }
-    unlink_in_flight(*block);
-    decide(*block, ec, std::nullopt);
-    touched.push_back(block->entity);
   }
   for (auto* entity : touched) advance(*entity);
 }
 
 void scheduler_core::maybe_finish_shutdown() noexcept {
   if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::shutting_down) return;
-  if (in_flight_head_) return;
+  for (const auto& slot : rings_) {
+    if (slot->in_flight_head) return;
+  }
   for (auto* entity : entities_) {
     if (entity->jobs_head) return;
   }
@@ -736,7 +971,11 @@ void scheduler_core::maybe_finish_shutdown() noexcept {
 }
 
 void scheduler_core::finish_shutdown() noexcept {
-  if (shutdown_timer_) shutdown_timer_->timer.cancel();
+  if (shutdown_timer_armed_) {
+    shutdown_timer_armed_ = false;
+    timers_->cancel(shutdown_timer_);
+  }
+  for (auto& slot : rings_) disarm_timeout(*slot);
   // Detach every entity: from here on a push fails at once on its own thread.
   // Jobs that arrived since the last drain are taken and failed in order.
   for (auto* entity : entities_) {
@@ -746,8 +985,6 @@ void scheduler_core::finish_shutdown() noexcept {
       entity->core = nullptr;
       taken = std::exchange(entity->mailbox_head, nullptr);
       entity->mailbox_tail = nullptr;
-      entity->push_queued = false;
-      entity->kill_queued = false;
     }
     while (taken) {
       job_block* next = std::exchange(taken->entity_next, nullptr);
@@ -783,6 +1020,21 @@ void scheduler_core::finish_shutdown() noexcept {
   for (auto& waiter : waiters) waiter.set_value();
 }
 
+void scheduler_core::release_detached(entity_state& entity, work_node* processed) noexcept {
+  bool release;
+  {
+    std::lock_guard guard(entity.lock);
+    if (processed == &entity.push_node) entity.push_queued = false;
+    if (processed == &entity.kill_node) entity.kill_queued = false;
+    // The scheduler's reference goes only when no node of the entity is queued,
+    // or the queue would hold a dangling node.
+    if (!processed) entity.release_when_idle = true;
+    release = entity.release_when_idle && !entity.push_queued && !entity.kill_queued;
+    if (release) entity.release_when_idle = false;
+  }
+  if (release) entity.release();
+}
+
 void scheduler_core::maybe_collect(entity_state& entity) noexcept {
   if (!entity.registered || entity.jobs_head) return;
   {
@@ -792,6 +1044,9 @@ void scheduler_core::maybe_collect(entity_state& entity) noexcept {
   }
   entity.registered = false;
   std::erase(entities_, &entity);
+  // Its ring slot stays (with the ring adapter) until shutdown: a timeout
+  // message may still name it.
+  std::erase(entity.ring->entities, &entity);
   entity.release();
 }
 

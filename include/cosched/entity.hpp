@@ -26,6 +26,14 @@ struct push_options {
   scope* in = nullptr;
 };
 
+using detail::reset_kind;
+
+/// An entity's involvement in ring resets.
+struct reset_status {
+  reset_kind kind = reset_kind::untouched;  ///< the latest: guilty wins over innocent
+  std::uint32_t resets = 0;                 ///< how many resets involved the entity
+};
+
 /// What the caller keeps after push: fences only.
 struct submitted {
   fence scheduled;  ///< signals when the command is first run on the ring (or fails with the job)
@@ -120,6 +128,13 @@ class entity {
   /// requested before the job is pushed); it signals, without error, once the
   /// jobs up to `seqno` have signalled.
   fence at(std::uint64_t seqno) { return state_->reached.at(seqno); }
+
+  /// Whether a ring reset involved the entity (guilty: one of its jobs hung;
+  /// innocent: its work was replayed), and how many times.
+  cosched::reset_status get_reset_status() const noexcept {
+    // relaxed: a snapshot.
+    return {state_->reset_status.load(std::memory_order_relaxed), state_->resets.load(std::memory_order_relaxed)};
+  }
 
   /// The context of the entity's finished fences (scheduled fences use another).
   std::uint64_t context() const noexcept { return state_->finished_context; }

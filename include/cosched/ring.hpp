@@ -8,6 +8,12 @@
 
 namespace cosched {
 
+/// What a ring says when the command at its front has run for the timeout.
+enum class timeout_verdict : std::uint8_t {
+  progressing,  ///< a false timeout: still running and making progress; the timer is extended
+  hung,         ///< no progress: the scheduler recovers (reset and replay, or the ring closes)
+};
+
 /// A hardware queue that runs commands of type `Command`.
 ///
 /// @par Ownership
@@ -34,6 +40,22 @@ class ring {
   /// command is referenced any more; the hardware fences of commands that had
   /// not finished need not signal (the scheduler stops waiting for them).
   virtual void cancel_all() noexcept = 0;
+
+  /// The command at the front of the ring (`cmd`, the oldest unfinished one)
+  /// has run for the scheduler's timeout. The default says it hung.
+  virtual timeout_verdict on_timeout(Command& cmd) {
+    (void)cmd;
+    return timeout_verdict::hung;
+  }
+
+  /// Resets the hardware after a hang: afterwards it references no command and
+  /// will not signal the hardware fences it returned before (waits for them are
+  /// abandoned). The default is cancel_all().
+  virtual void reset() { cancel_all(); }
+
+  /// Runs `cmd` again after a reset (commands are replayed in their original
+  /// order) and returns its new hardware fence. The default is run().
+  virtual fence replay(Command& cmd) { return run(cmd); }
 };
 
 }  // namespace cosched

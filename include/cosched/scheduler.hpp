@@ -15,17 +15,25 @@
 #include "cosched/fence.hpp"
 #include "cosched/priority.hpp"
 #include "cosched/ring.hpp"
+#include "cosched/timer.hpp"
 
 namespace cosched {
 
-struct scheduler_options {
-  /// How many credits the ring's in-flight commands may hold together.
-  std::uint32_t credit_limit = 1;
-};
+using detail::ring_mode;
 
-struct entity_options {
-  priority prio = priority::normal;
-  std::string name{};
+struct scheduler_options {
+  /// How many credits the in-flight commands of one ring may hold together.
+  std::uint32_t credit_limit = 1;
+  /// shared_ring: every entity on the ring given to the constructor (a hang
+  /// resets it and replays the innocent commands). ring_per_entity: each entity
+  /// brings its own ring to make_entity (a hang closes that ring).
+  ring_mode mode = ring_mode::shared_ring;
+  /// A ring that makes no progress for this long after a command started times
+  /// out (zero: never).
+  std::chrono::nanoseconds timeout{0};
+  /// Timers for timeouts and the shutdown bound; null: steady timers on the
+  /// scheduler's executor. Must outlive the scheduler.
+  timer_service* timers = nullptr;
 };
 
 /// Schedules jobs of type job<Command> onto one ring.
@@ -54,10 +62,20 @@ struct entity_options {
 template <class Command>
 class scheduler {
  public:
+  struct entity_options {
+    priority prio = priority::normal;
+    std::string name{};
+    /// ring_per_entity mode: the entity's own ring (must outlive the scheduler).
+    ring<Command>* own_ring = nullptr;
+  };
+
+  /// shared_ring mode: every entity's commands go to `hardware`.
   scheduler(asio::any_io_executor executor, ring<Command>& hardware, scheduler_options options = {})
-      : core_(detail::scheduler_core::create(std::move(executor),
-                                             std::make_unique<adapter>(hardware),
-                                             detail::core_options{options.credit_limit})) {}
+      : core_(detail::scheduler_core::create(std::move(executor), std::make_unique<adapter>(hardware),
+                                             core_options_of(options))) {}
+  /// ring_per_entity mode (`options.mode` must say so): rings come with the entities.
+  scheduler(asio::any_io_executor executor, scheduler_options options)
+      : core_(detail::scheduler_core::create(std::move(executor), nullptr, core_options_of(options))) {}
   scheduler(const scheduler&) = delete;
   scheduler& operator=(const scheduler&) = delete;
   ~scheduler() {
@@ -67,9 +85,12 @@ class scheduler {
     }
   }
 
-  /// Creates an entity. Any thread.
+  /// Creates an entity. Any thread. In ring_per_entity mode `own_ring` is
+  /// required (std::invalid_argument otherwise).
   entity<Command> make_entity(entity_options options = {}) {
-    return entity<Command>(core_->create_entity(options.prio, std::move(options.name)));
+    std::unique_ptr<detail::ring_adapter> own;
+    if (options.own_ring) own = std::make_unique<adapter>(*options.own_ring);
+    return entity<Command>(core_->create_entity(options.prio, std::move(options.name), std::move(own)));
   }
 
   /// Closes every entity, fails jobs that have not been run with `shutdown`,
@@ -86,11 +107,18 @@ class scheduler {
   std::uint32_t credit_limit() const noexcept { return core_->credit_limit(); }
 
  private:
+  static detail::core_options core_options_of(const scheduler_options& options) {
+    return {options.credit_limit, options.mode, options.timeout, options.timers};
+  }
+
   class adapter final : public detail::ring_adapter {
    public:
     explicit adapter(ring<Command>& r) noexcept : ring_(r) {}
     fence run(void* command) override { return ring_.run(*static_cast<Command*>(command)); }
     void cancel_all() noexcept override { ring_.cancel_all(); }
+    timeout_verdict on_timeout(void* command) override { return ring_.on_timeout(*static_cast<Command*>(command)); }
+    void reset() override { ring_.reset(); }
+    fence replay(void* command) override { return ring_.replay(*static_cast<Command*>(command)); }
 
    private:
     ring<Command>& ring_;

@@ -112,3 +112,32 @@ TEST_CASE("a slow command without a timeout just takes its slow duration", "[sim
     R"({"job": "s1", "entity": "s", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 2500})",
     R"({"job": "s2", "entity": "s", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 2500, "finished_us": 2600})"});
 }
+
+TEST_CASE("ring_per_entity: a hang closes that entity's ring only", "[sim][timeout]") {
+  const auto lines = job_lines(R"({
+    "scheduler": {"mode": "ring_per_entity", "credit_limit": 2, "timeout_us": 1000},
+    "entities": [ {"name": "a"}, {"name": "b"} ],
+    "jobs": [ {"id": "a1", "entity": "a", "fault": "hang"},
+              {"id": "a2", "entity": "a", "duration_us": 100},
+              {"id": "b1", "entity": "b", "duration_us": 500},
+              {"id": "b2", "entity": "b", "duration_us": 500},
+              {"id": "a3", "entity": "a", "duration_us": 100, "submit_at_us": 2000} ] })");
+  // b2 ends exactly when b's timeout would fire: the completion comes first.
+  CHECK(lines == std::vector<std::string>{
+    R"({"job": "a1", "entity": "a", "error": "timed_out", "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 1000})",
+    R"({"job": "a2", "entity": "a", "error": "cancelled", "cause": "a1", "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 1000})",
+    R"({"job": "b1", "entity": "b", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 500})",
+    R"({"job": "b2", "entity": "b", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 1000})",
+    R"({"job": "a3", "entity": "a", "error": "cancelled", "cause": "a1", "attempts": 0, "queued_us": 2000, "scheduled_us": null, "finished_us": 2000})"});
+}
+
+TEST_CASE("shared_ring: a command still running at the timeout is hung; others replay", "[sim][timeout]") {
+  const auto lines = job_lines(R"({
+    "scheduler": {"credit_limit": 2, "timeout_us": 300},
+    "entities": [ {"name": "x"}, {"name": "y"} ],
+    "jobs": [ {"id": "x1", "entity": "x", "duration_us": 500},
+              {"id": "y1", "entity": "y", "duration_us": 100} ] })");
+  CHECK(lines == std::vector<std::string>{
+    R"({"job": "x1", "entity": "x", "error": "timed_out", "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 300})",
+    R"({"job": "y1", "entity": "y", "error": null, "cause": null, "attempts": 2, "queued_us": 0, "scheduled_us": 300, "finished_us": 400})"});
+}

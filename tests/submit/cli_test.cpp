@@ -83,7 +83,7 @@ TEST_CASE("a completed run exits 0 and prints the per-job table", "[submit][cli]
   CHECK(run.out.find("6 jobs: 3 succeeded, 3 failed; last fence signalled at 1100 us") != std::string::npos);
 }
 
-TEST_CASE("--results - writes JSON lines only; --results FILE writes the file", "[submit][cli]") {
+TEST_CASE("option results: - writes JSON lines only and FILE writes the file", "[submit][cli]") {
   const auto graph = (source_dir / "examples/graphs/kill.json").string();
   auto to_stdout = run_tool({"--clock", "virtual", "--results", "-", graph});
   CHECK(to_stdout.exit_status == 0);
@@ -128,16 +128,16 @@ TEST_CASE("a missing file, a bad option or an unsupported feature exits 2", "[su
   auto no_graph = run_tool({});
   CHECK(no_graph.exit_status == 2);
 
-  const auto path = write_temp("cosched-cli-timeout.json", R"({
-    "scheduler": {"timeout_us": 1000},
+  const auto path = write_temp("cosched-cli-policy.json", R"({
+    "scheduler": {"policy": "rr"},
     "entities": [ {"name": "e"} ], "jobs": [ {"id": "a", "entity": "e"} ] })");
   auto unsupported = run_tool({path});
   CHECK(unsupported.exit_status == 2);
-  CHECK(unsupported.err.find("timeout_us") != std::string::npos);
+  CHECK(unsupported.err.find("cosched-cli-policy.json: scheduler: field \"policy\"") != std::string::npos);
   CHECK(unsupported.out.empty());
 }
 
-TEST_CASE("--help exits 0", "[submit][cli]") {
+TEST_CASE("option help exits 0", "[submit][cli]") {
   auto help = run_tool({"--help"});
   CHECK(help.exit_status == 0);
   CHECK(help.out.find("--results") != std::string::npos);
@@ -163,7 +163,7 @@ TEST_CASE("real time (the default) runs the same graph through the reactor", "[s
   CHECK(real.out.find("\"clock\": \"real\"") != std::string::npos);
 }
 
-TEST_CASE("--generate runs a random graph; the same seed gives the same graph", "[submit][cli][generate]") {
+TEST_CASE("option generate runs a random graph and the same seed gives the same graph", "[submit][cli][generate]") {
   const auto dir = std::filesystem::temp_directory_path();
   const auto first = (dir / "cosched-gen-1.json").string(), second = (dir / "cosched-gen-2.json").string();
   auto a = run_tool({"--clock", "virtual", "--generate", "jobs=300,entities=5,deps=3,faults=0.05", "--seed", "7",
@@ -189,7 +189,7 @@ TEST_CASE("--generate runs a random graph; the same seed gives the same graph", 
   std::filesystem::remove(second);
 }
 
-TEST_CASE("--trace writes Chrome trace JSON with a track per entity and per ring", "[submit][cli][trace]") {
+TEST_CASE("option trace writes Chrome trace JSON with a track per entity and per ring", "[submit][cli][trace]") {
   const auto trace = (std::filesystem::temp_directory_path() / "cosched-trace.json").string();
   auto run = run_tool({"--clock", "virtual", "--trace", trace, (source_dir / "examples/graphs/kill.json").string()});
   REQUIRE(run.exit_status == 0);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <iomanip>
 #include <map>
+#include <memory>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <tuple>
@@ -48,10 +50,6 @@ std::string json_string(std::string_view text) { return nlohmann::json(std::stri
 
 void check_supported(const graph& g, std::string_view file_name) {
   const std::string file(file_name);
-  if (g.scheduler.mode != ring_mode::shared_ring)
-    throw input_error(file + ": scheduler: field \"mode\": \"ring_per_entity\" is not supported yet");
-  if (g.scheduler.timeout_us)
-    throw input_error(file + ": scheduler: field \"timeout_us\": timeouts are not supported yet");
   if (g.scheduler.policy != policy_kind::fifo)
     throw input_error(file + ": scheduler: field \"policy\": only \"fifo\" is supported yet");
   if (g.scheduler.rings != 1)
@@ -69,8 +67,9 @@ namespace {
 // between instants.
 class virtual_driver {
  public:
-  explicit virtual_driver(asio::io_context& ctx) : ctx_(ctx), ring_(clock_) {}
-  sim::virtual_ring& ring() { return ring_; }
+  explicit virtual_driver(asio::io_context& ctx) : ctx_(ctx), timers_(clock_) {}
+  sim::virtual_ring& make_ring() { return *rings_.emplace_back(std::make_unique<sim::virtual_ring>(clock_)); }
+  timer_service* timers() { return &timers_; }
   sim::time_us now() const { return clock_.now(); }
   void at(sim::time_us when, sim::phase p, std::function<void()> fn) { clock_.at(when, p, std::move(fn)); }
   // Runs until nothing is pending; returns whether jobs are left ("nothing left to do").
@@ -78,12 +77,19 @@ class virtual_driver {
   void run(Done&&) { clock_.run(ctx_); }
   template <class Done>
   void finish(Done&&) { clock_.run(ctx_); }
-  std::vector<sim::run_record> log() const { return ring_.log(); }
+  std::vector<ring_run> log() const {
+    std::vector<ring_run> runs;
+    for (std::size_t r = 0; r < rings_.size(); ++r)
+      for (const auto& record : rings_[r]->log()) runs.push_back({r, record});
+    return runs;
+  }
+  std::size_t ring_count() const { return rings_.size(); }
 
  private:
   asio::io_context& ctx_;
   sim::virtual_clock clock_;
-  sim::virtual_ring ring_;
+  sim::virtual_timers timers_;
+  std::vector<std::unique_ptr<sim::virtual_ring>> rings_;
 };
 
 // Real time: the same events on a steady timer; a device thread executes the
@@ -93,13 +99,20 @@ class real_driver {
   real_driver(asio::io_context& ctx, std::function<void(std::size_t, std::size_t)> progress)
       : ctx_(ctx),
         reactor_(ctx),
-        ring_(reactor_),
-        epoch_(std::chrono::steady_clock::now() - std::chrono::microseconds(ring_.now())),
+        epoch_(std::chrono::steady_clock::now()),
         timer_(ctx),
         watchdog_(ctx),
         progress_(std::move(progress)) {}
-  sim::real_ring& ring() { return ring_; }
-  sim::time_us now() const { return ring_.now(); }
+  ~real_driver() {
+    // Rings stop their device threads on the io_context's thread (this one).
+    rings_.clear();
+  }
+  sim::real_ring& make_ring() { return *rings_.emplace_back(std::make_unique<sim::real_ring>(reactor_, epoch_)); }
+  timer_service* timers() { return nullptr; }  // steady timers on the executor
+  sim::time_us now() const {
+    return static_cast<sim::time_us>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - epoch_).count());
+  }
   void at(sim::time_us when, sim::phase p, std::function<void()> fn) {
     events_.emplace(std::make_tuple(when, static_cast<std::uint8_t>(p), next_++), std::move(fn));
   }
@@ -118,9 +131,24 @@ class real_driver {
   void finish(Done&& done) {
     while (!done()) ctx_.run_one();
   }
-  std::vector<sim::run_record> log() const { return ring_.log(); }
+  std::vector<ring_run> log() const {
+    std::vector<ring_run> runs;
+    for (std::size_t r = 0; r < rings_.size(); ++r)
+      for (const auto& record : rings_[r]->log()) runs.push_back({r, record});
+    return runs;
+  }
+  std::size_t ring_count() const { return rings_.size(); }
 
  private:
+  bool rings_stalled() const {
+    return std::all_of(rings_.begin(), rings_.end(), [](const auto& r) { return r->stalled(); });
+  }
+  std::size_t runs_so_far() const {
+    std::size_t n = 0;
+    for (const auto& r : rings_) n += r->log().size();
+    return n;
+  }
+
   void arm_timer() {
     if (events_.empty()) return;
     const auto when = std::get<0>(events_.begin()->first);
@@ -140,8 +168,8 @@ class real_driver {
     watchdog_.expires_after(std::chrono::milliseconds(200));
     watchdog_.async_wait([this, &done](std::error_code ec) {
       if (ec) return;
-      const auto runs = ring_.log().size();
-      const bool quiet = events_.empty() && ring_.stalled() && runs == last_runs_ && finished_ == last_finished_;
+      const auto runs = runs_so_far();
+      const bool quiet = events_.empty() && rings_stalled() && runs == last_runs_ && finished_ == last_finished_;
       // Two quiet looks in a row (at least 100 ms apart): nothing left to do.
       stalled_ = quiet && was_quiet_ && !done();
       was_quiet_ = quiet;
@@ -159,8 +187,8 @@ class real_driver {
  private:
   asio::io_context& ctx_;
   reactor reactor_;
-  sim::real_ring ring_;
-  const std::chrono::steady_clock::time_point epoch_;  // the ring's time zero
+  const std::chrono::steady_clock::time_point epoch_;  // time zero of the run and of its rings
+  std::vector<std::unique_ptr<sim::real_ring>> rings_;
   asio::steady_timer timer_;
   asio::steady_timer watchdog_;
   std::function<void(std::size_t, std::size_t)> progress_;
@@ -174,12 +202,23 @@ class real_driver {
 
 template <class Driver>
 run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
-  scheduler<sim::command> sched(ctx.get_executor(), driver.ring(), {.credit_limit = g.scheduler.credit_limit});
+  const bool per_entity = g.scheduler.mode == ring_mode::ring_per_entity;
+  scheduler_options options;
+  options.credit_limit = g.scheduler.credit_limit;
+  options.mode = per_entity ? cosched::ring_mode::ring_per_entity : cosched::ring_mode::shared_ring;
+  options.timeout = std::chrono::microseconds(g.scheduler.timeout_us.value_or(0));
+  options.timers = driver.timers();
+  std::optional<scheduler<sim::command>> sched_storage;
+  if (per_entity) sched_storage.emplace(ctx.get_executor(), options);
+  else sched_storage.emplace(ctx.get_executor(), driver.make_ring(), options);
+  auto& sched = *sched_storage;
 
   std::vector<entity<sim::command>> entities;
   std::unordered_map<std::uint64_t, std::size_t> entity_by_context;
   for (std::size_t i = 0; i < g.entities.size(); ++i) {
-    entities.push_back(sched.make_entity({.prio = g.entities[i].prio, .name = g.entities[i].name}));
+    entities.push_back(sched.make_entity({.prio = g.entities[i].prio,
+                                          .name = g.entities[i].name,
+                                          .own_ring = per_entity ? &driver.make_ring() : nullptr}));
     entity_by_context.emplace(entities.back().context(), i);
   }
 
@@ -239,10 +278,11 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   if (open_jobs > 0) throw std::logic_error("a job's finished fence never signalled");
 
   outcome.runs = driver.log();
-  for (const auto& record : outcome.runs) {
-    auto& result = outcome.jobs[record.tag];
+  outcome.rings = driver.ring_count();
+  for (const auto& run : outcome.runs) {
+    auto& result = outcome.jobs[run.record.tag];
     ++result.attempts;
-    result.scheduled_us = record.run_at;
+    result.scheduled_us = run.record.run_at;
   }
   return outcome;
 }
@@ -343,7 +383,10 @@ void write_trace(std::ostream& out, const graph& g, const run_outcome& outcome) 
   constexpr int ring_pid = 1, entity_pid = 2;
   out << "{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n";
   out << R"({"ph": "M", "pid": 1, "tid": 1, "name": "process_name", "args": {"name": "rings"}})";
-  out << ",\n" << R"({"ph": "M", "pid": 1, "tid": 1, "name": "thread_name", "args": {"name": "ring 0"}})";
+  for (std::size_t r = 0; r < outcome.rings; ++r) {
+    out << ",\n{\"ph\": \"M\", \"pid\": " << ring_pid << ", \"tid\": " << r + 1
+        << ", \"name\": \"thread_name\", \"args\": {\"name\": \"ring " << r << "\"}}";
+  }
   out << ",\n" << R"({"ph": "M", "pid": 2, "tid": 1, "name": "process_name", "args": {"name": "entities"}})";
   for (std::size_t e = 0; e < g.entities.size(); ++e) {
     out << ",\n{\"ph\": \"M\", \"pid\": " << entity_pid << ", \"tid\": " << e + 1
@@ -351,14 +394,16 @@ void write_trace(std::ostream& out, const graph& g, const run_outcome& outcome) 
         << json_string(g.entities[e].name + " (" + std::string(to_string(g.entities[e].prio)) + ")") << "}}";
   }
   std::vector<std::uint32_t> attempt(g.jobs.size(), 0);
-  for (const auto& run : outcome.runs) {
+  for (const auto& ring_entry : outcome.runs) {
+    const auto& run = ring_entry.record;
     const auto& job = g.jobs[run.tag];
     const auto& result = outcome.jobs[run.tag];
     ++attempt[run.tag];
     // A run that never finished (a hang, cancelled) lasts until its job's fence signalled.
     const std::uint64_t end = run.finishes && run.end >= run.start ? run.end
                               : std::max(run.start, result.finished_us.value_or(run.start));
-    out << ",\n{\"ph\": \"X\", \"pid\": " << ring_pid << ", \"tid\": 1, \"name\": " << json_string(job.id)
+    out << ",\n{\"ph\": \"X\", \"pid\": " << ring_pid << ", \"tid\": " << ring_entry.ring + 1
+        << ", \"name\": " << json_string(job.id)
         << ", \"ts\": " << run.start << ", \"dur\": " << end - run.start
         << ", \"args\": {\"entity\": " << json_string(g.entities[job.entity].name)
         << ", \"attempt\": " << attempt[run.tag] << ", \"run_at_us\": " << run.run_at << "}}";

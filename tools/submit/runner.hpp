@@ -24,9 +24,16 @@ struct job_outcome {
   std::optional<std::uint64_t> finished_us;
 };
 
+/// One run of a command on one of the rings (tag = job index).
+struct ring_run {
+  std::size_t ring = 0;
+  sim::run_record record;
+};
+
 struct run_outcome {
   std::vector<job_outcome> jobs;        // in the graph's job order
-  std::vector<sim::run_record> runs;    // every run of a command on the ring; tag = job index
+  std::vector<ring_run> runs;           // every run of a command, ring by ring, in run order
+  std::size_t rings = 1;
   std::uint64_t end_us = 0;             // when the last fence signalled
   bool shut_down_early = false;         // "nothing left to do" ended the run
 };

@@ -25,7 +25,7 @@ bool real_ring::interrupted(std::uint64_t generation) const noexcept {
   return stop_flag_.load(std::memory_order_acquire) || generation_seen_.load(std::memory_order_acquire) != generation;
 }
 
-real_ring::real_ring(reactor& r) : reactor_(r), epoch_(std::chrono::steady_clock::now()) {
+real_ring::real_ring(reactor& r, std::chrono::steady_clock::time_point epoch) : reactor_(r), epoch_(epoch) {
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "cosched::sim::real_ring: eventfd");
   watch_ = reactor_.watch(event_fd_, [this] { on_device_event(); });

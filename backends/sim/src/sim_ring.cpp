@@ -35,6 +35,10 @@ fence virtual_ring::run(command& cmd) {
   return hardware;
 }
 
+timeout_verdict virtual_ring::on_timeout(command& cmd) {
+  return cmd.effect.what == fault::kind::slow ? timeout_verdict::progressing : timeout_verdict::hung;
+}
+
 void virtual_ring::cancel_all() noexcept {
   auto dropped = std::move(pending_);
   pending_.clear();

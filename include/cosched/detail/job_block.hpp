@@ -96,6 +96,7 @@ struct job_block final : ref_block {
   fence_waiter hardware_waiter;
   fence hardware;
   work_node hardware_node{work_node::kind::hardware_done, this};
+  std::uint32_t hardware_node_attempt = 0;  // the attempt whose completion the node reports
 
   // Nodes of this job queued on the executor's own list (they hold no
   // reference); signalling defers the scheduler's release until they are processed.

@@ -20,6 +20,8 @@
 #include "cosched/detail/spinlock.hpp"
 #include "cosched/fence.hpp"
 #include "cosched/priority.hpp"
+#include "cosched/ring.hpp"
+#include "cosched/timer.hpp"
 
 namespace cosched {
 class scope;
@@ -33,6 +35,22 @@ class ring_adapter {
   virtual ~ring_adapter() = default;
   virtual fence run(void* command) = 0;
   virtual void cancel_all() noexcept = 0;
+  virtual timeout_verdict on_timeout(void* command) = 0;
+  virtual void reset() = 0;
+  virtual fence replay(void* command) = 0;
+};
+
+/// How entities map to rings.
+enum class ring_mode : std::uint8_t {
+  shared_ring,     ///< every entity on one ring (a hardware scheduler); a hang resets it and replays
+  ring_per_entity  ///< one ring per entity (a firmware scheduler); a hang closes that ring
+};
+
+/// Whether an entity was involved in a ring reset (GL robustness / amdgpu context query model).
+enum class reset_kind : std::uint8_t {
+  untouched,  ///< no reset involved the entity
+  innocent,   ///< a reset replayed its work (it was not the cause)
+  guilty      ///< one of its jobs hung and caused a reset
 };
 
 /// The state of an entity after it stops accepting jobs.
@@ -65,6 +83,9 @@ struct entity_state {
   // a change also requests a pass, which orders it.
   std::atomic<priority> prio;
   timeline reached;  // finished points reached (every job up to N signalled)
+  // Written by the scheduler, read by anyone. relaxed: independent snapshots.
+  std::atomic<reset_kind> reset_status{reset_kind::untouched};
+  std::atomic<std::uint32_t> resets{0};
 
   // Guarded by lock.
   spinlock lock;
@@ -78,12 +99,15 @@ struct entity_state {
   bool push_queued = false;  // push_node is queued to the core
   bool kill_queued = false;  // kill_node is queued to the core
   bool handle_alive = true;
+  bool release_when_idle = false;  // detached after shutdown: release once no node is queued
 
   // The scheduler's executor only.
   job_block* jobs_head = nullptr;  // taken, not yet signalled, in push order
   job_block* jobs_tail = nullptr;
   job_block* next_to_run = nullptr;  // first job not yet run and not decided
   bool registered = false;
+  struct ring_slot* ring = nullptr;           // the ring its commands go to
+  std::unique_ptr<ring_adapter> own_ring;      // ring_per_entity: its ring, until registered
   work_node push_node{work_node::kind::entity_pushed, this};
   work_node kill_node{work_node::kind::entity_killed, this};
   work_node added_node{work_node::kind::entity_added, this};
@@ -102,13 +126,31 @@ struct push_result {
 
 struct core_options {
   std::uint32_t credit_limit = 1;
+  ring_mode mode = ring_mode::shared_ring;
+  std::chrono::nanoseconds timeout{0};  // 0: no timeout
+  timer_service* timers = nullptr;      // null: a steady-clock timer on the executor
+};
+
+/// A ring and what the scheduler keeps for it: credits, the in-flight list (in
+/// run order), the timeout timer. The executor only.
+struct ring_slot {
+  std::unique_ptr<ring_adapter> ring;
+  std::uint32_t credits_in_flight = 0;
+  job_block* in_flight_head = nullptr;
+  job_block* in_flight_tail = nullptr;
+  std::vector<entity_state*> entities;
+  timer_service::timer_id timer = 0;
+  std::uint64_t timer_generation = 0;  // a timeout message for an older generation is stale
+  bool timer_armed = false;
+  bool closed = false;  // ring_per_entity: closed after a hang
 };
 
 /// The engine. Reference counted: the scheduler handle, every posted pass and
 /// every scope that saw one of its jobs hold a reference.
 class scheduler_core {
  public:
-  static scheduler_core* create(asio::any_io_executor executor, std::unique_ptr<ring_adapter> ring,
+  /// `shared` is the ring of shared_ring mode (null in ring_per_entity mode).
+  static scheduler_core* create(asio::any_io_executor executor, std::unique_ptr<ring_adapter> shared,
                                 core_options options);
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: from an existing ref
@@ -118,7 +160,9 @@ class scheduler_core {
   std::uint32_t credit_limit() const noexcept { return options_.credit_limit; }
 
   /// Any thread. The entity starts open with one reference for the caller.
-  entity_state* create_entity(priority p, std::string name);
+  /// `own_ring` is its ring in ring_per_entity mode (required there, ignored otherwise).
+  entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring);
+  ring_mode mode() const noexcept { return options_.mode; }
 
   /// Any thread. Pushes jobs in order; `results` receives one entry per request.
   /// Never throws for a dead entity: its jobs fail in order with the entity's
@@ -154,9 +198,8 @@ class scheduler_core {
  private:
   enum class lifecycle : std::uint8_t { running, shutting_down, shut_down };
   struct message;
-  struct ring_slot;
 
-  scheduler_core(asio::any_io_executor executor, std::unique_ptr<ring_adapter> ring, core_options options);
+  scheduler_core(asio::any_io_executor executor, std::unique_ptr<ring_adapter> shared, core_options options);
   ~scheduler_core();
 
   void request_pass() noexcept;
@@ -174,7 +217,13 @@ class scheduler_core {
   void signal_job(job_block& block) noexcept;
   void normalize_next(entity_state& entity) noexcept;
   void select() noexcept;
+  void select(ring_slot& slot) noexcept;
   void run_job(job_block& block) noexcept;
+  void watch_hardware(job_block& block) noexcept;
+  void arm_timeout(ring_slot& slot) noexcept;
+  void disarm_timeout(ring_slot& slot) noexcept;
+  void on_timeout(ring_slot& slot, std::uint64_t generation) noexcept;
+  void recover(ring_slot& slot, job_block& guilty) noexcept;
   void fail_unrun(entity_state& entity, std::error_code ec, std::optional<fence_point> cause,
                   bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept;
   static void shut_status(entity_state& entity) noexcept;
@@ -183,12 +232,14 @@ class scheduler_core {
   void maybe_finish_shutdown() noexcept;
   void finish_shutdown() noexcept;
   void maybe_collect(entity_state& entity) noexcept;
+  void release_detached(entity_state& entity, work_node* processed) noexcept;
   void unlink_in_flight(job_block& block) noexcept;
 
   std::atomic<std::uint32_t> refs_{1};
   asio::any_io_executor executor_;
   core_options options_;
-  std::unique_ptr<ring_adapter> ring_;
+  std::unique_ptr<timer_service> own_timers_;
+  timer_service* timers_;
 
   // Cross-thread inbox.
   spinlock inbox_lock_;
@@ -203,11 +254,10 @@ class scheduler_core {
   work_node* local_head_ = nullptr;
   work_node* local_tail_ = nullptr;
   std::vector<entity_state*> entities_;
-  std::uint32_t credits_in_flight_ = 0;
-  job_block* in_flight_head_ = nullptr;
-  job_block* in_flight_tail_ = nullptr;
+  std::vector<std::unique_ptr<ring_slot>> rings_;  // shared_ring: exactly one
   std::vector<promise> shutdown_waiters_;
-  std::unique_ptr<struct shutdown_timer> shutdown_timer_;
+  timer_service::timer_id shutdown_timer_ = 0;
+  bool shutdown_timer_armed_ = false;
 
 };
 

@@ -21,7 +21,7 @@
 namespace cosched::sim {
 
 /// A ring whose "hardware" is a device thread. Times in the run log are
-/// microseconds since the ring was created, on the steady clock.
+/// microseconds since the ring's epoch (by default its creation), on the steady clock.
 ///
 /// Completion path: the device thread appends the command's id to a done list
 /// (published with a mutex) and writes the ring's eventfd; the reactor's
@@ -37,15 +37,22 @@ namespace cosched::sim {
 /// running): that stops the device thread; pending fences fail `broken`.
 class real_ring final : public cosched::ring<command> {
  public:
-  explicit real_ring(reactor& r);
+  /// Times are measured from `epoch` (rings of one run share it).
+  explicit real_ring(reactor& r, std::chrono::steady_clock::time_point epoch = std::chrono::steady_clock::now());
   real_ring(const real_ring&) = delete;
   real_ring& operator=(const real_ring&) = delete;
   ~real_ring() override;
 
   fence run(command& cmd) override;
   void cancel_all() noexcept override;
+  /// A `slow` command reports progress; anything else running at the timeout hung.
+  timeout_verdict on_timeout(command& cmd) override {
+    return cmd.effect.what == fault::kind::slow ? timeout_verdict::progressing : timeout_verdict::hung;
+  }
+  void reset() override { cancel_all(); }
+  fence replay(command& cmd) override { return run(cmd); }
 
-  /// Microseconds since the ring was created.
+  /// Microseconds since the ring's epoch.
   time_us now() const noexcept;
   /// Whether the device can make no progress by itself: nothing queued and
   /// nothing executing, or stuck on a command that hangs.

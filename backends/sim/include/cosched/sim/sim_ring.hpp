@@ -62,6 +62,13 @@ class virtual_ring final : public cosched::ring<command> {
 
   fence run(command& cmd) override;
   void cancel_all() noexcept override;
+  /// A `slow` command reports progress (extended); anything else running at
+  /// the timeout is treated as hung.
+  timeout_verdict on_timeout(command& cmd) override;
+  /// Drops every command (their fences fail `broken`); the ring is idle.
+  void reset() override { cancel_all(); }
+  /// Runs `cmd` again, from now, for its full duration.
+  fence replay(command& cmd) override { return run(cmd); }
 
   /// Every run, in run order.
   const std::vector<run_record>& log() const noexcept { return log_; }

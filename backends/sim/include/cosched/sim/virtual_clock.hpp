@@ -9,6 +9,8 @@
 
 #include <asio/io_context.hpp>
 
+#include "cosched/timer.hpp"
+
 namespace cosched::sim {
 
 using time_us = std::uint64_t;
@@ -49,6 +51,25 @@ class virtual_clock {
   std::map<event_id, key> keys_;
   time_us now_ = 0;
   event_id next_id_ = 1;
+};
+
+/// Timers on a virtual clock, in the timeout phase of their instant (so a ring
+/// completion at the same instant is seen first). Durations round up to whole
+/// microseconds.
+///
+/// @par Lifetime
+/// The clock must outlive it; it must outlive the schedulers that use it.
+class virtual_timers final : public timer_service {
+ public:
+  explicit virtual_timers(virtual_clock& clock) noexcept : clock_(clock) {}
+  timer_id start(duration delay, std::function<void()> fn) override {
+    const auto us = static_cast<time_us>((delay.count() + 999) / 1000);
+    return clock_.at(clock_.now() + us, phase::timeout, std::move(fn));
+  }
+  void cancel(timer_id id) noexcept override { clock_.cancel(id); }
+
+ private:
+  virtual_clock& clock_;
 };
 
 }  // namespace cosched::sim

@@ -1,0 +1,559 @@
+// Several producer threads push to shared and own entities while one thread
+// runs the scheduler's executor and others kill and reprioritise; pushes race
+// with shutdown. Race-free by design: CI runs this file under ThreadSanitizer.
+#include "cosched/entity.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <latch>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+
+#include "catch.hpp"
+#include "cosched/cosched.hpp"
+#include "cosched/testing.hpp"
+
+using namespace cosched;
+
+namespace {
+
+/// A command that counts itself: its probe dies with the command.
+struct counted_command {
+  sim::command cmd;
+  testing::probe alive;
+};
+using counted_job = job<counted_command>;
+
+/// A ring whose hardware fences have already signalled when run() returns.
+class instant_ring final : public ring<counted_command> {
+ public:
+  fence run(counted_command&) override {
+    ++runs;
+    return fence::make_signalled();
+  }
+  void cancel_all() noexcept override { ++cancels; }
+
+  // The scheduler's executor only; read by the test after that thread joined.
+  std::uint64_t runs = 0;
+  int cancels = 0;
+};
+
+/// A ring with a device thread that signals the hardware fences, in run order,
+/// from its own thread (a real cross-thread completion).
+class device_ring final : public ring<counted_command> {
+ public:
+  device_ring() : device_([this] { serve(); }) {}
+  device_ring(const device_ring&) = delete;
+  device_ring& operator=(const device_ring&) = delete;
+  ~device_ring() override {
+    {
+      std::lock_guard guard(lock_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    device_.join();
+  }
+
+  fence run(counted_command&) override {
+    promise done;
+    fence hardware = done.get_fence();
+    {
+      std::lock_guard guard(lock_);
+      queue_.push_back(std::move(done));
+      ++runs_;
+    }
+    wake_.notify_one();  // the device may be waiting for work
+    return hardware;
+  }
+  void cancel_all() noexcept override {
+    std::deque<promise> dropped;  // signal `broken` as they go; nobody waits for them any more
+    std::lock_guard guard(lock_);
+    dropped.swap(queue_);
+    ++cancels_;
+  }
+
+  std::uint64_t runs() {
+    std::lock_guard guard(lock_);
+    return runs_;
+  }
+  int cancels() {
+    std::lock_guard guard(lock_);
+    return cancels_;
+  }
+
+ private:
+  void serve() {
+    std::unique_lock guard(lock_);
+    for (;;) {
+      wake_.wait(guard, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      promise done = std::move(queue_.front());
+      queue_.pop_front();
+      guard.unlock();
+      done.set_value();
+      guard.lock();
+    }
+  }
+
+  std::mutex lock_;
+  std::condition_variable wake_;
+  std::deque<promise> queue_;
+  bool stopping_ = false;
+  std::uint64_t runs_ = 0;
+  int cancels_ = 0;
+  std::thread device_;  // last: starts once the members it uses exist
+};
+
+/// One thread runs the io_context until stop().
+class executor_thread {
+ public:
+  executor_thread() : runner_([this] { ctx_.run(); }) {}
+  executor_thread(const executor_thread&) = delete;
+  executor_thread& operator=(const executor_thread&) = delete;
+  ~executor_thread() { stop(); }
+
+  asio::io_context::executor_type executor() noexcept { return ctx_.get_executor(); }
+  std::thread::id id() const noexcept { return runner_.get_id(); }
+  /// Lets run() return once no work is left, and joins the thread.
+  void stop() {
+    if (!runner_.joinable()) return;
+    work_.reset();
+    runner_.join();
+  }
+
+ private:
+  asio::io_context ctx_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_{ctx_.get_executor()};
+  std::thread runner_;
+};
+
+/// A watchdog, not a timing: a wake-up lost by the scheduler must fail the test
+/// instead of hanging it. Healthy runs take about a second, under TSan too.
+constexpr auto watchdog = std::chrono::seconds(60);
+
+/// Blocks the calling thread until `f` has signalled (the handler runs on `ex`)
+/// or `deadline` has passed. Returns the fence's error, or nothing at the deadline.
+std::optional<std::error_code> wait_for(const fence& f, asio::io_context::executor_type ex,
+                                        std::chrono::steady_clock::time_point deadline) {
+  struct waiter {
+    std::mutex lock;
+    std::condition_variable done;
+    std::optional<std::error_code> result;  // guarded by lock
+  };
+  auto w = std::make_shared<waiter>();  // the handler may outlive a wait that gave up
+  f.async_wait(ex, [w](std::error_code ec) {
+    std::lock_guard guard(w->lock);
+    w->result = ec;
+    w->done.notify_all();
+  });
+  std::unique_lock guard(w->lock);
+  w->done.wait_until(guard, deadline, [&] { return w->result.has_value(); });
+  return w->result;
+}
+
+std::optional<std::error_code> wait_for(const fence& f, asio::io_context::executor_type ex) {
+  return wait_for(f, ex, std::chrono::steady_clock::now() + watchdog);
+}
+
+/// The scheduler did not finish shutting down within the watchdog: its thread
+/// may be stuck inside a pass, so nothing can be joined or destroyed safely.
+/// Terminates the test process with a message (the test has failed).
+[[noreturn]] void shutdown_stuck() {
+  std::fprintf(stderr,
+               "lifetime_tests: FAILED: the scheduler's shutdown did not complete within the watchdog; "
+               "its executor thread cannot be joined: terminating\n");
+  std::fflush(stderr);
+  std::abort();
+}
+
+/// What the test knows of one job.
+struct mp_job {
+  testing::live_counter frame;
+  testing::live_counter command;
+  // Written by the producer; read by the test after the producer joined.
+  submitted fences;
+  std::size_t entity = 0;
+  bool after_shutdown = false;  // pushed once is_shut_down() was seen
+  bool signalled_at_return = false;
+  long frames_at_return = -1;
+  // Taken inline, on the signalling thread, when the finished fence signals.
+  std::atomic<long> frames_at_finish{-1};
+  std::atomic<long> commands_at_finish{-1};
+};
+
+/// The order in which an entity's finished fences signalled.
+struct signal_log {
+  std::mutex lock;
+  std::vector<std::uint64_t> seqnos;  // guarded by lock
+  std::vector<bool> on_executor;      // false: it had signalled before it was watched
+};
+
+counted_job mp_body(testing::probe, testing::live_counter& commands, fence gate, fence dependency) {
+  if (gate.valid()) co_await gate;
+  if (dependency.valid()) co_await dependency;
+  co_return counted_command{{}, testing::probe(commands)};
+}
+
+/// Watches both fences of `j`, recording the live counts and the signal order
+/// at the moment `finished` signals.
+void watch_job(testing::fence_checker& checker, mp_job& j, signal_log& log, std::thread::id executor) {
+  checker.watch(j.fences.scheduled);
+  checker.watch(j.fences.finished, {}, [&j, &log, executor, seqno = j.fences.seqno()] {
+    // relaxed: read by the test after joining every thread.
+    j.frames_at_finish.store(j.frame.alive(), std::memory_order_relaxed);
+    j.commands_at_finish.store(j.command.alive(), std::memory_order_relaxed);
+    std::lock_guard guard(log.lock);
+    log.seqnos.push_back(seqno);
+    log.on_executor.push_back(std::this_thread::get_id() == executor);
+  });
+}
+
+std::vector<std::uint64_t> one_to(std::size_t n) {
+  std::vector<std::uint64_t> v(n);
+  std::iota(v.begin(), v.end(), 1);
+  return v;
+}
+
+template <class Ring>
+void run_multi_producer(Ring& hardware, std::uint64_t (*runs_of)(Ring&)) {
+  constexpr std::size_t producers = 4;
+  constexpr std::size_t jobs_per_producer = 2000;
+  constexpr std::size_t round_size = 8;
+  constexpr std::size_t shared_ok = 0;      // shared, never killed
+  constexpr std::size_t shared_killed = 1;  // shared, killed midway
+  constexpr std::size_t entity_count = 2 + producers;
+
+  std::optional<executor_thread> executor(std::in_place);
+  scheduler<counted_command> sched(executor->executor(), hardware, {.credit_limit = 4});
+  std::vector<entity<counted_command>> entities;
+  for (std::size_t i = 0; i < entity_count; ++i)
+    entities.push_back(sched.make_entity({.name = "e" + std::to_string(i)}));
+  std::vector<signal_log> logs(entity_count);
+  testing::fence_checker checker;
+  std::vector<std::unique_ptr<mp_job[]>> jobs;
+  for (std::size_t p = 0; p < producers; ++p) jobs.push_back(std::make_unique<mp_job[]>(jobs_per_producer));
+  const std::thread::id executor_id = executor->id();
+
+  std::latch start(producers + 2);
+  std::latch halfway(producers);  // every producer pushed half its jobs
+  std::latch killed(1);           // the kill happened; producers hold there once
+
+  auto produce = [&](std::size_t p) {
+    start.arrive_and_wait();
+    mp_job* mine = jobs[p].get();
+    fence last_shared;  // the finished fence of this producer's last job on shared_ok
+    std::size_t pushed = 0;
+    for (std::size_t round = 0; pushed < jobs_per_producer; ++round) {
+      const std::size_t target = round % 3 == 0 ? shared_ok : round % 3 == 1 ? shared_killed : 2 + p;
+      // Jobs of the entities that are never killed wait on a gate opened only
+      // once they are watched, so their finished fences cannot signal before
+      // that: their whole signal order is recorded on the executor thread.
+      const bool gated = target != shared_killed;
+      const std::size_t n = std::min(round_size, jobs_per_producer - pushed);
+      const push_options options{.credits = round % 4 == 3 ? 2u : 1u};
+      std::vector<promise> gates(gated ? n : 0);
+      std::vector<counted_job> batch;
+      for (std::size_t i = 0; i < n; ++i) {
+        mp_job& j = mine[pushed + i];
+        j.entity = target;
+        batch.push_back(mp_body(testing::probe(j.frame), j.command, gated ? gates[i].get_fence() : fence{},
+                                target == 2 + p ? last_shared : fence{}));
+      }
+      if (round % 2 == 1) {
+        auto fences = entities[target].push(std::span(batch), options);
+        for (std::size_t i = 0; i < n; ++i) mine[pushed + i].fences = std::move(fences[i]);
+      } else {
+        for (std::size_t i = 0; i < n; ++i) mine[pushed + i].fences = entities[target].push(std::move(batch[i]), options);
+      }
+      for (std::size_t i = 0; i < n; ++i) watch_job(checker, mine[pushed + i], logs[target], executor_id);
+      for (auto& gate : gates) gate.set_value();
+      if (target == shared_ok) last_shared = mine[pushed + n - 1].fences.finished;
+      const std::size_t before = pushed;
+      pushed += n;
+      if (before < jobs_per_producer / 2 && pushed >= jobs_per_producer / 2) halfway.count_down();
+      if (before < jobs_per_producer * 3 / 4 && pushed >= jobs_per_producer * 3 / 4) killed.wait();
+    }
+  };
+  auto kill_midway = [&] {
+    start.arrive_and_wait();
+    halfway.wait();
+    // Wait until the entity's first job is done, so both outcomes occur.
+    wait_for(entities[shared_killed].at(1), executor->executor());
+    entities[shared_killed].kill();
+    killed.count_down();
+  };
+  auto reprioritise = [&] {
+    start.arrive_and_wait();
+    for (int i = 0; i < 4000; ++i)
+      entities[static_cast<std::size_t>(i) % entity_count].set_priority(static_cast<priority>(i % priority_count));
+  };
+
+  std::vector<std::thread> threads;
+  for (std::size_t p = 0; p < producers; ++p) threads.emplace_back(produce, p);
+  threads.emplace_back(kill_midway);
+  threads.emplace_back(reprioritise);
+  for (auto& t : threads) t.join();
+
+  // Everything pushed is known; wait for every entity to drain, then shut down.
+  const auto deadline = std::chrono::steady_clock::now() + watchdog;
+  std::vector<std::size_t> stuck;  // entities whose jobs stopped making progress
+  for (std::size_t e = 0; e < entity_count; ++e) {
+    const auto drained = wait_for(entities[e].drain(), executor->executor(), deadline);
+    if (!drained) stuck.push_back(e);
+    else CHECK_FALSE(*drained);
+  }
+  CHECK(stuck == std::vector<std::size_t>{});
+  // Nothing is on the ring unless a wake-up was lost; then the bound ends it.
+  const auto down = wait_for(sched.shutdown(std::chrono::seconds(1)), executor->executor());
+  if (!down) shutdown_stuck();
+  executor->stop();
+  CHECK_FALSE(*down);
+  CHECK(sched.is_shut_down());
+
+  // Every returned fence signalled exactly once.
+  CHECK(checker.watched() == 2 * producers * jobs_per_producer);
+  CHECK(checker.pending() == 0);
+  CHECK(checker.all_exactly_once());
+
+  // Nothing of a job was alive when its finished fence signalled, nor is now.
+  std::size_t alive_at_finish = 0, alive_now = 0, ok = 0;
+  std::vector<std::vector<std::uint64_t>> seqnos(entity_count);
+  std::vector<std::vector<std::error_code>> errors(entity_count);  // by seqno - 1
+  for (auto& e : errors) e.resize(producers * jobs_per_producer);
+  for (std::size_t p = 0; p < producers; ++p) {
+    for (std::size_t i = 0; i < jobs_per_producer; ++i) {
+      const mp_job& j = jobs[p][i];
+      if (j.frames_at_finish.load(std::memory_order_relaxed) != 0 ||
+          j.commands_at_finish.load(std::memory_order_relaxed) != 0)
+        ++alive_at_finish;
+      if (j.frame.alive() != 0 || j.command.alive() != 0) ++alive_now;
+      seqnos[j.entity].push_back(j.fences.seqno());
+      errors[j.entity].at(j.fences.seqno() - 1) = j.fences.finished.error();
+      if (!j.fences.finished.error()) ++ok;
+    }
+  }
+  CHECK(alive_at_finish == 0);
+  CHECK(alive_now == 0);
+  CHECK(runs_of(hardware) == ok);  // every job that succeeded ran exactly once; no other did
+
+  for (std::size_t e = 0; e < entity_count; ++e) {
+    INFO("entity " << e);
+    const std::size_t n = seqnos[e].size();
+    CHECK(n > 0);
+    // Seqnos 1..N without gaps.
+    std::sort(seqnos[e].begin(), seqnos[e].end());
+    CHECK(seqnos[e] == one_to(n));
+    // Finished fences signalled in seqno order.
+    std::lock_guard guard(logs[e].lock);
+    CHECK(logs[e].seqnos.size() == n);
+    if (e != shared_killed) {
+      CHECK(std::count(logs[e].on_executor.begin(), logs[e].on_executor.end(), false) == 0);
+      CHECK(logs[e].seqnos == one_to(n));
+      CHECK(std::count_if(errors[e].begin(), errors[e].begin() + static_cast<long>(n),
+                          [](std::error_code ec) { return static_cast<bool>(ec); }) == 0);
+    } else {
+      // Fences that had signalled before the producer watched them were counted
+      // late, on the producer's thread; the order is exact for all others.
+      std::vector<std::uint64_t> seen_on_executor;
+      for (std::size_t i = 0; i < n; ++i)
+        if (logs[e].on_executor[i]) seen_on_executor.push_back(logs[e].seqnos[i]);
+      CHECK(std::is_sorted(seen_on_executor.begin(), seen_on_executor.end()));
+      CHECK(std::adjacent_find(seen_on_executor.begin(), seen_on_executor.end()) == seen_on_executor.end());
+      // Done or killed; once one is killed, every later one is too.
+      std::size_t done = 0;
+      while (done < n && !errors[e][done]) ++done;
+      CHECK(done > 0);
+      CHECK(done < n);
+      std::size_t killed_jobs = 0;
+      for (std::size_t i = done; i < n; ++i)
+        if (errors[e][i] == make_error_code(errc::killed)) ++killed_jobs;
+      CHECK(killed_jobs == n - done);
+    }
+  }
+}
+
+std::uint64_t instant_runs(instant_ring& r) { return r.runs; }
+std::uint64_t device_runs(device_ring& r) { return r.runs(); }
+
+}  // namespace
+
+TEST_CASE("multi-producer pushes with kill and set_priority, hardware fences already signalled",
+          "[lifetime][threads]") {
+  instant_ring hardware;
+  run_multi_producer(hardware, &instant_runs);
+  CHECK(hardware.cancels == 0);  // nothing was on the ring at shutdown
+}
+
+TEST_CASE("multi-producer pushes with kill and set_priority, a device thread signalling the ring",
+          "[lifetime][threads]") {
+  device_ring hardware;
+  run_multi_producer(hardware, &device_runs);
+  CHECK(hardware.cancels() == 0);
+}
+
+TEST_CASE("pushes from other threads race with scheduler shutdown", "[lifetime][threads][shutdown]") {
+  constexpr std::size_t producers = 2;
+  constexpr std::size_t pushes_before_shutdown = 200;
+  constexpr std::size_t pushes_after_shutdown = 50;
+  constexpr std::size_t push_cap = 20000;  // bounds the work if shutdown is slow
+  constexpr std::size_t churn_cap = 2000;
+
+  device_ring hardware;
+  std::optional<executor_thread> executor(std::in_place);
+  scheduler<counted_command> sched(executor->executor(), hardware, {.credit_limit = 2});
+  // Entity 0 is shared by the producers; producer p also owns entity 1 + p.
+  std::vector<entity<counted_command>> entities;
+  for (std::size_t i = 0; i < 1 + producers; ++i) entities.push_back(sched.make_entity());
+  testing::fence_checker checker;
+  std::vector<signal_log> logs(1 + producers);
+  signal_log churn_log;  // entities made and dropped by the churn thread (order not checked)
+  const std::thread::id executor_id = executor->id();
+  // One deque per thread: stable addresses, each written by its own thread only.
+  std::vector<std::deque<mp_job>> jobs(producers + 1);
+
+  std::latch started(producers + 1);  // each has pushed before shutdown is called
+  std::latch shutdown_done(1);
+
+  auto push_one = [&](mp_job& j, entity<counted_command>& e, signal_log& log, std::size_t index) {
+    j.entity = index;
+    j.after_shutdown = sched.is_shut_down();
+    auto body = mp_body(testing::probe(j.frame), j.command, {}, {});
+    j.fences = e.push(std::move(body));
+    j.signalled_at_return = j.fences.finished.signalled() && j.fences.scheduled.signalled();
+    j.frames_at_return = j.frame.alive();
+    watch_job(checker, j, log, executor_id);
+  };
+  auto produce = [&](std::size_t p) {
+    auto& mine = jobs[p];
+    std::size_t after = 0;
+    bool counted_down = false, waited = false;
+    for (std::size_t round = 0; after < pushes_after_shutdown; ++round) {
+      if (!counted_down && mine.size() >= pushes_before_shutdown) {
+        counted_down = true;
+        started.count_down();
+      }
+      if (!waited && mine.size() >= push_cap) {
+        waited = true;
+        shutdown_done.wait();
+      }
+      const std::size_t target = round % 2 == 0 ? 0 : 1 + p;
+      if (round % 4 < 2) {
+        push_one(mine.emplace_back(), entities[target], logs[target], target);
+      } else {
+        // A batch of 4 (its jobs are watched after the batch push returns).
+        const bool after_shutdown = sched.is_shut_down();
+        std::vector<counted_job> batch;
+        std::vector<mp_job*> records;
+        for (int k = 0; k < 4; ++k) {
+          auto& j = mine.emplace_back();
+          j.entity = target;
+          j.after_shutdown = after_shutdown;
+          batch.push_back(mp_body(testing::probe(j.frame), j.command, {}, {}));
+          records.push_back(&j);
+        }
+        auto fences = entities[target].push(std::span(batch));
+        for (std::size_t k = 0; k < records.size(); ++k) {
+          records[k]->fences = std::move(fences[k]);
+          records[k]->signalled_at_return = records[k]->fences.finished.signalled();
+          records[k]->frames_at_return = records[k]->frame.alive();
+          watch_job(checker, *records[k], logs[target], executor_id);
+        }
+        if (after_shutdown) after += 3;
+      }
+      if (mine.back().after_shutdown) ++after;
+    }
+  };
+  auto churn = [&] {
+    // Entities made, used once and dropped while shutdown happens.
+    auto& mine = jobs[producers];
+    bool after = false;
+    for (std::size_t i = 0; !after; ++i) {
+      if (i == 1) started.count_down();
+      if (i == churn_cap) shutdown_done.wait();
+      after = sched.is_shut_down();
+      auto e = sched.make_entity();
+      push_one(mine.emplace_back(), e, churn_log, 0);
+      mine.back().after_shutdown = after;
+    }
+  };
+
+  std::vector<std::thread> threads;
+  for (std::size_t p = 0; p < producers; ++p) threads.emplace_back(produce, p);
+  threads.emplace_back(churn);
+  started.wait();
+  // The bound is far above what the commands on the ring need: they finish.
+  const auto down = wait_for(sched.shutdown(std::chrono::seconds(5)), executor->executor());
+  shutdown_done.count_down();
+  for (auto& t : threads) t.join();
+  if (!down) shutdown_stuck();
+  executor->stop();
+  CHECK_FALSE(*down);
+  CHECK(sched.is_shut_down());
+
+  std::size_t total = 0;
+  for (auto& mine : jobs) total += mine.size();
+  CHECK(checker.watched() == 2 * total);
+  CHECK(checker.pending() == 0);
+  CHECK(checker.all_exactly_once());
+
+  std::size_t alive_at_finish = 0, alive_now = 0, late = 0, late_not_at_once = 0, other_errors = 0, ok = 0;
+  std::vector<std::vector<std::pair<std::uint64_t, std::error_code>>> outcomes(1 + producers);
+  for (std::size_t t = 0; t < jobs.size(); ++t) {
+    for (const auto& j : jobs[t]) {
+      if (j.frames_at_finish.load(std::memory_order_relaxed) != 0 ||
+          j.commands_at_finish.load(std::memory_order_relaxed) != 0)
+        ++alive_at_finish;
+      if (j.frame.alive() != 0 || j.command.alive() != 0) ++alive_now;
+      const auto ec = j.fences.finished.error();
+      if (!ec) ++ok;
+      else if (ec != make_error_code(errc::shutdown)) ++other_errors;
+      if (j.after_shutdown) {
+        ++late;
+        // Failed `shutdown` at once: signalled and the frame destroyed inside push.
+        if (!j.signalled_at_return || j.frames_at_return != 0 || ec != make_error_code(errc::shutdown))
+          ++late_not_at_once;
+      }
+      if (t < producers) outcomes[j.entity].emplace_back(j.fences.seqno(), ec);
+    }
+  }
+  CHECK(alive_at_finish == 0);
+  CHECK(alive_now == 0);
+  CHECK(other_errors == 0);
+  CHECK(late >= producers * pushes_after_shutdown + 1);
+  CHECK(late_not_at_once == 0);
+  CHECK(hardware.runs() == ok);
+  CHECK(hardware.cancels() == 0);  // in-flight commands finished within the bound
+
+  for (std::size_t e = 0; e < outcomes.size(); ++e) {
+    INFO("entity " << e);
+    auto& list = outcomes[e];
+    std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::uint64_t> seqnos;
+    for (const auto& [seqno, ec] : list) seqnos.push_back(seqno);
+    CHECK(seqnos == one_to(list.size()));
+    // Succeeded, then `shutdown` from some job on: never back.
+    std::size_t done = 0;
+    while (done < list.size() && !list[done].second) ++done;
+    CHECK(std::all_of(list.begin() + static_cast<long>(done), list.end(),
+                      [](const auto& o) { return o.second == make_error_code(errc::shutdown); }));
+    std::lock_guard guard(logs[e].lock);
+    std::vector<std::uint64_t> seen_on_executor;
+    for (std::size_t i = 0; i < logs[e].seqnos.size(); ++i)
+      if (logs[e].on_executor[i]) seen_on_executor.push_back(logs[e].seqnos[i]);
+    CHECK(std::is_sorted(seen_on_executor.begin(), seen_on_executor.end()));
+  }
+}
