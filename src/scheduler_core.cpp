@@ -46,7 +46,7 @@ void list_push(work_node*& head, work_node*& tail, work_node& node) noexcept {
 // ------------------------------------------------------------------ messages
 
 struct scheduler_core::message : work_node {
-  enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope, timeout };
+  enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope, timeout, pause };
   explicit message(type t) : work_node(kind::message, nullptr), what_message(t) {}
   type what_message;
   std::chrono::nanoseconds bound{0};
@@ -54,6 +54,7 @@ struct scheduler_core::message : work_node {
   std::optional<promise> done;
   ring_slot* slot = nullptr;
   std::uint64_t generation = 0;
+  std::function<void()> granted;
 };
 
 namespace {
@@ -417,7 +418,8 @@ void scheduler_core::run_pass() noexcept {
   // acq_rel: clear before draining, so a node enqueued after the drain requests a new pass.
   pass_requested_.store(false, std::memory_order_seq_cst);
 
-  for (;;) {
+  // While paused nothing is processed: the nodes wait in their queues.
+  while (pauses_.load(std::memory_order_seq_cst) == 0) {
     if (!local_head_) {
       std::lock_guard guard(inbox_lock_);
       local_head_ = std::exchange(inbox_head_, nullptr);
@@ -554,6 +556,13 @@ void scheduler_core::process(work_node& node) noexcept {
         case message::type::timeout:
           if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::running)
             on_timeout(*msg->slot, msg->generation);
+          return;
+        case message::type::pause:
+          // Timeouts stop with the scheduler (as drm_sched_stop does) and
+          // restart from the resume.
+          for (auto& slot : rings_) disarm_timeout(*slot);
+          pauses_.store(1, std::memory_order_seq_cst);
+          msg->granted();
           return;
         case message::type::stop_scope:
           if (down) return;
@@ -745,17 +754,16 @@ void scheduler_core::run_job(job_block& block) noexcept {
   watch_hardware(block);
 }
 
-void scheduler_core::watch_hardware(job_block& block) noexcept {
-  // A hardware fence that has already signalled (work the "hardware" finished
-  // at once) retires now; selection goes on with the credits it frees.
-  if (block.hardware.signalled()) {
-    retire(block);
-    return;
-  }
+void scheduler_core::watch_hardware(job_block& block, bool may_retire) noexcept {
   block.hardware_waiter.notify = &on_hardware_signal;
   block.hardware_waiter.owner = &block;
   block.hardware_node_attempt = block.attempts;
-  if (!block.hardware.state()->add_waiter(block.hardware_waiter)) retire(block);
+  // A hardware fence that has already signalled (work the "hardware" finished
+  // at once) retires now, and selection goes on with the credits it frees;
+  // during a pause its retirement waits in the queue.
+  if (!block.hardware.signalled() && block.hardware.state()->add_waiter(block.hardware_waiter)) return;
+  if (may_retire) retire(block);
+  else enqueue_job_node(block, block.hardware_node);
 }
 
 void scheduler_core::unlink_in_flight(job_block& block) noexcept {
@@ -899,6 +907,75 @@ void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
   if (slot.in_flight_head) arm_timeout(slot);
   for (auto* block : replayed) {
     if (block->phase == job_phase::running) watch_hardware(*block);
+  }
+}
+
+// ------------------------------------------------------------------ pause
+
+void scheduler_core::request_pause(std::function<void()> granted) {
+  auto* msg = new message(message::type::pause);
+  msg->granted = std::move(granted);
+  enqueue(*msg);
+}
+
+void scheduler_core::resume() noexcept {
+  pauses_.store(0, std::memory_order_seq_cst);
+  // Whatever arrived during the pause waits in the queues: process it, and
+  // restart the timeouts of the rings that have work.
+  add_ref();
+  asio::post(executor_, [core = core_ref(this)] {
+    for (auto& slot : core->rings_) {
+      if (slot->in_flight_head && core->lifecycle_.load(std::memory_order_relaxed) == lifecycle::running)
+        core->arm_timeout(*slot);
+    }
+    core->run_pass();
+  });
+}
+
+void scheduler_core::visit_in_flight(
+    const std::function<void(void* command, const job_block&, std::size_t ring)>& visit) const {
+  for (std::size_t r = 0; r < rings_.size(); ++r) {
+    for (job_block* block = rings_[r]->in_flight_head; block; block = block->in_flight_next)
+      visit(block->command, *block, r);
+  }
+}
+
+void scheduler_core::reset_and_replay() noexcept {
+  for (auto& slot : rings_) {
+    if (!slot->in_flight_head) continue;
+    std::vector<std::pair<job_block*, bool>> on_ring;
+    for (job_block* block = slot->in_flight_head; block; block = block->in_flight_next) {
+      const bool finished = !block->hardware.state()->remove_waiter(block->hardware_waiter) ||
+                            block->hardware.signalled();
+      on_ring.emplace_back(block, finished);
+    }
+    try {
+      slot->ring->reset();
+    } catch (...) {
+      slot->ring->cancel_all();
+    }
+    for (auto [block, finished] : on_ring) {
+      if (finished) {
+        // Its completion came before the reset: it retires after the pause.
+        block->hardware_node_attempt = block->attempts;
+        enqueue_job_node(*block, block->hardware_node);
+        continue;
+      }
+      ++block->attempts;
+      try {
+        block->hardware = slot->ring->replay(block->command);
+      } catch (const std::system_error& e) {
+        block->hardware = fence::make_signalled(e.code());
+      } catch (...) {
+        block->hardware = fence::make_signalled(make_error_code(errc::exception));
+      }
+      if (!block->hardware.valid()) block->hardware = fence::make_signalled(make_error_code(errc::broken));
+      auto& owner = *block->entity;
+      if (owner.reset_status.load(std::memory_order_relaxed) != reset_kind::guilty)
+        owner.reset_status.store(reset_kind::innocent, std::memory_order_relaxed);
+      owner.resets.fetch_add(1, std::memory_order_relaxed);
+      watch_hardware(*block, false);
+    }
   }
 }
 

@@ -9,10 +9,14 @@
 #include <utility>
 
 #include <asio/any_io_executor.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/post.hpp>
 
 #include "cosched/detail/scheduler_core.hpp"
 #include "cosched/entity.hpp"
 #include "cosched/fence.hpp"
+#include "cosched/pause.hpp"
 #include "cosched/priority.hpp"
 #include "cosched/ring.hpp"
 #include "cosched/timer.hpp"
@@ -102,6 +106,26 @@ class scheduler {
     return core_->shutdown(bound);
   }
   bool is_shut_down() const noexcept { return core_->is_shut_down(); }
+
+  /// Pauses the scheduler. Completes, with signature
+  /// void(std::unique_ptr<paused<Command>>), once nothing runs or retires any
+  /// more; the handler runs on its associated executor (the scheduler's when it
+  /// has none). One pause at a time: a second waits for the first to end.
+  template <class CompletionToken>
+  auto async_pause(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::unique_ptr<paused<Command>>)>(
+        [this](auto handler) {
+          using handler_type = decltype(handler);
+          auto ex = asio::get_associated_executor(handler, core_->executor());
+          // std::function needs a copyable callable; the handler may be move-only.
+          auto shared = std::make_shared<handler_type>(std::move(handler));
+          core_->request_pause([core = core_, ex, shared] {
+            auto guard = std::unique_ptr<paused<Command>>(new paused<Command>(core));
+            asio::post(ex, [shared, guard = std::move(guard)]() mutable { std::move(*shared)(std::move(guard)); });
+          });
+        },
+        token);
+  }
 
   const asio::any_io_executor& get_executor() const noexcept { return core_->executor(); }
   std::uint32_t credit_limit() const noexcept { return core_->credit_limit(); }

@@ -188,6 +188,18 @@ class scheduler_core {
   /// Any thread: cancels the jobs of a scope that have not reached the ring.
   void stop_scope(std::uint64_t scope_id);
 
+  /// Any thread: asks for a pause. Once granted (nothing runs or retires from
+  /// then on), `granted` is called on the executor, from within a pass.
+  void request_pause(std::function<void()> granted);
+  /// Any thread: ends a granted pause.
+  void resume() noexcept;
+  /// While paused, on the executor: in-flight jobs, ring by ring in run order.
+  void visit_in_flight(const std::function<void(void* command, const job_block&, std::size_t ring)>& visit) const;
+  /// While paused, on the executor: resets every ring with commands in flight and
+  /// replays them in order with their fences (attempts + 1); commands whose
+  /// hardware fence had signalled retire normally after the pause.
+  void reset_and_replay() noexcept;
+
   /// Hands `node` to the scheduler's executor: its own list when called there,
   /// else the inbox and a pass request.
   void enqueue(work_node& node) noexcept;
@@ -219,7 +231,7 @@ class scheduler_core {
   void select() noexcept;
   void select(ring_slot& slot) noexcept;
   void run_job(job_block& block) noexcept;
-  void watch_hardware(job_block& block) noexcept;
+  void watch_hardware(job_block& block, bool may_retire = true) noexcept;
   void arm_timeout(ring_slot& slot) noexcept;
   void disarm_timeout(ring_slot& slot) noexcept;
   void on_timeout(ring_slot& slot, std::uint64_t generation) noexcept;
@@ -248,6 +260,9 @@ class scheduler_core {
   std::atomic<bool> pass_requested_{false};
   std::atomic<bool> in_pass_{false};
   std::atomic<std::uint64_t> push_counter_{0};
+  // Granted pauses (0 or 1). seq_cst: a pass that sees 0 may run; resume
+  // lowers it and then requests a pass.
+  std::atomic<std::uint32_t> pauses_{0};
   std::atomic<lifecycle> lifecycle_{lifecycle::running};
 
   // The executor only.

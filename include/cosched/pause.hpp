@@ -1,0 +1,74 @@
+// Pausing a scheduler: while a pause guard lives, nothing is run or retired, and
+// the in-flight jobs can be inspected or replayed, only through the guard.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "cosched/detail/scheduler_core.hpp"
+
+namespace cosched {
+
+template <class Command>
+class scheduler;
+
+/// A view of one in-flight job, valid during the visit.
+template <class Command>
+struct in_flight_job {
+  Command& command;
+  std::uint32_t attempts;
+  std::uint64_t seqno;
+  const std::string& entity;
+  std::size_t ring;  // 0 in shared_ring mode
+};
+
+/// The guard of a granted pause. Immovable: it is handed over owned by a
+/// std::unique_ptr, and "iterate only while stopped" is a type rule: the
+/// in-flight list is reachable only through a guard.
+///
+/// @par Thread Safety
+/// Use it on the scheduler's executor (the handler of async_pause runs there
+/// when it has no executor of its own); destroy it on any thread.
+///
+/// @par Lifetime
+/// Destroying the guard resumes the scheduler where it stopped: completions and
+/// pushes that arrived meanwhile are processed, timeouts restart.
+template <class Command>
+class paused {
+ public:
+  paused(const paused&) = delete;
+  paused& operator=(const paused&) = delete;
+  ~paused() { core_->resume(); }
+
+  /// Calls `visit(in_flight_job<Command>&)` for every job on a ring, ring by
+  /// ring in run order.
+  template <class Visitor>
+  void for_each_in_flight(Visitor&& visit) const {
+    core_->visit_in_flight([&](void* command, const detail::job_block& block, std::size_t ring) {
+      in_flight_job<Command> job{*static_cast<Command*>(command), block.attempts, block.finished.point.seqno,
+                                 block.entity->name, ring};
+      visit(job);
+    });
+  }
+
+  std::size_t in_flight() const {
+    std::size_t count = 0;
+    for_each_in_flight([&](const in_flight_job<Command>&) { ++count; });
+    return count;
+  }
+
+  /// The backend's own recovery: resets every ring that has commands in flight
+  /// and replays them in order with their original fences (attempts + 1). A
+  /// command whose hardware fence had already signalled retires normally.
+  void reset_and_replay() { core_->reset_and_replay(); }
+
+  /// Internal.
+  explicit paused(detail::core_ref core) noexcept : core_(std::move(core)) {}
+
+ private:
+  detail::core_ref core_;
+};
+
+}  // namespace cosched
