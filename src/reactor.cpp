@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 #include <stdexcept>
@@ -53,7 +54,8 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
     // thread runs the io_context; the ring is enabled on that thread.
     io_uring_params params{};
     params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
-    params.cq_entries = options.entries * 4;
+    // Room for many completions at once (thousands of fences in flight).
+    params.cq_entries = options.completion_entries ? options.completion_entries : std::max(options.entries * 4, 16384u);
     int rc = -EINVAL;
     if (options.single_issuer) {
       io_uring_params wanted = params;
@@ -128,7 +130,15 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
       io_uring_for_each_cqe(&ring, head, cqe) {
         reaped.push_back({cqe->user_data, cqe->res, cqe->flags});
       }
-      if (reaped.empty()) return;
+      if (reaped.empty()) {
+        // Completions that did not fit the completion queue wait in the
+        // kernel's overflow list until an io_uring_enter with GETEVENTS
+        // flushes them; without it they would never arrive.
+        if (!io_uring_cq_has_overflow(&ring)) return;
+        io_uring_get_events(&ring);
+        if (!io_uring_cq_ready(&ring)) return;
+        continue;
+      }
       io_uring_cq_advance(&ring, static_cast<unsigned>(reaped.size()));
       // Dispatch after advancing: callbacks may submit new requests.
       auto batch = std::move(reaped);

@@ -14,8 +14,11 @@
 namespace cosched {
 
 struct reactor_options {
-  /// Submission queue entries (the completion queue gets four times as many).
+  /// Submission queue entries.
   unsigned entries = 1024;
+  /// Completion queue entries; 0: four times `entries`, at least 16384.
+  /// Completions beyond it are recovered from the kernel's overflow list.
+  unsigned completion_entries = 0;
   /// Use IORING_SETUP_SINGLE_ISSUER (the ring is enabled on the io_context's
   /// thread). Only valid when exactly one thread runs the io_context; falls back
   /// to a shared ring when the kernel refuses.
