@@ -346,10 +346,16 @@ void scheduler_core::close(entity_state& entity) noexcept {
 void scheduler_core::kill(entity_state& entity) noexcept {
   std::lock_guard guard(entity.lock);
   if (entity.status != entity_status::open && entity.status != entity_status::closed) return;
-  entity.status = entity_status::killed;
-  entity.dead_error = make_error_code(errc::killed);
-  entity.dead_cause.reset();
-  if (entity.core && !entity.kill_queued) {
+  if (!entity.core) {
+    entity.status = entity_status::killed;
+    entity.dead_error = make_error_code(errc::killed);
+    entity.dead_cause.reset();
+    return;
+  }
+  // The kill takes effect in order with the scheduler's other events (a
+  // timeout's ban queued before it wins); pushes until then reach the mailbox,
+  // which the kill takes and fails.
+  if (!entity.kill_queued) {
     entity.kill_queued = true;
     entity.core->enqueue(entity.kill_node);
   }
@@ -417,30 +423,74 @@ void scheduler_core::run_pass() noexcept {
   scheduler_core* outer = std::exchange(current_core, this);
   // acq_rel: clear before draining, so a node enqueued after the drain requests a new pass.
   pass_requested_.store(false, std::memory_order_seq_cst);
+  last_incoming_phase_ = -1;
 
   // While paused nothing is processed: the nodes wait in their queues.
   while (pauses_.load(std::memory_order_seq_cst) == 0) {
-    if (!local_head_) {
-      std::lock_guard guard(inbox_lock_);
-      local_head_ = std::exchange(inbox_head_, nullptr);
-      local_tail_ = std::exchange(inbox_tail_, nullptr);
-    }
-    if (!local_head_) {
+    work_node* node = next_node();
+    if (!node) {
       if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::running) break;
       select();
       if (!local_head_) break;
       continue;
     }
-    work_node* node = local_head_;
-    local_head_ = node->next;
-    if (!local_head_) local_tail_ = nullptr;
-    node->next = nullptr;
     process(*node);
     if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::shutting_down) maybe_finish_shutdown();
   }
 
   current_core = outer;
   in_pass_.store(false, std::memory_order_release);
+}
+
+namespace {
+
+// The phase of an event, in the order DESIGN.md gives for one instant; -1 for
+// nodes that are not batched.
+int phase_of(const work_node& node) noexcept {
+  switch (node.what) {
+    case work_node::kind::hardware_done: return 0;
+    case work_node::kind::message: return -1;  // see scheduler_core::phase_of_message
+    case work_node::kind::entity_killed: return 2;
+    case work_node::kind::entity_pushed: return 3;
+    default: return -1;
+  }
+}
+
+}  // namespace
+
+int scheduler_core::incoming_phase(const work_node& node) noexcept {
+  if (node.what == work_node::kind::message &&
+      static_cast<const message&>(node).what_message == message::type::timeout)
+    return 1;
+  return phase_of(node);
+}
+
+work_node* scheduler_core::next_node() noexcept {
+  auto pop = [](work_node*& head, work_node*& tail) -> work_node* {
+    work_node* node = head;
+    if (!node) return nullptr;
+    head = node->next;
+    if (!head) tail = nullptr;
+    node->next = nullptr;
+    return node;
+  };
+  if (!incoming_head_) {
+    std::lock_guard guard(inbox_lock_);
+    incoming_head_ = std::exchange(inbox_head_, nullptr);
+    incoming_tail_ = std::exchange(inbox_tail_, nullptr);
+  }
+  // The rest of a batch of one phase goes before the batch's consequences.
+  if (incoming_head_ && (!local_head_ || (last_incoming_phase_ >= 0 &&
+                                          incoming_phase(*incoming_head_) == last_incoming_phase_))) {
+    work_node* node = pop(incoming_head_, incoming_tail_);
+    last_incoming_phase_ = incoming_phase(*node);
+    return node;
+  }
+  if (work_node* node = pop(local_head_, local_tail_)) {
+    last_incoming_phase_ = -1;  // a batch ends with its consequences
+    return node;
+  }
+  return nullptr;
 }
 
 void scheduler_core::process(work_node& node) noexcept {
@@ -529,12 +579,20 @@ void scheduler_core::process(work_node& node) noexcept {
         release_detached(entity, &node);
         return;
       }
+      bool killed_now = false;
       {
         std::lock_guard guard(entity.lock);
         entity.kill_queued = false;
+        if (entity.status == entity_status::open || entity.status == entity_status::closed) {
+          entity.status = entity_status::killed;
+          entity.dead_error = make_error_code(errc::killed);
+          entity.dead_cause.reset();
+          killed_now = true;
+        }
       }
+      // Jobs pushed before the kill took effect are in the mailbox: they fail too.
       take_mailbox(entity, false);
-      fail_unrun(entity, make_error_code(errc::killed), std::nullopt, nullptr, 0);
+      if (killed_now) fail_unrun(entity, make_error_code(errc::killed), std::nullopt, nullptr, 0);
       advance(entity);
       maybe_collect(entity);
       return;
@@ -582,6 +640,9 @@ void scheduler_core::process(work_node& node) noexcept {
 
 void scheduler_core::take_mailbox(entity_state& entity, bool processing_push_node) noexcept {
   job_block* taken;
+  bool dead;
+  std::error_code dead_error;
+  std::optional<fence_point> dead_cause;
   {
     std::lock_guard guard(entity.lock);
     taken = std::exchange(entity.mailbox_head, nullptr);
@@ -590,9 +651,19 @@ void scheduler_core::take_mailbox(entity_state& entity, bool processing_push_nod
     // a scope stop or shutdown taking the mailbox early leaves the node queued,
     // and a push must not queue it a second time.
     if (processing_push_node) entity.push_queued = false;
+    dead = entity.status != entity_status::open && entity.status != entity_status::closed;
+    dead_error = entity.dead_error;
+    dead_cause = entity.dead_cause;
   }
   while (taken) {
     job_block* next = std::exchange(taken->entity_next, nullptr);
+    // Taken after the entity died (a kill or ban took effect first): the job
+    // fails with the entity's reason, without being started.
+    if (dead && !taken->dead_on_arrival) {
+      taken->dead_on_arrival = true;
+      taken->arrival_error = dead_error;
+      taken->arrival_cause = dead_cause;
+    }
     append_job(entity, *taken);
     taken = next;
   }
@@ -897,7 +968,10 @@ void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
     }
     touched.push_back(&owner);
   }
-  // Every other job of the guilty entity fails too, and so will later pushes.
+  // Every other job of the guilty entity fails too (those still in its
+  // mailbox included: they were pushed before the ban took effect), and so
+  // will later pushes.
+  take_mailbox(guilty_entity, false);
   fail_unrun(guilty_entity, cancelled, guilty_point, nullptr, 0);
   if (close_ring) slot.closed = true;
   for (auto* entity : touched) advance(*entity);
@@ -1073,21 +1147,7 @@ void scheduler_core::finish_shutdown() noexcept {
   for (auto* entity : entities_) advance(*entity);
   // No node can be enqueued for a detached entity any more; drop the ones that
   // are queued (stale wake-ups release their references when processed).
-  for (;;) {
-    {
-      std::lock_guard guard(inbox_lock_);
-      if (inbox_head_) {
-        if (local_tail_) local_tail_->next = inbox_head_; else local_head_ = inbox_head_;
-        local_tail_ = inbox_tail_;
-        inbox_head_ = inbox_tail_ = nullptr;
-      }
-    }
-    if (!local_head_) break;
-    work_node* node = local_head_;
-    local_head_ = node->next;
-    if (!local_head_) local_tail_ = nullptr;
-    process(*node);
-  }
+  while (work_node* node = next_node()) process(*node);
   for (auto* entity : entities_) {
     entity->registered = false;
     entity->release();

@@ -110,7 +110,13 @@ graph generate_graph(const generate_spec& spec, std::uint64_t seed) {
 
 void write_graph(std::ostream& out, const graph& g) {
   nlohmann::ordered_json doc;
-  doc["scheduler"] = {{"credit_limit", g.scheduler.credit_limit}};
+  auto& scheduler = doc["scheduler"];
+  scheduler["mode"] = g.scheduler.mode == ring_mode::shared_ring ? "shared_ring" : "ring_per_entity";
+  scheduler["credit_limit"] = g.scheduler.credit_limit;
+  if (g.scheduler.timeout_us) scheduler["timeout_us"] = *g.scheduler.timeout_us;
+  constexpr const char* policies[] = {"fifo", "rr", "fair", "deadline"};
+  scheduler["policy"] = policies[static_cast<int>(g.scheduler.policy)];
+  if (g.scheduler.rings != 1) scheduler["rings"] = g.scheduler.rings;
   doc["entities"] = nlohmann::ordered_json::array();
   for (const auto& e : g.entities) {
     doc["entities"].push_back({{"name", e.name}, {"priority", std::string(to_string(e.prio))}});
@@ -126,7 +132,12 @@ void write_graph(std::ostream& out, const graph& g) {
     if (j.credits != 1) job["credits"] = j.credits;
     if (j.submit_at_us) job["submit_at_us"] = j.submit_at_us;
     if (j.fault.kind != fault_kind::none) job["fault"] = j.fault.text;
+    if (j.deadline_us) job["deadline_us"] = *j.deadline_us;
     doc["jobs"].push_back(job);
+  }
+  if (!g.actions.empty()) {
+    doc["actions"] = nlohmann::ordered_json::array();
+    for (const auto& a : g.actions) doc["actions"].push_back({{"at_us", a.at_us}, {"kill", g.entities[a.entity].name}});
   }
   out << doc.dump() << "\n";
 }

@@ -28,7 +28,7 @@ generate_spec parse_generate_spec(std::string_view text);
 /// 256 before it; entities get mixed priorities.
 graph generate_graph(const generate_spec& spec, std::uint64_t seed);
 
-/// Writes `g` in the graph format (so a generated run can be replayed from a file).
+/// Writes `g` in the graph format, every field (so a run can be replayed from the file).
 void write_graph(std::ostream& out, const graph& g);
 
 }  // namespace cosched::submit

@@ -219,6 +219,8 @@ class scheduler_core {
   void run_pass() noexcept;
   void process(work_node& node) noexcept;
   void take_mailbox(entity_state& entity, bool processing_push_node) noexcept;
+  work_node* next_node() noexcept;
+  static int incoming_phase(const work_node& node) noexcept;
   void append_job(entity_state& entity, job_block& block) noexcept;
   void start_job(job_block& block) noexcept;
   void resume_job(job_block& block) noexcept;
@@ -265,9 +267,17 @@ class scheduler_core {
   std::atomic<std::uint32_t> pauses_{0};
   std::atomic<lifecycle> lifecycle_{lifecycle::running};
 
-  // The executor only.
+  // The executor only. `local` holds what the pass itself causes (wake-ups,
+  // pushes from job bodies); `incoming` what arrived through the inbox. Events
+  // of one phase that arrive together (completions, timeouts, kills, pushes)
+  // take effect as a batch; then their consequences (in `local`) take effect,
+  // before the next phase: a failure reaches its dependents before a kill,
+  // and two timeouts of one instant both decide their victims first.
   work_node* local_head_ = nullptr;
   work_node* local_tail_ = nullptr;
+  work_node* incoming_head_ = nullptr;
+  work_node* incoming_tail_ = nullptr;
+  int last_incoming_phase_ = -1;
   std::vector<entity_state*> entities_;
   std::vector<std::unique_ptr<ring_slot>> rings_;  // shared_ring: exactly one
   std::vector<promise> shutdown_waiters_;

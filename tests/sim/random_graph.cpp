@@ -1,0 +1,200 @@
+// Random job graphs for the seeded simulation test: built as a graph value, written
+// as JSON, read back through the graph reader and checked against the value built.
+#include "random_graph.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string_view>
+#include <vector>
+
+namespace cosched::seeded {
+namespace {
+
+using submit::fault_kind;
+
+/// Draws from std::mt19937_64, whose output sequence the standard fixes. The
+/// ranges are mapped here (modulo; the tiny bias does not matter) because the
+/// standard distributions differ between library implementations.
+class seeded_random {
+ public:
+  explicit seeded_random(std::uint64_t seed) : engine_(seed) {}
+
+  /// An integer in [lo, hi].
+  std::uint64_t between(std::uint64_t lo, std::uint64_t hi) { return lo + engine_() % (hi - lo + 1); }
+  /// True with probability percent/100.
+  bool chance(std::uint64_t percent) { return engine_() % 100 < percent; }
+  /// An index below n (n > 0).
+  std::size_t index(std::size_t n) { return static_cast<std::size_t>(engine_() % n); }
+
+  /// A time in [lo, hi], often on a 250 us grid so that completions, timeouts,
+  /// kills and pushes meet at one instant (the same-instant rules get exercised).
+  std::uint64_t time(std::uint64_t lo, std::uint64_t hi) {
+    if (chance(55)) {
+      const std::uint64_t first = (lo + 249) / 250, last = hi / 250;
+      if (first <= last) return between(first, last) * 250;
+    }
+    return between(lo, hi);
+  }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+// Errno names without aliases, so the name written is the name read back.
+constexpr std::array<std::string_view, 6> errno_names = {"EIO", "ENOMEM", "ENODEV", "EINVAL", "EBUSY", "EFAULT"};
+constexpr std::array<int, 6> errno_values = {EIO, ENOMEM, ENODEV, EINVAL, EBUSY, EFAULT};
+
+submit::graph build(std::uint64_t seed) {
+  seeded_random rnd(seed);
+  submit::graph g;
+  g.scheduler.mode = rnd.chance(50) ? submit::ring_mode::shared_ring : submit::ring_mode::ring_per_entity;
+  g.scheduler.credit_limit = static_cast<std::uint32_t>(rnd.between(1, 4));
+  if (rnd.chance(65)) g.scheduler.timeout_us = rnd.time(500, 4000);
+
+  const std::size_t entity_count = static_cast<std::size_t>(rnd.between(1, 6));
+  for (std::size_t i = 0; i < entity_count; ++i) {
+    g.entities.push_back({"e" + std::to_string(i), static_cast<priority>(rnd.between(0, 3))});
+  }
+
+  const std::size_t job_count = static_cast<std::size_t>(rnd.between(1, 40));
+  g.jobs.resize(job_count);
+  // Submit times first: dependencies may only name jobs pushed earlier, and the
+  // push order follows from the times.
+  for (auto& j : g.jobs) {
+    j.submit_at_us = rnd.chance(30) ? 0 : rnd.time(0, 5000);
+  }
+  std::vector<std::size_t> order(job_count);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return g.jobs[a].submit_at_us < g.jobs[b].submit_at_us; });
+
+  for (std::size_t index = 0; index < job_count; ++index) {
+    auto& j = g.jobs[index];
+    j.id = "j" + std::to_string(index);
+    j.entity = rnd.index(entity_count);
+    // Mostly short enough to finish within a timeout, so that selection and
+    // credits get exercised as much as resets.
+    const auto length = rnd.between(0, 9);
+    j.duration_us = length == 0 ? 0 : length <= 6 ? rnd.time(0, 1000) : rnd.time(0, 3000);
+    // Often 1, so that several commands share the ring (and a reset has innocent
+    // commands to replay); otherwise any cost up to the limit.
+    j.credits = rnd.chance(50) ? 1 : static_cast<std::uint32_t>(rnd.between(1, g.scheduler.credit_limit));
+    const auto roll = rnd.between(0, 99);
+    if (roll < 8) {
+      const std::size_t e = rnd.index(errno_names.size());
+      j.fault = {fault_kind::error, errno_values[e], 0, "error:" + std::string(errno_names[e])};
+    } else if (roll < 13) {
+      j.fault = {fault_kind::hang, 0, 0, "hang"};
+    } else if (roll < 18) {
+      const auto slow_us = rnd.time(0, 6000);
+      j.fault = {fault_kind::slow, 0, slow_us, "slow:" + std::to_string(slow_us)};
+    }
+  }
+  // Dependencies on jobs earlier in push order (repeats allowed: the reader keeps them).
+  for (std::size_t rank = 0; rank < job_count; ++rank) {
+    auto& j = g.jobs[order[rank]];
+    const auto roll = rnd.between(0, 99);
+    const std::size_t wanted = roll < 50 ? 0 : roll < 75 ? 1 : roll < 90 ? 2 : 3;
+    if (rank == 0) continue;
+    for (std::size_t k = 0; k < wanted; ++k) j.deps.push_back(order[rnd.index(rank)]);
+  }
+
+  const auto roll = rnd.between(0, 99);
+  const std::size_t kills = roll < 55 ? 0 : roll < 85 ? 1 : 2;
+  for (std::size_t k = 0; k < kills; ++k) {
+    submit::action_spec a;
+    a.at_us = rnd.time(0, 6000);
+    a.kind = submit::action_kind::kill;
+    a.entity = rnd.index(entity_count);
+    g.actions.push_back(a);
+  }
+  return g;
+}
+
+bool same_graph(const submit::graph& a, const submit::graph& b) {
+  if (a.scheduler.mode != b.scheduler.mode || a.scheduler.credit_limit != b.scheduler.credit_limit ||
+      a.scheduler.timeout_us != b.scheduler.timeout_us || a.scheduler.policy != b.scheduler.policy ||
+      a.scheduler.rings != b.scheduler.rings || a.entities.size() != b.entities.size() ||
+      a.jobs.size() != b.jobs.size() || a.actions.size() != b.actions.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.entities.size(); ++i) {
+    if (a.entities[i].name != b.entities[i].name || a.entities[i].prio != b.entities[i].prio) return false;
+  }
+  for (std::size_t i = 0; i < a.jobs.size(); ++i) {
+    const auto &x = a.jobs[i], &y = b.jobs[i];
+    if (x.id != y.id || x.entity != y.entity || x.duration_us != y.duration_us || x.deps != y.deps ||
+        x.credits != y.credits || x.submit_at_us != y.submit_at_us || x.fault.kind != y.fault.kind ||
+        x.fault.errno_value != y.fault.errno_value || x.fault.slow_us != y.fault.slow_us ||
+        x.fault.text != y.fault.text || x.deadline_us != y.deadline_us) {
+      return false;
+    }
+  }
+  for (std::size_t i = 0; i < a.actions.size(); ++i) {
+    if (a.actions[i].at_us != b.actions[i].at_us || a.actions[i].entity != b.actions[i].entity) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string graph_json(const submit::graph& g) {
+  // Names in generated graphs are plain identifiers: no escaping needed.
+  std::ostringstream out;
+  out << "{ \"scheduler\": {\"mode\": \""
+      << (g.scheduler.mode == submit::ring_mode::shared_ring ? "shared_ring" : "ring_per_entity")
+      << "\", \"credit_limit\": " << g.scheduler.credit_limit;
+  if (g.scheduler.timeout_us) out << ", \"timeout_us\": " << *g.scheduler.timeout_us;
+  out << "},\n  \"entities\": [";
+  for (std::size_t i = 0; i < g.entities.size(); ++i) {
+    out << (i ? ", " : " ") << "{\"name\": \"" << g.entities[i].name << "\", \"priority\": \""
+        << to_string(g.entities[i].prio) << "\"}";
+  }
+  out << " ],\n  \"jobs\": [";
+  for (std::size_t i = 0; i < g.jobs.size(); ++i) {
+    const auto& j = g.jobs[i];
+    out << (i ? ",\n            " : " ") << "{\"id\": \"" << j.id << "\", \"entity\": \""
+        << g.entities[j.entity].name << "\", \"duration_us\": " << j.duration_us;
+    if (!j.deps.empty()) {
+      out << ", \"deps\": [";
+      for (std::size_t k = 0; k < j.deps.size(); ++k) out << (k ? ", " : "") << '"' << g.jobs[j.deps[k]].id << '"';
+      out << "]";
+    }
+    if (j.credits != 1) out << ", \"credits\": " << j.credits;
+    if (j.submit_at_us) out << ", \"submit_at_us\": " << j.submit_at_us;
+    if (j.fault.kind != fault_kind::none) out << ", \"fault\": \"" << j.fault.text << '"';
+    out << "}";
+  }
+  out << " ]";
+  if (!g.actions.empty()) {
+    out << ",\n  \"actions\": [";
+    for (std::size_t i = 0; i < g.actions.size(); ++i) {
+      out << (i ? ", " : " ") << "{\"at_us\": " << g.actions[i].at_us << ", \"kill\": \""
+          << g.entities[g.actions[i].entity].name << "\"}";
+    }
+    out << " ]";
+  }
+  out << " }\n";
+  return out.str();
+}
+
+random_graph make_random_graph(std::uint64_t seed) {
+  const submit::graph built = build(seed);
+  random_graph result;
+  result.json = graph_json(built);
+  const std::string name = "seed-" + std::to_string(seed) + ".json";
+  result.graph = submit::parse_graph(result.json, name);
+  // The reader must give back exactly what was written; otherwise the test would
+  // compare the scheduler and the model on a graph nobody meant.
+  if (!same_graph(built, result.graph)) {
+    throw std::logic_error(name + ": the graph read back differs from the graph written:\n" + result.json);
+  }
+  return result;
+}
+
+}  // namespace cosched::seeded

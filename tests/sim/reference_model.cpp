@@ -1,0 +1,457 @@
+// The reference model: "Semantics, exactly" of DESIGN.md as a discrete-event
+// simulation, written from the text alone, to check the real scheduler against.
+//
+// Readings of DESIGN.md where the text leaves a choice (each one is also in the
+// seeded test's report):
+//  1. Each phase of an instant takes full effect, including the signals and the
+//     dependency failures it causes at that instant, before the next phase: a job
+//     whose dependency fails through a completion or a timeout at t keeps that
+//     error even if a timeout or kill of t would also take it (the failure "reaches
+//     a dependent when the failed job's finished fence signals, at that same
+//     instant", and completions come before timeouts, timeouts before kills).
+//     model_readings::cascade_after_bans_and_kills turns this the other way.
+//  2. Within a phase, the timeouts of the instant (one per ring at most) and the
+//     kills of the instant decide all their victims first and signal afterwards:
+//     a job of a banned entity or closed ring fails `cancelled` (cause: the guilty
+//     job), even when it waits for a job that another ring's timeout at the same
+//     instant fails; a killed job whose dependency is killed at the same instant
+//     fails `killed` with no cause. ("Every other job of that entity fails
+//     cancelled"; "the entity's jobs that have not been run fail killed".)
+//  3. Commands that the instant's selection or replay runs and that end at that
+//     same instant (zero durations) complete after the instant's kills and pushes,
+//     then the scheduler selects again, still at that instant.
+//  4. A job whose outcome is already decided (it waits only for its predecessor to
+//     signal) keeps it when its entity is killed or banned later, as DESIGN.md says
+//     for "nothing left to do".
+//  5. A job that fails before reaching the ring leaves the entity's queue at once:
+//     the job behind it becomes the head even though the failed one has not signalled.
+//  6. A push to an entity that died twice (killed, and banned or its ring closed)
+//     fails with the reason of the first death, in the phase order of the instant
+//     when both happen at once (model_readings::first_death_decides_pushes).
+//  7. "Nothing left to do" happens at the instant of the last event that took
+//     effect; pending kills and pushes count as possible progress even when they
+//     would change nothing.
+//  8. A `slow` command is never timed out (it reports progress until it ends); a
+//     command of any other kind whose duration exceeds T is hung at start + T; one
+//     that ends exactly at start + T completes (completions come first).
+#include "reference_model.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <numeric>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "cosched/error.hpp"
+
+namespace cosched::seeded {
+namespace {
+
+using submit::fault_kind;
+using time_us = std::uint64_t;
+
+struct job_state {
+  bool pushed = false;
+  bool in_queue = false;   // in its entity's FIFO: pushed, undecided, not run yet
+  bool prepared = false;   // every dependency has signalled without error
+  std::size_t awaiting = 0;  // index into deps of the dependency awaited now
+  bool on_ring = false;
+  bool decided = false;    // the outcome is known; it may still wait for its predecessor
+  bool signalled = false;
+  submit::job_outcome out;
+};
+
+struct ring_command {
+  std::size_t job = 0;
+  time_us start = 0;            // meaningful unless the command sits behind a hang
+  std::optional<time_us> end;   // none: a hang, or behind one
+};
+
+struct ring_state {
+  std::deque<ring_command> commands;  // run and not finished, in run order
+  std::uint32_t used = 0;             // credits of those commands
+  time_us busy_until = 0;             // end of the last command that will end
+  bool stuck = false;                 // a hang is on the ring: nothing after it starts
+  bool closed = false;                // ring_per_entity after a timeout
+};
+
+struct entity_state {
+  std::vector<std::size_t> pushed;  // in push order
+  std::size_t next_signal = 0;      // index into pushed of the next job to signal
+  bool dead = false;                // later pushes fail with dead_error
+  std::string dead_error;
+  std::optional<std::size_t> dead_cause;
+};
+
+class model {
+ public:
+  model(const submit::graph& g, const model_readings& readings) : g_(g), readings_(readings) {
+    jobs_.resize(g.jobs.size());
+    waiters_.resize(g.jobs.size());
+    entities_.resize(g.entities.size());
+    shared_ = g.scheduler.mode == submit::ring_mode::shared_ring;
+    rings_.resize(shared_ ? 1 : g.entities.size());
+
+    // Push order: by submit time, the file order among equal times.
+    push_order_.resize(g.jobs.size());
+    std::iota(push_order_.begin(), push_order_.end(), std::size_t{0});
+    std::stable_sort(push_order_.begin(), push_order_.end(), [&](std::size_t a, std::size_t b) {
+      return g.jobs[a].submit_at_us < g.jobs[b].submit_at_us;
+    });
+    rank_.resize(g.jobs.size());
+    for (std::size_t r = 0; r < push_order_.size(); ++r) rank_[push_order_[r]] = r;
+    kill_order_.resize(g.actions.size());
+    std::iota(kill_order_.begin(), kill_order_.end(), std::size_t{0});
+    std::stable_sort(kill_order_.begin(), kill_order_.end(),
+                     [&](std::size_t a, std::size_t b) { return g.actions[a].at_us < g.actions[b].at_us; });
+  }
+
+  std::vector<submit::job_outcome> run() {
+    while (const auto next = next_event()) {
+      now_ = *next;
+      process_instant();
+    }
+    // Nothing pending can make progress: shut down at the last instant.
+    if (std::any_of(jobs_.begin(), jobs_.end(), [](const job_state& j) { return !j.signalled; })) shutdown();
+
+    std::vector<submit::job_outcome> outcomes;
+    for (const auto& j : jobs_) {
+      if (!j.signalled) throw std::logic_error("reference model: a job never signalled");
+      outcomes.push_back(j.out);
+    }
+    return outcomes;
+  }
+
+ private:
+  // ------------------------------------------------------------ the event loop
+
+  std::optional<time_us> next_event() const {
+    std::optional<time_us> next;
+    auto consider = [&](time_us t) {
+      if (!next || t < *next) next = t;
+    };
+    if (next_push_ < push_order_.size()) consider(g_.jobs[push_order_[next_push_]].submit_at_us);
+    if (next_kill_ < kill_order_.size()) consider(g_.actions[kill_order_[next_kill_]].at_us);
+    for (const auto& r : rings_) {
+      // Ends are non-decreasing in run order: the front ends first.
+      if (!r.commands.empty() && r.commands.front().end) consider(*r.commands.front().end);
+    }
+    for (std::size_t r = 0; r < rings_.size(); ++r) {
+      if (const auto t = timeout_at(r)) consider(*t);
+    }
+    return next;
+  }
+
+  // One instant: completions, timeouts, kills, pushes, then selection (reading 3:
+  // commands ending at this instant because selection or replay just ran them are
+  // completed in a further round, followed by another selection).
+  void process_instant() {
+    bool first_round = true;
+    for (;;) {
+      deferring_ = first_round && readings_.cascade_after_bans_and_kills;
+      complete_due();
+      timeouts_due();
+      if (first_round) {
+        // Reading 2: the kills of one instant decide all their victims, then signal.
+        std::vector<std::size_t> killed;
+        while (next_kill_ < kill_order_.size() && g_.actions[kill_order_[next_kill_]].at_us == now_) {
+          killed.push_back(g_.actions[kill_order_[next_kill_++]].entity);
+          kill(killed.back());
+        }
+        for (const std::size_t e : killed) signal_ready(e);
+        if (deferring_) {
+          deferring_ = false;
+          for (std::size_t e = 0; e < entities_.size(); ++e) signal_ready(e);
+        }
+        while (next_push_ < push_order_.size() && g_.jobs[push_order_[next_push_]].submit_at_us == now_) {
+          push(push_order_[next_push_++]);
+        }
+        first_round = false;
+      }
+      select();
+      if (!completion_due()) return;
+    }
+  }
+
+  bool completion_due() const {
+    return std::any_of(rings_.begin(), rings_.end(), [&](const ring_state& r) {
+      return !r.commands.empty() && r.commands.front().end && *r.commands.front().end <= now_;
+    });
+  }
+
+  // ------------------------------------------------------------ rings
+
+  std::size_t ring_of(std::size_t job) const { return shared_ ? 0 : g_.jobs[job].entity; }
+
+  time_us duration_of(std::size_t job) const {
+    const auto& spec = g_.jobs[job];
+    return spec.fault.kind == fault_kind::slow ? spec.fault.slow_us : spec.duration_us;
+  }
+
+  // Puts the command of `job` at the back of its ring, run at now_.
+  void place_on_ring(std::size_t job) {
+    auto& r = rings_[ring_of(job)];
+    r.used += g_.jobs[job].credits;
+    ring_command c{job, 0, std::nullopt};
+    if (!r.stuck) {
+      c.start = std::max(now_, r.busy_until);
+      if (g_.jobs[job].fault.kind == fault_kind::hang) {
+        r.stuck = true;
+      } else {
+        c.end = c.start + duration_of(job);
+        r.busy_until = *c.end;
+      }
+    }
+    r.commands.push_back(c);
+    auto& j = jobs_[job];
+    j.on_ring = true;
+    ++j.out.attempts;
+    j.out.scheduled_us = now_;
+  }
+
+  void complete_due() {
+    for (auto& r : rings_) {
+      while (!r.commands.empty() && r.commands.front().end && *r.commands.front().end <= now_) {
+        const std::size_t job = r.commands.front().job;
+        r.commands.pop_front();
+        r.used -= g_.jobs[job].credits;
+        const auto& fault = g_.jobs[job].fault;
+        std::string error;
+        if (fault.kind == fault_kind::error) {
+          error = error_name(std::error_code(fault.errno_value, std::generic_category()));
+        }
+        decide(job, error, std::nullopt);
+        signal_ready(g_.jobs[job].entity);
+      }
+    }
+  }
+
+  // The moment the ring's front command times out, if it will: T after it started,
+  // unless it is slow (it reports progress and is extended until it ends) or it
+  // ends by then (a completion at that very instant comes first).
+  std::optional<time_us> timeout_at(std::size_t ring) const {
+    const auto& r = rings_[ring];
+    if (!g_.scheduler.timeout_us || r.commands.empty()) return std::nullopt;
+    const auto& front = r.commands.front();
+    const time_us limit = *g_.scheduler.timeout_us;
+    if (g_.jobs[front.job].fault.kind == fault_kind::slow) return std::nullopt;
+    if (front.end && *front.end - front.start <= limit) return std::nullopt;
+    return front.start + limit;
+  }
+
+  // Reading 2: the timeouts of one instant (one per ring at most) decide all their
+  // victims first; the signals, and the failures they carry to dependents, follow.
+  void timeouts_due() {
+    std::vector<std::size_t> banned;
+    for (std::size_t r = 0; r < rings_.size(); ++r) {
+      if (timeout_at(r) == now_) banned.push_back(time_out(r));
+    }
+    for (const std::size_t e : banned) signal_ready(e);
+  }
+
+  // Returns the entity of the guilty job.
+  std::size_t time_out(std::size_t ring) {
+    auto& r = rings_[ring];
+    const std::size_t guilty = r.commands.front().job;
+    const std::size_t banned = g_.jobs[guilty].entity;
+    const auto on_ring = std::move(r.commands);
+    r.commands.clear();
+    r.used = 0;
+    r.stuck = false;
+    r.busy_until = now_;
+
+    decide(guilty, "timed_out", std::nullopt);
+    mark_dead(banned, "cancelled", guilty);
+    // Every other undecided job of the entity fails `cancelled`, on the ring or not.
+    for (const std::size_t job : entities_[banned].pushed) {
+      if (!jobs_[job].decided) decide(job, "cancelled", guilty);
+    }
+    if (shared_) {
+      // The innocent commands run again, in their order, from now, in full.
+      for (const auto& c : on_ring) {
+        if (c.job == guilty || g_.jobs[c.job].entity == banned) continue;
+        jobs_[c.job].on_ring = false;
+        place_on_ring(c.job);
+      }
+    } else {
+      r.closed = true;
+    }
+    return banned;
+  }
+
+  // ------------------------------------------------------------ entities and jobs
+
+  void mark_dead(std::size_t entity, const std::string& error, std::optional<std::size_t> cause) {
+    auto& e = entities_[entity];
+    if (e.dead && readings_.first_death_decides_pushes) return;
+    e.dead = true;
+    e.dead_error = error;
+    e.dead_cause = cause;
+  }
+
+  void kill(std::size_t entity) {
+    mark_dead(entity, "killed", std::nullopt);
+    // Jobs that have not been run fail; commands on the ring finish normally.
+    for (const std::size_t job : entities_[entity].pushed) {
+      if (!jobs_[job].decided && !jobs_[job].on_ring) decide(job, "killed", std::nullopt);
+    }
+  }
+
+  void push(std::size_t job) {
+    auto& j = jobs_[job];
+    const std::size_t entity = g_.jobs[job].entity;
+    auto& e = entities_[entity];
+    j.pushed = true;
+    j.out.queued_us = now_;
+    e.pushed.push_back(job);
+    if (e.dead) {
+      decide(job, e.dead_error, e.dead_cause);
+      signal_ready(entity);
+      return;
+    }
+    j.in_queue = true;
+    await_next(job);
+  }
+
+  std::size_t root_of(std::size_t job) const { return jobs_[job].out.cause.value_or(job); }
+
+  // Waits for the dependencies one after another, from the one awaited now.
+  void await_next(std::size_t job) {
+    auto& j = jobs_[job];
+    const auto& deps = g_.jobs[job].deps;
+    while (j.awaiting < deps.size()) {
+      const std::size_t dep = deps[j.awaiting];
+      if (!jobs_[dep].signalled) {
+        waiters_[dep].push_back(job);
+        return;
+      }
+      if (!jobs_[dep].out.error.empty()) {
+        decide(job, jobs_[dep].out.error, root_of(dep));
+        signal_ready(g_.jobs[job].entity);
+        return;
+      }
+      ++j.awaiting;
+    }
+    j.prepared = true;
+  }
+
+  void decide(std::size_t job, const std::string& error, std::optional<std::size_t> cause) {
+    auto& j = jobs_[job];
+    j.decided = true;
+    j.in_queue = false;  // reading 5
+    j.on_ring = false;
+    j.out.error = error;
+    j.out.cause = cause;
+  }
+
+  // Signals, in push order, the entity's jobs whose outcome is decided and whose
+  // predecessors have all signalled.
+  void signal_ready(std::size_t entity) {
+    if (deferring_) return;  // model_readings::cascade_after_bans_and_kills: done after the kills
+    auto& e = entities_[entity];
+    while (e.next_signal < e.pushed.size() && jobs_[e.pushed[e.next_signal]].decided) {
+      const std::size_t job = e.pushed[e.next_signal++];
+      signal(job);
+    }
+  }
+
+  void signal(std::size_t job) {
+    auto& j = jobs_[job];
+    j.signalled = true;
+    j.out.finished_us = now_;
+    const auto waiting = std::move(waiters_[job]);
+    waiters_[job].clear();
+    for (const std::size_t w : waiting) {
+      if (jobs_[w].decided) continue;  // killed or banned while it waited
+      if (!j.out.error.empty()) {
+        decide(w, j.out.error, root_of(job));
+        signal_ready(g_.jobs[w].entity);
+      } else {
+        ++jobs_[w].awaiting;
+        await_next(w);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ selection
+
+  // The head of an entity: its oldest job that is neither run nor decided.
+  std::optional<std::size_t> head_of(std::size_t entity) const {
+    for (const std::size_t job : entities_[entity].pushed) {
+      if (jobs_[job].in_queue) return job;
+    }
+    return std::nullopt;
+  }
+
+  void select() {
+    const std::uint32_t limit = g_.scheduler.credit_limit;
+    if (!shared_) {
+      // Each entity has its own ring and credits: the entities do not compete.
+      for (std::size_t e = 0; e < entities_.size(); ++e) {
+        auto& r = rings_[e];
+        for (;;) {
+          const auto head = head_of(e);
+          if (r.closed || !head || !jobs_[*head].prepared || g_.jobs[*head].credits > limit - r.used) break;
+          jobs_[*head].in_queue = false;
+          place_on_ring(*head);
+        }
+      }
+      return;
+    }
+    auto& r = rings_[0];
+    for (;;) {
+      // The ready head of the highest priority; within a priority, the head pushed
+      // first. A head that does not fit stops everything until credits free up.
+      std::optional<std::size_t> best;
+      for (std::size_t e = 0; e < entities_.size(); ++e) {
+        const auto head = head_of(e);
+        if (!head || !jobs_[*head].prepared) continue;
+        if (!best || better(*head, *best)) best = head;
+      }
+      if (!best || g_.jobs[*best].credits > limit - r.used) return;
+      jobs_[*best].in_queue = false;
+      place_on_ring(*best);
+    }
+  }
+
+  bool better(std::size_t a, std::size_t b) const {
+    const auto pa = g_.entities[g_.jobs[a].entity].prio, pb = g_.entities[g_.jobs[b].entity].prio;
+    if (pa != pb) return static_cast<int>(pa) < static_cast<int>(pb);  // kernel is 0
+    return rank_[a] < rank_[b];
+  }
+
+  // ------------------------------------------------------------ nothing left to do
+
+  void shutdown() {
+    for (std::size_t job = 0; job < jobs_.size(); ++job) {
+      if (jobs_[job].pushed && !jobs_[job].decided) decide(job, "shutdown", std::nullopt);
+    }
+    for (auto& r : rings_) r.commands.clear();
+    for (std::size_t e = 0; e < entities_.size(); ++e) signal_ready(e);
+  }
+
+  const submit::graph& g_;
+  const model_readings readings_;
+  bool shared_ = true;
+  std::vector<job_state> jobs_;
+  std::vector<std::vector<std::size_t>> waiters_;  // per job: jobs awaiting it now
+  std::vector<entity_state> entities_;
+  std::vector<ring_state> rings_;
+  std::vector<std::size_t> push_order_, rank_, kill_order_;
+  std::size_t next_push_ = 0, next_kill_ = 0;
+  time_us now_ = 0;
+  bool deferring_ = false;
+};
+
+}  // namespace
+
+std::vector<submit::job_outcome> reference_outcomes(const submit::graph& g, const model_readings& readings) {
+  return model(g, readings).run();
+}
+
+}  // namespace cosched::seeded
