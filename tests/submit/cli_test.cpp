@@ -143,6 +143,22 @@ TEST_CASE("option help exits 0", "[submit][cli]") {
   CHECK(help.out.find("--results") != std::string::npos);
 }
 
+namespace {
+
+// The fields of each result line that do not depend on timing: job, entity,
+// error, cause, attempts.
+std::vector<std::string> outcome_fields(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("{\"summary\"", 0) == 0) break;
+    out.push_back(line.substr(0, line.find(", \"queued_us\"")));
+  }
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("real time (the default) runs the same graph through the reactor", "[submit][cli][real]") {
   // Outcomes that do not depend on timing agree with virtual time.
   const auto graph = (source_dir / "examples/graphs/error-propagation.json").string();
@@ -150,17 +166,49 @@ TEST_CASE("real time (the default) runs the same graph through the reactor", "[s
   auto simulated = run_tool({"--clock", "virtual", "--results", "-", graph});
   REQUIRE(real.exit_status == 0);
   REQUIRE(simulated.exit_status == 0);
-  auto outcome_fields = [](const std::string& text) {
-    std::vector<std::string> out;
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("{\"summary\"", 0) == 0) break;
-      out.push_back(line.substr(0, line.find(", \"queued_us\"")));
-    }
-    return out;
-  };
   CHECK(outcome_fields(real.out) == outcome_fields(simulated.out));
   CHECK(real.out.find("\"clock\": \"real\"") != std::string::npos);
+}
+
+TEST_CASE("real time: hangs time out, innocent work is replayed, slow work is extended", "[submit][cli][real]") {
+  // Margins of hundreds of milliseconds around 1 ms commands: what is on the
+  // ring when a timeout fires does not depend on scheduling noise, so the
+  // outcomes equal virtual time's.
+  const auto shared = write_temp("cosched-cli-real-reset.json", R"({
+    "scheduler": {"mode": "shared_ring", "credit_limit": 3, "timeout_us": 300000},
+    "entities": [ {"name": "game"}, {"name": "browser"} ],
+    "jobs": [ {"id": "g1", "entity": "game", "duration_us": 1000},
+              {"id": "g2", "entity": "game", "fault": "hang"},
+              {"id": "b1", "entity": "browser", "duration_us": 1000},
+              {"id": "b2", "entity": "browser", "duration_us": 1000, "submit_at_us": 100},
+              {"id": "g3", "entity": "game", "duration_us": 1000, "submit_at_us": 450000},
+              {"id": "s1", "entity": "browser", "fault": "slow:400000", "submit_at_us": 500000} ] })");
+  const auto per_entity = write_temp("cosched-cli-real-close.json", R"({
+    "scheduler": {"mode": "ring_per_entity", "credit_limit": 2, "timeout_us": 300000},
+    "entities": [ {"name": "game"}, {"name": "browser"} ],
+    "jobs": [ {"id": "g1", "entity": "game", "duration_us": 1000},
+              {"id": "g2", "entity": "game", "fault": "hang"},
+              {"id": "g3", "entity": "game", "duration_us": 1000},
+              {"id": "b1", "entity": "browser", "duration_us": 1000},
+              {"id": "b2", "entity": "browser", "duration_us": 1000},
+              {"id": "g4", "entity": "game", "duration_us": 1000, "submit_at_us": 450000} ] })");
+  for (const auto& graph : {shared, per_entity}) {
+    INFO(graph);
+    auto real = run_tool({"--results", "-", graph});
+    auto simulated = run_tool({"--clock", "virtual", "--results", "-", graph});
+    REQUIRE(real.exit_status == 0);
+    REQUIRE(simulated.exit_status == 0);
+    CHECK(outcome_fields(real.out) == outcome_fields(simulated.out));
+  }
+  // What virtual time says (so the comparison cannot pass on two wrong runs).
+  auto simulated = run_tool({"--clock", "virtual", "--results", "-", shared});
+  CHECK(outcome_fields(simulated.out) == std::vector<std::string>{
+    R"({"job": "g1", "entity": "game", "error": null, "cause": null, "attempts": 1)",
+    R"({"job": "g2", "entity": "game", "error": "timed_out", "cause": null, "attempts": 1)",
+    R"({"job": "b1", "entity": "browser", "error": null, "cause": null, "attempts": 2)",
+    R"({"job": "b2", "entity": "browser", "error": null, "cause": null, "attempts": 2)",
+    R"({"job": "g3", "entity": "game", "error": "cancelled", "cause": "g2", "attempts": 0)",
+    R"({"job": "s1", "entity": "browser", "error": null, "cause": null, "attempts": 1)"});
 }
 
 TEST_CASE("option generate runs a random graph and the same seed gives the same graph", "[submit][cli][generate]") {
