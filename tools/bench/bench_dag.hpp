@@ -1,0 +1,238 @@
+// Group "dag": throughput of 100k tiny jobs, submit + run + retire, on one
+// thread: cosched (the whole scheduler: entity push, preparation, selection,
+// ring.run, retirement) against oneTBB flow_graph on the same graphs.
+//
+// Both peers are timed from the first job created to the last job finished
+// (build + exec); neither is timed for tearing down what the caller still holds
+// afterwards (cosched: the finished-fence handles; TBB: the graph's nodes).
+// Nothing runs during build in either: cosched's jobs run only once the
+// io_context runs, TBB's only once the start node is fired.
+#pragma once
+
+#include <sys/resource.h>
+#include <tbb/flow_graph.h>
+#include <tbb/global_control.h>
+
+#include <deque>
+#include <numeric>
+#include <vector>
+
+#include <asio/io_context.hpp>
+
+#include "bench_util.hpp"
+#include "cosched/entity.hpp"
+#include "cosched/fence.hpp"
+#include "cosched/job.hpp"
+#include "cosched/ring.hpp"
+#include "cosched/scheduler.hpp"
+
+namespace cosched_bench::dag {
+
+constexpr std::uint32_t job_count = 100000;
+constexpr std::uint32_t layer_width = 1000;  // 100 layers
+constexpr std::uint32_t dep_offsets[4] = {0, 1, 17, 511};
+
+enum class shape { indep, dag };
+
+// Dependencies of job i: in the dag shape, jobs (col + offset) mod width of the
+// previous layer; none in layer 0 and none in the indep shape.
+inline int deps_of(shape s, std::uint32_t i, std::uint32_t out[4]) {
+  if (s == shape::indep || i < layer_width) return 0;
+  const std::uint32_t layer = i / layer_width, col = i % layer_width, base = (layer - 1) * layer_width;
+  for (int k = 0; k < 4; ++k) out[k] = base + (col + dep_offsets[k]) % layer_width;
+  return 4;
+}
+
+// The work of a job (a few ns): combines its dependencies' outputs, so a job run
+// before its dependencies would change the checksum.
+inline void job_work(shape s, std::uint32_t i, std::uint64_t* val) {
+  std::uint32_t d[4];
+  const int n = deps_of(s, i, d);
+  std::uint64_t x = i;
+  for (int k = 0; k < n; ++k) x += val[d[k]];
+  val[i] = x * 2654435761u + 1;
+}
+
+struct timing {
+  double build_ns = 0, exec_ns = 0;
+  double faults = 0;  // minor page faults taken during build+exec
+  double total() const { return build_ns + exec_ns; }
+};
+
+// First touches of fresh heap pages cost ~12 us each on a virtual machine, which would
+// drown the per-job cost; main() keeps freed memory in the heap, and the faults
+// that remain are counted so that the report shows them.
+inline std::uint64_t minor_faults() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  return std::uint64_t(ru.ru_minflt);
+}
+
+// ------------------------------------------------------------------ cosched
+
+struct command {
+  std::uint32_t index;
+};
+
+// Hardware that has always finished already: the fence is made once and handed
+// out by copy, so the figure is the scheduler's own cost per job.
+class finished_ring final : public cosched::ring<command> {
+ public:
+  cosched::fence run(command&) override { return done_; }
+  void cancel_all() noexcept override {}
+
+ private:
+  cosched::fence done_ = cosched::fence::make_signalled();
+};
+
+inline cosched::job<command> free_job(shape s, std::uint32_t i, std::uint64_t* val) {
+  job_work(s, i, val);
+  co_return command{i};
+}
+
+inline cosched::job<command> dependent_job(cosched::fence a, cosched::fence b, cosched::fence c, cosched::fence d,
+                                           std::uint32_t i, std::uint64_t* val) {
+  co_await a;
+  co_await b;
+  co_await c;
+  co_await d;
+  job_work(shape::dag, i, val);
+  co_return command{i};
+}
+
+inline timing run_cosched(shape s, std::vector<std::uint64_t>& val) {
+  asio::io_context ctx(1);
+  finished_ring ring;
+  cosched::scheduler<command> sched(ctx.get_executor(), ring, {.credit_limit = 1u << 20});
+  auto queue = sched.make_entity({.name = "bench"});
+  std::vector<cosched::fence> finished(job_count);
+  std::uint64_t* v = val.data();
+
+  const std::uint64_t f0 = minor_faults();
+  const std::uint64_t t0 = now_ns();
+  for (std::uint32_t i = 0; i < job_count; ++i) {
+    std::uint32_t d[4];
+    if (deps_of(s, i, d) == 0) {
+      finished[i] = queue.push(free_job(s, i, v)).finished;
+    } else {
+      finished[i] =
+          queue.push(dependent_job(finished[d[0]], finished[d[1]], finished[d[2]], finished[d[3]], i, v)).finished;
+    }
+  }
+  const std::uint64_t t1 = now_ns();
+  // The finished fences of one entity signal in push order: the last one
+  // signalled means every job has been run and retired.
+  while (!finished.back().signalled()) {
+    if (ctx.run_one() == 0) break;
+  }
+  const std::uint64_t t2 = now_ns();
+  const std::uint64_t f1 = minor_faults();
+
+  for (const auto& f : finished) {
+    if (!f.signalled() || f.error()) die("dag: a cosched job did not finish successfully");
+  }
+  finished.clear();
+  auto down = sched.shutdown();
+  ctx.restart();
+  while (!down.signalled()) {
+    if (ctx.run_one() == 0) die("dag: scheduler shutdown did not complete");
+  }
+  return {double(t1 - t0), double(t2 - t1), double(f1 - f0)};
+}
+
+// ------------------------------------------------------------------ oneTBB flow graph
+
+inline timing run_tbb(shape s, std::vector<std::uint64_t>& val) {
+  using namespace tbb::flow;
+  graph g;
+  std::uint64_t* v = val.data();
+  const std::uint64_t f0 = minor_faults();
+  const std::uint64_t t0 = now_ns();
+  broadcast_node<continue_msg> start(g);
+  std::deque<continue_node<continue_msg>> nodes;
+  for (std::uint32_t i = 0; i < job_count; ++i) {
+    nodes.emplace_back(g, [s, i, v](const continue_msg&) { job_work(s, i, v); });
+    std::uint32_t d[4];
+    const int n = deps_of(s, i, d);
+    if (n == 0) make_edge(start, nodes.back());
+    for (int k = 0; k < n; ++k) make_edge(nodes[d[k]], nodes.back());
+  }
+  const std::uint64_t t1 = now_ns();
+  start.try_put(continue_msg());
+  g.wait_for_all();
+  const std::uint64_t t2 = now_ns();
+  return {double(t1 - t0), double(t2 - t1), double(minor_faults() - f0)};
+}
+
+// ------------------------------------------------------------------ the group
+
+struct figures {
+  std::vector<double> build, exec, total, faults;
+  void add(const timing& t) {
+    build.push_back(t.build_ns);
+    exec.push_back(t.exec_ns);
+    total.push_back(t.total());
+    faults.push_back(t.faults);
+  }
+};
+
+inline std::uint64_t checksum(const std::vector<std::uint64_t>& val) {
+  return std::accumulate(val.begin(), val.end(), std::uint64_t{0},
+                         [](std::uint64_t a, std::uint64_t b) { return a * 1099511628211ull ^ b; });
+}
+
+inline void print_row(std::FILE* out, const char* shape_name, const char* impl, const figures& f) {
+  const spread b = summarize(f.build), e = summarize(f.exec), t = summarize(f.total), pf = summarize(f.faults);
+  std::fprintf(out,
+               "  %-6s %-26s %6.2f M jobs/s %6.1f ns/job (build %5.1f + exec %5.1f ms) [%.2f..%.2f M/s] "
+               "%.0f faults\n",
+               shape_name, impl, job_count / t.median * 1e3, t.median / job_count, b.median / 1e6, e.median / 1e6,
+               job_count / t.hi * 1e3, job_count / t.lo * 1e3, pf.median);
+}
+
+inline void run_group(const config& cfg, results& res, std::FILE* out) {
+  // One thread for TBB too: the comparison is per-thread throughput, and the
+  // calling thread runs the graph when no worker is allowed.
+  tbb::global_control one_thread(tbb::global_control::max_allowed_parallelism, 1);
+  std::fprintf(out,
+               "\n[dag] %u tiny jobs, one thread, submit+run+retire (build+exec); %d rep(s), medians "
+               "[min..max]\n"
+               "      indep: no dependencies; dag4: 100 layers x 1000, 4 deps each on the previous layer\n",
+               job_count, cfg.reps);
+  std::fflush(out);
+
+  std::vector<std::uint64_t> val(job_count), ref(job_count);
+  figures cs[2], tb[2];
+  const shape shapes[2] = {shape::indep, shape::dag};
+  // One untimed round first: the first round pays for growing the heap.
+  const int rounds = cfg.reps + (cfg.quick ? 0 : 1);
+  for (int round = 0; round < rounds; ++round) {
+    const bool timed = cfg.quick || round > 0;
+    // Peers alternate within a round so that drifting load on the
+    // machine affects both alike.
+    for (int k = 0; k < 2; ++k) {
+      std::fill(val.begin(), val.end(), 0);
+      const timing c = run_cosched(shapes[k], val);
+      const std::uint64_t sum = checksum(val);
+      std::fill(ref.begin(), ref.end(), 0);
+      const timing t = run_tbb(shapes[k], ref);
+      if (sum != checksum(ref)) die("dag: cosched and oneTBB computed different results");
+      if (timed) {
+        cs[k].add(c);
+        tb[k].add(t);
+      }
+    }
+  }
+  const char* names[2] = {"indep", "dag4"};
+  for (int k = 0; k < 2; ++k) {
+    print_row(out, names[k], "cosched (1 sched thread)", cs[k]);
+    print_row(out, names[k], "oneTBB flow_graph, 1 thr", tb[k]);
+  }
+  std::fflush(out);
+  res.set("indep_jobs_per_s", job_count / summarize(cs[0].total).median * 1e9);
+  res.set("dag_jobs_per_s", job_count / summarize(cs[1].total).median * 1e9);
+  res.set("tbb_indep_jobs_per_s", job_count / summarize(tb[0].total).median * 1e9);
+  res.set("tbb_dag_jobs_per_s", job_count / summarize(tb[1].total).median * 1e9);
+}
+
+}  // namespace cosched_bench::dag
