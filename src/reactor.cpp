@@ -20,11 +20,15 @@
 #include <liburing.h>
 
 #include "cosched/error.hpp"
+#include "uring_loop.hpp"
 
 namespace cosched {
 
 namespace {
 constexpr std::uint64_t cancel_marker = ~std::uint64_t{0};
+// user_data: reactor tag (8 bits) | generation (24 bits) | entry index (32 bits).
+constexpr std::uint64_t tag_mask = std::uint64_t{0xff} << 56;
+constexpr std::uint32_t generation_mask = 0x00ffffff;
 
 // liburing 2.3 declares io_uring_enable_rings but its shared library does not
 // export it; the register call it wraps is simple.
@@ -34,7 +38,7 @@ int enable_rings(io_uring& ring) {
 }
 }  // namespace
 
-struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
+struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail::uring_completion_sink {
   struct entry {
     enum class kind : std::uint8_t { free, oneshot, multishot };
     kind what = kind::free;
@@ -46,7 +50,17 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
     bool unwatched = false;
   };
 
-  impl(asio::io_context& context, reactor_options options) : ctx(context), event_stream(context) {
+  // On a uring_context: its ring and its loop, which reaps and submits.
+  explicit impl(uring_context& context) : loop(&context.loop()), ex(context.get_executor()), ring(loop->ring) {}
+
+  // Requests of this reactor carry `tag` in the top byte of their user_data:
+  // on a uring_context, completions of an earlier reactor's requests may still
+  // arrive, and must not be taken for this one's.
+  std::uint64_t tag = 0;
+
+  // On an io_context: a ring of its own, whose registered eventfd the io_context waits for.
+  impl(asio::io_context& context, reactor_options options)
+      : io(&context), ex(context.get_executor()), ring(own_ring), event_stream(std::in_place, context) {
     // Completions must wake the io_context through the registered eventfd.
     // DEFER_TASKRUN does not do that reliably (its completion work is only
     // signalled to the eventfd for the first of several wake-ups, measured on
@@ -60,10 +74,10 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
     if (options.single_issuer) {
       io_uring_params wanted = params;
       wanted.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_R_DISABLED;
-      rc = io_uring_queue_init_params(options.entries, &ring, &wanted);
+      rc = io_uring_queue_init_params(options.entries, &own_ring, &wanted);
       if (rc == 0) single_issuer = true;
     }
-    if (rc != 0) rc = io_uring_queue_init_params(options.entries, &ring, &params);
+    if (rc != 0) rc = io_uring_queue_init_params(options.entries, &own_ring, &params);
     if (rc != 0) throw std::system_error(-rc, std::generic_category(), "cosched::reactor: io_uring_queue_init");
     const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) {
@@ -77,21 +91,55 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
       io_uring_queue_exit(&ring);
       throw std::system_error(-rc, std::generic_category(), "cosched::reactor: io_uring_register_eventfd");
     }
-    event_stream.assign(efd);
+    event_stream->assign(efd);
   }
 
   ~impl() {
+    if (loop) {
+      loop->detach(this);
+      // The ring outlives this reactor: stop polling the fds it was asked to watch.
+      try {
+        for (std::uint32_t index = 0; index < entries.size(); ++index)
+          if (entries[index].what != entry::kind::free) prepare_cancel(index);
+        if (io_uring_sq_ready(&ring)) loop->submit_now();
+      } catch (const std::exception&) {
+        // A full queue or a failed submit: the polls end with the ring.
+      }
+    }
     // Oneshot promises signal `broken` as the entries go.
     entries.clear();
-    asio::error_code ignored;
-    event_stream.close(ignored);
-    io_uring_queue_exit(&ring);
+    if (io) {
+      asio::error_code ignored;
+      event_stream->close(ignored);
+      io_uring_queue_exit(&own_ring);
+    }
+  }
+
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+
+  void on_completion(std::uint64_t user_data, std::int32_t res, std::uint32_t flags) override {
+    dispatch(user_data, res, flags);
+  }
+  bool has_pending() const noexcept override {
+    // relaxed: read on the loop thread, which alone changes it there.
+    return pending_count.load(std::memory_order_relaxed) != 0;
+  }
+
+  template <class F>
+  void post(F&& f) {
+    if (io) asio::post(*io, std::forward<F>(f));
+    else asio::post(ex, std::forward<F>(f));
   }
 
   // Runs first on the io_context's thread: enables the ring there (the thread
   // that enables a SINGLE_ISSUER ring is its only submitter) and starts waiting.
   void start() {
-    asio::post(ctx, [weak = weak_from_this()] {
+    if (loop) {
+      tag = std::uint64_t{loop->attach(this)} << 56;
+      return;
+    }
+    asio::post(*io, [weak = weak_from_this()] {
       if (auto self = weak.lock()) {
         if (self->single_issuer) {
           const int rc = enable_rings(self->ring);
@@ -105,7 +153,7 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
   }
 
   void arm() {
-    event_stream.async_wait(asio::posix::stream_descriptor::wait_read,
+    event_stream->async_wait(asio::posix::stream_descriptor::wait_read,
                             [weak = weak_from_this()](const asio::error_code& ec) {
                               if (ec) return;  // closed: the reactor is going away
                               if (auto self = weak.lock()) {
@@ -117,7 +165,7 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
 
   void on_eventfd() {
     std::uint64_t count;
-    while (::read(event_stream.native_handle(), &count, sizeof count) == sizeof count) {
+    while (::read(event_stream->native_handle(), &count, sizeof count) == sizeof count) {
     }
     reap();
   }
@@ -155,9 +203,10 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
 
   void dispatch(std::uint64_t user_data, std::int32_t res, std::uint32_t flags) {
     if (user_data == cancel_marker) return;
+    if ((user_data & tag_mask) != tag) return;  // another reactor's (stale)
     const auto index = static_cast<std::uint32_t>(user_data);
-    const auto generation = static_cast<std::uint32_t>(user_data >> 32);
-    if (index >= entries.size() || entries[index].generation != generation) return;  // stale
+    const auto generation = static_cast<std::uint32_t>(user_data >> 32) & generation_mask;
+    if (index >= entries.size() || (entries[index].generation & generation_mask) != generation) return;  // stale
     auto& e = entries[index];
     if (e.what == entry::kind::oneshot) {
       promise done = std::move(*e.done);
@@ -219,12 +268,12 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
   }
 
   std::uint64_t user_data_of(std::uint32_t index) const {
-    return (std::uint64_t{entries[index].generation} << 32) | index;
+    return tag | (std::uint64_t{entries[index].generation & generation_mask} << 32) | index;
   }
 
   io_uring_sqe* next_sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-    if (!sqe && enabled) {
+    if (!sqe && can_submit()) {
       submit();  // the submission queue is full: flush it now
       sqe = io_uring_get_sqe(&ring);
     }
@@ -249,11 +298,14 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
   }
 
   // One flush per batch: the first request of a handler posts it.
+  bool can_submit() const noexcept { return loop ? loop->enabled() : enabled; }
+
   void mark_dirty() {
+    if (loop) return;  // the loop submits before it next waits
     if (dirty) return;
     dirty = true;
     if (!enabled) return;  // start() flushes
-    asio::post(ctx, [weak = weak_from_this()] {
+    asio::post(*io, [weak = weak_from_this()] {
       if (auto self = weak.lock()) self->flush();
     });
   }
@@ -265,6 +317,10 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
   }
 
   void submit() {
+    if (loop) {
+      loop->submit_now();
+      return;
+    }
     const int rc = io_uring_submit(&ring);
     // relaxed: a statistic.
     submits.fetch_add(1, std::memory_order_relaxed);
@@ -272,7 +328,7 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
       throw std::system_error(-rc, std::generic_category(), "cosched::reactor: io_uring_submit");
   }
 
-  bool on_own_thread() const { return ctx.get_executor().running_in_this_thread(); }
+  bool on_own_thread() const { return loop ? loop->on_loop_thread() : io->get_executor().running_in_this_thread(); }
 
   void start_wait(int fd, promise done) {
     const std::uint32_t index = allocate(entry::kind::oneshot, fd);
@@ -305,9 +361,12 @@ struct reactor::impl : std::enable_shared_from_this<reactor::impl> {
     prepare_cancel(index);
   }
 
-  asio::io_context& ctx;
-  io_uring ring{};
-  asio::posix::stream_descriptor event_stream;
+  asio::io_context* io = nullptr;   // on an io_context
+  detail::uring_loop* loop = nullptr;  // on a uring_context
+  asio::any_io_executor ex;
+  io_uring own_ring{};  // on an io_context
+  io_uring& ring;
+  std::optional<asio::posix::stream_descriptor> event_stream;  // on an io_context
   bool single_issuer = false;
   bool enabled = false;
   bool dirty = false;
@@ -331,7 +390,11 @@ reactor::reactor(asio::io_context& ctx, reactor_options options)
   impl_->start();
 }
 
-reactor::~reactor() = default;
+reactor::reactor(uring_context& ctx) : impl_(std::make_shared<impl>(ctx)) { impl_->start(); }
+
+reactor::~reactor() {
+  if (impl_->loop) impl_->loop->detach(impl_.get());
+}
 
 fence reactor::wait_readable(int fd) {
   promise done;
@@ -339,7 +402,7 @@ fence reactor::wait_readable(int fd) {
   if (impl_->on_own_thread()) {
     impl_->start_wait(fd, std::move(done));
   } else {
-    asio::post(impl_->ctx, [weak = std::weak_ptr<impl>(impl_), fd, done = std::move(done)]() mutable {
+    impl_->post([weak = std::weak_ptr<impl>(impl_), fd, done = std::move(done)]() mutable {
       if (auto self = weak.lock()) self->start_wait(fd, std::move(done));
     });
   }
@@ -354,7 +417,7 @@ bool reactor::cancel(const fence& f) {
     impl_->cancel_wait(key);
     return true;
   }
-  asio::post(impl_->ctx, [weak = std::weak_ptr<impl>(impl_), keep = f] {
+  impl_->post([weak = std::weak_ptr<impl>(impl_), keep = f] {
     if (auto self = weak.lock()) self->cancel_wait(keep.state());
   });
   return true;
@@ -366,7 +429,7 @@ reactor::watch_id reactor::watch(int fd, std::function<void()> on_ready) {
   if (impl_->on_own_thread()) {
     impl_->start_watch(id, fd, std::move(on_ready));
   } else {
-    asio::post(impl_->ctx, [weak = std::weak_ptr<impl>(impl_), id, fd, fn = std::move(on_ready)]() mutable {
+    impl_->post([weak = std::weak_ptr<impl>(impl_), id, fd, fn = std::move(on_ready)]() mutable {
       if (auto self = weak.lock()) self->start_watch(id, fd, std::move(fn));
     });
   }
@@ -378,7 +441,7 @@ void reactor::unwatch(watch_id id) {
     impl_->stop_watch(id);
     return;
   }
-  asio::post(impl_->ctx, [weak = std::weak_ptr<impl>(impl_), id] {
+  impl_->post([weak = std::weak_ptr<impl>(impl_), id] {
     if (auto self = weak.lock()) self->stop_watch(id);
   });
 }
@@ -388,13 +451,15 @@ std::size_t reactor::pending() const noexcept {
   return impl_->pending_count.load(std::memory_order_relaxed);
 }
 
-bool reactor::single_issuer() const noexcept { return impl_->single_issuer; }
+bool reactor::single_issuer() const noexcept {
+  return impl_->loop ? (impl_->ring.flags & IORING_SETUP_SINGLE_ISSUER) != 0 : impl_->single_issuer;
+}
 
 std::uint64_t reactor::submit_calls() const noexcept {
   // relaxed: a statistic.
   return impl_->submits.load(std::memory_order_relaxed);
 }
 
-asio::io_context& reactor::context() const noexcept { return impl_->ctx; }
+asio::any_io_executor reactor::get_executor() const noexcept { return impl_->ex; }
 
 }  // namespace cosched

@@ -15,6 +15,7 @@
 #include "cosched/error.hpp"
 #include "cosched/job.hpp"
 #include "cosched/scope.hpp"
+#include "cosched/uring_context.hpp"
 
 namespace cosched::detail {
 
@@ -123,6 +124,9 @@ scheduler_core::scheduler_core(asio::any_io_executor executor, std::unique_ptr<r
     : executor_(std::move(executor)), options_(options) {
   if (options_.timers) {
     timers_ = options_.timers;
+  } else if (const auto* uring = executor_.target<uring_context::executor_type>()) {
+    // asio::steady_timer needs an io_context; a uring_context has timers of its own.
+    timers_ = &uring->context().timers();
   } else {
     own_timers_ = std::make_unique<steady_timers>(executor_);
     timers_ = own_timers_.get();

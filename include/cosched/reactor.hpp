@@ -7,9 +7,11 @@
 #include <functional>
 #include <memory>
 
+#include <asio/any_io_executor.hpp>
 #include <asio/io_context.hpp>
 
 #include "cosched/fence.hpp"
+#include "cosched/uring_context.hpp"
 
 namespace cosched {
 
@@ -50,6 +52,10 @@ class reactor {
   using watch_id = std::uint64_t;
 
   explicit reactor(asio::io_context& ctx, reactor_options options = {});
+  /// On a uring_context: the reactor uses the context's ring, whose loop reaps
+  /// completions directly and submits requests as it goes idle (at most one
+  /// reactor per uring_context).
+  explicit reactor(uring_context& ctx);
   reactor(const reactor&) = delete;
   reactor& operator=(const reactor&) = delete;
   ~reactor();
@@ -76,7 +82,8 @@ class reactor {
   /// io_uring_enter calls made to submit (for measuring batching).
   std::uint64_t submit_calls() const noexcept;
 
-  asio::io_context& context() const noexcept;
+  /// The executor of the context the reactor runs on.
+  asio::any_io_executor get_executor() const noexcept;
 
   struct impl;
 

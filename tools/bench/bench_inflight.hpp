@@ -48,6 +48,7 @@
 #include "cosched/reactor.hpp"
 #include "cosched/ring.hpp"
 #include "cosched/scheduler.hpp"
+#include "cosched/uring_context.hpp"
 
 namespace cosched_bench::inflight {
 
@@ -123,22 +124,27 @@ struct slot_command {
   std::uint32_t slot;
 };
 
+template <class Context>
 class cosched_rig;
 
+template <class Context>
 class eventfd_ring final : public cosched::ring<slot_command> {
  public:
-  explicit eventfd_ring(cosched_rig& rig) : rig_(rig) {}
-  cosched::fence run(slot_command& cmd) override;
+  explicit eventfd_ring(cosched_rig<Context>& rig) : rig_(rig) {}
+  cosched::fence run(slot_command& cmd) override { return rig_.arm(cmd.slot); }
   // The commands reference nothing; the polls that are still armed end with
   // the reactor.
   void cancel_all() noexcept override {}
 
  private:
-  cosched_rig& rig_;
+  cosched_rig<Context>& rig_;
 };
 
 inline cosched::job<slot_command> slot_job(std::uint32_t slot) { co_return slot_command{slot}; }
 
+// Context: asio::io_context (the reactor's eventfd waited for by Asio's epoll) or
+// cosched::uring_context (the loop waits in io_uring_enter).
+template <class Context>
 class cosched_rig {
  public:
   cosched_rig(const std::vector<int>& fds, const run_plan& plan, device_link& link)
@@ -158,7 +164,7 @@ class cosched_rig {
     device.join();
     auto down = sched_.shutdown(std::chrono::nanoseconds(0));
     ctx_.restart();
-    while (!down.signalled()) ctx_.run_one();
+    while (!down.signalled()) ctx_.poll();
     measurement m = window_.result(plan_);
     m.awake = link_.scheduler.awake;
     return m;
@@ -180,21 +186,31 @@ class cosched_rig {
   void on_completion(std::uint32_t slot) {
     fd_drain(fds_[slot]);
     queue_.push(slot_job(slot));
-    if (window_.on_completion(plan_, link_, reactor_.submit_calls())) ctx_.stop();
+    if (window_.on_completion(plan_, link_, enter_calls())) ctx_.stop();
+  }
+
+  // io_uring_enter calls: submissions (io_context: its waits are epoll's), or
+  // every enter of the uring_context's loop, waits included.
+  std::uint64_t enter_calls() const {
+    if constexpr (std::is_same_v<Context, cosched::uring_context>) return ctx_.enter_calls();
+    else return reactor_.submit_calls();
+  }
+  static Context make_context() {
+    if constexpr (std::is_same_v<Context, asio::io_context>) return Context(1);
+    else return Context();
   }
 
   const std::vector<int>& fds_;
   run_plan plan_;
   device_link& link_;
   window window_;
-  asio::io_context ctx_{1};
+  Context ctx_ = make_context();
   cosched::reactor reactor_;
-  eventfd_ring ring_;
+  eventfd_ring<Context> ring_;
   cosched::scheduler<slot_command> sched_;
   cosched::entity<slot_command> queue_;
 };
 
-inline cosched::fence eventfd_ring::run(slot_command& cmd) { return rig_.arm(cmd.slot); }
 
 // ------------------------------------------------------------------ poll() over all fds
 
@@ -348,7 +364,7 @@ inline void run_group(const config& cfg, results& res, std::FILE* out) {
   for (std::size_t i = 0; i < max_n && i + 64 < limit; ++i) fds.push_back(make_eventfd(true));
 
   struct row {
-    std::vector<double> cpu, wall, submits, raw_cpu, raw_wall, poll_cpu, poll_wall;
+    std::vector<double> cpu, wall, submits, asio_cpu, asio_wall, asio_submits, raw_cpu, raw_wall, poll_cpu, poll_wall;
     std::uint64_t awake = 0;
   };
   std::vector<row> rows(std::size(sizes));
@@ -362,11 +378,22 @@ inline void run_group(const config& cfg, results& res, std::FILE* out) {
       {
         run_plan plan{n, cfg.quick ? 20u : 50u, cfg.quick ? 150u : 600u, seed};
         device_link link;
-        cosched_rig rig(fds, plan, link);
+        cosched_rig<cosched::uring_context> rig(fds, plan, link);
         const measurement m = rig.run(cfg);
         rows[s].cpu.push_back(m.cpu_us);
         rows[s].wall.push_back(m.wall_us);
         rows[s].submits.push_back(m.submits);
+        rows[s].awake += m.awake;
+      }
+      for (std::size_t i = 0; i < n; ++i) fd_drain(fds[i]);
+      {
+        run_plan plan{n, cfg.quick ? 20u : 50u, cfg.quick ? 150u : 600u, seed};
+        device_link link;
+        cosched_rig<asio::io_context> rig(fds, plan, link);
+        const measurement m = rig.run(cfg);
+        rows[s].asio_cpu.push_back(m.cpu_us);
+        rows[s].asio_wall.push_back(m.wall_us);
+        rows[s].asio_submits.push_back(m.submits);
         rows[s].awake += m.awake;
       }
       for (std::size_t i = 0; i < n; ++i) fd_drain(fds[i]);
@@ -397,8 +424,8 @@ inline void run_group(const config& cfg, results& res, std::FILE* out) {
   }
   for (int fd : fds) ::close(fd);
 
-  std::fprintf(out, "  %-6s %-48s %-26s %s\n", "N", "cosched (ring N deep, reactor)", "raw io_uring (floor)",
-               "poll() over all N (peer)");
+  std::fprintf(out, "  %-6s %-48s %-42s %-26s %s\n", "N", "cosched, uring_context (ring N deep, reactor)",
+               "cosched, asio::io_context", "raw io_uring (floor)", "poll() over all N (peer)");
   for (std::size_t s = 0; s < std::size(sizes); ++s) {
     const std::size_t n = sizes[s];
     // Appended piecewise: g++ 12 -O3 warns (-Wrestrict, a false positive) on "literal" + std::string.
@@ -413,18 +440,22 @@ inline void run_group(const config& cfg, results& res, std::FILE* out) {
       continue;
     }
     const spread c = summarize(rows[s].cpu), w = summarize(rows[s].wall), sub = summarize(rows[s].submits);
+    const spread ac = summarize(rows[s].asio_cpu), aw = summarize(rows[s].asio_wall),
+                 asub = summarize(rows[s].asio_submits);
     const spread rc = summarize(rows[s].raw_cpu), rw = summarize(rows[s].raw_wall);
     const spread pc = summarize(rows[s].poll_cpu), pw = summarize(rows[s].poll_wall);
     std::fprintf(out,
-                 "  %-6zu cpu %6.2f us [%5.2f..%5.2f] wall %6.2f, %.2f enter/c  cpu %5.2f us wall %6.2f  "
+                 "  %-6zu cpu %6.2f us [%5.2f..%5.2f] wall %6.2f, %.2f enter/c  "
+                 "cpu %6.2f us wall %6.2f, %.2f submit/c  cpu %5.2f us wall %6.2f  "
                  "cpu %8.2f us [%7.2f..%7.2f] wall %8.2f\n",
-                 n, c.median, c.lo, c.hi, w.median, sub.median, rc.median, rw.median, pc.median, pc.lo, pc.hi,
-                 pw.median);
+                 n, c.median, c.lo, c.hi, w.median, sub.median, ac.median, aw.median, asub.median, rc.median,
+                 rw.median, pc.median, pc.lo, pc.hi, pw.median);
     if (rows[s].awake)
       std::fprintf(out, "         (%llu signals found the scheduler awake after 5 ms)\n",
                    static_cast<unsigned long long>(rows[s].awake));
     res.set(key("inflight_cpu_us"), c.median);
     res.set(key("inflight_wall_us"), w.median);
+    res.set(key("inflight_asio_cpu_us"), ac.median);
     res.set(key("raw_uring_inflight_cpu_us"), rc.median);
     res.set(key("poll_inflight_cpu_us"), pc.median);
     res.set(key("poll_inflight_wall_us"), pw.median);

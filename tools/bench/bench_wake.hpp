@@ -33,6 +33,7 @@
 #include "cosched/job.hpp"
 #include "cosched/reactor.hpp"
 #include "cosched/scheduler.hpp"
+#include "cosched/uring_context.hpp"
 
 namespace cosched_bench::wake {
 
@@ -84,21 +85,29 @@ struct pingpong {
 
 // ------------------------------------------------------------------ cosched
 
+// Context: asio::io_context (the reactor's eventfd waited for by Asio's epoll) or
+// cosched::uring_context (the loop waits in io_uring_enter).
+template <class Context>
 struct cosched_rig {
   explicit cosched_rig(pingpong& p)
       : pp(p),
         reactor(ctx),
         sched(ctx.get_executor(), ring, {.credit_limit = 1u << 20}),
         queue(sched.make_entity({.name = "wake"})) {}
+  static Context make_context() {
+    if constexpr (std::is_same_v<Context, asio::io_context>) return Context(1);
+    else return Context();
+  }
   pingpong& pp;
-  asio::io_context ctx{1};
+  Context ctx = make_context();
   cosched::reactor reactor;
   dag::finished_ring ring;
   cosched::scheduler<dag::command> sched;
   cosched::entity<dag::command> queue;
 };
 
-inline cosched::job<dag::command> waiting_job(cosched::fence hardware, cosched_rig* rig) {
+template <class Context>
+cosched::job<dag::command> waiting_job(cosched::fence hardware, cosched_rig<Context>* rig) {
   // try_wait: the same wait as `co_await hardware`, but a failed poll ends the
   // run with a message instead of leaving the device blocked forever.
   if (auto ec = co_await cosched::try_wait(hardware)) die("wake: reactor wait failed", ec.value());
@@ -113,8 +122,9 @@ inline cosched::job<dag::command> waiting_job(cosched::fence hardware, cosched_r
   co_return dag::command{0};
 }
 
-inline void run_cosched(const config& cfg, pingpong& pp) {
-  cosched_rig rig(pp);
+template <class Context>
+void run_cosched(const config& cfg, pingpong& pp) {
+  cosched_rig<Context> rig(pp);
   rig.queue.push(waiting_job(rig.reactor.wait_readable(pp.sig_fd), &rig));
   pp.sleepers.watch(current_tid());
   std::thread device([&] { pp.device(cfg); });
@@ -122,7 +132,7 @@ inline void run_cosched(const config& cfg, pingpong& pp) {
   device.join();
   auto down = rig.sched.shutdown();
   rig.ctx.restart();
-  while (!down.signalled()) rig.ctx.run_one();
+  while (!down.signalled()) rig.ctx.poll();
 }
 
 // ------------------------------------------------------------------ raw io_uring
@@ -268,13 +278,18 @@ inline void run_group(const config& cfg, results& res, std::FILE* out) {
                samples, warm, cfg.reps);
   std::fflush(out);
   constexpr unsigned defer = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-  figures cs, raw, raw_defer, tpq;
+  figures cs, cs_asio, raw, raw_defer, tpq;
   // Mechanisms alternate within a rep so that drifting load affects all alike.
   for (int rep = 0; rep < cfg.reps; ++rep) {
     {
       pingpong pp(true, warm, samples);
-      run_cosched(cfg, pp);
+      run_cosched<cosched::uring_context>(cfg, pp);
       cs.add(pp);
+    }
+    {
+      pingpong pp(true, warm, samples);
+      run_cosched<asio::io_context>(cfg, pp);
+      cs_asio.add(pp);
     }
     {
       pingpong pp(true, warm, samples);
@@ -292,13 +307,16 @@ inline void run_group(const config& cfg, results& res, std::FILE* out) {
       tpq.add(pp);
     }
   }
-  print_row(out, "cosched: job co_awaits reactor fence", cs);
+  print_row(out, "cosched, uring_context: job co_awaits fence", cs);
+  print_row(out, "cosched, asio::io_context: same", cs_asio);
   print_row(out, "raw io_uring POLL_ADD loop (floor)", raw);
   print_row(out, "  raw + SINGLE_ISSUER|DEFER_TASKRUN (ref.)", raw_defer);
   print_row(out, "thread per queue: read() -> asio::post", tpq);
   std::fflush(out);
   res.set("wake_p50_us", summarize(cs.p50).median);
   res.set("wake_p99_us", summarize(cs.p99).median);
+  res.set("wake_asio_p50_us", summarize(cs_asio.p50).median);
+  res.set("wake_asio_p99_us", summarize(cs_asio.p99).median);
   res.set("raw_uring_wake_p50_us", summarize(raw.p50).median);
   res.set("raw_uring_wake_p99_us", summarize(raw.p99).median);
   res.set("raw_uring_defer_wake_p50_us", summarize(raw_defer.p50).median);

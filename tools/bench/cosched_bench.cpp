@@ -281,10 +281,10 @@ int main(int argc, char** argv) {
   // Every figure has a key, whether or not its group runs.
   results res;
   for (const char* k : {"indep_jobs_per_s", "dag_jobs_per_s", "tbb_indep_jobs_per_s", "tbb_dag_jobs_per_s",
-                        "wake_p50_us", "wake_p99_us", "raw_uring_wake_p50_us", "raw_uring_wake_p99_us",
+                        "wake_p50_us", "wake_p99_us", "wake_asio_p50_us", "wake_asio_p99_us", "raw_uring_wake_p50_us", "raw_uring_wake_p99_us",
                         "raw_uring_defer_wake_p50_us", "thread_per_queue_wake_p50_us", "thread_per_queue_wake_p99_us"})
     res.declare(k);
-  for (const char* prefix : {"inflight_cpu_us_", "inflight_wall_us_", "raw_uring_inflight_cpu_us_",
+  for (const char* prefix : {"inflight_cpu_us_", "inflight_wall_us_", "inflight_asio_cpu_us_", "raw_uring_inflight_cpu_us_",
                              "poll_inflight_cpu_us_", "poll_inflight_wall_us_"})
     for (std::size_t n : inflight::sizes) {
       std::string key(prefix);
