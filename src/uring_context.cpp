@@ -41,7 +41,7 @@ int enable_rings(io_uring& ring) {
 
 }  // namespace
 
-uring_loop::uring_loop(uring_context& owner, const uring_context_options& options) : owner_(owner) {
+uring_loop::uring_loop(const uring_context_options& options) {
   io_uring_params params{};
   params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_TASKRUN_FLAG;
   params.cq_entries = options.completion_entries ? options.completion_entries : std::max(options.entries * 4, 16384u);
@@ -321,7 +321,7 @@ std::size_t uring_loop::run_loop(bool may_block) {
 }  // namespace detail
 
 uring_context::uring_context(uring_context_options options)
-    : loop_(std::make_unique<detail::uring_loop>(*this, options)) {}
+    : loop_(std::make_unique<detail::uring_loop>(options)) {}
 
 uring_context::~uring_context() {
   // Services (Asio's, if any were added) go first, while the loop still exists.

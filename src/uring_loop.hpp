@@ -26,7 +26,7 @@ struct uring_completion_sink {
 };
 
 struct uring_loop final : timer_service {
-  explicit uring_loop(uring_context& owner, const uring_context_options& options);
+  explicit uring_loop(const uring_context_options& options);
   ~uring_loop() override;
   uring_loop(const uring_loop&) = delete;
   uring_loop& operator=(const uring_loop&) = delete;
@@ -70,7 +70,6 @@ struct uring_loop final : timer_service {
   void block();
   int enter_submit();
 
-  uring_context& owner_;
   bool enabled_ = false;
   bool defer_taskrun_ = false;
   int wake_fd_ = -1;

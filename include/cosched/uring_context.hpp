@@ -61,7 +61,9 @@ struct uring_context_options {
 /// io_context); schedulers on it use its timers().
 ///
 /// @par Thread Safety
-/// run(), poll() and timers() from one thread at a time (the loop thread);
+/// run(), poll() and timers() from one thread: the first thread that runs the
+/// loop becomes the ring's only submitter (SINGLE_ISSUER), and running it from
+/// another thread later fails with a system_error (EEXIST);
 /// the executor's execute(), stop() and stopped() from any thread.
 ///
 /// @par Ownership and Lifetime
