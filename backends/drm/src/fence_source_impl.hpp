@@ -1,0 +1,120 @@
+// Internal to the DRM backend: the state of a fence source, shared by its waits
+// (fence_source.cpp) and its host signals and deadlines (host_signal.cpp).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <system_error>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <asio/any_io_executor.hpp>
+
+#include "cosched/drm/fence_source.hpp"
+#include "device_state.hpp"
+#include "syncobj_identity.hpp"
+
+namespace cosched::drm::detail {
+
+/// What makes two syncobj waits identical.
+struct wait_key {
+  const syncobj_identity* syncobj = nullptr;
+  std::uint64_t point = 0;
+  std::uint32_t flags = 0;
+  std::uint64_t generation = 0;  // of the syncobj's fence, replaced through cosched
+  friend bool operator==(const wait_key&, const wait_key&) = default;
+};
+
+struct wait_key_hash {
+  std::size_t operator()(const wait_key& k) const noexcept {
+    std::size_t h = std::hash<const void*>()(k.syncobj);
+    for (const std::uint64_t v : {k.point, std::uint64_t{k.flags}, k.generation})
+      h ^= std::hash<std::uint64_t>()(v) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    return h;
+  }
+};
+
+/// One kernel wait: an EVENTFD registration (with its eventfd) or a polled
+/// sync_file. Owned by the source's maps while pending and by the reactor
+/// continuation until the poll ends; the fd closes with the last owner.
+///
+/// State (guarded by the source's lock): pending (`done` holds the promise) ->
+/// completed by whoever takes `done` first: the poll's continuation, the
+/// destruction of the syncobj (broken), or the source's destruction (broken).
+struct registration {
+  enum class kind : std::uint8_t { eventfd, sync_file };
+
+  registration(kind k, int descriptor) noexcept : what(k), fd(descriptor) {}
+  registration(const registration&) = delete;
+  registration& operator=(const registration&) = delete;
+  ~registration();
+
+  /// Makes the eventfd readable so that its poll ends now (the registration's
+  /// waiters are gone); the kernel may still add to it later, harmlessly.
+  void end_poll_early() const noexcept;
+
+  const kind what;
+  const int fd;                           // the eventfd, or the source's duplicate of the sync_file
+  wait_key key;                           // eventfd only
+  std::shared_ptr<owned_handle> syncobj;  // eventfd only: the source's own handle
+  std::optional<promise> done;            // guarded by the source's lock
+  bool detached = false;                  // guarded: no longer in the source's maps
+  fence result;                           // what wait() returns
+  fence poll;                             // the reactor's wait on `fd`
+};
+
+/// The syncobjs a source waits on: its duplicate handle and pending registrations.
+struct watched_syncobj {
+  // Held so that its address (part of wait keys) is not reused while waited on:
+  // a borrowing syncobj object goes without telling anyone.
+  std::shared_ptr<syncobj_identity> identity;
+  std::shared_ptr<owned_handle> duplicate;
+  std::unordered_set<registration*> pending;
+};
+
+struct fence_source_impl final : syncobj_listener, std::enable_shared_from_this<fence_source_impl> {
+  fence_source_impl(const drm::device& dev, reactor& r, fence_source_options opts);
+  ~fence_source_impl() override;
+
+  fence wait(const syncobj& s, std::uint64_t point, std::uint32_t flags, const char* operation);
+  fence wait_sync_file(int sync_file_fd);
+  void host_signal(const fence& f, const syncobj& s, std::uint64_t point, bool binary);
+  bool set_deadline(const fence& f, fence::clock::time_point when);
+
+  /// The poll of `r` ended (with `ec`): completes its fence. Reactor's thread.
+  void complete(const std::shared_ptr<registration>& r, std::error_code ec) noexcept;
+  /// The sync_file status of a completed signalled-mode wait, as an error.
+  std::error_code fence_error(const registration& r) noexcept;
+  void on_syncobj_destroyed(const syncobj_identity& which) noexcept override;
+  /// From ~fence_source: fails every pending wait `broken` and ends the polls.
+  void abandon_all() noexcept;
+
+  /// Unlinks `r` from the maps. Requires the lock.
+  void detach(registration& r) noexcept;
+  /// Starts polling `r`'s fd and hands the completion to complete(). Requires the lock.
+  void start_poll(const std::shared_ptr<registration>& r);
+
+  drm::device device;
+  reactor& events;
+  asio::any_io_executor executor;  // the reactor's: where completions and host signals run
+  fence_source_options options;
+  const std::uint64_t timeline_context;
+
+  mutable std::mutex lock;
+  std::unordered_map<wait_key, std::shared_ptr<registration>, wait_key_hash> by_key;                // guarded
+  std::unordered_map<const cosched::detail::fence_state*, std::shared_ptr<registration>> by_fence;  // guarded
+  std::unordered_map<const syncobj_identity*, watched_syncobj> watched;                             // guarded
+  std::uint64_t next_seqno = 0;                                                                     // guarded
+  // Written under the lock; read without it. relaxed: statistics.
+  std::atomic<std::size_t> live{0};
+  std::atomic<std::uint64_t> made{0};
+
+  // A binary syncobj to export a timeline point's fence as a sync_file.
+  std::mutex scratch_lock;
+  std::uint32_t scratch = 0;  // guarded by scratch_lock; created on first use
+};
+
+}  // namespace cosched::drm::detail
