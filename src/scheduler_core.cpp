@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <mutex>
+#include <typeinfo>
 #include <unordered_map>
 
 #include <asio/post.hpp>
@@ -109,32 +111,47 @@ entity_state::entity_state(std::uint32_t limit, priority p, std::string entity_n
 // ------------------------------------------------------------------ creation
 
 scheduler_core* scheduler_core::create(asio::any_io_executor executor,
-                                       std::unique_ptr<ring_adapter> shared, core_options options) {
+                                       std::vector<std::unique_ptr<ring_adapter>> shared,
+                                       core_options options) {
   if (options.credit_limit == 0) throw std::invalid_argument("cosched: credit_limit must be at least 1");
   if (options.timeout.count() < 0) throw std::invalid_argument("cosched: timeout must not be negative");
-  if ((options.mode == ring_mode::shared_ring) != static_cast<bool>(shared))
+  const bool has_rings = !shared.empty();
+  if ((options.mode == ring_mode::shared_ring) != has_rings)
     throw std::invalid_argument(options.mode == ring_mode::shared_ring
                                     ? "cosched: shared_ring mode needs the shared ring"
                                     : "cosched: ring_per_entity mode takes each entity's ring at make_entity");
+  if (std::any_of(shared.begin(), shared.end(), [](const auto& r) { return !r; }))
+    throw std::invalid_argument("cosched: a shared ring is null");
   return new scheduler_core(std::move(executor), std::move(shared), options);
 }
 
-scheduler_core::scheduler_core(asio::any_io_executor executor, std::unique_ptr<ring_adapter> shared,
-                               core_options options)
+scheduler_core::scheduler_core(asio::any_io_executor executor,
+                               std::vector<std::unique_ptr<ring_adapter>> shared, core_options options)
     : executor_(std::move(executor)), options_(options) {
   if (options_.timers) {
     timers_ = options_.timers;
-  } else if (const auto* uring = executor_.target<uring_context::executor_type>()) {
+  } else if (executor_.target_type() == typeid(uring_context::executor_type)) {
     // asio::steady_timer needs an io_context; a uring_context has timers of its own.
-    timers_ = &uring->context().timers();
+    // (Asio 1.22's any_executor::target<T>() casts without checking the type,
+    // so the type is compared first.)
+    timers_ = &executor_.target<uring_context::executor_type>()->context().timers();
   } else {
     own_timers_ = std::make_unique<steady_timers>(executor_);
     timers_ = own_timers_.get();
   }
-  if (shared) {
+  for (auto& hardware : shared) {
     rings_.push_back(std::make_unique<ring_slot>());
-    rings_.back()->ring = std::move(shared);
+    rings_.back()->ring = std::move(hardware);
+    rings_.back()->index = rings_.size() - 1;
   }
+  ring_count_ = rings_.size();
+  blocked_.assign(ring_count_, 0);
+  epoch_ = timers_->now();
+}
+
+scheduler_statistics scheduler_core::statistics() const noexcept {
+  // relaxed: independent counters, a snapshot.
+  return {deadline_misses_.load(std::memory_order_relaxed), deadlines_met_.load(std::memory_order_relaxed)};
 }
 
 scheduler_core::~scheduler_core() = default;
@@ -273,6 +290,10 @@ void scheduler_core::push(entity_state& entity, std::span<push_request> requests
       block->frame = request.frame;
       block->promise = request.promise;
       block->credits = request.credits;
+      if (request.deadline) {
+        block->has_deadline = true;
+        block->deadline = *request.deadline;
+      }
       blocks[made++] = block;
     }
   } catch (...) {
@@ -549,13 +570,16 @@ void scheduler_core::process(work_node& node) noexcept {
       entity.registered = true;
       entities_.push_back(&entity);
       if (options_.mode == ring_mode::shared_ring) {
+        // Placed for real when it is first selected (select_shared); shared
+        // rings keep no entity list.
         entity.ring = rings_.front().get();
       } else {
         rings_.push_back(std::make_unique<ring_slot>());
         rings_.back()->ring = std::move(entity.own_ring);
+        rings_.back()->index = rings_.size() - 1;
         entity.ring = rings_.back().get();
+        entity.ring->entities.push_back(&entity);
       }
-      entity.ring->entities.push_back(&entity);
       if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::shutting_down) {
         {
           std::lock_guard guard(entity.lock);
@@ -762,8 +786,17 @@ void scheduler_core::advance(entity_state& entity) noexcept {
   }
 }
 
+void scheduler_core::count_deadline(const job_block& block) noexcept {
+  // relaxed: independent counters (see statistics()).
+  if (now() > block.deadline)
+    deadline_misses_.fetch_add(1, std::memory_order_relaxed);
+  else
+    deadlines_met_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void scheduler_core::signal_job(job_block& block) noexcept {
   block.phase = job_phase::signalled;
+  if (block.has_deadline) count_deadline(block);
   if (!block.scheduled.is_signalled()) block.scheduled.signal(block.error, block.cause);
   block.finished.signal(block.error, block.cause);
   block.entity->reached.advance(block.finished.point.seqno);
@@ -774,10 +807,136 @@ void scheduler_core::signal_job(job_block& block) noexcept {
 
 // ------------------------------------------------------------------ selection and running
 
+namespace {
+
+// Policy fair: an entity's ring time is charged multiplied by 8 / weight, the
+// weights being kernel 8, high 4, normal 2, low 1 (powers of two: exact).
+std::uint64_t fair_multiplier(priority p) noexcept {
+  switch (p) {
+    case priority::kernel:
+      return 1;
+    case priority::high:
+      return 2;
+    case priority::normal:
+      return 4;
+    case priority::low:
+      return 8;
+  }
+  return 8;
+}
+
+// Weighted times saturate instead of wrapping (ring times near 2^64 ns / 8 only
+// come from absurd inputs, which must still not reorder everything).
+constexpr std::uint64_t saturated = std::numeric_limits<std::uint64_t>::max();
+std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) noexcept {
+  return a > saturated - b ? saturated : a + b;
+}
+std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) noexcept {
+  return b != 0 && a > saturated / b ? saturated : a * b;
+}
+
+}  // namespace
+
 void scheduler_core::select() noexcept {
+  if (options_.mode == ring_mode::shared_ring) {
+    select_shared();
+    return;
+  }
   for (auto& slot : rings_) {
     if (!slot->closed) select(*slot);
   }
+}
+
+// Whether ready head `a` (of priority pa) goes before ready head `b` (of pb)
+// under the scheduler's policy. Push orders are unique, so this is a strict
+// total order: ties end at push order (jobs pushed at one instant count in
+// push-call order), and never reach entity creation order.
+bool scheduler_core::goes_before(const job_block& a, priority pa, const job_block& b,
+                                 priority pb) const noexcept {
+  switch (options_.policy) {
+    case scheduling_policy::fifo:
+      break;
+    case scheduling_policy::rr:
+      // Within a priority, the entity whose latest run is the oldest (never
+      // served counts as oldest): every ready entity runs one command per round.
+      if (pa == pb && a.entity->last_served != b.entity->last_served)
+        return a.entity->last_served < b.entity->last_served;
+      break;
+    case scheduling_policy::deadline:
+      // Within a priority, the earliest deadline; heads without one come after
+      // every head with one.
+      if (pa == pb && a.has_deadline != b.has_deadline) return a.has_deadline;
+      if (pa == pb && a.has_deadline && a.deadline != b.deadline) return a.deadline < b.deadline;
+      break;
+    case scheduling_policy::fair: {
+      // Weights replace strict priority: the least weighted ring time goes first.
+      const std::uint64_t ta = fair_time(*a.entity), tb = fair_time(*b.entity);
+      if (ta != tb) return ta < tb;
+      return a.push_order < b.push_order;
+    }
+  }
+  if (pa != pb) return pa < pb;
+  return a.push_order < b.push_order;
+}
+
+// Policy fair: an entity's virtual time is the weighted ring time of its
+// commands that left the ring, plus, for each command in flight (whose ring
+// time is known only when it finishes), an estimate: the entity's latest
+// measured ring time; before it has one, the mean of the ring times measured
+// on the scheduler (1 ns before any; a mean, not the latest, so that commands
+// finishing at one instant give the same estimate in any order). Estimates are
+// taken at each comparison, so a measurement corrects the commands still in
+// flight at once.
+std::uint64_t scheduler_core::fair_time(const entity_state& entity) const noexcept {
+  if (entity.in_flight == 0) return entity.virtual_time;
+  const std::uint64_t estimate = entity.ring_time_estimate ? entity.ring_time_estimate
+                                 : measured_count_
+                                     ? std::max<std::uint64_t>(measured_total_ / measured_count_, 1)
+                                     : 1;
+  // relaxed: see entity_state::prio.
+  const std::uint64_t multiplier = fair_multiplier(entity.prio.load(std::memory_order_relaxed));
+  return saturating_add(entity.virtual_time,
+                        saturating_mul(saturating_mul(estimate, multiplier), entity.in_flight));
+}
+
+// Policy fair, at every selection step: an entity that is active (a ready head,
+// or commands on a ring) and was not at the previous step rejoins at no less
+// than the floor, so time spent idle (or waiting for dependencies) is not
+// credited to it as a burst; the floor then rises to the least virtual time of
+// the active entities (it never decreases).
+void scheduler_core::refresh_fair() noexcept {
+  std::uint64_t least = saturated;
+  bool any_active = false;
+  for (auto* entity : entities_) {
+    normalize_next(*entity);
+    const bool ready = entity->next_to_run && entity->next_to_run->phase == job_phase::prepared;
+    const bool active = ready || entity->in_flight > 0;
+    if (active && !entity->fair_active) entity->virtual_time = std::max(entity->virtual_time, fair_floor_);
+    entity->fair_active = active;
+    if (active) {
+      any_active = true;
+      least = std::min(least, fair_time(*entity));
+    }
+  }
+  if (any_active) fair_floor_ = std::max(fair_floor_, least);
+}
+
+// Policy fair, when a command leaves the ring having run (finished, or decided
+// by a reset after it finished or hung; called before it is unlinked): its ring
+// time is the time from when it could start (its run, or the end of the ring's
+// previous command, whichever is later) to now.
+void scheduler_core::charge_ring_time(job_block& block, std::chrono::nanoseconds at) noexcept {
+  auto& slot = *block.ring;
+  auto& entity = *block.entity;
+  const auto start = std::max(block.run_at, slot.last_finish);
+  const auto ring_time = static_cast<std::uint64_t>(at > start ? (at - start).count() : 0);
+  slot.last_finish = std::max(slot.last_finish, at);
+  entity.ring_time_estimate = std::max<std::uint64_t>(ring_time, 1);
+  measured_total_ = saturating_add(measured_total_, ring_time);
+  ++measured_count_;
+  // relaxed: see entity_state::prio.
+  const std::uint64_t multiplier = fair_multiplier(entity.prio.load(std::memory_order_relaxed));
+  entity.virtual_time = saturating_add(entity.virtual_time, saturating_mul(ring_time, multiplier));
 }
 
 void scheduler_core::select(ring_slot& slot) noexcept {
@@ -790,24 +949,79 @@ void scheduler_core::select(ring_slot& slot) noexcept {
       if (!head || head->phase != job_phase::prepared) continue;
       // relaxed: see entity_state::prio.
       const priority p = entity->prio.load(std::memory_order_relaxed);
-      if (!best || p < best_priority || (p == best_priority && head->push_order < best->push_order)) {
+      if (!best || goes_before(*head, p, *best, best_priority)) {
         best = head;
         best_priority = p;
       }
     }
     // The best ready head waits for credits; nothing is run past it.
     if (!best || best->credits > options_.credit_limit - slot.credits_in_flight) return;
-    run_job(*best);
+    run_job(*best, slot);
   }
 }
 
-void scheduler_core::run_job(job_block& block) noexcept {
+// Shared rings. Each step takes the ready heads in policy order. A head whose
+// entity has commands in flight goes to that entity's ring (its commands stay
+// in order on one ring); any other head goes to the least loaded ring (fewest
+// credits in flight; ties: the lowest index) among the rings not blocked. The
+// first head that a ring gets either runs (and the step ends) or, when it does
+// not fit the ring's free credits, blocks the ring: nothing else runs on it
+// until credits free up (the best head waits rather than being skipped). With
+// one ring this is DESIGN.md's fifo selection exactly.
+void scheduler_core::select_shared() noexcept {
+  for (;;) {
+    if (options_.policy == scheduling_policy::fair) refresh_fair();
+    std::fill(blocked_.begin(), blocked_.end(), static_cast<unsigned char>(0));
+    for (;;) {
+      ring_slot* least_loaded = nullptr;
+      for (auto& slot : rings_) {
+        if (blocked_[slot->index]) continue;
+        if (!least_loaded || slot->credits_in_flight < least_loaded->credits_in_flight)
+          least_loaded = slot.get();
+      }
+      if (!least_loaded) return;  // every ring waits for credits
+      job_block* best = nullptr;
+      ring_slot* best_ring = nullptr;
+      priority best_priority = priority::low;
+      for (auto* entity : entities_) {
+        normalize_next(*entity);
+        job_block* head = entity->next_to_run;
+        if (!head || head->phase != job_phase::prepared) continue;
+        ring_slot* target = entity->in_flight > 0 ? entity->ring : least_loaded;
+        if (blocked_[target->index]) continue;
+        // relaxed: see entity_state::prio.
+        const priority p = entity->prio.load(std::memory_order_relaxed);
+        if (!best || goes_before(*head, p, *best, best_priority)) {
+          best = head;
+          best_ring = target;
+          best_priority = p;
+        }
+      }
+      if (!best) return;
+      if (best->credits > options_.credit_limit - best_ring->credits_in_flight) {
+        blocked_[best_ring->index] = 1;
+        continue;
+      }
+      run_job(*best, *best_ring);
+      break;  // credits, placements and policy state changed: a new step
+    }
+  }
+}
+
+void scheduler_core::run_job(job_block& block, ring_slot& slot) noexcept {
   auto& entity = *block.entity;
-  auto& slot = *entity.ring;
   block.phase = job_phase::running;
   ++block.attempts;
   entity.next_to_run = block.entity_next;
   normalize_next(entity);
+  // Placement: an entity with nothing in flight may move to another shared ring.
+  entity.ring = &slot;
+  block.ring = &slot;
+  ++entity.in_flight;
+  entity.last_served = ++serve_counter_;
+  // Policy fair: its ring time counts from here (or from the end of the
+  // ring's previous command); until it finishes, fair_time() estimates it.
+  if (options_.policy == scheduling_policy::fair) block.run_at = now();
   slot.credits_in_flight += block.credits;
   const bool ring_was_idle = slot.in_flight_head == nullptr;
   block.in_flight_prev = slot.in_flight_tail;
@@ -842,20 +1056,22 @@ void scheduler_core::watch_hardware(job_block& block, bool may_retire) noexcept 
 }
 
 void scheduler_core::unlink_in_flight(job_block& block) noexcept {
-  auto& slot = *block.entity->ring;
+  auto& slot = *block.ring;
   if (block.in_flight_prev) block.in_flight_prev->in_flight_next = block.in_flight_next;
   else slot.in_flight_head = block.in_flight_next;
   if (block.in_flight_next) block.in_flight_next->in_flight_prev = block.in_flight_prev;
   else slot.in_flight_tail = block.in_flight_prev;
   block.in_flight_prev = block.in_flight_next = nullptr;
   slot.credits_in_flight -= block.credits;
+  --block.entity->in_flight;
 }
 
 void scheduler_core::retire(job_block& block) noexcept {
-  auto& slot = *block.entity->ring;
+  auto& slot = *block.ring;
   const std::error_code ec = block.hardware.error();
   block.hardware = fence();
   const bool was_front = slot.in_flight_head == &block;
+  if (options_.policy == scheduling_policy::fair) charge_ring_time(block, now());
   unlink_in_flight(block);
   decide(block, ec, std::nullopt);
   advance(*block.entity);
@@ -938,6 +1154,10 @@ void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
   } catch (...) {
     slot.ring->cancel_all();
   }
+  // Policy fair: the commands that finished, and the guilty one, used the ring
+  // until now; the others are charged again from their replay.
+  const bool fair = options_.policy == scheduling_policy::fair;
+  const auto reset_at = fair ? now() : std::chrono::nanoseconds(0);
   const bool close_ring = options_.mode == ring_mode::ring_per_entity;
   std::vector<entity_state*> touched{&guilty_entity};
   for (auto [block, finished] : on_ring) {
@@ -945,10 +1165,12 @@ void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
     if (finished && block != &guilty) {
       const std::error_code ec = block->hardware.error();
       block->hardware = fence();
+      if (fair) charge_ring_time(*block, reset_at);
       unlink_in_flight(*block);
       decide(*block, ec, std::nullopt);
     } else if (block == &guilty) {
       block->hardware = fence();
+      if (fair) charge_ring_time(*block, reset_at);
       unlink_in_flight(*block);
       decide(*block, make_error_code(errc::timed_out), std::nullopt);
     } else if (&owner == &guilty_entity || close_ring) {
@@ -957,6 +1179,7 @@ void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
       decide(*block, cancelled, guilty_point);
     } else {
       // Innocent: replayed in order, with its original fences (attempts + 1).
+      block->run_at = reset_at;
       ++block->attempts;
       try {
         block->hardware = slot.ring->replay(block->command);
@@ -972,6 +1195,7 @@ void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
     }
     touched.push_back(&owner);
   }
+  if (fair) slot.last_finish = std::max(slot.last_finish, reset_at);
   // Every other job of the guilty entity fails too (those still in its
   // mailbox included: they were pushed before the ban took effect), and so
   // will later pushes.
@@ -1032,6 +1256,9 @@ void scheduler_core::reset_and_replay() noexcept {
     } catch (...) {
       slot->ring->cancel_all();
     }
+    // Policy fair: replayed commands use the ring from now.
+    const auto reset_at = options_.policy == scheduling_policy::fair ? now() : std::chrono::nanoseconds(0);
+    slot->last_finish = std::max(slot->last_finish, reset_at);
     for (auto [block, finished] : on_ring) {
       if (finished) {
         // Its completion came before the reset: it retires after the pause.
@@ -1039,6 +1266,7 @@ void scheduler_core::reset_and_replay() noexcept {
         enqueue_job_node(*block, block->hardware_node);
         continue;
       }
+      block->run_at = reset_at;
       ++block->attempts;
       try {
         block->hardware = slot->ring->replay(block->command);

@@ -1,5 +1,6 @@
 // cosched-submit: runs a job graph (JSON, or a generated one) through the
-// scheduler on a simulated GPU and reports each job's outcome.
+// scheduler on a simulated GPU (sim, or the drm backend's host engine on real
+// kernel syncobjs) and reports each job's outcome.
 // Exit 0: the run completed; 2: unusable input (nothing ran); 1: internal failure.
 #include <unistd.h>
 
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   CLI::App app{"cosched-submit: run a job graph through the cosched scheduler and report what happened"};
   std::string graph_path;
   std::string backend = "sim";
+  std::string device_path;
   std::string clock = "real";
   std::string results_path;
   std::string trace_path;
@@ -48,7 +50,12 @@ int main(int argc, char** argv) {
   std::string save_graph_path;
   std::uint64_t seed = 1;
   app.add_option("GRAPH", graph_path, "job graph (JSON; see README)");
-  app.add_option("--backend", backend, "sim (simulated GPU)")->check(CLI::IsMember({"sim"}));
+  app.add_option("--backend", backend,
+                 "sim (simulated GPU; the default) or drm (the same commands executed by a host engine "
+                 "that signals real kernel timeline syncobjs; needs a DRM render node and Linux 6.6)")
+      ->check(CLI::IsMember({"sim", "drm"}));
+  app.add_option("--device", device_path,
+                 "with --backend drm: the render node (default: the first usable /dev/dri/renderD*)");
   app.add_option("--clock", clock,
                  "real (device threads, io_uring; the default) or virtual (deterministic, no sleeping)")
       ->check(CLI::IsMember({"real", "virtual"}));
@@ -66,6 +73,7 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("give either a GRAPH file or --generate SPEC (not both)");
     if (!save_graph_path.empty() && generate_text.empty())
       throw CLI::ValidationError("--save-graph needs --generate");
+    if (!device_path.empty() && backend != "drm") throw CLI::ValidationError("--device needs --backend drm");
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::Error& e) {
@@ -78,6 +86,8 @@ int main(int argc, char** argv) {
     const std::string source = generate_text.empty() ? graph_path : "--generate " + generate_text;
     graph g = generate_text.empty() ? load_graph(graph_path) : generate_graph(parse_generate_spec(generate_text), seed);
     check_supported(g, source);
+    cosched::drm::device device;
+    if (backend == "drm") device = open_drm_device(device_path);  // before anything runs or is written
     if (!save_graph_path.empty() && !write_to(save_graph_path, [&](std::ostream& out) { write_graph(out, g); })) {
       std::cerr << "cosched-submit: cannot write the graph to " << save_graph_path << "\n";
       return exit_internal;
@@ -85,6 +95,8 @@ int main(int argc, char** argv) {
 
     run_options options;
     options.clock = clock == "virtual" ? clock_kind::virtual_time : clock_kind::real_time;
+    options.backend = backend == "drm" ? backend_kind::drm : backend_kind::sim;
+    options.device = device;
     const bool show_progress = options.clock == clock_kind::real_time && ::isatty(STDERR_FILENO);
     if (show_progress) {
       options.progress = [total = g.jobs.size()](std::size_t finished, std::size_t failed) {
@@ -110,6 +122,9 @@ int main(int argc, char** argv) {
     }
     return exit_completed;
   } catch (const cosched::submit::input_error& e) {
+    std::cerr << "cosched-submit: " << e.what() << "\n";
+    return exit_unusable;
+  } catch (const cosched::submit::backend_unavailable& e) {
     std::cerr << "cosched-submit: " << e.what() << "\n";
     return exit_unusable;
   } catch (const std::exception& e) {

@@ -2,7 +2,9 @@
 // priority; its handle is the only way to push work.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -24,6 +26,11 @@ struct push_options {
   std::uint32_t credits = 1;
   /// A scope the job joins (optional; it must outlive the job, which its join enforces).
   scope* in = nullptr;
+  /// When the job should have finished, as time since the scheduler's epoch
+  /// (scheduler::now() is the current time). Policy deadline runs the earliest
+  /// deadline first within a priority; every policy counts a job whose
+  /// finished fence signals later as a miss (scheduler::statistics()).
+  std::optional<std::chrono::nanoseconds> deadline{};
 };
 
 using detail::reset_kind;
@@ -86,7 +93,7 @@ class entity {
   submitted push(job<Command>&& j, push_options options = {}) {
     check(j, options);
     auto handle = j.release();
-    detail::push_request request{handle, &handle.promise(), options.credits};
+    detail::push_request request{handle, &handle.promise(), options.credits, options.deadline};
     detail::push_result result;
     detail::scheduler_core::push(*state_, std::span(&request, 1), options.in, &result);
     return {std::move(result.scheduled), std::move(result.finished)};
@@ -101,7 +108,7 @@ class entity {
     std::vector<detail::push_result> results(jobs.size());
     for (auto& j : jobs) {
       auto handle = j.release();
-      requests.push_back({handle, &handle.promise(), options.credits});
+      requests.push_back({handle, &handle.promise(), options.credits, options.deadline});
     }
     detail::scheduler_core::push(*state_, requests, options.in, results.data());
     std::vector<submitted> out;

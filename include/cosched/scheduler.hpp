@@ -4,9 +4,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/associated_executor.hpp>
@@ -24,6 +28,8 @@
 namespace cosched {
 
 using detail::ring_mode;
+using detail::scheduler_statistics;
+using detail::scheduling_policy;
 
 struct scheduler_options {
   /// How many credits the in-flight commands of one ring may hold together.
@@ -35,20 +41,56 @@ struct scheduler_options {
   /// A ring that makes no progress for this long after a command started times
   /// out (zero: never).
   std::chrono::nanoseconds timeout{0};
-  /// Timers for timeouts and the shutdown bound; null: steady timers on the
-  /// scheduler's executor. Must outlive the scheduler.
+  /// Timers for timeouts and the shutdown bound, and the clock of ring time
+  /// (policy fair) and deadlines; null: steady timers on the scheduler's
+  /// executor. Must outlive the scheduler.
   timer_service* timers = nullptr;
+  /// How the next command is chosen among the ready heads of entities that
+  /// share rings (see scheduler). ring_per_entity: entities do not compete, but
+  /// deadline misses are still counted.
+  scheduling_policy policy = scheduling_policy::fifo;
 };
 
-/// Schedules jobs of type job<Command> onto one ring.
+/// Schedules jobs of type job<Command> onto one ring, several shared rings, or
+/// a ring per entity.
 ///
-/// Selection (policy fifo): whenever credits are free, the head job of the
-/// highest-priority entity whose head is ready (prepared, dependencies
-/// signalled) runs; between entities of one priority, the one whose head was
-/// pushed earliest. A head that does not fit the free credits is never skipped:
-/// nothing runs until credits free up. On retirement the scheduler destroys the
-/// command and the job's frame, then signals `finished`, on its executor: on
-/// every path (success, failure, kill, shutdown).
+/// Selection: whenever credits are free, the first ready head (the oldest job
+/// of an entity that has not run, prepared and its dependencies signalled) in
+/// the policy's order runs. Only heads compete, so each entity's commands run
+/// in push order. Push order breaks every tie (jobs pushed at one instant count
+/// in the order of the push calls).
+/// - fifo: the highest priority; within a priority, the head pushed earliest.
+/// - rr: the highest priority; within a priority, the entity whose latest run
+///   is the oldest (never served counts as oldest): one command per entity per
+///   round.
+/// - deadline: the highest priority; within a priority, the earliest deadline
+///   (push_options::deadline), heads without one after every head with one.
+/// - fair: no strict priority. Each entity has a virtual time: the ring time
+///   of its commands that left the ring, times 8 / weight (kernel 8, high 4,
+///   normal 2, low 1), plus an estimate for each command in flight (its
+///   latest measured ring time; before it has one, the mean measured on the
+///   scheduler; 1 ns before any), times 8 / weight; the least virtual time
+///   goes first. Ring time: from a command's run (or replay), or the end of
+///   the ring's previous command if later, until it leaves the ring. At each
+///   selection step, an entity that is active (a ready head or commands in
+///   flight) and was not at the previous step starts at no less than a floor
+///   (the least virtual time of the active entities, never decreasing), so
+///   idling earns no burst. Backlogged entities share ring time in proportion
+///   to their weights: a low entity next to a saturating high one gets 1/5 of
+///   it, never none.
+/// A head that does not fit the free credits of its ring is never skipped:
+/// nothing else runs on that ring until credits free up.
+///
+/// Several shared rings: an entity with commands in flight sends its next
+/// command to the same ring (its commands stay in order); an entity with none
+/// goes to the least loaded ring (fewest credits in flight; ties: the lowest
+/// index) among the rings whose best head is not waiting for credits. Credits,
+/// timeouts and recovery are per ring: a hang resets and replays only its ring.
+///
+/// On retirement the scheduler destroys the command and the job's frame, then
+/// signals `finished`, on its executor: on every path (success, failure, kill,
+/// shutdown). A job with a deadline whose `finished` signals after it counts
+/// as a deadline miss (statistics()).
 ///
 /// @par Thread Safety
 /// make_entity() and shutdown() may be called from any thread; entity handles
@@ -75,11 +117,22 @@ class scheduler {
 
   /// shared_ring mode: every entity's commands go to `hardware`.
   scheduler(asio::any_io_executor executor, ring<Command>& hardware, scheduler_options options = {})
-      : core_(detail::scheduler_core::create(std::move(executor), std::make_unique<adapter>(hardware),
+      : core_(detail::scheduler_core::create(std::move(executor), adapters_of(hardware),
                                              core_options_of(options))) {}
+  /// shared_ring mode on several rings (at least one, none null; ring i is
+  /// index i in placement ties, visit_in_flight and traces); each has
+  /// `credit_limit` credits. Throws std::invalid_argument otherwise.
+  scheduler(asio::any_io_executor executor, std::span<ring<Command>* const> rings,
+            scheduler_options options = {})
+      : core_(detail::scheduler_core::create(std::move(executor), adapters_of(rings),
+                                             core_options_of(options))) {}
+  scheduler(asio::any_io_executor executor, std::initializer_list<ring<Command>*> rings,
+            scheduler_options options = {})
+      : scheduler(std::move(executor), std::span<ring<Command>* const>(rings.begin(), rings.size()),
+                  options) {}
   /// ring_per_entity mode (`options.mode` must say so): rings come with the entities.
   scheduler(asio::any_io_executor executor, scheduler_options options)
-      : core_(detail::scheduler_core::create(std::move(executor), nullptr, core_options_of(options))) {}
+      : core_(detail::scheduler_core::create(std::move(executor), {}, core_options_of(options))) {}
   scheduler(const scheduler&) = delete;
   scheduler& operator=(const scheduler&) = delete;
   ~scheduler() {
@@ -129,10 +182,35 @@ class scheduler {
 
   const asio::any_io_executor& get_executor() const noexcept { return core_->executor(); }
   std::uint32_t credit_limit() const noexcept { return core_->credit_limit(); }
+  scheduling_policy policy() const noexcept { return core_->policy(); }
+  /// shared_ring mode: how many rings the entities share (0 in ring_per_entity mode).
+  std::size_t ring_count() const noexcept { return core_->ring_count(); }
+
+  /// Time since the scheduler's epoch (its construction) on its timers' clock
+  /// (scheduler_options::timers): the time base of push_options::deadline. From
+  /// any thread with the default timers; with others, where their now() allows.
+  std::chrono::nanoseconds now() const noexcept { return core_->now(); }
+  /// Any thread: counters so far (a snapshot).
+  scheduler_statistics statistics() const noexcept { return core_->statistics(); }
 
  private:
   static detail::core_options core_options_of(const scheduler_options& options) {
-    return {options.credit_limit, options.mode, options.timeout, options.timers};
+    return {options.credit_limit, options.mode, options.timeout, options.timers, options.policy};
+  }
+  static std::vector<std::unique_ptr<detail::ring_adapter>> adapters_of(ring<Command>& hardware) {
+    std::vector<std::unique_ptr<detail::ring_adapter>> adapters;
+    adapters.push_back(std::make_unique<adapter>(hardware));
+    return adapters;
+  }
+  static std::vector<std::unique_ptr<detail::ring_adapter>> adapters_of(
+      std::span<ring<Command>* const> rings) {
+    std::vector<std::unique_ptr<detail::ring_adapter>> adapters;
+    adapters.reserve(rings.size());
+    for (ring<Command>* r : rings) {
+      if (!r) throw std::invalid_argument("cosched::scheduler: a shared ring is null");
+      adapters.push_back(std::make_unique<adapter>(*r));
+    }
+    return adapters;
   }
 
   class adapter final : public detail::ring_adapter {

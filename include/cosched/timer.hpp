@@ -8,11 +8,12 @@
 
 namespace cosched {
 
-/// A source of one-shot timers.
+/// A source of one-shot timers, and the clock they count on.
 ///
 /// @par Thread Safety
 /// start() and cancel() are called from the scheduler's executor. The callback
 /// may run on any thread; cosched's callbacks only hand a message to the scheduler.
+/// now() is called from the scheduler's executor (and from scheduler::now()).
 ///
 /// @par Lifetime
 /// Must outlive the schedulers that use it.
@@ -26,6 +27,12 @@ class timer_service {
   virtual timer_id start(duration delay, std::function<void()> fn) = 0;
   /// Cancels a timer that has not fired (no effect otherwise).
   virtual void cancel(timer_id id) noexcept = 0;
+  /// The clock the timers count on, as time since its epoch: schedulers measure
+  /// ring time (policy fair) and deadlines with it. The default is the steady
+  /// clock; a simulation returns its virtual time.
+  virtual duration now() const noexcept {
+    return std::chrono::duration_cast<duration>(std::chrono::steady_clock::now().time_since_epoch());
+  }
 };
 
 }  // namespace cosched

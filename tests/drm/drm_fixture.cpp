@@ -10,7 +10,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <cerrno>
+#include <cerrno>  // program_invocation_short_name (glibc)
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -106,8 +106,9 @@ struct skip_summary : listener_base {
     listener_base::testRunEnded(stats);
     std::lock_guard guard(skip_lock);
     if (skipped.empty()) return;
-    std::cout << "drm_tests: SKIPPED " << skipped.size() << " of " << cases << " test cases: no DRM device ("
-              << skip_reason << ")\n";
+    // The executable's name (drm_tests, drm_equivalence): glibc keeps it.
+    std::cout << program_invocation_short_name << ": SKIPPED " << skipped.size() << " of " << cases
+              << " test cases: no DRM device (" << skip_reason << ")\n";
   }
   int cases = 0;
 };

@@ -150,6 +150,10 @@ std::string graph_json(const submit::graph& g) {
       << (g.scheduler.mode == submit::ring_mode::shared_ring ? "shared_ring" : "ring_per_entity")
       << "\", \"credit_limit\": " << g.scheduler.credit_limit;
   if (g.scheduler.timeout_us) out << ", \"timeout_us\": " << *g.scheduler.timeout_us;
+  constexpr const char* policies[] = {"fifo", "rr", "fair", "deadline"};
+  if (g.scheduler.policy != submit::policy_kind::fifo)
+    out << ", \"policy\": \"" << policies[static_cast<int>(g.scheduler.policy)] << '"';
+  if (g.scheduler.rings != 1) out << ", \"rings\": " << g.scheduler.rings;
   out << "},\n  \"entities\": [";
   for (std::size_t i = 0; i < g.entities.size(); ++i) {
     out << (i ? ", " : " ") << "{\"name\": \"" << g.entities[i].name << "\", \"priority\": \""
@@ -168,6 +172,7 @@ std::string graph_json(const submit::graph& g) {
     if (j.credits != 1) out << ", \"credits\": " << j.credits;
     if (j.submit_at_us) out << ", \"submit_at_us\": " << j.submit_at_us;
     if (j.fault.kind != fault_kind::none) out << ", \"fault\": \"" << j.fault.text << '"';
+    if (j.deadline_us) out << ", \"deadline_us\": " << *j.deadline_us;
     out << "}";
   }
   out << " ]";
@@ -183,8 +188,9 @@ std::string graph_json(const submit::graph& g) {
   return out.str();
 }
 
-random_graph make_random_graph(std::uint64_t seed) {
-  const submit::graph built = build(seed);
+namespace {
+
+random_graph read_back(const submit::graph& built, std::uint64_t seed) {
   random_graph result;
   result.json = graph_json(built);
   const std::string name = "seed-" + std::to_string(seed) + ".json";
@@ -195,6 +201,24 @@ random_graph make_random_graph(std::uint64_t seed) {
     throw std::logic_error(name + ": the graph read back differs from the graph written:\n" + result.json);
   }
   return result;
+}
+
+}  // namespace
+
+random_graph make_random_graph(std::uint64_t seed) { return read_back(build(seed), seed); }
+
+random_graph make_random_policy_graph(std::uint64_t seed) {
+  submit::graph g = build(seed);
+  // A stream of its own: the graph of make_random_graph(seed) stays as it is.
+  seeded_random rnd(seed ^ 0x9e3779b97f4a7c15ULL);
+  if (rnd.chance(80)) g.scheduler.mode = submit::ring_mode::shared_ring;
+  g.scheduler.policy = static_cast<submit::policy_kind>(rnd.between(0, 3));
+  if (g.scheduler.mode == submit::ring_mode::shared_ring)
+    g.scheduler.rings = static_cast<std::uint32_t>(rnd.between(1, 3));
+  for (auto& j : g.jobs) {
+    if (rnd.chance(50)) j.deadline_us = j.submit_at_us + rnd.time(0, 8000);
+  }
+  return read_back(g, seed);
 }
 
 }  // namespace cosched::seeded

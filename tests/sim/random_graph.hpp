@@ -23,8 +23,14 @@ struct random_graph {
 /// goes through submit::parse_graph, so the reader is exercised too.
 random_graph make_random_graph(std::uint64_t seed);
 
+/// The graph of make_random_graph(seed) under a random policy (fifo, rr, fair,
+/// deadline), mostly in shared_ring mode (then on 1-3 rings), with deadlines on about half of
+/// the jobs (any policy counts misses; deadline orders by them).
+random_graph make_random_policy_graph(std::uint64_t seed);
+
 /// Writes every field of `g` that a generated graph uses, in the graph format
-/// (mode, timeout and actions included), so a failing seed can be replayed with
+/// (mode, timeout, actions, and policy, rings and deadlines when not the
+/// defaults), so a failing seed can be replayed with
 /// cosched-submit.
 std::string graph_json(const submit::graph& g);
 

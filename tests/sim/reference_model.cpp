@@ -34,6 +34,10 @@
 //  8. A `slow` command is never timed out (it reports progress until it ends); a
 //     command of any other kind whose duration exceeds T is hung at start + T; one
 //     that ends exactly at start + T completes (completions come first).
+//
+// Policies and several shared rings follow the rules of the README's "Scheduling
+// policies" (selection step by step: a new step after every command run; fair's
+// activity and floor at the start of each step).
 #include "reference_model.hpp"
 
 #include <algorithm>
@@ -61,6 +65,8 @@ struct job_state {
   bool prepared = false;   // every dependency has signalled without error
   std::size_t awaiting = 0;  // index into deps of the dependency awaited now
   bool on_ring = false;
+  std::size_t ring = 0;    // the ring it was placed on
+  time_us run_time = 0;    // when it was last run or replayed
   bool decided = false;    // the outcome is known; it may still wait for its predecessor
   bool signalled = false;
   submit::job_outcome out;
@@ -78,6 +84,7 @@ struct ring_state {
   time_us busy_until = 0;             // end of the last command that will end
   bool stuck = false;                 // a hang is on the ring: nothing after it starts
   bool closed = false;                // ring_per_entity after a timeout
+  time_us last_finish = 0;            // policy fair: latest completion or reset
 };
 
 struct entity_state {
@@ -86,6 +93,12 @@ struct entity_state {
   bool dead = false;                // later pushes fail with dead_error
   std::string dead_error;
   std::optional<std::size_t> dead_cause;
+  std::size_t ring = 0;           // shared rings: where its commands in flight are
+  std::uint32_t in_flight = 0;    // its commands on a ring
+  std::uint64_t last_served = 0;  // policy rr: stamp of its latest first run
+  std::uint64_t virtual_ns = 0;   // policy fair: weighted ring time of commands that left the ring
+  std::uint64_t estimate_ns = 0;  // policy fair: its latest measured ring time (0: none)
+  bool fair_active = false;
 };
 
 class model {
@@ -95,7 +108,7 @@ class model {
     waiters_.resize(g.jobs.size());
     entities_.resize(g.entities.size());
     shared_ = g.scheduler.mode == submit::ring_mode::shared_ring;
-    rings_.resize(shared_ ? 1 : g.entities.size());
+    rings_.resize(shared_ ? g.scheduler.rings : g.entities.size());
 
     // Push order: by submit time, the file order among equal times.
     push_order_.resize(g.jobs.size());
@@ -186,16 +199,14 @@ class model {
 
   // ------------------------------------------------------------ rings
 
-  std::size_t ring_of(std::size_t job) const { return shared_ ? 0 : g_.jobs[job].entity; }
-
   time_us duration_of(std::size_t job) const {
     const auto& spec = g_.jobs[job];
     return spec.fault.kind == fault_kind::slow ? spec.fault.slow_us : spec.duration_us;
   }
 
-  // Puts the command of `job` at the back of its ring, run at now_.
-  void place_on_ring(std::size_t job) {
-    auto& r = rings_[ring_of(job)];
+  // Puts the command of `job` at the back of ring `ring`, run at now_.
+  void place_on_ring(std::size_t job, std::size_t ring) {
+    auto& r = rings_[ring];
     r.used += g_.jobs[job].credits;
     ring_command c{job, 0, std::nullopt};
     if (!r.stuck) {
@@ -210,8 +221,59 @@ class model {
     r.commands.push_back(c);
     auto& j = jobs_[job];
     j.on_ring = true;
+    j.ring = ring;
+    j.run_time = now_;
+    auto& e = entities_[g_.jobs[job].entity];
+    e.ring = ring;
+    ++e.in_flight;
     ++j.out.attempts;
     j.out.scheduled_us = now_;
+    j.out.ring = ring;
+  }
+
+  void take_off_ring(std::size_t job) {
+    auto& j = jobs_[job];
+    if (!j.on_ring) return;
+    j.on_ring = false;
+    --entities_[g_.jobs[job].entity].in_flight;
+  }
+
+  bool fair() const { return g_.scheduler.policy == submit::policy_kind::fair; }
+
+  static std::uint64_t multiplier(priority p) {
+    switch (p) {
+      case priority::kernel:
+        return 1;
+      case priority::high:
+        return 2;
+      case priority::normal:
+        return 4;
+      case priority::low:
+        return 8;
+    }
+    return 8;
+  }
+
+  // Policy fair: a command leaves ring `ring` having used it from its run (or
+  // the ring's latest completion or reset, if later) until now.
+  void charge(std::size_t job, std::size_t ring) {
+    auto& r = rings_[ring];
+    const time_us start = std::max(jobs_[job].run_time, r.last_finish);
+    const std::uint64_t ns = (now_ - start) * 1000;
+    r.last_finish = std::max(r.last_finish, now_);
+    auto& e = entities_[g_.jobs[job].entity];
+    e.estimate_ns = std::max<std::uint64_t>(ns, 1);
+    measured_total_ns_ += ns;
+    ++measured_count_;
+    e.virtual_ns += ns * multiplier(g_.entities[g_.jobs[job].entity].prio);
+  }
+
+  std::uint64_t fair_time(std::size_t entity) const {
+    const auto& e = entities_[entity];
+    const std::uint64_t mean =
+        measured_count_ ? std::max<std::uint64_t>(measured_total_ns_ / measured_count_, 1) : 1;
+    const std::uint64_t estimate = e.estimate_ns ? e.estimate_ns : mean;
+    return e.virtual_ns + e.in_flight * estimate * multiplier(g_.entities[entity].prio);
   }
 
   void complete_due() {
@@ -220,6 +282,7 @@ class model {
         const std::size_t job = r.commands.front().job;
         r.commands.pop_front();
         r.used -= g_.jobs[job].credits;
+        if (fair()) charge(job, static_cast<std::size_t>(&r - rings_.data()));
         const auto& fault = g_.jobs[job].fault;
         std::string error;
         if (fault.kind == fault_kind::error) {
@@ -264,6 +327,7 @@ class model {
     r.used = 0;
     r.stuck = false;
     r.busy_until = now_;
+    if (fair()) charge(guilty, ring);
 
     decide(guilty, "timed_out", std::nullopt);
     mark_dead(banned, "cancelled", guilty);
@@ -275,8 +339,8 @@ class model {
       // The innocent commands run again, in their order, from now, in full.
       for (const auto& c : on_ring) {
         if (c.job == guilty || g_.jobs[c.job].entity == banned) continue;
-        jobs_[c.job].on_ring = false;
-        place_on_ring(c.job);
+        take_off_ring(c.job);
+        place_on_ring(c.job, ring);
       }
     } else {
       r.closed = true;
@@ -344,7 +408,7 @@ class model {
     auto& j = jobs_[job];
     j.decided = true;
     j.in_queue = false;  // reading 5
-    j.on_ring = false;
+    take_off_ring(job);
     j.out.error = error;
     j.out.cause = cause;
   }
@@ -397,30 +461,93 @@ class model {
         for (;;) {
           const auto head = head_of(e);
           if (r.closed || !head || !jobs_[*head].prepared || g_.jobs[*head].credits > limit - r.used) break;
-          jobs_[*head].in_queue = false;
-          place_on_ring(*head);
+          run(*head, e);
         }
       }
       return;
     }
-    auto& r = rings_[0];
     for (;;) {
-      // The ready head of the highest priority; within a priority, the head pushed
-      // first. A head that does not fit stops everything until credits free up.
-      std::optional<std::size_t> best;
-      for (std::size_t e = 0; e < entities_.size(); ++e) {
-        const auto head = head_of(e);
-        if (!head || !jobs_[*head].prepared) continue;
-        if (!best || better(*head, *best)) best = head;
+      if (fair()) refresh_fair();
+      // Rings whose best head waits for credits: nothing else runs on them.
+      std::vector<bool> blocked(rings_.size(), false);
+      bool ran = false;
+      while (!ran) {
+        // Where an entity with nothing in flight goes: the least loaded ring
+        // that is not blocked (ties: the lowest index).
+        std::optional<std::size_t> least;
+        for (std::size_t r = 0; r < rings_.size(); ++r) {
+          if (!blocked[r] && (!least || rings_[r].used < rings_[*least].used)) least = r;
+        }
+        if (!least) return;
+        // The first ready head in the policy's order, among those whose ring
+        // is not blocked.
+        std::optional<std::size_t> best, best_ring;
+        for (std::size_t e = 0; e < entities_.size(); ++e) {
+          const auto head = head_of(e);
+          if (!head || !jobs_[*head].prepared) continue;
+          const std::size_t target = entities_[e].in_flight > 0 ? entities_[e].ring : *least;
+          if (blocked[target]) continue;
+          if (!best || better(*head, *best)) {
+            best = head;
+            best_ring = target;
+          }
+        }
+        if (!best) return;
+        if (g_.jobs[*best].credits > limit - rings_[*best_ring].used) {
+          blocked[*best_ring] = true;
+          continue;
+        }
+        run(*best, *best_ring);
+        ran = true;
       }
-      if (!best || g_.jobs[*best].credits > limit - r.used) return;
-      jobs_[*best].in_queue = false;
-      place_on_ring(*best);
     }
   }
 
+  void run(std::size_t job, std::size_t ring) {
+    jobs_[job].in_queue = false;
+    entities_[g_.jobs[job].entity].last_served = ++serve_counter_;
+    place_on_ring(job, ring);
+  }
+
+  // Policy fair, at the start of each selection step: entities that became
+  // active rejoin at no less than the floor; the floor rises to the least
+  // virtual time of the active entities.
+  void refresh_fair() {
+    std::optional<std::uint64_t> least;
+    for (std::size_t e = 0; e < entities_.size(); ++e) {
+      auto& state = entities_[e];
+      const auto head = head_of(e);
+      const bool active = (head && jobs_[*head].prepared) || state.in_flight > 0;
+      if (active && !state.fair_active) state.virtual_ns = std::max(state.virtual_ns, fair_floor_);
+      state.fair_active = active;
+      if (active) least = std::min(least.value_or(fair_time(e)), fair_time(e));
+    }
+    if (least) fair_floor_ = std::max(fair_floor_, *least);
+  }
+
+  // Whether head `a` goes before head `b`: the policy's rule, then strict
+  // priority (not for fair), then push order.
   bool better(std::size_t a, std::size_t b) const {
-    const auto pa = g_.entities[g_.jobs[a].entity].prio, pb = g_.entities[g_.jobs[b].entity].prio;
+    const std::size_t ea = g_.jobs[a].entity, eb = g_.jobs[b].entity;
+    const auto pa = g_.entities[ea].prio, pb = g_.entities[eb].prio;
+    switch (g_.scheduler.policy) {
+      case submit::policy_kind::fifo:
+        break;
+      case submit::policy_kind::rr:
+        if (pa == pb && entities_[ea].last_served != entities_[eb].last_served)
+          return entities_[ea].last_served < entities_[eb].last_served;
+        break;
+      case submit::policy_kind::deadline: {
+        const auto& da = g_.jobs[a].deadline_us;
+        const auto& db = g_.jobs[b].deadline_us;
+        if (pa == pb && da.has_value() != db.has_value()) return da.has_value();
+        if (pa == pb && da && *da != *db) return *da < *db;
+        break;
+      }
+      case submit::policy_kind::fair:
+        if (fair_time(ea) != fair_time(eb)) return fair_time(ea) < fair_time(eb);
+        return rank_[a] < rank_[b];
+    }
     if (pa != pb) return static_cast<int>(pa) < static_cast<int>(pb);  // kernel is 0
     return rank_[a] < rank_[b];
   }
@@ -446,6 +573,9 @@ class model {
   std::size_t next_push_ = 0, next_kill_ = 0;
   time_us now_ = 0;
   bool deferring_ = false;
+  std::uint64_t serve_counter_ = 0;                           // policy rr
+  std::uint64_t fair_floor_ = 0;                              // policy fair
+  std::uint64_t measured_total_ns_ = 0, measured_count_ = 0;  // policy fair: ring times measured
 };
 
 }  // namespace

@@ -7,7 +7,8 @@
 // seed k alone in both tests. The regression seeds below always run.
 // COSCHED_MODEL_READINGS=a,b switches the model to other readings of DESIGN.md
 // (cascade_after_bans_and_kills, latest_death_decides_pushes), to see which
-// disagreements remain under them.
+// disagreements remain under them. COSCHED_POLICY_MODEL_SEEDS=N runs N graphs
+// (default 1000) with random policies, rings and deadlines against the model.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -620,6 +621,53 @@ TEST_CASE("seeded graphs driven directly: credits, lifetimes and fences", "[sim]
     failed.push_back(seed);
     if (reported++ < 5) {
       report_failure(seed_title(seed), generated.json, model_text(g, expected), model_text(g, actual), problems);
+    }
+  }
+  report_failed(failed, seeds.size());
+}
+
+TEST_CASE("seeded graphs with policies, several rings and deadlines: the scheduler agrees with the model",
+          "[sim][seeded][policy]") {
+  const std::uint64_t count = env_number("COSCHED_POLICY_MODEL_SEEDS").value_or(1000);
+  const std::uint64_t first = env_number("COSCHED_SEED_FIRST").value_or(0);
+  std::vector<std::uint64_t> seeds;
+  if (const auto one = env_number("COSCHED_SEED"))
+    seeds.push_back(*one);
+  else
+    for (std::uint64_t s = first; s < first + count; ++s) seeds.push_back(s);
+  std::vector<std::uint64_t> failed;
+  std::size_t reported = 0;
+  for (const std::uint64_t seed : seeds) {
+    const auto generated = seeded::make_random_policy_graph(seed);
+    const auto& g = generated.graph;
+    const auto real = submit::run_virtual(g);
+    const auto expected = seeded::reference_outcomes(g);
+
+    auto problems = differences(g, expected, real.jobs);
+    for (std::size_t i = 0; i < g.jobs.size(); ++i) {
+      if (expected[i].ring != real.jobs[i].ring) {
+        problems.push_back(g.jobs[i].id + ": ring model " + show(expected[i].ring) + ", scheduler " +
+                           show(real.jobs[i].ring));
+      }
+    }
+    for (auto& p : invariant_violations(g, real)) problems.push_back("invariant: " + p);
+    // The scheduler's miss count is the count of jobs finished after their deadline.
+    std::uint64_t late = 0;
+    for (std::size_t i = 0; i < g.jobs.size(); ++i) {
+      const auto& d = g.jobs[i].deadline_us;
+      late += d && real.jobs[i].finished_us && *real.jobs[i].finished_us > *d;
+    }
+    if (late != real.deadline_misses) {
+      problems.push_back("deadline_misses " + std::to_string(real.deadline_misses) + ", but " +
+                         std::to_string(late) + " jobs finished after their deadline");
+    }
+    if (results_text(g, submit::run_virtual(g)) != results_text(g, real))
+      problems.push_back("two runs of the same graph wrote different results");
+    if (problems.empty()) continue;
+    failed.push_back(seed);
+    if (reported++ < 5) {
+      report_failure(seed_title(seed) + " (policy graph)", generated.json, model_text(g, expected),
+                     results_text(g, real), problems);
     }
   }
   report_failed(failed, seeds.size());

@@ -131,7 +131,7 @@ TEST_CASE("ring_per_entity: a hang closes that entity's ring only", "[sim][timeo
     R"({"job": "a3", "entity": "a", "error": "cancelled", "cause": "a1", "attempts": 0, "queued_us": 2000, "scheduled_us": null, "finished_us": 2000})"});
 }
 
-TEST_CASE("shared_ring: a command still running at the timeout is hung; others replay", "[sim][timeout]") {
+TEST_CASE("shared_ring: a command still running at the timeout is hung, others replay", "[sim][timeout]") {
   const auto lines = job_lines(R"({
     "scheduler": {"credit_limit": 2, "timeout_us": 300},
     "entities": [ {"name": "x"}, {"name": "y"} ],

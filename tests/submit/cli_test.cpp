@@ -128,13 +128,38 @@ TEST_CASE("a missing file, a bad option or an unsupported feature exits 2", "[su
   auto no_graph = run_tool({});
   CHECK(no_graph.exit_status == 2);
 
-  const auto path = write_temp("cosched-cli-policy.json", R"({
-    "scheduler": {"policy": "rr"},
+  const auto path = write_temp("cosched-cli-rings.json", R"({
+    "scheduler": {"mode": "ring_per_entity", "rings": 2},
     "entities": [ {"name": "e"} ], "jobs": [ {"id": "a", "entity": "e"} ] })");
   auto unsupported = run_tool({path});
   CHECK(unsupported.exit_status == 2);
-  CHECK(unsupported.err.find("cosched-cli-policy.json: scheduler: field \"policy\"") != std::string::npos);
+  CHECK(count_lines(unsupported.err) == 1);
+  CHECK(unsupported.err.find("cosched-cli-rings.json: scheduler: field \"rings\": 2 rings need mode \"shared_ring\"") !=
+        std::string::npos);
   CHECK(unsupported.out.empty());
+}
+
+TEST_CASE("option backend drm without a usable device exits 2 with one message naming what is missing",
+          "[submit][cli][drm]") {
+  const auto graph = (source_dir / "examples/graphs/pipeline.json").string();
+  auto missing =
+      run_tool({"--backend", "drm", "--device", "/nonexistent/renderD128", "--results", "-", graph});
+  CHECK(missing.exit_status == 2);
+  CHECK(missing.out.empty());  // nothing ran
+  CHECK(count_lines(missing.err) == 1);
+  CHECK(missing.err.find("--backend drm") != std::string::npos);
+  CHECK(missing.err.find("no DRM device at /nonexistent/renderD128") != std::string::npos);
+
+  if (!std::filesystem::exists("/dev/dri")) {
+    auto none = run_tool({"--backend", "drm", "--clock", "virtual", graph});
+    CHECK(none.exit_status == 2);
+    CHECK(count_lines(none.err) == 1);
+    CHECK(none.err.find("no DRM device") != std::string::npos);
+  }
+
+  auto device_without_drm = run_tool({"--device", "/dev/dri/renderD128", graph});
+  CHECK(device_without_drm.exit_status == 2);
+  CHECK(device_without_drm.err.find("--device needs --backend drm") != std::string::npos);
 }
 
 TEST_CASE("option help exits 0", "[submit][cli]") {

@@ -428,7 +428,10 @@ TEST_CASE("scheduler integers have their ranges", "[submit][graph][errors]") {
       R"(graph.json: scheduler: field "timeout_us": must be an integer between 1 and 1000000000000000, got null)");
   CHECK(
       error_of(R"({"scheduler": {"rings": 0}, "entities": [], "jobs": []})") ==
-      R"(graph.json: scheduler: field "rings": must be an integer between 1 and 4294967295, got 0)");
+      R"(graph.json: scheduler: field "rings": must be an integer between 1 and 1024, got 0)");
+  CHECK(
+      error_of(R"({"scheduler": {"rings": 1025}, "entities": [], "jobs": []})") ==
+      R"(graph.json: scheduler: field "rings": must be an integer between 1 and 1024, got 1025)");
 }
 
 TEST_CASE("several rings only with a shared ring", "[submit][graph][errors]") {

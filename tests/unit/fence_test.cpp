@@ -168,7 +168,7 @@ TEST_CASE("set_error with an empty code signals broken", "[fence]") {
   CHECK(f.cause() == std::optional<fence_point>(fence_point{1, 2}));
 }
 
-TEST_CASE("a promise signals once; later calls on it do nothing", "[fence]") {
+TEST_CASE("a promise signals once, later calls on it do nothing", "[fence]") {
   promise p;
   fence f = p.get_fence();
   p.set_error(errc::cancelled);
@@ -469,7 +469,7 @@ TEST_CASE("fence_state: removing the only waiter leaves an empty list", "[fence]
 
 // ================================================================== async_wait
 
-TEST_CASE("async_wait never calls the handler inline; it runs when the io_context runs",
+TEST_CASE("async_wait never calls the handler inline, it runs when the io_context runs",
           "[fence][asio]") {
   asio::io_context ctx;
   wait_record r;

@@ -40,7 +40,7 @@ TEST_CASE("a job destroyed before push destroys its frame", "[job][lifetime]") {
   CHECK(frames.alive() == 0);
 }
 
-TEST_CASE("locals die at co_return; the command lives until retirement", "[job][lifetime]") {
+TEST_CASE("locals die at co_return, the command lives until retirement", "[job][lifetime]") {
   sim_fixture f(1);
   auto e = f.sched.make_entity();
   testing::live_counter locals, params;

@@ -10,7 +10,7 @@
 using namespace cosched;
 using namespace cosched::test;
 
-TEST_CASE("while paused nothing is run or retired; resuming continues where it stopped", "[pause]") {
+TEST_CASE("while paused nothing is run or retired, resuming continues where it stopped", "[pause]") {
   sim_fixture f(2);
   auto e = f.sched.make_entity({.name = "gfx"});
   outcome o1, o2, o3;

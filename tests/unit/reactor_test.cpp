@@ -61,7 +61,7 @@ TEST_CASE("an eventfd signalled from another thread signals the fence on the rea
   CHECK(r.pending() == 0);
 }
 
-TEST_CASE("a cancelled wait fails cancelled; a completed one is not cancelled", "[reactor]") {
+TEST_CASE("a cancelled wait fails cancelled, a completed one is not cancelled", "[reactor]") {
   asio::io_context ctx(1);
   reactor r(ctx);
   event_fd a, b;

@@ -182,7 +182,7 @@ TEST_CASE("the cause of a chain of failed dependencies is its root", "[scheduler
   CHECK(middle.finished.cause() == root.finished.point());
 }
 
-TEST_CASE("try_wait yields the error and the job goes on; fail() fails it", "[scheduler][job]") {
+TEST_CASE("try_wait yields the error and the job goes on, fail() fails it", "[scheduler][job]") {
   sim_fixture f(2);
   auto e = f.sched.make_entity();
   std::error_code seen;
@@ -242,7 +242,7 @@ TEST_CASE("a failure before the ring signals after the entity's earlier jobs", "
   CHECK(o2.error == std::make_error_code(std::errc::io_error));
 }
 
-TEST_CASE("kill fails the jobs not yet run; commands on the ring finish", "[scheduler][kill]") {
+TEST_CASE("kill fails the jobs not yet run, commands on the ring finish", "[scheduler][kill]") {
   sim_fixture f(1);
   auto e = f.sched.make_entity();
   auto other = f.sched.make_entity();
@@ -287,7 +287,7 @@ TEST_CASE("close: queued work still runs, later pushes fail cancelled", "[schedu
   CHECK(f.run_order() == std::vector<std::uint64_t>{1});
 }
 
-TEST_CASE("a destroyed entity handle closes the entity; its jobs still run", "[scheduler][close]") {
+TEST_CASE("a destroyed entity handle closes the entity, its jobs still run", "[scheduler][close]") {
   sim_fixture f(1);
   submitted a;
   {

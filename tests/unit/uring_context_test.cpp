@@ -210,7 +210,7 @@ TEST_CASE("reactor on a uring_context: kernel fences, cancellation, watches", "[
   CHECK(r.single_issuer());
 }
 
-TEST_CASE("a scheduler on a uring_context: jobs await kernel fences; timeouts use its timers",
+TEST_CASE("a scheduler on a uring_context: jobs await kernel fences, timeouts use its timers",
           "[uring_context][scheduler]") {
   uring_context ctx;
   reactor r(ctx);
@@ -267,7 +267,7 @@ TEST_CASE("a scheduler on a uring_context: jobs await kernel fences; timeouts us
   while (!down.signalled()) ctx.poll();
 }
 
-TEST_CASE("reactor on a uring_context: a destroyed reactor's waits end; the next reactor is not confused",
+TEST_CASE("reactor on a uring_context: a destroyed reactor's waits end, the next reactor is not confused",
           "[uring_context][reactor]") {
   uring_context ctx;
   event_fd a;

@@ -443,7 +443,7 @@ TEST_CASE("ring: slow uses slow_us instead of the duration", "[sim][ring][fault]
   check_log(ring, {{1, 0, 0, true, 500}, {2, 0, 500, true, 520}});
 }
 
-TEST_CASE("ring: cancel_all stops pending completions; their fences signal broken",
+TEST_CASE("ring: cancel_all stops pending completions, their fences signal broken",
           "[sim][ring][cancel]") {
   virtual_clock clock;
   asio::io_context ctx;

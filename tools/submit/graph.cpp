@@ -30,6 +30,9 @@ using json = nlohmann::ordered_json;
 // 31 years) keeps every such sum far below 2^64.
 constexpr std::uint64_t max_integer = 1'000'000'000'000'000;
 constexpr std::uint64_t max_uint32 = std::numeric_limits<std::uint32_t>::max();
+// Every ring is a simulated device (a thread in real time): far more than any GPU
+// has, and little enough that a typo cannot exhaust the machine.
+constexpr std::uint64_t max_rings = 1024;
 
 // Names quoted in a message are cut so that a huge id cannot flood the terminal.
 constexpr std::size_t max_quoted_bytes = 64;
@@ -524,7 +527,7 @@ class graph_reader {
       spec.policy = read_choice(*policy, place, "policy", policies);
     }
     if (const json* rings = find(object, "rings")) {
-      spec.rings = static_cast<std::uint32_t>(read_integer(*rings, place, "rings", 1, max_uint32));
+      spec.rings = static_cast<std::uint32_t>(read_integer(*rings, place, "rings", 1, max_rings));
       // Several rings are several shared rings; per-entity rings are one per entity.
       if (spec.rings > 1 && spec.mode != ring_mode::shared_ring) {
         fail_field(place, "rings",

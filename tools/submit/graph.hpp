@@ -37,7 +37,7 @@ struct scheduler_spec {
   std::uint32_t credit_limit = 1;
   std::optional<std::uint64_t> timeout_us;  ///< absent: no timeout
   policy_kind policy = policy_kind::fifo;
-  std::uint32_t rings = 1;  ///< more than 1 only with ring_mode::shared_ring
+  std::uint32_t rings = 1;  ///< 1 to 1024; more than 1 only with ring_mode::shared_ring
 };
 
 struct entity_spec {
@@ -53,6 +53,8 @@ struct job_spec {
   std::uint32_t credits = 1;      ///< at most scheduler_spec::credit_limit
   std::uint64_t submit_at_us = 0;
   fault_spec fault;
+  /// When the job should have finished, in us since the run's start (every policy
+  /// counts misses; policy deadline orders by it).
   std::optional<std::uint64_t> deadline_us;
 };
 

@@ -1,5 +1,6 @@
 // The graph runner: pushes and kills are timed events (on the virtual clock, or
-// on a steady timer in real time); the scheduler and job coroutines do the rest.
+// on a steady timer in real time); the scheduler and job coroutines do the rest,
+// on the sim backend's rings or the drm backend's host rings.
 #include "submit/runner.hpp"
 
 #include <algorithm>
@@ -8,7 +9,10 @@
 #include <memory>
 #include <optional>
 #include <ostream>
+#include <span>
 #include <sstream>
+#include <stdexcept>
+#include <system_error>
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
@@ -18,6 +22,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cosched/cosched.hpp"
+#include "cosched/drm/fence_source.hpp"
+#include "cosched/drm/host_ring.hpp"
 #include "cosched/reactor.hpp"
 #include "cosched/sim/real_ring.hpp"
 #include "cosched/sim/sim_ring.hpp"
@@ -46,29 +52,47 @@ sim::fault to_sim(const fault_spec& f) {
 
 std::string json_string(std::string_view text) { return nlohmann::json(std::string(text)).dump(); }
 
+scheduling_policy scheduling_policy_of(policy_kind p) {
+  switch (p) {
+    case policy_kind::fifo: return scheduling_policy::fifo;
+    case policy_kind::rr: return scheduling_policy::rr;
+    case policy_kind::fair: return scheduling_policy::fair;
+    case policy_kind::deadline: return scheduling_policy::deadline;
+  }
+  return scheduling_policy::fifo;
+}
+
 }  // namespace
 
-void check_supported(const graph& g, std::string_view file_name) {
-  const std::string file(file_name);
-  if (g.scheduler.policy != policy_kind::fifo)
-    throw input_error(file + ": scheduler: field \"policy\": only \"fifo\" is supported yet");
-  if (g.scheduler.rings != 1)
-    throw input_error(file + ": scheduler: field \"rings\": only 1 ring is supported yet");
-  for (std::size_t i = 0; i < g.jobs.size(); ++i) {
-    if (g.jobs[i].deadline_us)
-      throw input_error(file + ": jobs[" + std::to_string(i) + "] (id " + json_string(g.jobs[i].id) +
-                        "): field \"deadline_us\": deadlines need policy \"deadline\", which is not supported yet");
-  }
+void check_supported(const graph&, std::string_view) {
+  // Every policy, several shared rings and deadlines run; the reader already
+  // rejects what cannot (several rings in ring_per_entity mode).
 }
 
 namespace {
 
+template <class Ring>
+std::vector<ring_run> logs_of(const std::vector<std::unique_ptr<Ring>>& rings) {
+  std::vector<ring_run> runs;
+  for (std::size_t r = 0; r < rings.size(); ++r)
+    for (const auto& record : rings[r]->log()) runs.push_back({r, record});
+  return runs;
+}
+
 // Virtual time: events on the virtual clock, the io_context run to idleness
-// between instants.
+// between instants. On the drm backend the reactor has an io_context of its
+// own, which drm::virtual_time runs (alone) inside the clock's completion
+// events until the kernel's signal has come back.
 class virtual_driver {
  public:
-  explicit virtual_driver(asio::io_context& ctx) : ctx_(ctx), timers_(clock_) {}
-  sim::virtual_ring& make_ring() { return *rings_.emplace_back(std::make_unique<sim::virtual_ring>(clock_)); }
+  virtual_driver(asio::io_context& ctx, const run_options& options) : ctx_(ctx), timers_(clock_) {
+    if (options.backend == backend_kind::drm) kernel_.emplace(options.device, clock_);
+  }
+  ring<sim::command>& make_ring() {
+    if (kernel_)
+      return *drm_rings_.emplace_back(std::make_unique<drm::host_ring>(kernel_->source, kernel_->time));
+    return *sim_rings_.emplace_back(std::make_unique<sim::virtual_ring>(clock_));
+  }
   timer_service* timers() { return &timers_; }
   sim::time_us now() const { return clock_.now(); }
   void at(sim::time_us when, sim::phase p, std::function<void()> fn) { clock_.at(when, p, std::move(fn)); }
@@ -77,37 +101,53 @@ class virtual_driver {
   void run(Done&&) { clock_.run(ctx_); }
   template <class Done>
   void finish(Done&&) { clock_.run(ctx_); }
-  std::vector<ring_run> log() const {
-    std::vector<ring_run> runs;
-    for (std::size_t r = 0; r < rings_.size(); ++r)
-      for (const auto& record : rings_[r]->log()) runs.push_back({r, record});
-    return runs;
-  }
-  std::size_t ring_count() const { return rings_.size(); }
+  std::vector<ring_run> log() const { return kernel_ ? logs_of(drm_rings_) : logs_of(sim_rings_); }
+  std::size_t ring_count() const { return kernel_ ? drm_rings_.size() : sim_rings_.size(); }
 
  private:
+  // The drm backend's side: the reactor on its own io_context, the fence source.
+  struct drm_kernel {
+    drm_kernel(const drm::device& dev, sim::virtual_clock& clock)
+        : events(context), source(dev, events), time(clock, context) {}
+    asio::io_context context{1};
+    reactor events;
+    drm::fence_source source;
+    drm::virtual_time time;
+  };
+
   asio::io_context& ctx_;
   sim::virtual_clock clock_;
   sim::virtual_timers timers_;
-  std::vector<std::unique_ptr<sim::virtual_ring>> rings_;
+  std::optional<drm_kernel> kernel_;  // outlives the rings
+  std::vector<std::unique_ptr<sim::virtual_ring>> sim_rings_;
+  std::vector<std::unique_ptr<drm::host_ring>> drm_rings_;
 };
 
-// Real time: the same events on a steady timer; a device thread executes the
-// ring and the reactor polls its eventfd.
+// Real time: the same events on a steady timer; a device thread executes each
+// ring. sim: the reactor polls the ring's eventfd; drm: the ring signals its
+// timeline syncobj and the fence source's EVENTFD registrations come back
+// through the reactor, on this io_context.
 class real_driver {
  public:
-  real_driver(asio::io_context& ctx, std::function<void(std::size_t, std::size_t)> progress)
+  real_driver(asio::io_context& ctx, const run_options& options)
       : ctx_(ctx),
         reactor_(ctx),
         epoch_(std::chrono::steady_clock::now()),
         timer_(ctx),
         watchdog_(ctx),
-        progress_(std::move(progress)) {}
+        progress_(options.progress) {
+    if (options.backend == backend_kind::drm) source_.emplace(options.device, reactor_);
+  }
   ~real_driver() {
     // Rings stop their device threads on the io_context's thread (this one).
-    rings_.clear();
+    sim_rings_.clear();
+    drm_rings_.clear();
   }
-  sim::real_ring& make_ring() { return *rings_.emplace_back(std::make_unique<sim::real_ring>(reactor_, epoch_)); }
+  ring<sim::command>& make_ring() {
+    if (source_)
+      return *drm_rings_.emplace_back(std::make_unique<drm::host_ring>(*source_, reactor_, epoch_));
+    return *sim_rings_.emplace_back(std::make_unique<sim::real_ring>(reactor_, epoch_));
+  }
   timer_service* timers() { return nullptr; }  // steady timers on the executor
   sim::time_us now() const {
     return static_cast<sim::time_us>(
@@ -131,21 +171,19 @@ class real_driver {
   void finish(Done&& done) {
     while (!done()) ctx_.run_one();
   }
-  std::vector<ring_run> log() const {
-    std::vector<ring_run> runs;
-    for (std::size_t r = 0; r < rings_.size(); ++r)
-      for (const auto& record : rings_[r]->log()) runs.push_back({r, record});
-    return runs;
-  }
-  std::size_t ring_count() const { return rings_.size(); }
+  std::vector<ring_run> log() const { return source_ ? logs_of(drm_rings_) : logs_of(sim_rings_); }
+  std::size_t ring_count() const { return source_ ? drm_rings_.size() : sim_rings_.size(); }
 
  private:
   bool rings_stalled() const {
-    return std::all_of(rings_.begin(), rings_.end(), [](const auto& r) { return r->stalled(); });
+    auto stalled = [](const auto& r) { return r->stalled(); };
+    return std::all_of(sim_rings_.begin(), sim_rings_.end(), stalled) &&
+           std::all_of(drm_rings_.begin(), drm_rings_.end(), stalled);
   }
   std::size_t runs_so_far() const {
     std::size_t n = 0;
-    for (const auto& r : rings_) n += r->log().size();
+    for (const auto& r : sim_rings_) n += r->log().size();
+    for (const auto& r : drm_rings_) n += r->log().size();
     return n;
   }
 
@@ -187,8 +225,10 @@ class real_driver {
  private:
   asio::io_context& ctx_;
   reactor reactor_;
+  std::optional<drm::fence_source> source_;  // drm: outlives the rings
   const std::chrono::steady_clock::time_point epoch_;  // time zero of the run and of its rings
-  std::vector<std::unique_ptr<sim::real_ring>> rings_;
+  std::vector<std::unique_ptr<sim::real_ring>> sim_rings_;
+  std::vector<std::unique_ptr<drm::host_ring>> drm_rings_;
   asio::steady_timer timer_;
   asio::steady_timer watchdog_;
   std::function<void(std::size_t, std::size_t)> progress_;
@@ -208,9 +248,15 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   options.mode = per_entity ? cosched::ring_mode::ring_per_entity : cosched::ring_mode::shared_ring;
   options.timeout = std::chrono::microseconds(g.scheduler.timeout_us.value_or(0));
   options.timers = driver.timers();
+  options.policy = scheduling_policy_of(g.scheduler.policy);
   std::optional<scheduler<sim::command>> sched_storage;
-  if (per_entity) sched_storage.emplace(ctx.get_executor(), options);
-  else sched_storage.emplace(ctx.get_executor(), driver.make_ring(), options);
+  if (per_entity) {
+    sched_storage.emplace(ctx.get_executor(), options);
+  } else {
+    std::vector<ring<sim::command>*> shared_rings;
+    for (std::uint32_t r = 0; r < g.scheduler.rings; ++r) shared_rings.push_back(&driver.make_ring());
+    sched_storage.emplace(ctx.get_executor(), std::span<ring<sim::command>* const>(shared_rings), options);
+  }
   auto& sched = *sched_storage;
 
   std::vector<entity<sim::command>> entities;
@@ -258,7 +304,12 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
       for (std::size_t dep : spec.deps) deps.push_back(finished[dep]);
       sim::command cmd{spec.duration_us, to_sim(spec.fault), index};
       outcome.jobs[index].queued_us = driver.now();
-      auto pushed = entities[spec.entity].push(graph_job(std::move(deps), cmd), {.credits = spec.credits});
+      // deadline_us: since the run's start, which is the scheduler's epoch in
+      // virtual time (and a few microseconds before it in real time).
+      std::optional<std::chrono::nanoseconds> deadline;
+      if (spec.deadline_us) deadline = std::chrono::microseconds(*spec.deadline_us);
+      auto pushed = entities[spec.entity].push(graph_job(std::move(deps), cmd),
+                                               {.credits = spec.credits, .deadline = deadline});
       jobs_by_seqno[spec.entity].push_back(index);
       finished[index] = pushed.finished;
       pushed.finished.async_wait(ctx.get_executor(), record_finish(index));
@@ -279,10 +330,12 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
 
   outcome.runs = driver.log();
   outcome.rings = driver.ring_count();
+  outcome.deadline_misses = sched.statistics().deadline_misses;
   for (const auto& run : outcome.runs) {
     auto& result = outcome.jobs[run.record.tag];
     ++result.attempts;
     result.scheduled_us = run.record.run_at;
+    result.ring = run.ring;
   }
   return outcome;
 }
@@ -290,13 +343,31 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
 }  // namespace
 
 run_outcome run_graph(const graph& g, const run_options& options) {
+  if (options.backend == backend_kind::drm && !options.device)
+    throw std::invalid_argument(
+        "cosched::submit::run_graph: the drm backend needs a device (open_drm_device)");
   asio::io_context ctx(1);
   if (options.clock == clock_kind::virtual_time) {
-    virtual_driver driver(ctx);
+    virtual_driver driver(ctx, options);
     return run_with(g, ctx, driver);
   }
-  real_driver driver(ctx, options.progress);
+  real_driver driver(ctx, options);
   return run_with(g, ctx, driver);
+}
+
+drm::device open_drm_device(const std::string& path) {
+  try {
+    return path.empty() ? drm::device::open() : drm::device::open(path);
+  } catch (const std::system_error& e) {
+    // "cosched::drm::device: <what is missing>: <strerror>"
+    std::string what = e.what();
+    constexpr std::string_view prefix = "cosched::drm::device: ";
+    if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+    throw backend_unavailable(
+        "--backend drm needs a DRM render node with timeline syncobjs and DRM_IOCTL_SYNCOBJ_EVENTFD "
+        "(Linux 6.6 or later): " +
+        what);
+  }
 }
 
 void write_results(std::ostream& out, const graph& g, const run_outcome& outcome,
@@ -314,7 +385,10 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
         << ", \"cause\": " << (result.cause ? json_string(g.jobs[*result.cause].id) : "null")
         << ", \"attempts\": " << result.attempts << ", \"queued_us\": " << result.queued_us
         << ", \"scheduled_us\": " << optional_number(result.scheduled_us)
-        << ", \"finished_us\": " << optional_number(result.finished_us) << "}\n";
+        << ", \"finished_us\": " << optional_number(result.finished_us);
+    // Several shared rings: the ring of the job's last run (null if never run).
+    if (g.scheduler.rings > 1) out << ", \"ring\": " << (result.ring ? std::to_string(*result.ring) : "null");
+    out << "}\n";
     if (result.error.empty()) ++succeeded; else ++errors[result.error];
   }
   // The summary in the same style as the job lines: ", " and ": " separators.
@@ -327,7 +401,8 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
   }
   out << "}, \"end_us\": " << outcome.end_us
       << ", \"nothing_left_to_do\": " << (outcome.shut_down_early ? "true" : "false")
-      << ", \"backend\": " << json_string(backend) << ", \"clock\": " << json_string(clock) << "}}\n";
+      << ", \"backend\": " << json_string(backend) << ", \"clock\": " << json_string(clock)
+      << ", \"deadline_misses\": " << outcome.deadline_misses << "}}\n";
 }
 
 void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) {
@@ -371,6 +446,8 @@ void write_summary(std::ostream& out, const graph& g, const run_outcome& outcome
   out << g.jobs.size() << " jobs: " << succeeded << " succeeded, " << g.jobs.size() - succeeded
       << " failed; last fence signalled at " << outcome.end_us << " us";
   if (outcome.shut_down_early) out << " (nothing left to do: the rest was shut down)";
+  if (std::any_of(g.jobs.begin(), g.jobs.end(), [](const job_spec& j) { return j.deadline_us.has_value(); }))
+    out << "; deadline misses: " << outcome.deadline_misses;
   out << "\n";
 }
 

@@ -1,4 +1,5 @@
-// Runs a job graph through the scheduler on a simulated GPU, in virtual or real
+// Runs a job graph through the scheduler on a simulated GPU (the sim backend, or
+// the drm backend's host engine on real kernel syncobjs), in virtual or real
 // time, and collects each job's outcome; writes the results format of DESIGN.md.
 #pragma once
 
@@ -6,9 +7,11 @@
 #include <functional>
 #include <iosfwd>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "cosched/drm/device.hpp"
 #include "cosched/sim/sim_ring.hpp"
 #include "submit/graph.hpp"
 
@@ -22,6 +25,7 @@ struct job_outcome {
   std::uint64_t queued_us = 0;
   std::optional<std::uint64_t> scheduled_us;
   std::optional<std::uint64_t> finished_us;
+  std::optional<std::size_t> ring;   // the ring of its last run (none if never run)
 };
 
 /// One run of a command on one of the rings (tag = job index).
@@ -36,23 +40,47 @@ struct run_outcome {
   std::size_t rings = 1;
   std::uint64_t end_us = 0;             // when the last fence signalled
   bool shut_down_early = false;         // "nothing left to do" ended the run
+  std::uint64_t deadline_misses = 0;    // the scheduler's count (scheduler_statistics)
 };
 
 enum class clock_kind { virtual_time, real_time };
 
+/// What executes the commands: the sim backend's rings, or the drm backend's
+/// host rings (drm::host_ring: each completion a kernel timeline syncobj point,
+/// seen through DRM_IOCTL_SYNCOBJ_EVENTFD and io_uring).
+enum class backend_kind { sim, drm };
+
 struct run_options {
   clock_kind clock = clock_kind::virtual_time;
+  backend_kind backend = backend_kind::sim;
+  /// backend_kind::drm: the device (see open_drm_device).
+  drm::device device;
   /// Called about every 200 ms of a real-time run with (finished jobs, failed jobs).
   std::function<void(std::size_t, std::size_t)> progress;
 };
+
+/// The drm backend cannot run here: no DRM device, no syncobj or timeline
+/// syncobj support, or a kernel without DRM_IOCTL_SYNCOBJ_EVENTFD (Linux 6.6).
+class backend_unavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Opens the device for backend_kind::drm: the render node at `path`, or the
+/// first usable one under /dev/dri when `path` is empty. Throws
+/// backend_unavailable with one line naming what is missing.
+drm::device open_drm_device(const std::string& path);
 
 /// Throws input_error (naming the file and field) for graph features this build
 /// does not run yet.
 void check_supported(const graph& g, std::string_view file_name);
 
-/// Runs `g` on the sim backend. In virtual time it is deterministic: the same
-/// graph always gives the same outcome. In real time a device thread executes
-/// the ring and the reactor polls its eventfd; a run whose ring is stalled
+/// Runs `g` on `options.backend`. In virtual time it is deterministic: the same
+/// graph always gives the same outcome, and the drm backend gives exactly the sim
+/// backend's (its host engine signals in virtual-time order, and the clock waits
+/// for each kernel signal to come back). In real time a device thread per ring
+/// executes the commands (sim: reporting through an eventfd the reactor polls;
+/// drm: signalling the ring's timeline syncobj); a run whose rings are stalled
 /// (idle or hung) with jobs unfinished and nothing else pending for 100 ms shuts
 /// the scheduler down ("nothing left to do").
 run_outcome run_graph(const graph& g, const run_options& options = {});

@@ -2,6 +2,7 @@
 // allocation that fence handles keep alive after the job itself is gone.
 #pragma once
 
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
 #include <optional>
@@ -20,6 +21,7 @@ namespace cosched::detail {
 class scheduler_core;
 struct entity_state;
 struct job_block;
+struct ring_slot;
 struct job_promise_base;
 
 /// A unit of work for the scheduler's pass. Nodes are embedded in the objects
@@ -71,6 +73,8 @@ struct job_block final : ref_block {
   std::uint64_t scope_id = 0;
   std::uint64_t push_order = 0;
   std::uint32_t credits = 1;
+  bool has_deadline = false;
+  std::chrono::nanoseconds deadline{0};  // since the scheduler's epoch (policy deadline, miss count)
   bool dead_on_arrival = false;  // the entity was dead at push: never started
   std::error_code arrival_error;
   std::optional<fence_point> arrival_cause;
@@ -91,6 +95,11 @@ struct job_block final : ref_block {
   const fence_state* awaited = nullptr;
   bool awaited_yields_error = false;
   work_node dependency_node{work_node::kind::dependency_wake, this};
+
+  // The ring the command was run on (set by run_job, kept for replays).
+  ring_slot* ring = nullptr;
+  // Policy fair: when the current attempt was run or replayed (scheduler clock).
+  std::chrono::nanoseconds run_at{0};
 
   // The hardware fence of the current attempt.
   fence_waiter hardware_waiter;

@@ -46,6 +46,15 @@ enum class ring_mode : std::uint8_t {
   ring_per_entity  ///< one ring per entity (a firmware scheduler); a hang closes that ring
 };
 
+/// How the scheduler chooses among the ready heads of the entities that share
+/// rings (scheduler_options::policy; the rules are in scheduler.hpp).
+enum class scheduling_policy : std::uint8_t {
+  fifo,     ///< strict priority, then push order
+  rr,       ///< strict priority, then the entity served least recently
+  fair,     ///< least weighted ring time (weights kernel 8, high 4, normal 2, low 1)
+  deadline  ///< strict priority, then the earliest deadline, then push order
+};
+
 /// Whether an entity was involved in a ring reset (GL robustness / amdgpu context query model).
 enum class reset_kind : std::uint8_t {
   untouched,  ///< no reset involved the entity
@@ -106,8 +115,14 @@ struct entity_state {
   job_block* jobs_tail = nullptr;
   job_block* next_to_run = nullptr;  // first job not yet run and not decided
   bool registered = false;
-  struct ring_slot* ring = nullptr;           // the ring its commands go to
+  struct ring_slot* ring = nullptr;            // the ring its commands go to (while in_flight > 0)
   std::unique_ptr<ring_adapter> own_ring;      // ring_per_entity: its ring, until registered
+  std::uint32_t in_flight = 0;                 // its commands on the ring (run, not retired)
+  std::uint64_t last_served = 0;               // policy rr: stamp of its latest run (0: never)
+  std::uint64_t virtual_time = 0;              // policy fair: weighted ring time of commands that left
+                                               // the ring, in ns x (8 / weight); see fair_time()
+  std::uint64_t ring_time_estimate = 0;  // policy fair: its latest measured ring time (ns, >= 1; 0: none yet)
+  bool fair_active = false;              // policy fair: active at the latest selection step
   work_node push_node{work_node::kind::entity_pushed, this};
   work_node kill_node{work_node::kind::entity_killed, this};
   work_node added_node{work_node::kind::entity_added, this};
@@ -117,6 +132,7 @@ struct push_request {
   std::coroutine_handle<> frame;
   job_promise_base* promise = nullptr;
   std::uint32_t credits = 1;
+  std::optional<std::chrono::nanoseconds> deadline;  // since the scheduler's epoch
 };
 
 struct push_result {
@@ -129,12 +145,23 @@ struct core_options {
   ring_mode mode = ring_mode::shared_ring;
   std::chrono::nanoseconds timeout{0};  // 0: no timeout
   timer_service* timers = nullptr;      // null: a steady-clock timer on the executor
+  scheduling_policy policy = scheduling_policy::fifo;
+};
+
+/// Counters readable from any thread (scheduler::statistics()).
+struct scheduler_statistics {
+  /// Jobs pushed with a deadline whose finished fence signalled after it
+  /// (whatever their outcome), on the scheduler's clock.
+  std::uint64_t deadline_misses = 0;
+  /// Jobs pushed with a deadline whose finished fence signalled by then.
+  std::uint64_t deadlines_met = 0;
 };
 
 /// A ring and what the scheduler keeps for it: credits, the in-flight list (in
 /// run order), the timeout timer. The executor only.
 struct ring_slot {
   std::unique_ptr<ring_adapter> ring;
+  std::size_t index = 0;  // in the scheduler's rings (shared_ring: placement ties go to the lowest)
   std::uint32_t credits_in_flight = 0;
   job_block* in_flight_head = nullptr;
   job_block* in_flight_tail = nullptr;
@@ -143,21 +170,31 @@ struct ring_slot {
   std::uint64_t timer_generation = 0;  // a timeout message for an older generation is stale
   bool timer_armed = false;
   bool closed = false;  // ring_per_entity: closed after a hang
+  // Policy fair: when the ring last finished a command or was reset (scheduler
+  // clock); the next command's ring time starts no earlier.
+  std::chrono::nanoseconds last_finish{0};
 };
 
 /// The engine. Reference counted: the scheduler handle, every posted pass and
 /// every scope that saw one of its jobs hold a reference.
 class scheduler_core {
  public:
-  /// `shared` is the ring of shared_ring mode (null in ring_per_entity mode).
-  static scheduler_core* create(asio::any_io_executor executor, std::unique_ptr<ring_adapter> shared,
-                                core_options options);
+  /// `shared` are the rings of shared_ring mode (at least one; empty in
+  /// ring_per_entity mode).
+  static scheduler_core* create(asio::any_io_executor executor,
+                                std::vector<std::unique_ptr<ring_adapter>> shared, core_options options);
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }  // relaxed: from an existing ref
   void release() noexcept;
 
   const asio::any_io_executor& executor() const noexcept { return executor_; }
   std::uint32_t credit_limit() const noexcept { return options_.credit_limit; }
+  scheduling_policy policy() const noexcept { return options_.policy; }
+  std::size_t ring_count() const noexcept { return ring_count_; }
+  /// Time since the scheduler's epoch (its creation) on its timers' clock.
+  std::chrono::nanoseconds now() const noexcept { return timers_->now() - epoch_; }
+  /// Any thread: a snapshot of the counters.
+  scheduler_statistics statistics() const noexcept;
 
   /// Any thread. The entity starts open with one reference for the caller.
   /// `own_ring` is its ring in ring_per_entity mode (required there, ignored otherwise).
@@ -211,7 +248,8 @@ class scheduler_core {
   enum class lifecycle : std::uint8_t { running, shutting_down, shut_down };
   struct message;
 
-  scheduler_core(asio::any_io_executor executor, std::unique_ptr<ring_adapter> shared, core_options options);
+  scheduler_core(asio::any_io_executor executor, std::vector<std::unique_ptr<ring_adapter>> shared,
+                 core_options options);
   ~scheduler_core();
 
   void request_pass() noexcept;
@@ -232,7 +270,13 @@ class scheduler_core {
   void normalize_next(entity_state& entity) noexcept;
   void select() noexcept;
   void select(ring_slot& slot) noexcept;
-  void run_job(job_block& block) noexcept;
+  void select_shared() noexcept;
+  bool goes_before(const job_block& a, priority pa, const job_block& b, priority pb) const noexcept;
+  std::uint64_t fair_time(const entity_state& entity) const noexcept;
+  void refresh_fair() noexcept;
+  void charge_ring_time(job_block& block, std::chrono::nanoseconds now) noexcept;
+  void run_job(job_block& block, ring_slot& slot) noexcept;
+  void count_deadline(const job_block& block) noexcept;
   void watch_hardware(job_block& block, bool may_retire = true) noexcept;
   void arm_timeout(ring_slot& slot) noexcept;
   void disarm_timeout(ring_slot& slot) noexcept;
@@ -279,7 +323,17 @@ class scheduler_core {
   work_node* incoming_tail_ = nullptr;
   int last_incoming_phase_ = -1;
   std::vector<entity_state*> entities_;
-  std::vector<std::unique_ptr<ring_slot>> rings_;  // shared_ring: exactly one
+  std::vector<std::unique_ptr<ring_slot>> rings_;  // shared_ring: the shared rings, in index order
+  std::size_t ring_count_ = 0;                     // shared_ring: rings_.size() (constant)
+  std::vector<unsigned char> blocked_;             // select_shared: rings whose best head waits for credits
+  std::chrono::nanoseconds epoch_{0};              // the timers' clock at creation
+  std::uint64_t serve_counter_ = 0;                // policy rr: stamps runs
+  std::uint64_t fair_floor_ = 0;                   // policy fair: never-decreasing minimum of active entities
+  std::uint64_t measured_total_ = 0;               // policy fair: sum of the measured ring times (ns)
+  std::uint64_t measured_count_ = 0;               // policy fair: how many were measured
+  // Written on the executor, read from any thread. relaxed: independent counters.
+  std::atomic<std::uint64_t> deadline_misses_{0};
+  std::atomic<std::uint64_t> deadlines_met_{0};
   std::vector<promise> shutdown_waiters_;
   timer_service::timer_id shutdown_timer_ = 0;
   bool shutdown_timer_armed_ = false;

@@ -2,6 +2,7 @@
 // order, with the executor run to idleness between instants. No sleeping.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -67,6 +68,8 @@ class virtual_timers final : public timer_service {
     return clock_.at(clock_.now() + us, phase::timeout, std::move(fn));
   }
   void cancel(timer_id id) noexcept override { clock_.cancel(id); }
+  /// Virtual time: a scheduler on these timers measures ring time and deadlines in it.
+  duration now() const noexcept override { return std::chrono::microseconds(clock_.now()); }
 
  private:
   virtual_clock& clock_;

@@ -1,0 +1,20 @@
+# Fails when a test case name contains ';': ctest registers names as CMake
+# lists, so such a test would be cut at the ';', match no test case and pass
+# while running nothing.
+# (Catch2 v2 exits with the number of test cases it listed.)
+execute_process(COMMAND ${EXE} --list-test-names-only OUTPUT_VARIABLE names RESULT_VARIABLE rc)
+if(NOT rc MATCHES "^[0-9]+$" OR names STREQUAL "")
+  message(FATAL_ERROR "${EXE} --list-test-names-only failed (${rc})")
+endif()
+string(REPLACE ";" "<SEMICOLON>" names "${names}")
+string(REPLACE "\n" ";" lines "${names}")
+set(bad "")
+foreach(line IN LISTS lines)
+  if(line MATCHES "<SEMICOLON>")
+    string(REPLACE "<SEMICOLON>" ";" line "${line}")
+    string(APPEND bad "\n  ${line}")
+  endif()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "test case names with ';' (ctest would cut them and run nothing):${bad}")
+endif()
