@@ -16,6 +16,7 @@
 #include "submit/generate.hpp"
 #include "submit/graph.hpp"
 #include "submit/runner.hpp"
+#include "submit/svg.hpp"
 
 namespace {
 
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   std::string clock = "real";
   std::string results_path;
   std::string trace_path;
+  std::string svg_path;
   std::string generate_text;
   std::string save_graph_path;
   std::uint64_t seed = 1;
@@ -62,6 +64,9 @@ int main(int argc, char** argv) {
   app.add_option("--results", results_path,
                  "write one JSON object per job, then a summary object, to FILE (- for stdout)");
   app.add_option("--trace", trace_path, "write a Chrome trace (JSON, opens in Perfetto) to FILE");
+  app.add_option("--svg", svg_path,
+                 "write a timeline picture (self-contained SVG, a lane per ring and per entity) to FILE "
+                 "(- for stdout)");
   app.add_option("--generate", generate_text,
                  "run a random graph instead of GRAPH: jobs=N,entities=E,deps=D,faults=P"
                  "[,duration=MIN-MAX][,credits=C]");
@@ -116,7 +121,11 @@ int main(int argc, char** argv) {
       std::cerr << "cosched-submit: cannot write the trace to " << trace_path << "\n";
       return exit_internal;
     }
-    if (results_path != "-" && trace_path != "-") {
+    if (!svg_path.empty() && !write_to(svg_path, [&](std::ostream& out) { write_svg(out, g, outcome); })) {
+      std::cerr << "cosched-submit: cannot write the picture to " << svg_path << "\n";
+      return exit_internal;
+    }
+    if (results_path != "-" && trace_path != "-" && svg_path != "-") {
       if (g.jobs.size() <= table_limit) write_table(std::cout, g, outcome);
       else write_summary(std::cout, g, outcome);
     }

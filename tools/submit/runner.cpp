@@ -27,6 +27,7 @@
 #include "cosched/reactor.hpp"
 #include "cosched/sim/real_ring.hpp"
 #include "cosched/sim/sim_ring.hpp"
+#include "submit/stats.hpp"
 
 namespace cosched::submit {
 namespace {
@@ -402,7 +403,9 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
   out << "}, \"end_us\": " << outcome.end_us
       << ", \"nothing_left_to_do\": " << (outcome.shut_down_early ? "true" : "false")
       << ", \"backend\": " << json_string(backend) << ", \"clock\": " << json_string(clock)
-      << ", \"deadline_misses\": " << outcome.deadline_misses << "}}\n";
+      << ", \"deadline_misses\": " << outcome.deadline_misses << ", ";
+  write_stats_json(out, compute_stats(g, outcome));
+  out << "}}\n";
 }
 
 void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) {
@@ -446,9 +449,9 @@ void write_summary(std::ostream& out, const graph& g, const run_outcome& outcome
   out << g.jobs.size() << " jobs: " << succeeded << " succeeded, " << g.jobs.size() - succeeded
       << " failed; last fence signalled at " << outcome.end_us << " us";
   if (outcome.shut_down_early) out << " (nothing left to do: the rest was shut down)";
-  if (std::any_of(g.jobs.begin(), g.jobs.end(), [](const job_spec& j) { return j.deadline_us.has_value(); }))
-    out << "; deadline misses: " << outcome.deadline_misses;
   out << "\n";
+  // Per entity, fairness, ring time and deadline misses (of how many deadlines).
+  write_stats_text(out, compute_stats(g, outcome));
 }
 
 }  // namespace cosched::submit
