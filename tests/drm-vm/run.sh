@@ -122,7 +122,8 @@ debian_mirror() {
   # shellcheck disable=SC2016 # apt's own $(FIELD) syntax
   uri=$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Identifier: Packages' 2>/dev/null |
     awk -v c="$codename" '$2 == c && $3 == "main" { print $1; exit }') || true
-  echo "${uri:-http://deb.debian.org/debian/}"
+  [ -n "$uri" ] || die "no Debian archive found in the host's apt sources: set COSCHED_DRM_VM_MIRROR to one"
+  echo "$uri"
 }
 
 # Runs apt-get/apt-cache on a private configuration: its own sources, lists and
@@ -156,7 +157,9 @@ build_cache() {
   mkdir -p "$apt_dir/empty" "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
   local keyring=/usr/share/keyrings/debian-archive-keyring.gpg signed=""
   [ -r "$keyring" ] && signed="[signed-by=$keyring] "
-  echo "deb $signed$(debian_mirror) $suite main" >"$apt_dir/sources.list"
+  local mirror
+  mirror=$(debian_mirror) || exit 126  # debian_mirror said why
+  echo "deb $signed$mirror $suite main" >"$apt_dir/sources.list"
   say "fetching the $suite package lists (private apt state in $apt_dir)"
   guest_apt apt-get update >&2 || die "apt-get update for $suite failed"
 
