@@ -12,23 +12,13 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "event_fd.hpp"
 #include "sim_fixture.hpp"
 
 using namespace cosched;
+using test::event_fd;
 
 namespace {
-
-struct event_fd {
-  event_fd() : fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) { REQUIRE(fd >= 0); }
-  ~event_fd() { ::close(fd); }
-  event_fd(const event_fd&) = delete;
-  event_fd& operator=(const event_fd&) = delete;
-  void signal() const {
-    const std::uint64_t one = 1;
-    REQUIRE(::write(fd, &one, sizeof one) == sizeof one);
-  }
-  int fd;
-};
 
 // Runs `ctx` until `done()`, one handler at a time.
 template <class Done>

@@ -22,30 +22,12 @@
 #include "catch.hpp"
 #include "cosched/cosched.hpp"
 #include "cosched/reactor.hpp"
+#include "event_fd.hpp"
 #include "sim_fixture.hpp"
 
 using namespace cosched;
+using test::event_fd;
 using namespace std::chrono_literals;
-
-namespace {
-
-struct event_fd {
-  event_fd() : fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) { REQUIRE(fd >= 0); }
-  ~event_fd() { ::close(fd); }
-  event_fd(const event_fd&) = delete;
-  event_fd& operator=(const event_fd&) = delete;
-  // Called from other threads, where Catch's assertions must not be used.
-  void signal() const {
-    const std::uint64_t one = 1;
-    if (::write(fd, &one, sizeof one) != sizeof one) {
-      std::perror("eventfd write");
-      std::abort();
-    }
-  }
-  int fd;
-};
-
-}  // namespace
 
 TEST_CASE("uring_context runs handlers in post order and returns when out of work", "[uring_context]") {
   uring_context ctx;
