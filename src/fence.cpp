@@ -81,6 +81,26 @@ fence fence::make_signalled(std::error_code ec, std::optional<fence_point> cause
   return adopt(&block->state);
 }
 
+namespace {
+
+// The stub fence's block: built signalled on first use, never destroyed.
+struct stub_holder {
+  detail::single_fence_block block{fence_point{0, 0}};
+  stub_holder() noexcept {
+    block.state.signal({}, std::nullopt);
+    block.immortal = true;  // before any handle exists: the static's initialisation publishes it
+  }
+};
+
+detail::fence_state& stub_state() noexcept {
+  static stub_holder holder;
+  return holder.block.state;
+}
+
+}  // namespace
+
+fence fence::stub() noexcept { return adopt(&stub_state()); }
+
 promise::promise() : promise(fence_point{new_context(), 1}) {}
 
 promise::promise(fence_point point) : state_(&(new detail::single_fence_block(point))->state) {}

@@ -336,15 +336,15 @@ void scheduler_core::push(entity_state& entity, std::span<push_request> requests
     block->core = core;
     if (entity.status != entity_status::open) {
       block->dead_on_arrival = true;
-      block->arrival_error = entity.dead_error;
-      block->arrival_cause = entity.dead_cause;
+      block->error = entity.dead_error;
+      block->cause = entity.dead_cause;
     } else if (in_scope) {
       if (in_scope->enter(core)) {
         block->in_scope = in_scope;
         block->scope_id = in_scope->id();
       } else {
         block->dead_on_arrival = true;
-        block->arrival_error = make_error_code(errc::cancelled);
+        block->error = make_error_code(errc::cancelled);
       }
     }
     block->entity_next = nullptr;
@@ -454,8 +454,12 @@ void scheduler_core::run_pass() noexcept {
   while (pauses_.load(std::memory_order_seq_cst) == 0) {
     work_node* node = next_node();
     if (!node) {
+      // Timelines first: their waiters may be jobs of this pass.
+      flush_reached();
+      if (local_head_) continue;
       if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::running) break;
       select();
+      flush_reached();
       if (!local_head_) break;
       continue;
     }
@@ -463,6 +467,7 @@ void scheduler_core::run_pass() noexcept {
     if (lifecycle_.load(std::memory_order_relaxed) == lifecycle::shutting_down) maybe_finish_shutdown();
   }
 
+  flush_reached();  // a pause or a shutdown left the loop early
   current_core = outer;
   in_pass_.store(false, std::memory_order_release);
 }
@@ -569,6 +574,7 @@ void scheduler_core::process(work_node& node) noexcept {
       }
       entity.registered = true;
       entities_.push_back(&entity);
+      reached_dirty_.reserve(entities_.size());
       if (options_.mode == ring_mode::shared_ring) {
         // Placed for real when it is first selected (select_shared); shared
         // rings keep no entity list.
@@ -689,8 +695,8 @@ void scheduler_core::take_mailbox(entity_state& entity, bool processing_push_nod
     // fails with the entity's reason, without being started.
     if (dead && !taken->dead_on_arrival) {
       taken->dead_on_arrival = true;
-      taken->arrival_error = dead_error;
-      taken->arrival_cause = dead_cause;
+      taken->error = dead_error;
+      taken->cause = dead_cause;
     }
     append_job(entity, *taken);
     taken = next;
@@ -701,7 +707,7 @@ void scheduler_core::append_job(entity_state& entity, job_block& block) noexcept
   if (entity.jobs_tail) entity.jobs_tail->entity_next = &block; else entity.jobs_head = &block;
   entity.jobs_tail = &block;
   if (block.dead_on_arrival) {
-    decide(block, block.arrival_error, block.arrival_cause);
+    decide(block, block.error, block.cause);
     return;
   }
   if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::running) {
@@ -799,10 +805,31 @@ void scheduler_core::signal_job(job_block& block) noexcept {
   if (block.has_deadline) count_deadline(block);
   if (!block.scheduled.is_signalled()) block.scheduled.signal(block.error, block.cause);
   block.finished.signal(block.error, block.cause);
-  block.entity->reached.advance(block.finished.point.seqno);
+  // The entity's timeline follows at the end of the batch (flush_reached): one
+  // atomic update for every job signalled in between, not one per job.
+  auto& entity = *block.entity;
+  entity.reached_pending = block.finished.point.seqno;
+  if (!entity.reached_dirty) {
+    entity.reached_dirty = true;
+    reached_dirty_.push_back(&entity);
+  }
   if (block.in_scope) block.in_scope->leave();
   if (block.local_nodes) block.release_deferred = true;
   else block.release();
+}
+
+// Advances the timelines of the entities whose jobs signalled since the last
+// flush. Called before the pass hands control back (so that `reached` never
+// lags a finished fence across passes) and before the scheduler lets go of an
+// entity.
+void scheduler_core::flush_reached() noexcept {
+  // Index loop: advancing a timeline wakes waiters, which only enqueue nodes.
+  for (std::size_t i = 0; i < reached_dirty_.size(); ++i) {
+    entity_state& entity = *reached_dirty_[i];
+    entity.reached_dirty = false;
+    entity.reached.advance(entity.reached_pending);
+  }
+  reached_dirty_.clear();
 }
 
 // ------------------------------------------------------------------ selection and running
@@ -1380,6 +1407,7 @@ void scheduler_core::finish_shutdown() noexcept {
   // No node can be enqueued for a detached entity any more; drop the ones that
   // are queued (stale wake-ups release their references when processed).
   while (work_node* node = next_node()) process(*node);
+  flush_reached();
   for (auto* entity : entities_) {
     entity->registered = false;
     entity->release();
@@ -1390,6 +1418,7 @@ void scheduler_core::finish_shutdown() noexcept {
 }
 
 void scheduler_core::release_detached(entity_state& entity, work_node* processed) noexcept {
+  flush_reached();  // the list may name this entity
   bool release;
   {
     std::lock_guard guard(entity.lock);
@@ -1411,6 +1440,7 @@ void scheduler_core::maybe_collect(entity_state& entity) noexcept {
     if (entity.handle_alive || entity.mailbox_head || entity.push_queued || entity.kill_queued) return;
     entity.core = nullptr;
   }
+  flush_reached();  // the list may name this entity
   entity.registered = false;
   std::erase(entities_, &entity);
   // Its ring slot stays (with the ring adapter) until shutdown: a timeout

@@ -61,6 +61,13 @@ class fence {
   /// A fence that is already signalled with `ec` (success when empty).
   static fence make_signalled(std::error_code ec = {}, std::optional<fence_point> cause = {});
 
+  /// The stub fence: signalled with success, point (0, 0) (context 0 is never
+  /// handed out by new_context()). It is one process-wide object that is never
+  /// allocated, freed or reference counted, so a ring can return it for work
+  /// that has completed already at no cost (the kernel's dma_fence_get_stub).
+  /// set_deadline() on it records nothing.
+  static fence stub() noexcept;
+
   bool valid() const noexcept { return state_ != nullptr; }
   explicit operator bool() const noexcept { return valid(); }
 
@@ -85,6 +92,7 @@ class fence {
   /// Deadline hint: the earliest deadline set so far is recorded, and forwarded
   /// to the hardware fence when the fence is backed by one.
   void set_deadline(clock::time_point when) const noexcept {
+    if (state_->owner->immortal) return;  // the stub: shared by everyone, nothing to forward to
     state_->set_deadline(
         std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count());
   }

@@ -335,6 +335,39 @@ TEST_CASE("fence::make_signalled", "[fence]") {
   }
 }
 
+TEST_CASE("the stub fence: one signalled state, never counted or freed", "[fence][stub]") {
+  fence a = fence::stub();
+  REQUIRE(a.valid());
+  CHECK(a.signalled());
+  CHECK_FALSE(a.error());
+  CHECK_FALSE(a.cause().has_value());
+  CHECK(a.point() == fence_point{0, 0});
+  CHECK(a.state() == fence::stub().state());  // one process-wide object
+  const auto refs_before = a.state()->owner->refs.load();
+  {
+    std::vector<fence> copies(1000, a);
+    fence moved = std::move(copies.back());
+    CHECK(a.state()->owner->refs.load() == refs_before);  // copies are not counted
+  }
+  CHECK(a.state()->owner->refs.load() == refs_before);
+  // Its deadline is everyone's: setting one records nothing.
+  a.set_deadline(fence::clock::now());
+  CHECK_FALSE(fence::stub().deadline().has_value());
+  // Handed out and dropped from several threads at once (TSan sees no race).
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([] {
+      for (int i = 0; i < 10000; ++i) {
+        fence f = fence::stub();
+        fence g = f;
+        if (!g.signalled()) std::abort();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(fence::stub().signalled());
+}
+
 TEST_CASE("set_deadline keeps the earliest deadline", "[fence][deadline]") {
   using clock = fence::clock;
   promise p;

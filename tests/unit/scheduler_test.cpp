@@ -317,6 +317,43 @@ TEST_CASE("drain and at() signal when the timeline reaches the point", "[schedul
   CHECK(early.point() == fence_point{e.context(), 2});
 }
 
+TEST_CASE("a ring returning the stub fence: jobs retire at once, timelines follow within the pass",
+          "[scheduler][timeline][stub]") {
+  asio::io_context ctx;
+  struct done_ring final : ring<command> {
+    std::vector<std::uint64_t> ran;
+    fence run(command& c) override {
+      ran.push_back(c.tag);
+      return fence::stub();
+    }
+    void cancel_all() noexcept override {}
+  } hardware;
+  scheduler<command> sched(ctx.get_executor(), hardware, {.credit_limit = 4});
+  auto e = sched.make_entity();
+  // Job 2 waits for the entity's own timeline to reach 1: job 1 retires in the
+  // same pass, so the timeline must advance before the pass gives up.
+  auto after_point = [](fence point, std::uint64_t tag) -> sim_job {
+    co_await point;
+    co_return command{0, {}, tag};
+  };
+  auto first = e.push(wait_then_run({}, {0, {}, 1}));
+  auto second = e.push(after_point(e.at(1), 2));
+  auto third = e.push(wait_then_run({second.finished}, {0, {}, 3}));
+  auto drained = e.drain();
+  ctx.run();  // one pass does everything: nothing else is posted
+  CHECK(hardware.ran == std::vector<std::uint64_t>{1, 2, 3});
+  for (auto* s : {&first, &second, &third}) {
+    CHECK(s->scheduled.signalled());
+    CHECK(s->finished.signalled());
+    CHECK_FALSE(s->finished.error());
+  }
+  CHECK(drained.signalled());
+  auto done = sched.shutdown(std::chrono::nanoseconds(0));
+  ctx.restart();
+  ctx.run();
+  CHECK(done.signalled());
+}
+
 TEST_CASE("batched push keeps order and returns fences in order", "[scheduler][push]") {
   sim_fixture f(2);
   auto e = f.sched.make_entity();

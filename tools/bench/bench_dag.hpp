@@ -74,15 +74,13 @@ struct command {
   std::uint32_t index;
 };
 
-// Hardware that has always finished already: the fence is made once and handed
-// out by copy, so the figure is the scheduler's own cost per job.
+// Hardware that has always finished already: it returns the stub fence (as a
+// driver does for work that completed at once), so the figure is the
+// scheduler's own cost per job.
 class finished_ring final : public cosched::ring<command> {
  public:
-  cosched::fence run(command&) override { return done_; }
+  cosched::fence run(command&) override { return cosched::fence::stub(); }
   void cancel_all() noexcept override {}
-
- private:
-  cosched::fence done_ = cosched::fence::make_signalled();
 };
 
 inline cosched::job<command> free_job(shape s, std::uint32_t i, std::uint64_t* val) {

@@ -41,13 +41,18 @@ struct fence_waiter {
 /// Reference counting for a block that holds one or more fence states.
 struct ref_block {
   std::atomic<std::uint32_t> refs{1};
+  // Set once, before the block is shared (the stub fence's block): it is never
+  // destroyed, so references to it are not counted.
+  bool immortal = false;
   void (*destroy)(ref_block* self) noexcept = nullptr;
 
   void add_ref() noexcept {
+    if (immortal) return;
     // relaxed: a new reference is made from an existing one, which keeps the block alive.
     refs.fetch_add(1, std::memory_order_relaxed);
   }
   void release() noexcept {
+    if (immortal) return;
     // acq_rel: the last releaser must see every write made through other references.
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
   }
@@ -86,9 +91,9 @@ struct fence_state {
   fence_point point;
   mutable spinlock lock;
   std::atomic<bool> signalled{false};
+  bool has_cause = false;
   std::error_code error;
   fence_point cause;
-  bool has_cause = false;
   std::atomic<std::int64_t> deadline_ns{INT64_MAX};
   mutable fence_waiter* head = nullptr;  // guarded by lock
   mutable fence_waiter* tail = nullptr;  // guarded by lock

@@ -66,25 +66,34 @@ struct job_block final : ref_block {
   fence_state scheduled;
 
   // Set by push before the job is handed to the scheduler; read-only afterwards.
+  // (Small fields of both groups are packed together at the end of this one:
+  // the block is cold when push writes it, so every cache line it spans costs.)
   std::coroutine_handle<> frame;
   job_promise_base* promise = nullptr;
   entity_state* entity = nullptr;
+  scheduler_core* core = nullptr;      // the core that owns the job once it was taken
   cosched::scope* in_scope = nullptr;  // joined scope, if any (left when signalled)
   std::uint64_t scope_id = 0;
   std::uint64_t push_order = 0;
+  std::chrono::nanoseconds deadline{0};  // since the scheduler's epoch (policy deadline, miss count)
   std::uint32_t credits = 1;
   bool has_deadline = false;
-  std::chrono::nanoseconds deadline{0};  // since the scheduler's epoch (policy deadline, miss count)
-  bool dead_on_arrival = false;  // the entity was dead at push: never started
-  std::error_code arrival_error;
-  std::optional<fence_point> arrival_cause;
+  bool dead_on_arrival = false;  // the entity was dead at push: never started (error, cause say why)
+  // Executor only (see below).
+  job_phase phase = job_phase::mailbox;
+  bool awaited_yields_error = false;
+  std::uint32_t attempts = 0;
+  std::uint32_t hardware_node_attempt = 0;  // the attempt whose completion hardware_node reports
+  // Nodes of this job queued on the executor's own list (they hold no
+  // reference); signalling defers the scheduler's release until they are processed.
+  std::uint8_t local_nodes = 0;
+  bool release_deferred = false;
 
   // Owned by the scheduler's executor from here on.
   job_block* entity_next = nullptr;    // the entity's jobs, in push order
   job_block* in_flight_prev = nullptr; // the ring's in-flight list, in run order
   job_block* in_flight_next = nullptr;
-  job_phase phase = job_phase::mailbox;
-  std::uint32_t attempts = 0;
+  // The outcome once decided; for a job dead on arrival, set at push or take.
   std::error_code error;
   std::optional<fence_point> cause;
   void* command = nullptr;
@@ -93,7 +102,6 @@ struct job_block final : ref_block {
   // borrowed from the suspended frame, so it is valid only while the frame is.
   fence_waiter dependency_waiter;
   const fence_state* awaited = nullptr;
-  bool awaited_yields_error = false;
   work_node dependency_node{work_node::kind::dependency_wake, this};
 
   // The ring the command was run on (set by run_job, kept for replays).
@@ -105,15 +113,6 @@ struct job_block final : ref_block {
   fence_waiter hardware_waiter;
   fence hardware;
   work_node hardware_node{work_node::kind::hardware_done, this};
-  std::uint32_t hardware_node_attempt = 0;  // the attempt whose completion the node reports
-
-  // Nodes of this job queued on the executor's own list (they hold no
-  // reference); signalling defers the scheduler's release until they are processed.
-  std::uint8_t local_nodes = 0;
-  bool release_deferred = false;
-
-  // Points back at the core that owns the job once it was taken.
-  scheduler_core* core = nullptr;
 };
 
 /// The part of a job's promise the scheduler sees, independent of the command type.

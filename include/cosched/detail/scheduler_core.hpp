@@ -123,6 +123,11 @@ struct entity_state {
                                                // the ring, in ns x (8 / weight); see fair_time()
   std::uint64_t ring_time_estimate = 0;  // policy fair: its latest measured ring time (ns, >= 1; 0: none yet)
   bool fair_active = false;              // policy fair: active at the latest selection step
+  // `reached` advances once per batch of signals, not once per job (see
+  // scheduler_core::flush_reached): the latest finished seqno signalled, and
+  // whether the entity is in the core's list of timelines to advance.
+  std::uint64_t reached_pending = 0;
+  bool reached_dirty = false;
   work_node push_node{work_node::kind::entity_pushed, this};
   work_node kill_node{work_node::kind::entity_killed, this};
   work_node added_node{work_node::kind::entity_added, this};
@@ -267,6 +272,7 @@ class scheduler_core {
   void retire(job_block& block) noexcept;
   void advance(entity_state& entity) noexcept;
   void signal_job(job_block& block) noexcept;
+  void flush_reached() noexcept;
   void normalize_next(entity_state& entity) noexcept;
   void select() noexcept;
   void select(ring_slot& slot) noexcept;
@@ -323,6 +329,7 @@ class scheduler_core {
   work_node* incoming_tail_ = nullptr;
   int last_incoming_phase_ = -1;
   std::vector<entity_state*> entities_;
+  std::vector<entity_state*> reached_dirty_;       // entities whose `reached` lags their signalled jobs
   std::vector<std::unique_ptr<ring_slot>> rings_;  // shared_ring: the shared rings, in index order
   std::size_t ring_count_ = 0;                     // shared_ring: rings_.size() (constant)
   std::vector<unsigned char> blocked_;             // select_shared: rings whose best head waits for credits
