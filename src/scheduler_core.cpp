@@ -966,21 +966,26 @@ void scheduler_core::charge_ring_time(job_block& block, std::chrono::nanoseconds
   entity.virtual_time = saturating_add(entity.virtual_time, saturating_mul(ring_time, multiplier));
 }
 
+job_block* scheduler_core::best_ready(const std::vector<entity_state*>& among) noexcept {
+  job_block* best = nullptr;
+  priority best_priority = priority::low;
+  for (auto* entity : among) {
+    normalize_next(*entity);
+    job_block* head = entity->next_to_run;
+    if (!head || head->phase != job_phase::prepared) continue;
+    // relaxed: see entity_state::prio.
+    const priority p = entity->prio.load(std::memory_order_relaxed);
+    if (!best || goes_before(*head, p, *best, best_priority)) {
+      best = head;
+      best_priority = p;
+    }
+  }
+  return best;
+}
+
 void scheduler_core::select(ring_slot& slot) noexcept {
   while (slot.credits_in_flight < options_.credit_limit) {
-    job_block* best = nullptr;
-    priority best_priority = priority::low;
-    for (auto* entity : slot.entities) {
-      normalize_next(*entity);
-      job_block* head = entity->next_to_run;
-      if (!head || head->phase != job_phase::prepared) continue;
-      // relaxed: see entity_state::prio.
-      const priority p = entity->prio.load(std::memory_order_relaxed);
-      if (!best || goes_before(*head, p, *best, best_priority)) {
-        best = head;
-        best_priority = p;
-      }
-    }
+    job_block* best = best_ready(slot.entities);
     // The best ready head waits for credits; nothing is run past it.
     if (!best || best->credits > options_.credit_limit - slot.credits_in_flight) return;
     run_job(*best, slot);
@@ -996,6 +1001,17 @@ void scheduler_core::select(ring_slot& slot) noexcept {
 // until credits free up (the best head waits rather than being skipped). With
 // one ring this is DESIGN.md's fifo selection exactly.
 void scheduler_core::select_shared() noexcept {
+  if (ring_count_ == 1) {
+    // One ring: every head targets it and the best one either runs or waits
+    // for credits (the steps below, without placement).
+    ring_slot& slot = *rings_.front();
+    for (;;) {
+      if (options_.policy == scheduling_policy::fair) refresh_fair();
+      job_block* best = best_ready(entities_);
+      if (!best || best->credits > options_.credit_limit - slot.credits_in_flight) return;
+      run_job(*best, slot);
+    }
+  }
   for (;;) {
     if (options_.policy == scheduling_policy::fair) refresh_fair();
     std::fill(blocked_.begin(), blocked_.end(), static_cast<unsigned char>(0));
