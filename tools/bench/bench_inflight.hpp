@@ -39,6 +39,7 @@
 #include <random>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 
 #include <asio/io_context.hpp>
 
@@ -363,63 +364,43 @@ inline void run_group(const config& cfg, results& res, std::FILE* out) {
   std::vector<int> fds;
   for (std::size_t i = 0; i < max_n && i + 64 < limit; ++i) fds.push_back(make_eventfd(true));
 
+  // One mechanism's samples at one N, a sample per rep.
+  struct series {
+    std::vector<double> cpu, wall, submits;
+  };
   struct row {
-    std::vector<double> cpu, wall, submits, asio_cpu, asio_wall, asio_submits, raw_cpu, raw_wall, poll_cpu, poll_wall;
+    series uring, asio, raw, poll;
     std::uint64_t awake = 0;
   };
   std::vector<row> rows(std::size(sizes));
+  // Runs one mechanism (a rig type) over the first n fences, from drained fds.
+  auto measure = [&]<class Rig>(std::type_identity<Rig>, std::size_t n, const run_plan& plan, series& into,
+                                row& r) {
+    for (std::size_t i = 0; i < n; ++i) fd_drain(fds[i]);
+    device_link link;
+    Rig rig(fds, plan, link);
+    const measurement m = rig.run(cfg);
+    into.cpu.push_back(m.cpu_us);
+    into.wall.push_back(m.wall_us);
+    into.submits.push_back(m.submits);
+    r.awake += m.awake;
+  };
   for (int rep = 0; rep < cfg.reps; ++rep) {
     for (std::size_t s = 0; s < std::size(sizes); ++s) {
       const std::size_t n = sizes[s];
       if (n > fds.size()) continue;
       // Every mechanism gets the same sequence of fences in a rep.
       const std::uint32_t seed = 1234u + std::uint32_t(rep);
-      for (std::size_t i = 0; i < n; ++i) fd_drain(fds[i]);
-      {
-        run_plan plan{n, cfg.quick ? 20u : 50u, cfg.quick ? 150u : 600u, seed};
-        device_link link;
-        cosched_rig<cosched::uring_context> rig(fds, plan, link);
-        const measurement m = rig.run(cfg);
-        rows[s].cpu.push_back(m.cpu_us);
-        rows[s].wall.push_back(m.wall_us);
-        rows[s].submits.push_back(m.submits);
-        rows[s].awake += m.awake;
-      }
-      for (std::size_t i = 0; i < n; ++i) fd_drain(fds[i]);
-      {
-        run_plan plan{n, cfg.quick ? 20u : 50u, cfg.quick ? 150u : 600u, seed};
-        device_link link;
-        cosched_rig<asio::io_context> rig(fds, plan, link);
-        const measurement m = rig.run(cfg);
-        rows[s].asio_cpu.push_back(m.cpu_us);
-        rows[s].asio_wall.push_back(m.wall_us);
-        rows[s].asio_submits.push_back(m.submits);
-        rows[s].awake += m.awake;
-      }
-      for (std::size_t i = 0; i < n; ++i) fd_drain(fds[i]);
-      {
-        run_plan plan{n, cfg.quick ? 20u : 50u, cfg.quick ? 150u : 600u, seed};
-        device_link link;
-        uring_rig rig(fds, plan, link);
-        const measurement m = rig.run(cfg);
-        rows[s].raw_cpu.push_back(m.cpu_us);
-        rows[s].raw_wall.push_back(m.wall_us);
-        rows[s].awake += m.awake;
-      }
-      for (std::size_t i = 0; i < n; ++i) fd_drain(fds[i]);
-      {
-        // poll() costs O(N) per wake-up (about 1 ms at 8192): fewer samples there.
-        const std::uint32_t budget = cfg.quick ? 16384 : 65536;
-        const auto count =
-            std::clamp<std::uint32_t>(budget / std::uint32_t(n), cfg.quick ? 30 : 60, cfg.quick ? 150 : 600);
-        run_plan plan{n, cfg.quick ? 5u : 10u, count, seed};
-        device_link link;
-        poll_rig rig(fds, plan, link);
-        const measurement m = rig.run(cfg);
-        rows[s].poll_cpu.push_back(m.cpu_us);
-        rows[s].poll_wall.push_back(m.wall_us);
-        rows[s].awake += m.awake;
-      }
+      const run_plan plan{n, cfg.quick ? 20u : 50u, cfg.quick ? 150u : 600u, seed};
+      measure(std::type_identity<cosched_rig<cosched::uring_context>>{}, n, plan, rows[s].uring, rows[s]);
+      measure(std::type_identity<cosched_rig<asio::io_context>>{}, n, plan, rows[s].asio, rows[s]);
+      measure(std::type_identity<uring_rig>{}, n, plan, rows[s].raw, rows[s]);
+      // poll() costs O(N) per wake-up (about 1 ms at 8192): fewer samples there.
+      const std::uint32_t budget = cfg.quick ? 16384 : 65536;
+      const auto count =
+          std::clamp<std::uint32_t>(budget / std::uint32_t(n), cfg.quick ? 30 : 60, cfg.quick ? 150 : 600);
+      measure(std::type_identity<poll_rig>{}, n, run_plan{n, cfg.quick ? 5u : 10u, count, seed}, rows[s].poll,
+              rows[s]);
     }
   }
   for (int fd : fds) ::close(fd);
@@ -435,24 +416,24 @@ inline void run_group(const config& cfg, results& res, std::FILE* out) {
       k += std::to_string(n);
       return k;
     };
-    if (rows[s].cpu.empty()) {
+    if (rows[s].uring.cpu.empty()) {
       std::fprintf(out, "  %-6zu not run: RLIMIT_NOFILE allows only %zu eventfds\n", n, fds.size());
       continue;
     }
-    const spread c = summarize(rows[s].cpu), w = summarize(rows[s].wall), sub = summarize(rows[s].submits);
-    const spread ac = summarize(rows[s].asio_cpu), aw = summarize(rows[s].asio_wall),
-                 asub = summarize(rows[s].asio_submits);
-    const spread rc = summarize(rows[s].raw_cpu), rw = summarize(rows[s].raw_wall);
-    const spread pc = summarize(rows[s].poll_cpu), pw = summarize(rows[s].poll_wall);
+    const row& r = rows[s];
+    const spread c = summarize(r.uring.cpu), w = summarize(r.uring.wall), sub = summarize(r.uring.submits);
+    const spread ac = summarize(r.asio.cpu), aw = summarize(r.asio.wall), asub = summarize(r.asio.submits);
+    const spread rc = summarize(r.raw.cpu), rw = summarize(r.raw.wall);
+    const spread pc = summarize(r.poll.cpu), pw = summarize(r.poll.wall);
     std::fprintf(out,
                  "  %-6zu cpu %6.2f us [%5.2f..%5.2f] wall %6.2f, %.2f enter/c  "
                  "cpu %6.2f us wall %6.2f, %.2f submit/c  cpu %5.2f us wall %6.2f  "
                  "cpu %8.2f us [%7.2f..%7.2f] wall %8.2f\n",
                  n, c.median, c.lo, c.hi, w.median, sub.median, ac.median, aw.median, asub.median, rc.median,
                  rw.median, pc.median, pc.lo, pc.hi, pw.median);
-    if (rows[s].awake)
+    if (r.awake)
       std::fprintf(out, "         (%llu signals found the scheduler awake after 5 ms)\n",
-                   static_cast<unsigned long long>(rows[s].awake));
+                   static_cast<unsigned long long>(r.awake));
     res.set(key("inflight_cpu_us"), c.median);
     res.set(key("inflight_wall_us"), w.median);
     res.set(key("inflight_asio_cpu_us"), ac.median);
