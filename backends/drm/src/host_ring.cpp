@@ -2,24 +2,20 @@
 // on the virtual clock, each completion a DRM_IOCTL_SYNCOBJ_TIMELINE_SIGNAL.
 #include "cosched/drm/host_ring.hpp"
 
-#include <sys/prctl.h>
-
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include <spdlog/spdlog.h>
 #include <asio/steady_timer.hpp>
 
 #include "cosched/log.hpp"
+#include "cosched/sim/device_thread.hpp"
 
 namespace cosched::drm {
 
@@ -207,39 +203,23 @@ class virtual_engine final : public host_ring::engine {
 
 // ------------------------------------------------------------------ real time
 
-constexpr sim::time_us spin_limit_us = 200;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-// A device thread, as sim::real_ring's, whose completion is the kernel signal.
+// sim::real_ring's device thread, whose completion is the kernel signal.
 //
-// State shared with the device thread (guarded by lock_): the queue, busy_,
-// hung_, stop_, generation_ (bumped by cancel_all: the device drops its command
-// and signals nothing for it) and signalled_point_. The device signals a point
-// while it holds lock_ and before it clears busy_, so once cancel_all() has
-// seen the device idle no point of a cancelled command is signalled any more.
+// The device's hooks run under its lock: the start and the end of a command in
+// the log, and the signal of its point (with signalled_point_, which stalled()
+// reads with the device's state). The device signals a point before it is idle
+// again, so once cancel_all() has seen the device idle no point of a cancelled
+// command is signalled any more.
 class thread_engine final : public host_ring::engine {
  public:
   thread_engine(fence_source& s, reactor& events, std::chrono::steady_clock::time_point epoch)
-      : engine(s, events.get_executor()), epoch_(epoch) {
-    device_ = std::thread([this] { device_loop(); });
-  }
+      : engine(s, events.get_executor()),
+        device_(
+            epoch, [this](const item& work, sim::time_us start) { set_log(work.log_index, start, std::nullopt); },
+            [this](const item& work, sim::time_us start) { on_finished(work, start); }) {}
 
   ~thread_engine() override {
-    {
-      std::lock_guard guard(lock_);
-      stop_ = true;
-      ++generation_;
-      // release: the spinning device sees it without the lock.
-      stop_flag_.store(true, std::memory_order_release);
-      generation_seen_.store(generation_, std::memory_order_release);
-    }
-    wake_.notify_all();
-    device_.join();
+    device_.stop();
     for (auto& relay : relays_) relay->take();
   }
 
@@ -256,46 +236,31 @@ class thread_engine final : public host_ring::engine {
     in_transit_.emplace_back(work.point, work.kernel);
     std::erase_if(relays_, [](const auto& relay) { return !relay->pending(); });
     if (work.relay) relays_.push_back(work.relay);
-    {
-      std::lock_guard guard(lock_);
-      queue_.push_back(item{work.point, cmd, index});
-    }
-    wake_.notify_one();
+    device_.push(item{work.point, cmd, index});
     return work.hardware;
   }
 
   void cancel_all() noexcept override {
-    std::unique_lock guard(lock_);
-    queue_.clear();
-    ++generation_;
-    // release: the spinning device sees it without the lock.
-    generation_seen_.store(generation_, std::memory_order_release);
-    wake_.notify_all();
     // Returns only once the device holds no command any more.
-    idle_.wait(guard, [this] { return !busy_; });
-    guard.unlock();
+    device_.cancel_all();
     in_transit_.clear();
     for (auto& relay : relays_) relay->take();  // their fences fail `broken`
     relays_.clear();
   }
 
-  sim::time_us now() const noexcept override {
-    return static_cast<sim::time_us>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - epoch_)
-            .count());
-  }
+  sim::time_us now() const noexcept override { return device_.now(); }
 
   bool stalled() const override {
-    std::uint64_t signalled;
-    {
-      std::lock_guard guard(lock_);
-      if (!hung_ && (busy_ || !queue_.empty())) return false;
-      signalled = signalled_point_;
-    }
+    // The device's state and the last point it signalled, seen together.
+    const auto signalled = device_.locked([this](sim::device_status device) -> std::optional<std::uint64_t> {
+      if (!device.hung && !device.idle) return std::nullopt;  // it is executing, or has work queued
+      return signalled_point_;
+    });
+    if (!signalled) return false;
     // A point the device signalled whose fence has not signalled yet is still
     // on its way back through the kernel and the reactor: progress to come.
     return std::none_of(in_transit_.begin(), in_transit_.end(), [signalled](const auto& entry) {
-      return entry.first <= signalled && !entry.second.signalled();
+      return entry.first <= *signalled && !entry.second.signalled();
     });
   }
 
@@ -311,12 +276,6 @@ class thread_engine final : public host_ring::engine {
     std::size_t log_index;
   };
 
-  bool interrupted(std::uint64_t generation) const noexcept {
-    // acquire: pairs with the release stores in cancel_all() and the destructor.
-    return stop_flag_.load(std::memory_order_acquire) ||
-           generation_seen_.load(std::memory_order_acquire) != generation;
-  }
-
   void set_log(std::size_t index, sim::time_us start, std::optional<sim::time_us> end) {
     std::lock_guard guard(log_lock_);
     auto& record = log_[index];
@@ -324,71 +283,20 @@ class thread_engine final : public host_ring::engine {
     if (end) record.end = *end;
   }
 
-  void device_loop() {
-    // Commands last microseconds: the default 50 us timer slack would dominate.
-    ::prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    std::unique_lock guard(lock_);
-    for (;;) {
-      wake_.wait(guard, [this] { return stop_ || !queue_.empty(); });
-      if (stop_) break;
-      item work = queue_.front();
-      queue_.pop_front();
-      busy_ = true;
-      const std::uint64_t generation = generation_;
-      const sim::time_us start = now();
-      set_log(work.log_index, start, std::nullopt);
-      bool finished = false;
-      if (work.cmd.effect.what == sim::fault::kind::hang) {
-        // Never finishes: wait until cancelled or stopped.
-        hung_ = true;
-        wake_.wait(guard, [&] { return stop_ || generation_ != generation; });
-        hung_ = false;
-      } else {
-        const sim::time_us duration = duration_of(work.cmd);
-        const auto deadline = epoch_ + std::chrono::microseconds(start + duration);
-        if (duration <= spin_limit_us) {
-          // A timed sleep costs tens of microseconds to wake from: short
-          // commands spin, as hardware would simply be busy.
-          guard.unlock();
-          while (std::chrono::steady_clock::now() < deadline && !interrupted(generation)) cpu_relax();
-          guard.lock();
-          finished = !stop_ && generation_ == generation;
-        } else {
-          finished = !wake_.wait_until(guard, deadline, [&] { return stop_ || generation_ != generation; });
-        }
-      }
-      if (finished) {
-        try {
-          syncobj.signal(work.point);
-          signalled_point_ = work.point;
-        } catch (const std::system_error& e) {
-          // The point's fence never signals: the scheduler's timeout, if any, recovers.
-          logger()->error("cosched::drm::host_ring: {}", e.what());
-        }
-        set_log(work.log_index, start, now());
-      }
-      busy_ = false;
-      idle_.notify_all();
+  // On the device thread, under the device's lock.
+  void on_finished(const item& work, sim::time_us start) {
+    try {
+      syncobj.signal(work.point);
+      signalled_point_ = work.point;
+    } catch (const std::system_error& e) {
+      // The point's fence never signals: the scheduler's timeout, if any, recovers.
+      logger()->error("cosched::drm::host_ring: {}", e.what());
     }
-    busy_ = false;
-    idle_.notify_all();
+    set_log(work.log_index, start, now());
   }
 
-  const std::chrono::steady_clock::time_point epoch_;
-
-  // Shared with the device thread.
-  mutable std::mutex lock_;
-  std::condition_variable wake_;
-  std::condition_variable idle_;
-  std::deque<item> queue_;
-  std::uint64_t generation_ = 0;
+  // Written by the device thread: guarded by the device's lock (device_.locked()).
   std::uint64_t signalled_point_ = 0;
-  bool busy_ = false;
-  bool hung_ = false;
-  bool stop_ = false;
-  // Copies of stop_ and generation_ for the device's spin without the lock.
-  std::atomic<bool> stop_flag_{false};
-  std::atomic<std::uint64_t> generation_seen_{0};
 
   mutable std::mutex log_lock_;
   std::vector<sim::run_record> log_;  // guarded by log_lock_
@@ -397,7 +305,7 @@ class thread_engine final : public host_ring::engine {
   std::deque<std::pair<std::uint64_t, fence>> in_transit_;  // (point, kernel fence) not yet seen signalled
   std::vector<std::shared_ptr<error_relay>> relays_;
 
-  std::thread device_;
+  sim::device_thread<item> device_;  // last: its thread starts once the rest is initialised
 };
 
 }  // namespace

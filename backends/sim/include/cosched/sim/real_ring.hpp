@@ -3,19 +3,16 @@
 // the io_uring reactor polls.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "cosched/fence.hpp"
 #include "cosched/reactor.hpp"
 #include "cosched/ring.hpp"
+#include "cosched/sim/device_thread.hpp"
 #include "cosched/sim/sim_ring.hpp"
 
 namespace cosched::sim {
@@ -72,28 +69,15 @@ class real_ring final : public cosched::ring<command> {
     std::error_code error;
   };
 
-  void device_loop();
+  void on_finished(const work& item, time_us start);
   void on_device_event();
-  bool interrupted(std::uint64_t generation) const noexcept;
 
   reactor& reactor_;
-  const std::chrono::steady_clock::time_point epoch_;
   int event_fd_ = -1;
   reactor::watch_id watch_ = 0;
 
-  // Shared with the device thread.
-  mutable std::mutex lock_;
-  std::condition_variable wake_;
-  std::deque<work> queue_;
+  // Written by the device thread: guarded by the device's lock (device_.locked()).
   std::vector<done_item> done_;
-  std::uint64_t generation_ = 0;  // bumped by cancel_all: the device drops its current command
-  bool busy_ = false;             // the device holds a command
-  bool hung_ = false;             // ... and it hangs
-  bool stop_ = false;
-  std::condition_variable idle_;
-  // Copies of stop_ and generation_ for the device's spin without the lock.
-  std::atomic<bool> stop_flag_{false};
-  std::atomic<std::uint64_t> generation_seen_{0};
 
   // The scheduler's executor only.
   std::uint64_t next_id_ = 0;
@@ -102,7 +86,7 @@ class real_ring final : public cosched::ring<command> {
   std::vector<run_record> log_;
   mutable std::mutex log_lock_;
 
-  std::thread device_;
+  device_thread<work> device_;  // last: its thread starts once the rest is initialised
 };
 
 }  // namespace cosched::sim
