@@ -966,13 +966,14 @@ void scheduler_core::charge_ring_time(job_block& block, std::chrono::nanoseconds
   entity.virtual_time = saturating_add(entity.virtual_time, saturating_mul(ring_time, multiplier));
 }
 
-job_block* scheduler_core::best_ready(const std::vector<entity_state*>& among) noexcept {
+template <class Eligible>
+job_block* scheduler_core::best_ready(const std::vector<entity_state*>& among, Eligible eligible) noexcept {
   job_block* best = nullptr;
   priority best_priority = priority::low;
   for (auto* entity : among) {
     normalize_next(*entity);
     job_block* head = entity->next_to_run;
-    if (!head || head->phase != job_phase::prepared) continue;
+    if (!head || head->phase != job_phase::prepared || !eligible(*entity)) continue;
     // relaxed: see entity_state::prio.
     const priority p = entity->prio.load(std::memory_order_relaxed);
     if (!best || goes_before(*head, p, *best, best_priority)) {
@@ -985,7 +986,7 @@ job_block* scheduler_core::best_ready(const std::vector<entity_state*>& among) n
 
 void scheduler_core::select(ring_slot& slot) noexcept {
   while (slot.credits_in_flight < options_.credit_limit) {
-    job_block* best = best_ready(slot.entities);
+    job_block* best = best_ready(slot.entities, [](const entity_state&) { return true; });
     // The best ready head waits for credits; nothing is run past it.
     if (!best || best->credits > options_.credit_limit - slot.credits_in_flight) return;
     run_job(*best, slot);
@@ -1007,7 +1008,7 @@ void scheduler_core::select_shared() noexcept {
     ring_slot& slot = *rings_.front();
     for (;;) {
       if (options_.policy == scheduling_policy::fair) refresh_fair();
-      job_block* best = best_ready(entities_);
+      job_block* best = best_ready(entities_, [](const entity_state&) { return true; });
       if (!best || best->credits > options_.credit_limit - slot.credits_in_flight) return;
       run_job(*best, slot);
     }
@@ -1023,24 +1024,13 @@ void scheduler_core::select_shared() noexcept {
           least_loaded = slot.get();
       }
       if (!least_loaded) return;  // every ring waits for credits
-      job_block* best = nullptr;
-      ring_slot* best_ring = nullptr;
-      priority best_priority = priority::low;
-      for (auto* entity : entities_) {
-        normalize_next(*entity);
-        job_block* head = entity->next_to_run;
-        if (!head || head->phase != job_phase::prepared) continue;
-        ring_slot* target = entity->in_flight > 0 ? entity->ring : least_loaded;
-        if (blocked_[target->index]) continue;
-        // relaxed: see entity_state::prio.
-        const priority p = entity->prio.load(std::memory_order_relaxed);
-        if (!best || goes_before(*head, p, *best, best_priority)) {
-          best = head;
-          best_ring = target;
-          best_priority = p;
-        }
-      }
+      auto target_of = [least_loaded](const entity_state& entity) {
+        return entity.in_flight > 0 ? entity.ring : least_loaded;
+      };
+      job_block* best =
+          best_ready(entities_, [&](const entity_state& entity) { return !blocked_[target_of(entity)->index]; });
       if (!best) return;
+      ring_slot* best_ring = target_of(*best->entity);
       if (best->credits > options_.credit_limit - best_ring->credits_in_flight) {
         blocked_[best_ring->index] = 1;
         continue;

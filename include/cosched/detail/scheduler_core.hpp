@@ -277,8 +277,10 @@ class scheduler_core {
   void select() noexcept;
   void select(ring_slot& slot) noexcept;
   void select_shared() noexcept;
-  /// The ready head (prepared, next to run) that goes first under the policy, or null.
-  job_block* best_ready(const std::vector<entity_state*>& among) noexcept;
+  /// The ready head (prepared, next to run) that goes first under the policy
+  /// among the entities for which `eligible(entity)` holds, or null.
+  template <class Eligible>
+  job_block* best_ready(const std::vector<entity_state*>& among, Eligible eligible) noexcept;
   bool goes_before(const job_block& a, priority pa, const job_block& b, priority pb) const noexcept;
   std::uint64_t fair_time(const entity_state& entity) const noexcept;
   void refresh_fair() noexcept;
