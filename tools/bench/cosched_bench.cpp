@@ -281,6 +281,8 @@ int main(int argc, char** argv) {
   // Every figure has a key, whether or not its group runs.
   results res;
   for (const char* k : {"indep_jobs_per_s", "dag_jobs_per_s", "tbb_indep_jobs_per_s", "tbb_dag_jobs_per_s",
+                        "cached_indep_jobs_per_s", "cached_dag_jobs_per_s", "cached_tbb_indep_jobs_per_s",
+                        "cached_tbb_dag_jobs_per_s",
                         "wake_p50_us", "wake_p99_us", "wake_asio_p50_us", "wake_asio_p99_us", "raw_uring_wake_p50_us", "raw_uring_wake_p99_us",
                         "raw_uring_defer_wake_p50_us", "thread_per_queue_wake_p50_us", "thread_per_queue_wake_p99_us"})
     res.declare(k);
