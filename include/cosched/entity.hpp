@@ -133,7 +133,8 @@ class entity {
   fence drain() { return detail::scheduler_core::drain(*state_); }
   /// A fence for point `seqno` of the entity's finished timeline (it may be
   /// requested before the job is pushed); it signals, without error, once the
-  /// jobs up to `seqno` have signalled.
+  /// jobs up to `seqno` have signalled (before the scheduler's pass that
+  /// signalled the last of them ends: the timeline advances once per batch).
   fence at(std::uint64_t seqno) { return state_->reached.at(seqno); }
 
   /// Whether a ring reset involved the entity (guilty: one of its jobs hung;
