@@ -23,7 +23,7 @@ namespace {
 
 /// A scheduler on `ring_count` shared virtual rings with virtual timers (the
 /// clock of fair's ring time and of deadlines).
-struct policy_fixture {
+struct policy_fixture : virtual_run {
   explicit policy_fixture(scheduling_policy policy, std::uint32_t credits = 1, std::size_t ring_count = 1,
                           std::chrono::nanoseconds timeout = std::chrono::nanoseconds(0)) {
     for (std::size_t r = 0; r < ring_count; ++r) rings.emplace_back(clock);
@@ -37,35 +37,12 @@ struct policy_fixture {
     if (sched && !sched->is_shut_down()) shutdown();
   }
 
-  /// Records when `f` signals (in virtual time) into `into`.
-  void observe(const fence& f, outcome& into) {
-    f.async_wait(ctx.get_executor(), [this, &into](std::error_code ec) {
-      into.at = clock.now();
-      into.error = ec;
-    });
-  }
-  void run() { clock.run(ctx); }
-  void shutdown() {
-    auto done = sched->shutdown(std::chrono::nanoseconds(0));
-    clock.run(ctx);
-    if (!done.signalled()) throw std::logic_error("shutdown did not complete");
-  }
+  void shutdown() { shut_down(*sched); }
 
   /// Tags in run order on ring `r` (replays included).
-  std::vector<std::uint64_t> run_order(std::size_t r = 0) const {
-    std::vector<std::uint64_t> tags;
-    for (const auto& run : rings[r].log()) tags.push_back(run.tag);
-    return tags;
-  }
-  std::optional<sim::time_us> run_at(std::uint64_t tag, std::size_t r = 0) const {
-    std::optional<sim::time_us> at;
-    for (const auto& run : rings[r].log())
-      if (run.tag == tag) at = run.run_at;
-    return at;
-  }
+  std::vector<std::uint64_t> run_order(std::size_t r = 0) const { return tags_of(rings[r]); }
+  std::optional<sim::time_us> run_at(std::uint64_t tag, std::size_t r = 0) const { return run_at_of(rings[r], tag); }
 
-  asio::io_context ctx;
-  sim::virtual_clock clock;
   sim::virtual_timers timers{clock};
   std::deque<sim::virtual_ring> rings;
   std::optional<scheduler<command>> sched;

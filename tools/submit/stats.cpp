@@ -36,15 +36,14 @@ std::string rounded(double value, int decimals) {
   return text;
 }
 
-// `value` with exactly `decimals` places ("5.0").
-std::string fixed_decimals(double value, int decimals) {
+}  // namespace
+
+std::string fixed_places(double value, int decimals) {
   std::array<char, 64> buffer{};
   auto [end, ec] =
       std::to_chars(buffer.data(), buffer.data() + buffer.size(), value, std::chars_format::fixed, decimals);
   return ec == std::errc() ? std::string(buffer.data(), end) : std::string("0");
 }
-
-}  // namespace
 
 std::vector<run_span> run_spans(const graph& g, const run_outcome& outcome) {
   const auto& runs = outcome.runs;
@@ -226,7 +225,7 @@ void write_stats_text(std::ostream& out, const run_stats& stats, std::size_t max
         << to_string(entity.prio) << std::right << std::setw(8) << entity.succeeded << std::setw(8)
         << entity.failed << std::setw(12) << number(entity.latency_p50_us) << std::setw(12)
         << number(entity.latency_p99_us) << std::setw(12) << entity.ring_us << std::setw(8)
-        << fixed_decimals(entity.ring_share * 100.0, 1) + "%"
+        << fixed_places(entity.ring_share * 100.0, 1) + "%"
         << "\n";
   }
   if (stats.entities.size() > shown)

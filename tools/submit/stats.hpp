@@ -16,6 +16,10 @@
 
 namespace cosched::submit {
 
+/// `value` with exactly `decimals` places ("5.0"), locale-free: numbers for
+/// people in the statistics and the picture.
+std::string fixed_places(double value, int decimals);
+
 /// How long one run of a command (one entry of run_outcome::runs) actually
 /// occupied its ring, derived from its sim::run_record and its job's outcome.
 ///

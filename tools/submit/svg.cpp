@@ -127,17 +127,10 @@ std::string num(double value) {
   return text;
 }
 
-std::string fixed(double value, int decimals) {
-  std::array<char, 64> buffer{};
-  auto [end, ec] =
-      std::to_chars(buffer.data(), buffer.data() + buffer.size(), value, std::chars_format::fixed, decimals);
-  return ec == std::errc() ? std::string(buffer.data(), end) : std::string("0");
-}
-
 /// Microseconds as milliseconds for people: "3.024 ms", "120 ms".
 std::string ms_text(std::uint64_t us) {
   if (us % 1000 == 0) return std::to_string(us / 1000) + " ms";
-  std::string text = fixed(static_cast<double>(us) / 1000.0, 3);
+  std::string text = fixed_places(static_cast<double>(us) / 1000.0, 3);
   while (text.back() == '0') text.pop_back();
   return text + " ms";
 }
@@ -314,7 +307,7 @@ class svg_writer {
   std::string percent(std::uint64_t busy, std::size_t rings) const {
     const double share =
         static_cast<double>(busy) / (scale_.t_max * static_cast<double>(std::max<std::size_t>(rings, 1)));
-    return fixed(100.0 * share, 1) + "%";
+    return fixed_places(100.0 * share, 1) + "%";
   }
 
   // A job's bar on its entity lane: from its run to its finished fence; a job
@@ -469,7 +462,7 @@ class svg_writer {
     out_ << "<text class=\"note\" x=\"12\" y=\"56\">";
     if (summarised_) {
       out_ << "summarised: " << g_.jobs.size() << " jobs in columns of "
-           << fixed(scale_.t_max * summary_column_px / scale_.width / 1000.0, 3)
+           << fixed_places(scale_.t_max * summary_column_px / scale_.width / 1000.0, 3)
            << " ms; ring lanes: share of the column the ring was busy, by outcome; entity lanes: jobs "
               "finished per column"
            << (logarithmic_counts_ ? " (log scale)" : "") << ", by outcome";
@@ -494,7 +487,7 @@ class svg_writer {
         out_ << "<line class=\"grid\" x1=\"" << num(x) << "\" y1=\"" << num(lanes_top - 4) << "\" x2=\""
              << num(x) << "\" y2=\"" << num(lanes_bottom_ + 4) << "\"/>\n";
       out_ << "<text class=\"tick\" x=\"" << num(x) << "\" y=\"" << num(label_y)
-           << "\" text-anchor=\"middle\">" << fixed(t / 1000.0, decimals) << "</text>\n";
+           << "\" text-anchor=\"middle\">" << fixed_places(t / 1000.0, decimals) << "</text>\n";
     }
     out_ << "</g>\n";
   }
@@ -692,7 +685,7 @@ class svg_writer {
     for (std::size_t l = first_entity_lane_; l < lanes_.size(); ++l) {
       const double peak = lanes_[l].members.size() == 1 ? shared_peak : peak_of(l);
       stacked_paths(lanes_[l], finished[l], job_classes, peak, logarithmic_counts_);
-      out_ << "<text class=\"count\" x=\"12\" y=\"" << num(lanes_[l].y + 38) << "\">scale: " << fixed(peak, 0)
+      out_ << "<text class=\"count\" x=\"12\" y=\"" << num(lanes_[l].y + 38) << "\">scale: " << fixed_places(peak, 0)
            << (logarithmic_counts_ ? " jobs/column, log" : " jobs/column") << "</text>\n";
     }
     out_ << "</g>\n";
