@@ -9,13 +9,21 @@
 
 namespace cosched {
 
+namespace {
+std::atomic<std::uint64_t> next_context{1};
+}
+
 std::uint64_t new_context() noexcept {
-  static std::atomic<std::uint64_t> next{1};
   // relaxed: only uniqueness matters.
-  return next.fetch_add(1, std::memory_order_relaxed);
+  return next_context.fetch_add(1, std::memory_order_relaxed);
 }
 
 namespace detail {
+
+std::uint64_t new_contexts(std::uint32_t n) noexcept {
+  // relaxed: only uniqueness matters.
+  return next_context.fetch_add(n, std::memory_order_relaxed);
+}
 
 bool fence_state::add_waiter(fence_waiter& w) const noexcept {
   std::lock_guard guard(lock);
@@ -39,16 +47,23 @@ bool fence_state::remove_waiter(fence_waiter& w) const noexcept {
 }
 
 void fence_state::signal(std::error_code ec, std::optional<fence_point> root_cause) noexcept {
+  // Recording before the lock is safe: nobody reads the outcome of a pending
+  // fence, and a second signal terminates below.
+  if (signalled.load(std::memory_order_relaxed)) signalled_twice();
+  record(ec, root_cause);
+  signal_recorded();
+}
+
+void fence_state::signalled_twice() const noexcept {
+  std::fprintf(stderr, "cosched: fence (%llu:%llu) signalled twice\n",
+               static_cast<unsigned long long>(point.context),
+               static_cast<unsigned long long>(point.seqno));
+  std::abort();
+}
+
+void fence_state::signal_recorded() noexcept {
   std::lock_guard guard(lock);
-  if (signalled.load(std::memory_order_relaxed)) {
-    std::fprintf(stderr, "cosched: fence (%llu:%llu) signalled twice\n",
-                 static_cast<unsigned long long>(point.context),
-                 static_cast<unsigned long long>(point.seqno));
-    std::abort();
-  }
-  error = ec;
-  has_cause = ec && root_cause.has_value();
-  if (has_cause) cause = *root_cause;
+  if (signalled.load(std::memory_order_relaxed)) signalled_twice();
   // release: error and cause become visible to anyone who sees signalled == true.
   signalled.store(true, std::memory_order_release);
   // Waiters are notified under the lock: a waiter that is being removed

@@ -101,8 +101,8 @@ class steady_timers final : public timer_service {
 // ------------------------------------------------------------------ entity state
 
 entity_state::entity_state(std::uint32_t limit, priority p, std::string entity_name)
-    : finished_context(new_context()),
-      scheduled_context(new_context()),
+    : finished_context(new_contexts(2)),
+      scheduled_context(finished_context + 1),  // see scheduler_core::scheduled_fence
       credit_limit(limit),
       name(std::move(entity_name)),
       prio(p),
@@ -241,23 +241,21 @@ void scheduler_core::finish_job_node(job_block& block, work_node& node) noexcept
   if (--block.local_nodes == 0 && block.release_deferred) block.release();
 }
 
-void on_dependency_signal(fence_waiter& waiter, fence_state&) noexcept {
+// The job's waiter was notified: its dependency or its hardware fence signalled
+// (wake_node says which).
+void on_job_signal(fence_waiter& waiter, fence_state&) noexcept {
   auto& block = *static_cast<job_block*>(waiter.owner);
-  block.core->enqueue_job_node(block, block.dependency_node);
-}
-
-void on_hardware_signal(fence_waiter& waiter, fence_state&) noexcept {
-  auto& block = *static_cast<job_block*>(waiter.owner);
-  block.core->enqueue_job_node(block, block.hardware_node);
+  block.core->enqueue_job_node(block, block.wake_node);
 }
 
 bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept {
   auto& block = *promise.block;
-  block.dependency_waiter.notify = &on_dependency_signal;
-  block.dependency_waiter.owner = &block;
+  block.wake_node.what = work_node::kind::dependency_wake;
+  block.waiter.notify = &on_job_signal;
+  block.waiter.owner = &block;
   block.awaited_yields_error = yields_error;
   block.awaited = &awaited;
-  if (awaited.add_waiter(block.dependency_waiter)) return true;
+  if (awaited.add_waiter(block.waiter)) return true;
   block.awaited = nullptr;
   return false;
 }
@@ -266,7 +264,7 @@ void job_wait_abandon(job_promise_base& promise) noexcept {
   auto& block = *promise.block;
   if (!block.awaited) return;
   // If the wake-up is already queued, processing it finds the job decided.
-  block.awaited->remove_waiter(block.dependency_waiter);
+  block.awaited->remove_waiter(block.waiter);
   block.awaited = nullptr;
 }
 
@@ -284,9 +282,8 @@ void scheduler_core::push(entity_state& entity, std::span<push_request> requests
   std::size_t made = 0;
   try {
     for (auto& request : requests) {
-      auto* block = new job_block(fence_point{entity.finished_context, 0},
-                                  fence_point{entity.scheduled_context, 0});
-      block->refs.store(3, std::memory_order_relaxed);  // scheduler + two returned fences
+      auto* block = new job_block(fence_point{entity.finished_context, 0});
+      block->refs.store(2, std::memory_order_relaxed);  // scheduler + the returned finished fence
       block->frame = request.frame;
       block->promise = request.promise;
       block->credits = request.credits;
@@ -307,18 +304,17 @@ void scheduler_core::push(entity_state& entity, std::span<push_request> requests
   if (!core) {
     // The scheduler is gone: nothing can run the jobs or order them any more.
     std::uint64_t last = 0;
-    for (auto* block : blocks) {
-      block->finished.point.seqno = block->scheduled.point.seqno = last = ++entity.last_seqno;
-    }
+    for (auto* block : blocks) block->finished.point.seqno = last = ++entity.last_seqno;
     const auto ec = entity.dead_error ? entity.dead_error : make_error_code(errc::shutdown);
     const auto cause = entity.dead_cause;
     guard.unlock();
     for (std::size_t i = 0; i < blocks.size(); ++i) {
       auto* block = blocks[i];
       block->frame.destroy();
-      block->scheduled.signal(ec, cause);
+      // Not shared yet: nobody can have asked for the scheduled fence.
+      block->scheduled_word.store(job_block::scheduled_reached | job_block::scheduled_unrun,
+                                  std::memory_order_relaxed);
       block->finished.signal(ec, cause);
-      results[i].scheduled = fence::adopt(&block->scheduled);
       results[i].finished = fence::adopt(&block->finished);
       block->release();
     }
@@ -328,7 +324,7 @@ void scheduler_core::push(entity_state& entity, std::span<push_request> requests
 
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     auto* block = blocks[i];
-    block->finished.point.seqno = block->scheduled.point.seqno = ++entity.last_seqno;
+    block->finished.point.seqno = ++entity.last_seqno;
     // relaxed: the order between entities only has to be a total order; the
     // entity lock orders pushes of one entity.
     block->push_order = core->push_counter_.fetch_add(1, std::memory_order_relaxed);
@@ -336,21 +332,19 @@ void scheduler_core::push(entity_state& entity, std::span<push_request> requests
     block->core = core;
     if (entity.status != entity_status::open) {
       block->dead_on_arrival = true;
-      block->error = entity.dead_error;
-      block->cause = entity.dead_cause;
+      block->finished.record(entity.dead_error, entity.dead_cause);
     } else if (in_scope) {
       if (in_scope->enter(core)) {
         block->in_scope = in_scope;
         block->scope_id = in_scope->id();
       } else {
         block->dead_on_arrival = true;
-        block->error = make_error_code(errc::cancelled);
+        block->finished.record(make_error_code(errc::cancelled), std::nullopt);
       }
     }
     block->entity_next = nullptr;
     if (entity.mailbox_tail) entity.mailbox_tail->entity_next = block; else entity.mailbox_head = block;
     entity.mailbox_tail = block;
-    results[i].scheduled = fence::adopt(&block->scheduled);
     results[i].finished = fence::adopt(&block->finished);
   }
   // One wake-up per batch, and none while the entity's node is already queued.
@@ -695,8 +689,7 @@ void scheduler_core::take_mailbox(entity_state& entity, bool processing_push_nod
     // fails with the entity's reason, without being started.
     if (dead && !taken->dead_on_arrival) {
       taken->dead_on_arrival = true;
-      taken->error = dead_error;
-      taken->cause = dead_cause;
+      taken->finished.record(dead_error, dead_cause);
     }
     append_job(entity, *taken);
     taken = next;
@@ -707,7 +700,7 @@ void scheduler_core::append_job(entity_state& entity, job_block& block) noexcept
   if (entity.jobs_tail) entity.jobs_tail->entity_next = &block; else entity.jobs_head = &block;
   entity.jobs_tail = &block;
   if (block.dead_on_arrival) {
-    decide(block, block.error, block.cause);
+    decide(block, block.finished.error, block.finished.recorded_cause());
     return;
   }
   if (lifecycle_.load(std::memory_order_relaxed) != lifecycle::running) {
@@ -762,8 +755,7 @@ void scheduler_core::decide(job_block& block, std::error_code ec,
     block.frame = nullptr;
   }
   block.command = nullptr;
-  block.error = ec;
-  block.cause = ec ? cause : std::nullopt;
+  block.finished.record(ec, cause);
   block.phase = job_phase::decided;
   auto& entity = *block.entity;
   if (entity.next_to_run == &block) normalize_next(entity);
@@ -803,8 +795,10 @@ void scheduler_core::count_deadline(const job_block& block) noexcept {
 void scheduler_core::signal_job(job_block& block) noexcept {
   block.phase = job_phase::signalled;
   if (block.has_deadline) count_deadline(block);
-  if (!block.scheduled.is_signalled()) block.scheduled.signal(block.error, block.cause);
-  block.finished.signal(block.error, block.cause);
+  // relaxed: only this thread sets scheduled_reached.
+  if (!(block.scheduled_word.load(std::memory_order_relaxed) & job_block::scheduled_reached))
+    reach_scheduled(block, true);
+  block.finished.signal_recorded();
   // The entity's timeline follows at the end of the batch (flush_reached): one
   // atomic update for every job signalled in between, not one per job.
   auto& entity = *block.entity;
@@ -816,6 +810,51 @@ void scheduler_core::signal_job(job_block& block) noexcept {
   if (block.in_scope) block.in_scope->leave();
   if (block.local_nodes) block.release_deferred = true;
   else block.release();
+}
+
+// The job's scheduled moment: its command first ran (unrun false), or it was
+// decided without running (unrun true: the scheduled fence takes the finished
+// fence's outcome, recorded before). Signals the scheduled fence if somebody
+// asked for it already; a later request finds the flags.
+void scheduler_core::reach_scheduled(job_block& block, bool unrun) noexcept {
+  // acq_rel: publishes the recorded outcome to a later request, and acquires a
+  // requested fence's block.
+  const std::uintptr_t old = block.scheduled_word.fetch_or(
+      job_block::scheduled_reached | (unrun ? job_block::scheduled_unrun : 0), std::memory_order_acq_rel);
+  if (auto* requested = job_block::scheduled_block(old)) {
+    if (unrun)
+      requested->state.signal(block.finished.error, block.finished.recorded_cause());
+    else
+      requested->state.signal({}, std::nullopt);
+  }
+}
+
+fence scheduler_core::scheduled_fence(const fence& finished) {
+  if (!finished.valid()) return {};
+  auto& block = *static_cast<job_block*>(finished.state()->owner);
+  // acquire: pairs with reach_scheduled (the outcome) and with another
+  // request's installation (the fence's block).
+  std::uintptr_t word = block.scheduled_word.load(std::memory_order_acquire);
+  for (;;) {
+    if (auto* made = job_block::scheduled_block(word)) {
+      made->add_ref();  // the job block's reference keeps it alive meanwhile
+      return fence::adopt(&made->state);
+    }
+    const fence_point point = block.finished.point;
+    auto* made = new single_fence_block(fence_point{point.context + 1, point.seqno});
+    made->refs.store(2, std::memory_order_relaxed);  // the job block's and the caller's
+    if (word & job_block::scheduled_reached) {
+      if (word & job_block::scheduled_unrun)
+        made->state.signal(block.finished.error, block.finished.recorded_cause());
+      else
+        made->state.signal({}, std::nullopt);
+    }
+    // acq_rel: publishes the new block; on failure, acquires the current word.
+    if (block.scheduled_word.compare_exchange_strong(word, word | reinterpret_cast<std::uintptr_t>(made),
+                                                     std::memory_order_acq_rel, std::memory_order_acquire))
+      return fence::adopt(&made->state);
+    delete made;
+  }
 }
 
 // Advances the timelines of the entities whose jobs signalled since the last
@@ -1070,22 +1109,23 @@ void scheduler_core::run_job(job_block& block, ring_slot& slot) noexcept {
     block.hardware = fence::make_signalled(make_error_code(errc::exception));
   }
   if (!block.hardware.valid()) block.hardware = fence::make_signalled(make_error_code(errc::broken));
-  if (block.attempts == 1) block.scheduled.signal({}, std::nullopt);
+  if (block.attempts == 1) reach_scheduled(block, false);
   // The timeout counts from the moment the ring had something to do.
   if (ring_was_idle) arm_timeout(slot);
   watch_hardware(block);
 }
 
 void scheduler_core::watch_hardware(job_block& block, bool may_retire) noexcept {
-  block.hardware_waiter.notify = &on_hardware_signal;
-  block.hardware_waiter.owner = &block;
+  block.wake_node.what = work_node::kind::hardware_done;
+  block.waiter.notify = &on_job_signal;
+  block.waiter.owner = &block;
   block.hardware_node_attempt = block.attempts;
   // A hardware fence that has already signalled (work the "hardware" finished
   // at once) retires now, and selection goes on with the credits it frees;
   // during a pause its retirement waits in the queue.
-  if (!block.hardware.signalled() && block.hardware.state()->add_waiter(block.hardware_waiter)) return;
+  if (!block.hardware.signalled() && block.hardware.state()->add_waiter(block.waiter)) return;
   if (may_retire) retire(block);
-  else enqueue_job_node(block, block.hardware_node);
+  else enqueue_job_node(block, block.wake_node);
 }
 
 void scheduler_core::unlink_in_flight(job_block& block) noexcept {
@@ -1178,7 +1218,7 @@ void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
   // hardware fence from before the reset is waited for any more.
   std::vector<std::pair<job_block*, bool>> on_ring;
   for (job_block* block = slot.in_flight_head; block; block = block->in_flight_next) {
-    const bool finished = !block->hardware.state()->remove_waiter(block->hardware_waiter) ||
+    const bool finished = !block->hardware.state()->remove_waiter(block->waiter) ||
                           block->hardware.signalled();
     on_ring.emplace_back(block, finished);
   }
@@ -1280,7 +1320,7 @@ void scheduler_core::reset_and_replay() noexcept {
     if (!slot->in_flight_head) continue;
     std::vector<std::pair<job_block*, bool>> on_ring;
     for (job_block* block = slot->in_flight_head; block; block = block->in_flight_next) {
-      const bool finished = !block->hardware.state()->remove_waiter(block->hardware_waiter) ||
+      const bool finished = !block->hardware.state()->remove_waiter(block->waiter) ||
                             block->hardware.signalled();
       on_ring.emplace_back(block, finished);
     }
@@ -1296,7 +1336,7 @@ void scheduler_core::reset_and_replay() noexcept {
       if (finished) {
         // Its completion came before the reset: it retires after the pause.
         block->hardware_node_attempt = block->attempts;
-        enqueue_job_node(*block, block->hardware_node);
+        enqueue_job_node(*block, block->wake_node);
         continue;
       }
       block->run_at = reset_at;
@@ -1364,7 +1404,7 @@ void scheduler_core::cancel_in_flight() noexcept {
     while (job_block* block = slot->in_flight_head) {
       // A hardware wake-up already queued finds the job decided and is dropped.
       if (block->hardware.valid()) {
-        block->hardware.state()->remove_waiter(block->hardware_waiter);
+        block->hardware.state()->remove_waiter(block->waiter);
         block->hardware = fence();
       }
       unlink_in_flight(*block);

@@ -43,8 +43,15 @@ struct reset_status {
 
 /// What the caller keeps after push: fences only.
 struct submitted {
-  fence scheduled;  ///< signals when the command is first run on the ring (or fails with the job)
-  fence finished;   ///< signals after the job was retired: frame and command destroyed
+  /// Signals after the job was retired: frame and command destroyed.
+  fence finished;
+  /// The job's scheduled fence: it signals when the command is first run on
+  /// the ring, or, for a job that never runs, with the finished fence's outcome
+  /// (no later than it). Its point is (the entity's scheduled context, seqno()).
+  /// Made on the first request, from any thread, before or after the moment;
+  /// every request returns the same fence. A job nobody asks about pays
+  /// nothing for it. Throws std::bad_alloc; an empty `finished` gives an empty fence.
+  fence scheduled() const { return detail::scheduler_core::scheduled_fence(finished); }
   std::uint64_t seqno() const noexcept { return finished.point().seqno; }
 };
 
@@ -96,7 +103,7 @@ class entity {
     detail::push_request request{handle, &handle.promise(), options.credits, options.deadline};
     detail::push_result result;
     detail::scheduler_core::push(*state_, std::span(&request, 1), options.in, &result);
-    return {std::move(result.scheduled), std::move(result.finished)};
+    return {std::move(result.finished)};
   }
 
   /// Pushes a batch in order with one wake-up of the scheduler. Every job is
@@ -113,7 +120,7 @@ class entity {
     detail::scheduler_core::push(*state_, requests, options.in, results.data());
     std::vector<submitted> out;
     out.reserve(results.size());
-    for (auto& r : results) out.push_back({std::move(r.scheduled), std::move(r.finished)});
+    for (auto& r : results) out.push_back({std::move(r.finished)});
     return out;
   }
 

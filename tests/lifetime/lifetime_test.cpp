@@ -157,11 +157,11 @@ struct lifetime_fixture {
   /// job's live counts at the moment it signals.
   const submitted& track(job_record& r, submitted s) {
     r.fences = std::move(s);
-    checker.watch(r.fences.scheduled, r.label + ".scheduled");
+    checker.watch(r.fences.scheduled(), r.label + ".scheduled");
     checker.watch(r.fences.finished, r.label + ".finished", [this, &r] {
       r.frames_at_finish = r.frame.alive();
       r.commands_at_finish = r.command.alive();
-      r.scheduled_signalled_at_finish = r.fences.scheduled.signalled();
+      r.scheduled_signalled_at_finish = r.fences.scheduled().signalled();
       r.finished_at = clock.now();
     });
     return r.fences;
@@ -246,8 +246,8 @@ std::string outcome(const job_record& r) {
   return ec ? error_name(ec) : "ok";
 }
 std::string scheduled_outcome(const job_record& r) {
-  if (!r.fences.scheduled.signalled()) return "pending";
-  const auto ec = r.fences.scheduled.error();
+  if (!r.fences.scheduled().signalled()) return "pending";
+  const auto ec = r.fences.scheduled().error();
   return ec ? error_name(ec) : "ok";
 }
 
@@ -612,7 +612,7 @@ TEST_CASE("shutdown with a hung command, queued and waiting jobs, then pushes th
     auto& late = f.add("late");
     auto late_job = prepare(testing::probe(late.frame), late, {}, late.command_for(10));
     const auto& pushed = f.push(s, late, std::move(late_job));
-    returned.push_back({pushed.finished.signalled() && pushed.scheduled.signalled(), late.frame.alive()});
+    returned.push_back({pushed.finished.signalled() && pushed.scheduled().signalled(), late.frame.alive()});
     std::vector<counted_job> batch;
     for (const char* label : {"late_t1", "late_t2"}) {
       auto& r = f.add(label);
@@ -687,7 +687,7 @@ TEST_CASE("an entity handle outlives its scheduler: pushes fail shutdown on the 
     first_frames_at_finish = first.frame.alive();
     first_commands_at_finish = first.command.alive();
   });
-  checker.watch(a.scheduled, "first.scheduled");
+  checker.watch(a.scheduled(), "first.scheduled");
   fence done;
   clock.at(50, sim::phase::other, [&] { done = sched->shutdown(nanoseconds(0)); });
   clock.run(ctx);
@@ -702,7 +702,7 @@ TEST_CASE("an entity handle outlives its scheduler: pushes fail shutdown on the 
   auto b = e.push(std::move(late_job));
   CHECK(b.finished.signalled());
   CHECK(b.finished.error() == make_error_code(errc::shutdown));
-  CHECK(b.scheduled.error() == make_error_code(errc::shutdown));
+  CHECK(b.scheduled().error() == make_error_code(errc::shutdown));
   CHECK(b.seqno() == 2);
   CHECK(late.frame.alive() == 0);
   CHECK(late.command.created.load() == 0);
@@ -711,7 +711,7 @@ TEST_CASE("an entity handle outlives its scheduler: pushes fail shutdown on the 
   e.set_priority(priority::high);
   CHECK(e.drain().signalled());
   checker.watch(b.finished, "late");
-  checker.watch(b.scheduled, "late.scheduled");
+  checker.watch(b.scheduled(), "late.scheduled");
   CHECK(checker.all_exactly_once());
   CHECK(hardware.cancels == 1);
   ctx.restart();

@@ -211,7 +211,7 @@ counted_job mp_body(testing::probe, testing::live_counter& commands, fence gate,
 /// Watches both fences of `j`, recording the live counts and the signal order
 /// at the moment `finished` signals.
 void watch_job(testing::fence_checker& checker, mp_job& j, signal_log& log, std::thread::id executor) {
-  checker.watch(j.fences.scheduled);
+  checker.watch(j.fences.scheduled());
   checker.watch(j.fences.finished, {}, [&j, &log, executor, seqno = j.fences.seqno()] {
     // relaxed: read by the test after joining every thread.
     j.frames_at_finish.store(j.frame.alive(), std::memory_order_relaxed);
@@ -405,6 +405,59 @@ TEST_CASE("multi-producer pushes with kill and set_priority, a device thread sig
   CHECK(hardware.cancels() == 0);
 }
 
+TEST_CASE("threads ask for scheduled fences while the scheduler reaches them", "[lifetime][threads][fence]") {
+  constexpr std::size_t job_count = 600;
+  constexpr std::size_t askers = 3;
+  device_ring hardware;
+  std::optional<executor_thread> executor(std::in_place);
+  scheduler<counted_command> sched(executor->executor(), hardware, {.credit_limit = 4});
+  auto e = sched.make_entity();
+  std::deque<mp_job> jobs(job_count);
+  promise gate;
+  const fence opened = gate.get_fence();
+  for (std::size_t i = 0; i < job_count; ++i) {
+    // Every third job waits for the gate, so some are reached before, some during
+    // and some after the askers' requests; every fifth fails before running.
+    fence dependency = i % 5 == 4 ? fence::make_signalled(make_error_code(errc::killed)) : fence{};
+    jobs[i].fences = e.push(mp_body(testing::probe(jobs[i].frame), jobs[i].command, i % 3 == 0 ? opened : fence{},
+                                    std::move(dependency)));
+  }
+  // Each asker requests every job's scheduled fence, in its own order.
+  std::vector<std::vector<fence>> seen(askers, std::vector<fence>(job_count));
+  std::latch start(askers + 1);
+  std::vector<std::thread> threads;
+  for (std::size_t a = 0; a < askers; ++a) {
+    threads.emplace_back([&, a] {
+      start.arrive_and_wait();
+      for (std::size_t k = 0; k < job_count; ++k) {
+        const std::size_t i = a % 2 == 0 ? k : job_count - 1 - k;
+        seen[a][i] = jobs[i].fences.scheduled();
+      }
+    });
+  }
+  start.arrive_and_wait();
+  gate.set_value();
+  for (auto& t : threads) t.join();
+  REQUIRE(wait_for(e.drain(), executor->executor()).has_value());
+  for (std::size_t i = 0; i < job_count; ++i) {
+    const fence mine = jobs[i].fences.scheduled();
+    for (std::size_t a = 0; a < askers; ++a) CHECK(seen[a][i] == mine);
+    REQUIRE(wait_for(mine, executor->executor()).has_value());
+    CHECK(mine.point().seqno == jobs[i].fences.seqno());
+    if (i % 5 == 4) {
+      CHECK(mine.error() == make_error_code(errc::killed));
+      CHECK(jobs[i].fences.finished.error() == make_error_code(errc::killed));
+    } else {
+      CHECK_FALSE(mine.error());
+      CHECK_FALSE(jobs[i].fences.finished.error());
+    }
+    CHECK(jobs[i].frame.alive() == 0);
+  }
+  auto down = sched.shutdown();
+  REQUIRE(wait_for(down, executor->executor()).has_value());
+  executor->stop();
+}
+
 TEST_CASE("pushes from other threads race with scheduler shutdown", "[lifetime][threads][shutdown]") {
   constexpr std::size_t producers = 2;
   constexpr std::size_t pushes_before_shutdown = 200;
@@ -433,7 +486,7 @@ TEST_CASE("pushes from other threads race with scheduler shutdown", "[lifetime][
     j.after_shutdown = sched.is_shut_down();
     auto body = mp_body(testing::probe(j.frame), j.command, {}, {});
     j.fences = e.push(std::move(body));
-    j.signalled_at_return = j.fences.finished.signalled() && j.fences.scheduled.signalled();
+    j.signalled_at_return = j.fences.finished.signalled() && j.fences.scheduled().signalled();
     j.frames_at_return = j.frame.alive();
     watch_job(checker, j, log, executor_id);
   };

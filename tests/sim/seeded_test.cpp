@@ -530,12 +530,12 @@ std::vector<std::string> run_direct(const submit::graph& g, std::vector<job_outc
         auto body = seeded_body(testing::probe(r.frame), r, std::move(deps),
                                 sim::command{spec.duration_us, to_fault(spec.fault), index}, spec.credits);
         r.fences = entities[spec.entity].push(std::move(body), {.credits = spec.credits});
-        checker.watch(r.fences.scheduled, spec.id + ".scheduled");
+        checker.watch(r.fences.scheduled(), spec.id + ".scheduled");
         checker.watch(r.fences.finished, spec.id + ".finished", [&clock, &r] {
           r.finished_at = clock.now();
           r.frames_at_finish = r.frame.alive();
           r.commands_at_finish = r.command.alive();
-          r.scheduled_at_finish = r.fences.scheduled.signalled();
+          r.scheduled_at_finish = r.fences.scheduled().signalled();
         });
       });
     }

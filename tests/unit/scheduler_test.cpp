@@ -126,9 +126,9 @@ TEST_CASE("scheduled signals when the command is run, finished after retirement"
   outcome s1, f1, s2, f2;
   auto a = e.push(wait_then_run({}, {300, {}, 1}));
   auto b = e.push(wait_then_run({}, {200, {}, 2}));
-  f.observe(a.scheduled, s1);
+  f.observe(a.scheduled(), s1);
   f.observe(a.finished, f1);
-  f.observe(b.scheduled, s2);
+  f.observe(b.scheduled(), s2);
   f.observe(b.finished, f2);
   f.run();
   CHECK(s1.at == 0);
@@ -138,8 +138,55 @@ TEST_CASE("scheduled signals when the command is run, finished after retirement"
   CHECK(!f2.error);
   CHECK(a.finished.point() == fence_point{e.context(), 1});
   CHECK(b.finished.point() == fence_point{e.context(), 2});
-  CHECK(a.scheduled.point().seqno == 1);
-  CHECK(a.scheduled.point().context != e.context());
+  CHECK(a.scheduled().point().seqno == 1);
+  CHECK(a.scheduled().point().context != e.context());
+}
+
+TEST_CASE("the scheduled fence is made on request, before or after its moment, and is one fence",
+          "[scheduler][fence]") {
+  sim_fixture f(1);
+  auto up = f.sched.make_entity({.name = "upload"});
+  auto e = f.sched.make_entity({.name = "draw"});
+  // Runs, then fails on the hardware: scheduled succeeded all the same.
+  auto u = up.push(wait_then_run({}, {100, testing::fault::error(EIO), 1}));
+  // Asked for before it runs.
+  auto ran = e.push(wait_then_run({}, {300, {}, 2}));
+  // Never runs (its dependency fails): asked for only afterwards.
+  auto unrun = e.push(wait_then_run({u.finished}, {50, {}, 3}));
+  const fence early = ran.scheduled();
+  CHECK_FALSE(early.signalled());
+  CHECK(ran.scheduled() == early);
+  outcome early_signal, ran_finished;
+  f.observe(early, early_signal);
+  f.observe(ran.finished, ran_finished);
+  f.run();
+
+  CHECK(f.run_order() == std::vector<std::uint64_t>{1, 2});
+  CHECK(early_signal.at == 100);  // when the ring took it, after u
+  CHECK_FALSE(early_signal.error);
+  CHECK(ran_finished.at == 400);
+  CHECK(ran.scheduled() == early);
+
+  const fence late_ok = u.scheduled();
+  CHECK(late_ok.signalled());
+  CHECK_FALSE(late_ok.error());
+  CHECK(u.finished.error() == std::error_code(EIO, std::generic_category()));
+  CHECK(u.scheduled() == late_ok);
+
+  const fence late_failed = unrun.scheduled();
+  CHECK(late_failed.signalled());
+  CHECK(late_failed.error() == std::error_code(EIO, std::generic_category()));
+  CHECK(late_failed.cause() == u.finished.point());
+  CHECK(unrun.finished.error() == late_failed.error());
+  CHECK(unrun.scheduled() == late_failed);
+
+  // Points: the entity's scheduled context (not its finished one), the job's seqno.
+  CHECK(early.point().seqno == 1);
+  CHECK(late_failed.point().seqno == 2);
+  CHECK(early.point().context == late_failed.point().context);
+  CHECK(early.point().context != e.context());
+  CHECK(late_ok.point().context != early.point().context);
+  CHECK(submitted{}.scheduled().valid() == false);
 }
 
 TEST_CASE("a failed dependency fails the job without resuming it", "[scheduler][job][dependency]") {
@@ -156,7 +203,7 @@ TEST_CASE("a failed dependency fails the job without resuming it", "[scheduler][
   auto d = draw.push(body(u.finished));
   outcome fd, sd;
   f.observe(d.finished, fd);
-  f.observe(d.scheduled, sd);
+  f.observe(d.scheduled(), sd);
   f.run();
   CHECK_FALSE(resumed_after_failure);
   CHECK(fd.at == 100);
@@ -283,7 +330,7 @@ TEST_CASE("close: queued work still runs, later pushes fail cancelled", "[schedu
   CHECK_FALSE(a.finished.error());
   CHECK(a.finished.signalled());
   CHECK(b.finished.error() == make_error_code(errc::cancelled));
-  CHECK(b.scheduled.error() == make_error_code(errc::cancelled));
+  CHECK(b.scheduled().error() == make_error_code(errc::cancelled));
   CHECK(f.run_order() == std::vector<std::uint64_t>{1});
 }
 
@@ -343,7 +390,7 @@ TEST_CASE("a ring returning the stub fence: jobs retire at once, timelines follo
   ctx.run();  // one pass does everything: nothing else is posted
   CHECK(hardware.ran == std::vector<std::uint64_t>{1, 2, 3});
   for (auto* s : {&first, &second, &third}) {
-    CHECK(s->scheduled.signalled());
+    CHECK(s->scheduled().signalled());
     CHECK(s->finished.signalled());
     CHECK_FALSE(s->finished.error());
   }
@@ -380,12 +427,12 @@ TEST_CASE("shutdown fails queued and waiting jobs, cancels the ring, then comple
   promise never;
   auto waiting = other.push(wait_then_run({never.get_fence()}, {100, {}, 3}));
   f.run();
-  CHECK(hung.scheduled.signalled());
+  CHECK(hung.scheduled().signalled());
   CHECK_FALSE(hung.finished.signalled());
   f.shutdown();
   CHECK(hung.finished.error() == make_error_code(errc::shutdown));
   CHECK(queued.finished.error() == make_error_code(errc::shutdown));
-  CHECK(queued.scheduled.error() == make_error_code(errc::shutdown));
+  CHECK(queued.scheduled().error() == make_error_code(errc::shutdown));
   CHECK(waiting.finished.error() == make_error_code(errc::shutdown));
   CHECK_FALSE(waiting.finished.cause().has_value());
   CHECK(f.ring.in_flight() == 0);

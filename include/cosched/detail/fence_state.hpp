@@ -25,6 +25,9 @@ std::uint64_t new_context() noexcept;
 
 namespace detail {
 
+/// `n` consecutive fresh contexts; returns the first. Thread-safe.
+std::uint64_t new_contexts(std::uint32_t n) noexcept;
+
 struct fence_state;
 
 /// An intrusive waiter. `notify` is called exactly once, under the fence's lock,
@@ -84,8 +87,25 @@ struct fence_state {
   /// programming error inside cosched and terminates.
   void signal(std::error_code ec, std::optional<fence_point> root_cause) noexcept;
 
+  /// Records the outcome that signal_recorded() will publish. Only the
+  /// signalling side may call it, before the fence signals: nobody reads the
+  /// outcome of a pending fence.
+  void record(std::error_code ec, std::optional<fence_point> root_cause) noexcept {
+    error = ec;
+    has_cause = ec && root_cause.has_value();
+    if (has_cause) cause = *root_cause;
+  }
+  /// The recorded root cause (meaningful for the signalling side, or once signalled).
+  std::optional<fence_point> recorded_cause() const noexcept {
+    return has_cause ? std::optional<fence_point>(cause) : std::nullopt;
+  }
+  /// Signals with the outcome recorded before (success if none was).
+  void signal_recorded() noexcept;
+
   /// Records a deadline (nanoseconds on the steady clock); keeps the earliest.
   void set_deadline(std::int64_t ns) noexcept;  // atomic: safe on a shared state
+
+  [[noreturn]] void signalled_twice() const noexcept;
 
   ref_block* owner;
   fence_point point;

@@ -1,5 +1,6 @@
-// The scheduler's record of one job: its two fences and its bookkeeping, in one
-// allocation that fence handles keep alive after the job itself is gone.
+// The scheduler's record of one job: its finished fence and its bookkeeping, in
+// one allocation that fence handles keep alive after the job itself is gone. The
+// scheduled fence is made only when somebody asks for it.
 #pragma once
 
 #include <chrono>
@@ -57,13 +58,31 @@ struct job_block final : ref_block {
   static void* operator new(std::size_t size) { return pool_allocate(size); }
   static void operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
 
-  job_block(fence_point finished_point, fence_point scheduled_point) noexcept
-      : finished(this, finished_point), scheduled(this, scheduled_point) {
+  explicit job_block(fence_point finished_point) noexcept : finished(this, finished_point) {
     destroy = [](ref_block* self) noexcept { delete static_cast<job_block*>(self); };
   }
+  ~job_block() {
+    // relaxed: the last reference is gone; acq_rel release ordered everything before it.
+    if (auto* requested = scheduled_block(scheduled_word.load(std::memory_order_relaxed))) requested->release();
+  }
 
+  // The finished fence. Its outcome (error, cause) is recorded when the job is
+  // decided (or at push, for a job dead on arrival) and published when it signals.
   fence_state finished;
-  fence_state scheduled;
+
+  // The scheduled fence (its point: the entity's scheduled context, same seqno),
+  // made on request by submitted::scheduled(). Bits: scheduled_reached once the
+  // command first ran or the job was decided without running (then also
+  // scheduled_unrun: the scheduled fence takes the finished fence's outcome);
+  // above them, the block of the requested fence, if any, which this block
+  // holds one reference to.
+  static constexpr std::uintptr_t scheduled_reached = 1;
+  static constexpr std::uintptr_t scheduled_unrun = 2;
+  static constexpr std::uintptr_t scheduled_flags = 7;
+  static single_fence_block* scheduled_block(std::uintptr_t word) noexcept {
+    return reinterpret_cast<single_fence_block*>(word & ~scheduled_flags);
+  }
+  std::atomic<std::uintptr_t> scheduled_word{0};
 
   // Set by push before the job is handed to the scheduler; read-only afterwards.
   // (Small fields of both groups are packed together at the end of this one:
@@ -78,12 +97,12 @@ struct job_block final : ref_block {
   std::chrono::nanoseconds deadline{0};  // since the scheduler's epoch (policy deadline, miss count)
   std::uint32_t credits = 1;
   bool has_deadline = false;
-  bool dead_on_arrival = false;  // the entity was dead at push: never started (error, cause say why)
+  bool dead_on_arrival = false;  // the entity was dead at push: never started (finished's outcome says why)
   // Executor only (see below).
   job_phase phase = job_phase::mailbox;
   bool awaited_yields_error = false;
   std::uint32_t attempts = 0;
-  std::uint32_t hardware_node_attempt = 0;  // the attempt whose completion hardware_node reports
+  std::uint32_t hardware_node_attempt = 0;  // the attempt whose completion wake_node reports (hardware_done)
   // Nodes of this job queued on the executor's own list (they hold no
   // reference); signalling defers the scheduler's release until they are processed.
   std::uint8_t local_nodes = 0;
@@ -93,16 +112,18 @@ struct job_block final : ref_block {
   job_block* entity_next = nullptr;    // the entity's jobs, in push order
   job_block* in_flight_prev = nullptr; // the ring's in-flight list, in run order
   job_block* in_flight_next = nullptr;
-  // The outcome once decided; for a job dead on arrival, set at push or take.
-  std::error_code error;
-  std::optional<fence_point> cause;
   void* command = nullptr;
 
-  // The dependency the job's coroutine is suspended on (one at a time). It is
-  // borrowed from the suspended frame, so it is valid only while the frame is.
-  fence_waiter dependency_waiter;
+  // The one fence the job waits for at a time: a dependency of its coroutine
+  // while it is prepared, then the hardware fence of its current attempt (a job
+  // runs only once prepared, so the two waits never overlap). wake_node says
+  // which (dependency_wake or hardware_done); it is set when a wait is armed,
+  // never while the node is queued.
+  fence_waiter waiter;
+  work_node wake_node{work_node::kind::dependency_wake, this};
+  // The dependency the coroutine is suspended on. It is borrowed from the
+  // suspended frame, so it is valid only while the frame is.
   const fence_state* awaited = nullptr;
-  work_node dependency_node{work_node::kind::dependency_wake, this};
 
   // The ring the command was run on (set by run_job, kept for replays).
   ring_slot* ring = nullptr;
@@ -110,9 +131,7 @@ struct job_block final : ref_block {
   std::chrono::nanoseconds run_at{0};
 
   // The hardware fence of the current attempt.
-  fence_waiter hardware_waiter;
   fence hardware;
-  work_node hardware_node{work_node::kind::hardware_done, this};
 };
 
 /// The part of a job's promise the scheduler sees, independent of the command type.

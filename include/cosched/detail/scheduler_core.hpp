@@ -141,7 +141,6 @@ struct push_request {
 };
 
 struct push_result {
-  fence scheduled;
   fence finished;
 };
 
@@ -212,6 +211,10 @@ class scheduler_core {
   static void push(entity_state& entity, std::span<push_request> requests, scope* in_scope,
                    push_result* results);
 
+  /// Any thread: the scheduled fence of the job whose finished fence (from push)
+  /// is `finished`, made on the first request; an empty fence for an empty one.
+  static fence scheduled_fence(const fence& finished);
+
   /// Any thread: entity operations.
   static void close(entity_state& entity) noexcept;
   static void kill(entity_state& entity) noexcept;
@@ -272,6 +275,7 @@ class scheduler_core {
   void retire(job_block& block) noexcept;
   void advance(entity_state& entity) noexcept;
   void signal_job(job_block& block) noexcept;
+  static void reach_scheduled(job_block& block, bool unrun) noexcept;
   void flush_reached() noexcept;
   void normalize_next(entity_state& entity) noexcept;
   void select() noexcept;
