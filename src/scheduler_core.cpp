@@ -250,9 +250,7 @@ void on_job_signal(fence_waiter& waiter, fence_state&) noexcept {
 
 bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept {
   auto& block = *promise.block;
-  block.wake_node.what = work_node::kind::dependency_wake;
-  block.waiter.notify = &on_job_signal;
-  block.waiter.owner = &block;
+  block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
   block.awaited_yields_error = yields_error;
   block.awaited = &awaited;
   if (awaited.add_waiter(block.waiter)) return true;
@@ -656,7 +654,7 @@ void scheduler_core::process(work_node& node) noexcept {
             take_mailbox(*entity, false);
             fail_unrun(
                 *entity, make_error_code(errc::cancelled), std::nullopt,
-                [](const job_block& b, std::uint64_t id) { return b.scope_id == id; }, msg->scope_id);
+                [](const job_block& b, std::uint64_t id) { return b.in_scope && b.scope_id == id; }, msg->scope_id);
           }
           for (auto* entity : entities_) advance(*entity);
           return;
@@ -1116,13 +1114,16 @@ void scheduler_core::run_job(job_block& block, ring_slot& slot) noexcept {
 }
 
 void scheduler_core::watch_hardware(job_block& block, bool may_retire) noexcept {
-  block.wake_node.what = work_node::kind::hardware_done;
-  block.waiter.notify = &on_job_signal;
-  block.waiter.owner = &block;
   block.hardware_node_attempt = block.attempts;
   // A hardware fence that has already signalled (work the "hardware" finished
-  // at once) retires now, and selection goes on with the credits it frees;
-  // during a pause its retirement waits in the queue.
+  // at once) retires now, and selection goes on with the credits it frees,
+  // without touching the block's wait fields; during a pause its retirement
+  // waits in the queue.
+  if (may_retire && block.hardware.signalled()) {
+    retire(block);
+    return;
+  }
+  block.arm_wait(work_node::kind::hardware_done, &on_job_signal);
   if (!block.hardware.signalled() && block.hardware.state()->add_waiter(block.waiter)) return;
   if (may_retire) retire(block);
   else enqueue_job_node(block, block.wake_node);

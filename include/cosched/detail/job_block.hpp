@@ -6,6 +6,7 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <system_error>
 
@@ -84,21 +85,22 @@ struct job_block final : ref_block {
   }
   std::atomic<std::uintptr_t> scheduled_word{0};
 
+  // The fields every job uses come first, the ones only some jobs use last: a
+  // block is cold when push writes it and when the scheduler comes back to it,
+  // so every cache line a job touches costs, and the last lines are touched
+  // only by jobs that wait, join a scope, carry a deadline or run under fair.
+
   // Set by push before the job is handed to the scheduler; read-only afterwards.
-  // (Small fields of both groups are packed together at the end of this one:
-  // the block is cold when push writes it, so every cache line it spans costs.)
   std::coroutine_handle<> frame;
   job_promise_base* promise = nullptr;
   entity_state* entity = nullptr;
   scheduler_core* core = nullptr;      // the core that owns the job once it was taken
   cosched::scope* in_scope = nullptr;  // joined scope, if any (left when signalled)
-  std::uint64_t scope_id = 0;
   std::uint64_t push_order = 0;
-  std::chrono::nanoseconds deadline{0};  // since the scheduler's epoch (policy deadline, miss count)
   std::uint32_t credits = 1;
   bool has_deadline = false;
   bool dead_on_arrival = false;  // the entity was dead at push: never started (finished's outcome says why)
-  // Executor only (see below).
+  // Executor only from here on.
   job_phase phase = job_phase::mailbox;
   bool awaited_yields_error = false;
   std::uint32_t attempts = 0;
@@ -107,31 +109,44 @@ struct job_block final : ref_block {
   // reference); signalling defers the scheduler's release until they are processed.
   std::uint8_t local_nodes = 0;
   bool release_deferred = false;
-
-  // Owned by the scheduler's executor from here on.
   job_block* entity_next = nullptr;    // the entity's jobs, in push order
   job_block* in_flight_prev = nullptr; // the ring's in-flight list, in run order
   job_block* in_flight_next = nullptr;
   void* command = nullptr;
+  // The ring the command was run on (set by run_job, kept for replays).
+  ring_slot* ring = nullptr;
+  // The hardware fence of the current attempt.
+  fence hardware;
+
+  // Written only by the jobs that use them; not initialised before.
+  std::uint64_t scope_id;              // valid when in_scope
+  std::chrono::nanoseconds deadline;  // since the scheduler's epoch; valid when has_deadline
+  std::chrono::nanoseconds run_at;    // policy fair: when the current attempt was run or replayed
 
   // The one fence the job waits for at a time: a dependency of its coroutine
   // while it is prepared, then the hardware fence of its current attempt (a job
-  // runs only once prepared, so the two waits never overlap). wake_node says
-  // which (dependency_wake or hardware_done); it is set when a wait is armed,
-  // never while the node is queued.
-  fence_waiter waiter;
-  work_node wake_node{work_node::kind::dependency_wake, this};
-  // The dependency the coroutine is suspended on. It is borrowed from the
-  // suspended frame, so it is valid only while the frame is.
-  const fence_state* awaited = nullptr;
+  // runs only once prepared, so the two waits never overlap). arm_wait()
+  // constructs both afresh for each wait; wake_node says which wait it reports
+  // (dependency_wake or hardware_done). Never re-armed while the node is queued
+  // or the waiter linked. A job whose hardware fence has signalled when run()
+  // returns never arms them.
+  union {
+    fence_waiter waiter;
+  };
+  union {
+    work_node wake_node;
+  };
+  // The dependency the coroutine is suspended on, set when such a wait is
+  // armed. It is borrowed from the suspended frame, so it is valid only while
+  // the frame is.
+  const fence_state* awaited;
 
-  // The ring the command was run on (set by run_job, kept for replays).
-  ring_slot* ring = nullptr;
-  // Policy fair: when the current attempt was run or replayed (scheduler clock).
-  std::chrono::nanoseconds run_at{0};
-
-  // The hardware fence of the current attempt.
-  fence hardware;
+  void arm_wait(work_node::kind what, void (*notify)(fence_waiter&, fence_state&) noexcept) noexcept {
+    std::construct_at(&waiter);
+    waiter.notify = notify;
+    waiter.owner = this;
+    std::construct_at(&wake_node, what, this);
+  }
 };
 
 /// The part of a job's promise the scheduler sees, independent of the command type.
