@@ -730,7 +730,7 @@ void scheduler_core::after_resume(job_block& block) noexcept {
       block.phase = job_phase::prepared;
       return;
     case job_promise_base::outcome::failed:
-      decide(block, promise.error, promise.cause);
+      decide(block, block.finished.error, block.finished.recorded_cause());
       advance(*block.entity);
       return;
   }

@@ -49,9 +49,7 @@ void job_wait_abandon(job_promise_base& promise) noexcept;
 /// Failure of a dependency seen by a job: the fence's error, and the root cause
 /// (the dependency's own cause, else the dependency itself).
 inline void record_dependency_failure(job_promise_base& promise, const fence_state& dependency) noexcept {
-  promise.state = job_promise_base::outcome::failed;
-  promise.error = dependency.error;
-  promise.cause = dependency.has_cause ? dependency.cause : dependency.point;
+  promise.fail(dependency.error, dependency.has_cause ? dependency.cause : dependency.point);
 }
 
 // The awaited fence is borrowed: the operand of `co_await` (a named fence or a
@@ -76,8 +74,7 @@ class dependency_awaiter {
 
   bool await_suspend(std::coroutine_handle<>) noexcept {
     if (!awaited_) {
-      promise_.state = job_promise_base::outcome::failed;
-      promise_.error = make_error_code(errc::broken);
+      promise_.fail(make_error_code(errc::broken), std::nullopt);
       return true;
     }
     if (job_wait_begin(promise_, *awaited_, YieldsError)) {
@@ -118,21 +115,17 @@ class job_promise final : public job_promise_base {
     state = outcome::prepared;
   }
   void return_value(failure f) noexcept {
-    state = outcome::failed;
-    error = f.error ? f.error : make_error_code(errc::broken);
-    cause.reset();
+    fail(f.error ? f.error : make_error_code(errc::broken), std::nullopt);
   }
   void unhandled_exception() noexcept {
-    state = outcome::failed;
-    cause.reset();
     try {
       throw;
     } catch (const std::system_error& e) {
-      error = e.code();
+      fail(e.code(), std::nullopt);
     } catch (const std::bad_alloc&) {
-      error = std::make_error_code(std::errc::not_enough_memory);
+      fail(std::make_error_code(std::errc::not_enough_memory), std::nullopt);
     } catch (...) {
-      error = make_error_code(errc::exception);
+      fail(make_error_code(errc::exception), std::nullopt);
     }
   }
 

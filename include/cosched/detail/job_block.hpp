@@ -152,11 +152,16 @@ struct job_block final : ref_block {
 /// The part of a job's promise the scheduler sees, independent of the command type.
 struct job_promise_base {
   enum class outcome : std::uint8_t { pending, prepared, failed };
-  job_block* block = nullptr;
-  void* command = nullptr;  // points at the promise's command once prepared
+  job_block* block = nullptr;  // set by push; the body runs only afterwards
+  void* command = nullptr;     // points at the promise's command once prepared
   outcome state = outcome::pending;
-  std::error_code error;
-  std::optional<fence_point> cause;
+
+  /// The body failed: the outcome goes straight to the job's finished fence
+  /// (published when it signals), not into the frame.
+  void fail(std::error_code ec, std::optional<fence_point> cause) noexcept {
+    state = outcome::failed;
+    block->finished.record(ec, cause);
+  }
 };
 
 }  // namespace cosched::detail
