@@ -1,5 +1,7 @@
 // Thread-local size-class free lists for frames and job blocks. Sanitizer
-// builds bypass them, so that every use after free is still seen.
+// builds and COSCHED_NO_POOL builds (for memory checkers such as Valgrind)
+// bypass them, so that every use after free and every read of memory never
+// written is still seen.
 #include "cosched/detail/pool.hpp"
 
 #include <new>
@@ -7,7 +9,7 @@
 namespace cosched::detail {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(COSCHED_NO_POOL) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 constexpr bool pooling = false;
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
