@@ -33,6 +33,7 @@ COSCHED_DRM_VM_QUIET=${COSCHED_DRM_VM_QUIET:-1} COSCHED_DRM_VM_TIMEOUT=${COSCHED
   --include "$build/tools/cosched-submit" \
   --include "$source_dir/examples/graphs" \
   --include "$source_dir/tests/sim/worked" \
+  --include "$source_dir/tests/data" \
   --env COSCHED_DRM_REQUIRED=1 \
   -- "$here/ci-guest.sh" "$build" "$source_dir"
 rc=$?

@@ -198,16 +198,9 @@ TEST_CASE("real time (the default) runs the same graph through the reactor", "[s
 TEST_CASE("real time: hangs time out, innocent work is replayed, slow work is extended", "[submit][cli][real]") {
   // Margins of hundreds of milliseconds around 1 ms commands: what is on the
   // ring when a timeout fires does not depend on scheduling noise, so the
-  // outcomes equal virtual time's.
-  const auto shared = write_temp("cosched-cli-real-reset.json", R"({
-    "scheduler": {"mode": "shared_ring", "credit_limit": 3, "timeout_us": 300000},
-    "entities": [ {"name": "game"}, {"name": "browser"} ],
-    "jobs": [ {"id": "g1", "entity": "game", "duration_us": 1000},
-              {"id": "g2", "entity": "game", "fault": "hang"},
-              {"id": "b1", "entity": "browser", "duration_us": 1000},
-              {"id": "b2", "entity": "browser", "duration_us": 1000, "submit_at_us": 100},
-              {"id": "g3", "entity": "game", "duration_us": 1000, "submit_at_us": 450000},
-              {"id": "s1", "entity": "browser", "fault": "slow:400000", "submit_at_us": 500000} ] })");
+  // outcomes equal virtual time's. (The DRM equivalence test runs the first
+  // graph on the drm backend too.)
+  const auto shared = (source_dir / "tests/data/real-time-reset-replay.json").string();
   const auto per_entity = write_temp("cosched-cli-real-close.json", R"({
     "scheduler": {"mode": "ring_per_entity", "credit_limit": 2, "timeout_us": 300000},
     "entities": [ {"name": "game"}, {"name": "browser"} ],
