@@ -8,6 +8,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <stdexcept>
 #include <typeinfo>
 #include <unordered_map>
 
@@ -829,7 +830,10 @@ void scheduler_core::reach_scheduled(job_block& block, bool unrun) noexcept {
 
 fence scheduler_core::scheduled_fence(const fence& finished) {
   if (!finished.valid()) return {};
-  auto& block = *static_cast<job_block*>(finished.state()->owner);
+  ref_block* owner = finished.state()->owner;
+  if (owner->destroy != &job_block::destroy_block || finished.state() != &static_cast<job_block*>(owner)->finished)
+    throw std::invalid_argument("cosched: scheduled() needs the finished fence push returned, not another fence");
+  auto& block = *static_cast<job_block*>(owner);
   // acquire: pairs with reach_scheduled (the outcome) and with another
   // request's installation (the fence's block).
   std::uintptr_t word = block.scheduled_word.load(std::memory_order_acquire);

@@ -50,7 +50,9 @@ struct submitted {
   /// (no later than it). Its point is (the entity's scheduled context, seqno()).
   /// Made on the first request, from any thread, before or after the moment;
   /// every request returns the same fence. A job nobody asks about pays
-  /// nothing for it. Throws std::bad_alloc; an empty `finished` gives an empty fence.
+  /// nothing for it. Throws std::bad_alloc, and std::invalid_argument when
+  /// `finished` was replaced by a fence push did not return; an empty
+  /// `finished` gives an empty fence.
   fence scheduled() const { return detail::scheduler_core::scheduled_fence(finished); }
   std::uint64_t seqno() const noexcept { return finished.point().seqno; }
 };

@@ -187,6 +187,10 @@ TEST_CASE("the scheduled fence is made on request, before or after its moment, a
   CHECK(early.point().context != e.context());
   CHECK(late_ok.point().context != early.point().context);
   CHECK(submitted{}.scheduled().valid() == false);
+  // Only a job's finished fence has a scheduled fence.
+  promise other;
+  CHECK_THROWS_AS(submitted{other.get_fence()}.scheduled(), std::invalid_argument);
+  CHECK_THROWS_AS(submitted{fence::stub()}.scheduled(), std::invalid_argument);
 }
 
 TEST_CASE("a failed dependency fails the job without resuming it", "[scheduler][job][dependency]") {

@@ -60,8 +60,10 @@ struct job_block final : ref_block {
   static void operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
 
   explicit job_block(fence_point finished_point) noexcept : finished(this, finished_point) {
-    destroy = [](ref_block* self) noexcept { delete static_cast<job_block*>(self); };
+    destroy = &destroy_block;
   }
+  // Also tells a job's block from other fence blocks (scheduler_core::scheduled_fence).
+  static void destroy_block(ref_block* self) noexcept { delete static_cast<job_block*>(self); }
   ~job_block() {
     // relaxed: the last reference is gone; acq_rel release ordered everything before it.
     if (auto* requested = scheduled_block(scheduled_word.load(std::memory_order_relaxed))) requested->release();
