@@ -234,8 +234,12 @@ void scheduler_core::enqueue_job_node(job_block& block, work_node& node) noexcep
   request_pass();
 }
 
-void scheduler_core::finish_job_node(job_block& block, work_node& node) noexcept {
-  if (node.holds_ref) {
+// `held_ref`: the node's holds_ref as it was when the node was taken from its
+// queue. Processing may arm a new wait (the job's body awaits its next
+// dependency), after which another thread can queue the same node again and
+// rewrite the flag.
+void scheduler_core::finish_job_node(job_block& block, bool held_ref) noexcept {
+  if (held_ref) {
     block.release();
     return;
   }
@@ -521,6 +525,7 @@ void scheduler_core::process(work_node& node) noexcept {
   switch (node.what) {
     case work_node::kind::dependency_wake: {
       auto& block = *static_cast<job_block*>(node.owner);
+      const bool held_ref = node.holds_ref;  // before resuming (see finish_job_node)
       // Valid only while the job is still suspended on it (see job_block::awaited).
       const fence_state* awaited = std::exchange(block.awaited, nullptr);
       if (block.phase == job_phase::preparing && awaited) {
@@ -531,16 +536,17 @@ void scheduler_core::process(work_node& node) noexcept {
           resume_job(block);
         }
       }
-      finish_job_node(block, node);
+      finish_job_node(block, held_ref);
       return;
     }
     case work_node::kind::hardware_done: {
       auto& block = *static_cast<job_block*>(node.owner);
+      const bool held_ref = node.holds_ref;
       // Tagged with the attempt: a completion from before a reset is ignored.
       if (block.phase == job_phase::running && block.hardware.valid() &&
           block.hardware_node_attempt == block.attempts)
         retire(block);
-      finish_job_node(block, node);
+      finish_job_node(block, held_ref);
       return;
     }
     case work_node::kind::entity_added: {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <future>
 #include <latch>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 
 #include "catch.hpp"
 #include "cosched/cosched.hpp"
@@ -403,6 +405,42 @@ TEST_CASE("multi-producer pushes with kill and set_priority, a device thread sig
   device_ring hardware;
   run_multi_producer(hardware, &device_runs);
   CHECK(hardware.cancels() == 0);
+}
+
+TEST_CASE("a job woken from another thread that then waits again holds and drops each reference once",
+          "[lifetime][threads][fence]") {
+  instant_ring hardware;
+  std::optional<executor_thread> executor(std::in_place);
+  scheduler<counted_command> sched(executor->executor(), hardware, {.credit_limit = 1});
+  auto e = sched.make_entity();
+  testing::live_counter frame, commands;
+  promise first, second;
+  auto pushed = e.push(mp_body(testing::probe(frame), commands, first.get_fence(), second.get_fence()));
+  // Handlers run in order on the executor thread: one posted after a pass was
+  // requested runs once that pass is over.
+  auto after_pass = [&executor] {
+    std::promise<void> done;
+    asio::post(executor->executor(), [&done] { done.set_value(); });
+    done.get_future().wait();
+  };
+  after_pass();  // the job has started and waits for `first`
+  // Signalled from this thread: the wake-up crosses threads (it holds a
+  // reference until processed); the pass resumes the job, which then waits for
+  // `second` with the same node.
+  first.set_value();
+  after_pass();
+  CHECK(frame.alive() == 1);
+  CHECK_FALSE(pushed.finished.signalled());
+  second.set_value();  // crosses threads again
+  REQUIRE(wait_for(pushed.finished, executor->executor()) == std::error_code{});
+  auto down = sched.shutdown();
+  REQUIRE(wait_for(down, executor->executor()).has_value());
+  executor->stop();
+  CHECK(frame.alive() == 0);
+  CHECK(commands.alive() == 0);
+  CHECK(hardware.runs == 1);
+  // Every reference but this handle's is gone: the block is freed with it.
+  CHECK(pushed.finished.state()->owner->refs.load() == 1);
 }
 
 TEST_CASE("threads ask for scheduled fences while the scheduler reaches them", "[lifetime][threads][fence]") {

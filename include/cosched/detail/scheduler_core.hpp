@@ -261,7 +261,7 @@ class scheduler_core {
   ~scheduler_core();
 
   void request_pass() noexcept;
-  void finish_job_node(job_block& block, work_node& node) noexcept;
+  void finish_job_node(job_block& block, bool held_ref) noexcept;
   void run_pass() noexcept;
   void process(work_node& node) noexcept;
   void take_mailbox(entity_state& entity, bool processing_push_node) noexcept;
