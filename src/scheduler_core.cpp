@@ -1329,11 +1329,17 @@ void scheduler_core::visit_in_flight(
 void scheduler_core::reset_and_replay() noexcept {
   for (auto& slot : rings_) {
     if (!slot->in_flight_head) continue;
-    std::vector<std::pair<job_block*, bool>> on_ring;
+    // A command whose hardware fence signalled before the reset retires after
+    // the pause: its completion is queued already when the waiter had been
+    // notified, and is queued here when the fence signalled after the waiter
+    // was removed. The others are replayed.
+    enum class then : std::uint8_t { replay, retire_queued, retire };
+    std::vector<std::pair<job_block*, then>> on_ring;
     for (job_block* block = slot->in_flight_head; block; block = block->in_flight_next) {
-      const bool finished = !block->hardware.state()->remove_waiter(block->waiter) ||
-                            block->hardware.signalled();
-      on_ring.emplace_back(block, finished);
+      const bool removed = block->hardware.state()->remove_waiter(block->waiter);
+      on_ring.emplace_back(block, !removed                       ? then::retire_queued
+                                  : block->hardware.signalled() ? then::retire
+                                                                : then::replay);
     }
     try {
       slot->ring->reset();
@@ -1343,9 +1349,9 @@ void scheduler_core::reset_and_replay() noexcept {
     // Policy fair: replayed commands use the ring from now.
     const auto reset_at = options_.policy == scheduling_policy::fair ? now() : std::chrono::nanoseconds(0);
     slot->last_finish = std::max(slot->last_finish, reset_at);
-    for (auto [block, finished] : on_ring) {
-      if (finished) {
-        // Its completion came before the reset: it retires after the pause.
+    for (auto [block, next] : on_ring) {
+      if (next == then::retire_queued) continue;
+      if (next == then::retire) {
         block->hardware_node_attempt = block->attempts;
         enqueue_job_node(*block, block->wake_node);
         continue;

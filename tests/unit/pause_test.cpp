@@ -77,6 +77,47 @@ TEST_CASE("reset_and_replay through the guard replays in order with the original
   CHECK(e.get_reset_status().resets == 1);
 }
 
+TEST_CASE("reset_and_replay after completions arrived during the pause retires them once, in order",
+          "[pause]") {
+  sim_fixture f(3);
+  auto e = f.sched.make_entity();
+  auto other = f.sched.make_entity();
+  outcome o1, o2, o3;
+  auto j1 = e.push(wait_then_run({}, {100, {}, 1}));
+  auto j2 = other.push(wait_then_run({}, {100, {}, 2}));
+  auto j3 = e.push(wait_then_run({}, {1000, {}, 3}));
+  f.observe(j1.finished, o1);
+  f.observe(j2.finished, o2);
+  f.observe(j3.finished, o3);
+  std::unique_ptr<paused<command>> guard;
+  f.clock.at(50, sim::phase::other, [&] {
+    f.sched.async_pause([&](std::unique_ptr<paused<command>> granted) { guard = std::move(granted); });
+  });
+  // The ring runs its commands one after another: j1 and j2 finish at 100 and
+  // 200, during the pause, and their completions wait in the queue; j3 is
+  // still running at 250.
+  f.clock.at(250, sim::phase::other, [&] {
+    REQUIRE(guard);
+    CHECK(guard->in_flight() == 3);
+    guard->reset_and_replay();
+    std::vector<std::uint32_t> attempts;
+    guard->for_each_in_flight([&](in_flight_job<command>& job) { attempts.push_back(job.attempts); });
+    CHECK(attempts == std::vector<std::uint32_t>{1, 1, 2});  // only j3 is replayed
+    guard.reset();
+  });
+  f.run();
+  CHECK(o1.at == 250);
+  CHECK(o2.at == 250);
+  CHECK(o3.at == 1250);
+  CHECK_FALSE(o1.error);
+  CHECK_FALSE(o2.error);
+  CHECK_FALSE(o3.error);
+  CHECK(f.run_order() == std::vector<std::uint64_t>{1, 2, 3, 3});
+  CHECK(other.get_reset_status().kind == reset_kind::untouched);
+  // Each completion was handled once: the scheduler holds no job any more.
+  for (const auto* pushed : {&j1, &j2, &j3}) CHECK(pushed->finished.state()->owner->refs.load() == 1);
+}
+
 TEST_CASE("entities report guilty, innocent and untouched after a timeout reset", "[pause][timeout]") {
   asio::io_context ctx;
   sim::virtual_clock clock;
