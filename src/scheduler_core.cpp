@@ -102,8 +102,7 @@ class steady_timers final : public timer_service {
 // ------------------------------------------------------------------ entity state
 
 entity_state::entity_state(std::uint32_t limit, priority p, std::string entity_name)
-    : finished_context(new_contexts(2)),
-      scheduled_context(finished_context + 1),  // see scheduler_core::scheduled_fence
+    : finished_context(new_contexts(2)),  // and the scheduled one after it (job_block::scheduled_context_of)
       credit_limit(limit),
       name(std::move(entity_name)),
       prio(p),
@@ -826,12 +825,7 @@ void scheduler_core::reach_scheduled(job_block& block, bool unrun) noexcept {
   // requested fence's block.
   const std::uintptr_t old = block.scheduled_word.fetch_or(
       job_block::scheduled_reached | (unrun ? job_block::scheduled_unrun : 0), std::memory_order_acq_rel);
-  if (auto* requested = job_block::scheduled_block(old)) {
-    if (unrun)
-      requested->state.signal(block.finished.error, block.finished.recorded_cause());
-    else
-      requested->state.signal({}, std::nullopt);
-  }
+  if (auto* requested = job_block::scheduled_block(old)) block.signal_scheduled(requested->state, unrun);
 }
 
 fence scheduler_core::scheduled_fence(const fence& finished) {
@@ -849,14 +843,10 @@ fence scheduler_core::scheduled_fence(const fence& finished) {
       return fence::adopt(&made->state);
     }
     const fence_point point = block.finished.point;
-    auto* made = new single_fence_block(fence_point{point.context + 1, point.seqno});
+    auto* made = new single_fence_block(fence_point{job_block::scheduled_context_of(point.context), point.seqno});
     made->refs.store(2, std::memory_order_relaxed);  // the job block's and the caller's
-    if (word & job_block::scheduled_reached) {
-      if (word & job_block::scheduled_unrun)
-        made->state.signal(block.finished.error, block.finished.recorded_cause());
-      else
-        made->state.signal({}, std::nullopt);
-    }
+    if (word & job_block::scheduled_reached)
+      block.signal_scheduled(made->state, (word & job_block::scheduled_unrun) != 0);
     // acq_rel: publishes the new block; on failure, acquires the current word.
     if (block.scheduled_word.compare_exchange_strong(word, word | reinterpret_cast<std::uintptr_t>(made),
                                                      std::memory_order_acq_rel, std::memory_order_acquire))
@@ -1209,6 +1199,23 @@ void scheduler_core::on_timeout(ring_slot& slot, std::uint64_t generation) noexc
   recover(slot, *front);
 }
 
+namespace {
+
+// What becomes of an in-flight command at a ring reset, once the scheduler has
+// stopped waiting for its hardware fence.
+enum class at_reset : std::uint8_t {
+  replay,         // its fence had not signalled
+  retire_queued,  // it had signalled and its waiter was notified: the completion is queued
+  retire,         // it signalled after the waiter was removed: nothing is queued for it
+};
+
+at_reset stop_watching_hardware(job_block& block) noexcept {
+  if (!block.hardware.state()->remove_waiter(block.waiter)) return at_reset::retire_queued;
+  return block.hardware.signalled() ? at_reset::retire : at_reset::replay;
+}
+
+}  // namespace
+
 void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
   entity_state& guilty_entity = *guilty.entity;
   const fence_point guilty_point = guilty.finished.point;
@@ -1227,12 +1234,10 @@ void scheduler_core::recover(ring_slot& slot, job_block& guilty) noexcept {
 
   // Which commands had finished before the reset (they retire normally); no
   // hardware fence from before the reset is waited for any more.
+  // (A completion already queued finds its job decided and is dropped.)
   std::vector<std::pair<job_block*, bool>> on_ring;
-  for (job_block* block = slot.in_flight_head; block; block = block->in_flight_next) {
-    const bool finished = !block->hardware.state()->remove_waiter(block->waiter) ||
-                          block->hardware.signalled();
-    on_ring.emplace_back(block, finished);
-  }
+  for (job_block* block = slot.in_flight_head; block; block = block->in_flight_next)
+    on_ring.emplace_back(block, stop_watching_hardware(*block) != at_reset::replay);
   try {
     slot.ring->reset();
   } catch (...) {
@@ -1330,17 +1335,11 @@ void scheduler_core::reset_and_replay() noexcept {
   for (auto& slot : rings_) {
     if (!slot->in_flight_head) continue;
     // A command whose hardware fence signalled before the reset retires after
-    // the pause: its completion is queued already when the waiter had been
-    // notified, and is queued here when the fence signalled after the waiter
-    // was removed. The others are replayed.
-    enum class then : std::uint8_t { replay, retire_queued, retire };
-    std::vector<std::pair<job_block*, then>> on_ring;
-    for (job_block* block = slot->in_flight_head; block; block = block->in_flight_next) {
-      const bool removed = block->hardware.state()->remove_waiter(block->waiter);
-      on_ring.emplace_back(block, !removed                       ? then::retire_queued
-                                  : block->hardware.signalled() ? then::retire
-                                                                : then::replay);
-    }
+    // the pause, through its queued completion (queued here if there is none).
+    // The others are replayed.
+    std::vector<std::pair<job_block*, at_reset>> on_ring;
+    for (job_block* block = slot->in_flight_head; block; block = block->in_flight_next)
+      on_ring.emplace_back(block, stop_watching_hardware(*block));
     try {
       slot->ring->reset();
     } catch (...) {
@@ -1350,8 +1349,8 @@ void scheduler_core::reset_and_replay() noexcept {
     const auto reset_at = options_.policy == scheduling_policy::fair ? now() : std::chrono::nanoseconds(0);
     slot->last_finish = std::max(slot->last_finish, reset_at);
     for (auto [block, next] : on_ring) {
-      if (next == then::retire_queued) continue;
-      if (next == then::retire) {
+      if (next == at_reset::retire_queued) continue;
+      if (next == at_reset::retire) {
         block->hardware_node_attempt = block->attempts;
         enqueue_job_node(*block, block->wake_node);
         continue;

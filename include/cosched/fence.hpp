@@ -82,8 +82,7 @@ class fence {
   /// For a failed fence whose failure came from another job (a failed
   /// dependency, a ban), the point of the job where it originated.
   std::optional<fence_point> cause() const noexcept {
-    if (!state_->is_signalled() || !state_->has_cause) return std::nullopt;
-    return state_->cause;
+    return state_->is_signalled() ? state_->recorded_cause() : std::nullopt;
   }
 
   /// The fence's point on its timeline.

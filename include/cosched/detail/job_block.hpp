@@ -86,6 +86,19 @@ struct job_block final : ref_block {
     return reinterpret_cast<single_fence_block*>(word & ~scheduled_flags);
   }
   std::atomic<std::uintptr_t> scheduled_word{0};
+  /// An entity reserves two consecutive contexts: its finished fences' and its
+  /// scheduled fences'.
+  static constexpr std::uint64_t scheduled_context_of(std::uint64_t finished_context) noexcept {
+    return finished_context + 1;
+  }
+  /// Signals this job's requested scheduled fence `state`: success once the
+  /// command ran, the finished fence's recorded outcome for a job that never ran.
+  void signal_scheduled(fence_state& state, bool unrun) const noexcept {
+    if (unrun)
+      state.signal(finished.error, finished.recorded_cause());
+    else
+      state.signal({}, std::nullopt);
+  }
 
   // The fields every job uses come first, the ones only some jobs use last: a
   // block is cold when push writes it and when the scheduler comes back to it,

@@ -83,8 +83,7 @@ struct entity_state {
   std::atomic<std::uint32_t> refs{1};
 
   // Constant after construction.
-  const std::uint64_t finished_context;
-  const std::uint64_t scheduled_context;
+  const std::uint64_t finished_context;  // its scheduled fences: job_block::scheduled_context_of()
   const std::uint32_t credit_limit;
   const std::string name;
 
