@@ -543,7 +543,7 @@ void scheduler_core::process(work_node& node) noexcept {
       const bool held_ref = node.holds_ref;
       // Tagged with the attempt: a completion from before a reset is ignored.
       if (block.phase == job_phase::running && block.hardware.valid() &&
-          block.hardware_node_attempt == block.attempts)
+          block.wake_attempt == block.attempts)
         retire(block);
       finish_job_node(block, held_ref);
       return;
@@ -1003,6 +1003,10 @@ void scheduler_core::charge_ring_time(job_block& block, std::chrono::nanoseconds
   entity.virtual_time = saturating_add(entity.virtual_time, saturating_mul(ring_time, multiplier));
 }
 
+namespace {
+constexpr auto any_entity = [](const entity_state&) { return true; };
+}
+
 template <class Eligible>
 job_block* scheduler_core::best_ready(const std::vector<entity_state*>& among, Eligible eligible) noexcept {
   job_block* best = nullptr;
@@ -1023,7 +1027,7 @@ job_block* scheduler_core::best_ready(const std::vector<entity_state*>& among, E
 
 void scheduler_core::select(ring_slot& slot) noexcept {
   while (slot.credits_in_flight < options_.credit_limit) {
-    job_block* best = best_ready(slot.entities, [](const entity_state&) { return true; });
+    job_block* best = best_ready(slot.entities, any_entity);
     // The best ready head waits for credits; nothing is run past it.
     if (!best || best->credits > options_.credit_limit - slot.credits_in_flight) return;
     run_job(*best, slot);
@@ -1045,7 +1049,7 @@ void scheduler_core::select_shared() noexcept {
     ring_slot& slot = *rings_.front();
     for (;;) {
       if (options_.policy == scheduling_policy::fair) refresh_fair();
-      job_block* best = best_ready(entities_, [](const entity_state&) { return true; });
+      job_block* best = best_ready(entities_, any_entity);
       if (!best || best->credits > options_.credit_limit - slot.credits_in_flight) return;
       run_job(*best, slot);
     }
@@ -1114,7 +1118,7 @@ void scheduler_core::run_job(job_block& block, ring_slot& slot) noexcept {
 }
 
 void scheduler_core::watch_hardware(job_block& block, bool may_retire) noexcept {
-  block.hardware_node_attempt = block.attempts;
+  block.wake_attempt = block.attempts;
   // A hardware fence that has already signalled (work the "hardware" finished
   // at once) retires now, and selection goes on with the credits it frees,
   // without touching the block's wait fields; during a pause its retirement
@@ -1351,8 +1355,7 @@ void scheduler_core::reset_and_replay() noexcept {
     for (auto [block, next] : on_ring) {
       if (next == at_reset::retire_queued) continue;
       if (next == at_reset::retire) {
-        block->hardware_node_attempt = block->attempts;
-        enqueue_job_node(*block, block->wake_node);
+        enqueue_job_node(*block, block->wake_node);  // armed for this attempt by watch_hardware
         continue;
       }
       block->run_at = reset_at;

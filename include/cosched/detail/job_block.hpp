@@ -119,7 +119,7 @@ struct job_block final : ref_block {
   job_phase phase = job_phase::mailbox;
   bool awaited_yields_error = false;
   std::uint32_t attempts = 0;
-  std::uint32_t hardware_node_attempt = 0;  // the attempt whose completion wake_node reports (hardware_done)
+  std::uint32_t wake_attempt = 0;  // the attempt whose completion wake_node reports (hardware_done)
   // Nodes of this job queued on the executor's own list (they hold no
   // reference); signalling defers the scheduler's release until they are processed.
   std::uint8_t local_nodes = 0;
