@@ -48,6 +48,7 @@ class instant_ring final : public ring<counted_command> {
     return fence::make_signalled();
   }
   void cancel_all() noexcept override { ++cancels; }
+  void stop() noexcept {}  // no thread of its own (see device_ring::stop)
 
   // The scheduler's executor only; read by the test after that thread joined.
   std::uint64_t runs = 0;
@@ -61,7 +62,12 @@ class device_ring final : public ring<counted_command> {
   device_ring() : device_([this] { serve(); }) {}
   device_ring(const device_ring&) = delete;
   device_ring& operator=(const device_ring&) = delete;
-  ~device_ring() override {
+  ~device_ring() override { stop(); }
+
+  /// Joins the device thread once it has signalled what it holds. Tests call it
+  /// before the scheduler's io_context goes: a signal's wake-up posts to it.
+  void stop() {
+    if (!device_.joinable()) return;
     {
       std::lock_guard guard(lock_);
       stopping_ = true;
@@ -322,6 +328,7 @@ void run_multi_producer(Ring& hardware, std::uint64_t (*runs_of)(Ring&)) {
   // Nothing is on the ring unless a wake-up was lost; then the bound ends it.
   const auto down = wait_for(sched.shutdown(std::chrono::seconds(1)), executor->executor());
   if (!down) shutdown_stuck();
+  hardware.stop();  // its last posts complete before the io_context goes
   executor->stop();
   CHECK_FALSE(*down);
   CHECK(sched.is_shut_down());
@@ -435,6 +442,7 @@ TEST_CASE("a job woken from another thread that then waits again holds and drops
   REQUIRE(wait_for(pushed.finished, executor->executor()) == std::error_code{});
   auto down = sched.shutdown();
   REQUIRE(wait_for(down, executor->executor()).has_value());
+  hardware.stop();  // its last posts complete before the io_context goes
   executor->stop();
   CHECK(frame.alive() == 0);
   CHECK(commands.alive() == 0);
@@ -493,6 +501,7 @@ TEST_CASE("threads ask for scheduled fences while the scheduler reaches them", "
   }
   auto down = sched.shutdown();
   REQUIRE(wait_for(down, executor->executor()).has_value());
+  hardware.stop();  // its last posts complete before the io_context goes
   executor->stop();
 }
 
@@ -591,6 +600,7 @@ TEST_CASE("pushes from other threads race with scheduler shutdown", "[lifetime][
   shutdown_done.count_down();
   for (auto& t : threads) t.join();
   if (!down) shutdown_stuck();
+  hardware.stop();  // its last posts complete before the io_context goes
   executor->stop();
   CHECK_FALSE(*down);
   CHECK(sched.is_shut_down());
