@@ -5,7 +5,12 @@
 # vgem (/dev/dri/card1 + renderD129: VGEM_FENCE_ATTACH/SIGNAL give dma-fences
 # that stay pending until signalled). See README.md next to this file.
 #
-# usage: tests/drm-vm/run.sh [--include PATH]... [--env NAME=VALUE]... -- COMMAND [ARGS...]
+# usage: tests/drm-vm/run.sh [--gpu virgl] [--include PATH]... [--env NAME=VALUE]... -- COMMAND [ARGS...]
+#
+# --gpu virgl replaces the 2D device with `-device virtio-gpu-gl-pci`: virtio_gpu
+# with virgl 3D, whose DRM_IOCTL_VIRTGPU_EXECBUFFER runs real GPU work (the host
+# executes it with virglrenderer on Mesa's software rasterizer; no host GPU needed)
+# and signals the submission's out-syncobjs itself.
 #
 # Host paths keep their meaning in the guest: the guest's working directory is
 # this shell's working directory, and COMMAND, every --include and the shared
@@ -30,11 +35,13 @@ seconds_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b 
 
 usage() {
   cat <<'EOF'
-usage: tests/drm-vm/run.sh [--include PATH]... [--env NAME=VALUE]... -- COMMAND [ARGS...]
+usage: tests/drm-vm/run.sh [--gpu virgl] [--include PATH]... [--env NAME=VALUE]... -- COMMAND [ARGS...]
 
 Boots a QEMU VM with a Debian trixie kernel, virtio-gpu (/dev/dri/renderD128) and
 vgem (/dev/dri/renderD129), runs COMMAND there as root and exits with its status.
 
+  --gpu virgl        a virtio-gpu with virgl 3D (real GPU work, run by the host's
+                     virglrenderer on Mesa's software rasterizer) instead of the 2D one
   --include PATH     copy a file or directory into the guest at the same path
   --env NAME=VALUE   set an environment variable for COMMAND
 
@@ -48,8 +55,11 @@ EOF
 # ------------------------------------------------------------------ arguments
 includes=()
 envs=()
+gpu=2d
 while [ $# -gt 0 ]; do
   case $1 in
+    --gpu) [ $# -ge 2 ] || die "--gpu needs a value (virgl)"; gpu=$2; shift 2 ;;
+    --gpu=*) gpu=${1#--gpu=}; shift ;;
     --include) [ $# -ge 2 ] || die "--include needs a path"; includes+=("$2"); shift 2 ;;
     --include=*) includes+=("${1#--include=}"); shift ;;
     --env) [ $# -ge 2 ] || die "--env needs NAME=VALUE"; envs+=("$2"); shift 2 ;;
@@ -67,6 +77,13 @@ for e in ${envs[@]+"${envs[@]}"}; do
   [[ $e =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env wants NAME=VALUE, got: $e"
 done
 [ "$(uname -m)" = x86_64 ] || die "x86_64 hosts only"
+case $gpu in
+  2d) gpu_device=(-device virtio-gpu-pci); gpu_display=none ;;
+  # No host /dev/dri here: rendernode=/dev/null makes Mesa fall back to its
+  # software screen (llvmpipe) through GBM/EGL.
+  virgl) gpu_device=(-device virtio-gpu-gl-pci); gpu_display=egl-headless,rendernode=/dev/null ;;
+  *) die "--gpu takes virgl (the default is the 2D device), got: $gpu" ;;
+esac
 
 timeout_s=${COSCHED_DRM_VM_TIMEOUT:-900}
 mem_mib=${COSCHED_DRM_VM_MEM:-1024}
@@ -108,6 +125,24 @@ ensure_commands() {
 
 ensure_commands qemu-system-x86_64:qemu-system-x86 cpio:cpio xz:xz-utils apt-get:apt \
   dpkg:dpkg flock:util-linux realpath:coreutils ldd:libc-bin
+
+# apt-get install the packages that are not installed (no command to look for).
+ensure_packages() {
+  local missing=() package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  { as_root apt-get update -q && as_root apt-get install -y -q --no-install-recommends "${missing[@]}"; } >&2 ||
+    die "apt-get install ${missing[*]} failed"
+}
+# The virgl device needs QEMU's GL display module and a host renderer (Mesa
+# through GBM/EGL).
+if [ "$gpu" = virgl ]; then
+  ensure_packages qemu-system-gui libvirglrenderer1 libegl-mesa0 libgl1-mesa-dri libgbm1
+fi
 
 # ------------------------------------------------------- the cached kernel
 
@@ -483,9 +518,9 @@ run_vm() {
   [ "$boot_limit" -le "$timeout_s" ] || boot_limit=$timeout_s
   : >"$tmp/console"; : >"$tmp/status"; : >"$tmp/stderr"
   vm_start=$EPOCHREALTIME
-  say "booting $release ($1, $cpus vCPU, $mem_mib MiB)"
+  say "booting $release ($1, $cpus vCPU, $mem_mib MiB, ${gpu_device[1]})"
   qemu-system-x86_64 "${cpu[@]}" -M pc -m "$mem_mib" -smp "$cpus" \
-    -nodefaults -no-user-config -display none -no-reboot \
+    -nodefaults -no-user-config -display "$gpu_display" -no-reboot \
     -kernel "$kdir/vmlinuz" -initrd "$tmp/initrd" \
     -append "console=ttyS0 loglevel=$loglevel panic=-1 nowatchdog rcupdate.rcu_cpu_stall_suppress=1 mitigations=off" \
     -chardev "file,id=console,path=$tmp/console" \
@@ -493,7 +528,7 @@ run_vm() {
     -chardev "file,id=status,path=$tmp/status" \
     -chardev "file,id=stderr,path=$tmp/stderr,append=on" \
     -serial chardev:console -serial chardev:stdout -serial chardev:status -serial chardev:stderr \
-    -device virtio-gpu-pci \
+    "${gpu_device[@]}" \
     </dev/null 2>"$tmp/qemu.err" &
   qemu_pid=$!
   tail -f -s 0.2 --pid="$qemu_pid" -c +1 "$tmp/stderr" >&2 &

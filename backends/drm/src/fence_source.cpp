@@ -182,41 +182,44 @@ void fence_source_impl::complete(const std::shared_ptr<registration>& r, std::er
 }
 
 std::error_code fence_source_impl::fence_error(const registration& r) noexcept {
-  unique_fd exported;
-  int status_fd = r.fd;
-  if (r.what == registration::kind::eventfd) {
-    const auto& dev = *device.state();
-    int fd;
-    if (r.key.point == 0) {
-      fd = export_sync_file(dev, r.syncobj->handle);
-    } else {
-      std::lock_guard guard(scratch_lock);
-      if (!scratch) {
-        drm_syncobj_create args{};
-        if (const int err = dev.ioctl(DRM_IOCTL_SYNCOBJ_CREATE, &args)) {
-          logger()->warn("cosched::drm::fence_source: cannot create a syncobj to read a fence's status: {}",
-                         std::generic_category().message(err));
-          return {err, std::generic_category()};
-        }
-        scratch = args.handle;
+  if (r.what == registration::kind::eventfd) return point_error(r.syncobj->handle, r.key.point);
+  return status_error(r.fd);
+}
+
+std::error_code fence_source_impl::point_error(std::uint32_t handle, std::uint64_t point) noexcept {
+  const auto& dev = *device.state();
+  int fd;
+  if (point == 0) {
+    fd = export_sync_file(dev, handle);
+  } else {
+    std::lock_guard guard(scratch_lock);
+    if (!scratch) {
+      drm_syncobj_create args{};
+      if (const int err = dev.ioctl(DRM_IOCTL_SYNCOBJ_CREATE, &args)) {
+        logger()->warn("cosched::drm::fence_source: cannot create a syncobj to read a fence's status: {}",
+                       std::generic_category().message(err));
+        return {err, std::generic_category()};
       }
-      const int err = transfer(dev, r.syncobj->handle, r.key.point, scratch, 0);
-      fd = err ? -err : export_sync_file(dev, scratch);
+      scratch = args.handle;
     }
-    // No fence left to look at (a binary syncobj reset since): nothing failed
-    // that could be reported.
-    if (fd == -EINVAL || fd == -ENOENT) return {};
-    if (fd < 0) {
-      const std::string why =
-          describe_error(-fd, "fence_source: exporting a reached point to read its status");
-      logger()->warn("{}: {}", why, std::generic_category().message(-fd));
-      return {-fd, std::generic_category()};
-    }
-    exported.reset(fd);
-    status_fd = fd;
+    const int err = transfer(dev, handle, point, scratch, 0);
+    fd = err ? -err : export_sync_file(dev, scratch);
   }
+  // No fence left to look at (a binary syncobj reset since): nothing failed
+  // that could be reported.
+  if (fd == -EINVAL || fd == -ENOENT) return {};
+  if (fd < 0) {
+    const std::string why = describe_error(-fd, "fence_source: exporting a reached point to read its status");
+    logger()->warn("{}: {}", why, std::generic_category().message(-fd));
+    return {-fd, std::generic_category()};
+  }
+  const unique_fd exported(fd);
+  return status_error(exported.get());
+}
+
+std::error_code fence_source_impl::status_error(int sync_file_fd) noexcept {
   try {
-    const int status = options.sync_file_status(status_fd);
+    const int status = options.sync_file_status(sync_file_fd);
     if (status < 0) return {-status, std::generic_category()};
     return {};
   } catch (const std::system_error& e) {
@@ -305,5 +308,7 @@ std::uint64_t fence_source::registrations_made() const noexcept {
 std::size_t fence_source::max_registrations() const noexcept { return impl_->options.max_registrations; }
 
 const drm::device& fence_source::get_device() const noexcept { return impl_->device; }
+
+reactor& fence_source::get_reactor() const noexcept { return impl_->events; }
 
 }  // namespace cosched::drm

@@ -88,6 +88,11 @@ struct fence_source_impl final : syncobj_listener, std::enable_shared_from_this<
   void complete(const std::shared_ptr<registration>& r, std::error_code ec) noexcept;
   /// The sync_file status of a completed signalled-mode wait, as an error.
   std::error_code fence_error(const registration& r) noexcept;
+  /// The status of the fence at `point` of syncobj `handle` (0: a binary
+  /// syncobj's fence), read through a sync_file export, as an error.
+  std::error_code point_error(std::uint32_t handle, std::uint64_t point) noexcept;
+  /// A sync_file's status (options.sync_file_status) as an error.
+  std::error_code status_error(int sync_file_fd) noexcept;
   void on_syncobj_destroyed(const syncobj_identity& which) noexcept override;
   /// From ~fence_source: fails every pending wait `broken` and ends the polls.
   void abandon_all() noexcept;

@@ -128,8 +128,11 @@ class fence_source {
   std::uint64_t registrations_made() const noexcept;
   std::size_t max_registrations() const noexcept;
   const drm::device& get_device() const noexcept;
+  /// The reactor its waits complete on.
+  reactor& get_reactor() const noexcept;
 
  private:
+  friend class submission_timeline;  // shares the status reading of completed points
   std::shared_ptr<detail::fence_source_impl> impl_;
 };
 
