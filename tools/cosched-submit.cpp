@@ -1,6 +1,6 @@
 // cosched-submit: runs a job graph (JSON, or a generated one) through the
 // scheduler on a simulated GPU (sim, or the drm backend's host engine on real
-// kernel syncobjs) and reports each job's outcome.
+// kernel syncobjs) or as real GPU work (virtgpu) and reports each job's outcome.
 // Exit 0: the run completed; 2: unusable input (nothing ran); 1: internal failure.
 #include <unistd.h>
 
@@ -51,13 +51,18 @@ int main(int argc, char** argv) {
   std::string generate_text;
   std::string save_graph_path;
   std::uint64_t seed = 1;
+  bool verify = false;
   app.add_option("GRAPH", graph_path, "job graph (JSON; see README)");
   app.add_option("--backend", backend,
-                 "sim (simulated GPU; the default) or drm (the same commands executed by a host engine "
-                 "that signals real kernel timeline syncobjs; needs a DRM render node and Linux 6.6)")
-      ->check(CLI::IsMember({"sim", "drm"}));
+                 "sim (simulated GPU; the default), drm (the same commands executed by a host engine "
+                 "that signals real kernel timeline syncobjs; needs a DRM render node and Linux 6.6) or virtgpu "
+                 "(each job real GPU work on a virtio-gpu device with virgl, sized to its duration; real time only)")
+      ->check(CLI::IsMember({"sim", "drm", "virtgpu"}));
   app.add_option("--device", device_path,
-                 "with --backend drm: the render node (default: the first usable /dev/dri/renderD*)");
+                 "with --backend drm or virtgpu: the render node (default: the first usable /dev/dri/renderD*)");
+  app.add_flag("--verify", verify,
+               "with --backend virtgpu: every job also writes a region with a value of its own; after the run "
+               "every region is read back and each job line says \"verified\": true, false or null");
   app.add_option("--clock", clock,
                  "real (device threads, io_uring; the default) or virtual (deterministic, no sleeping)")
       ->check(CLI::IsMember({"real", "virtual"}));
@@ -78,7 +83,11 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("give either a GRAPH file or --generate SPEC (not both)");
     if (!save_graph_path.empty() && generate_text.empty())
       throw CLI::ValidationError("--save-graph needs --generate");
-    if (!device_path.empty() && backend != "drm") throw CLI::ValidationError("--device needs --backend drm");
+    if (!device_path.empty() && backend == "sim")
+      throw CLI::ValidationError("--device needs --backend drm or --backend virtgpu");
+    if (verify && backend != "virtgpu") throw CLI::ValidationError("--verify needs --backend virtgpu");
+    if (backend == "virtgpu" && clock == "virtual")
+      throw CLI::ValidationError("--backend virtgpu runs real GPU work: it has no --clock virtual");
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::Error& e) {
@@ -91,8 +100,11 @@ int main(int argc, char** argv) {
     const std::string source = generate_text.empty() ? graph_path : "--generate " + generate_text;
     graph g = generate_text.empty() ? load_graph(graph_path) : generate_graph(parse_generate_spec(generate_text), seed);
     check_supported(g, source);
+    // Devices before anything runs or is written.
     cosched::drm::device device;
-    if (backend == "drm") device = open_drm_device(device_path);  // before anything runs or is written
+    if (backend == "drm") device = open_drm_device(device_path);
+    cosched::virtgpu::device gpu;
+    if (backend == "virtgpu") gpu = open_virtgpu_device(device_path);
     if (!save_graph_path.empty() && !write_to(save_graph_path, [&](std::ostream& out) { write_graph(out, g); })) {
       std::cerr << "cosched-submit: cannot write the graph to " << save_graph_path << "\n";
       return exit_internal;
@@ -100,8 +112,10 @@ int main(int argc, char** argv) {
 
     run_options options;
     options.clock = clock == "virtual" ? clock_kind::virtual_time : clock_kind::real_time;
-    options.backend = backend == "drm" ? backend_kind::drm : backend_kind::sim;
+    options.backend = backend == "drm" ? backend_kind::drm : backend == "virtgpu" ? backend_kind::virtgpu : backend_kind::sim;
     options.device = device;
+    options.gpu = gpu;
+    options.verify = verify;
     const bool show_progress = options.clock == clock_kind::real_time && ::isatty(STDERR_FILENO);
     if (show_progress) {
       options.progress = [total = g.jobs.size()](std::size_t finished, std::size_t failed) {

@@ -159,7 +159,33 @@ TEST_CASE("option backend drm without a usable device exits 2 with one message n
 
   auto device_without_drm = run_tool({"--device", "/dev/dri/renderD128", graph});
   CHECK(device_without_drm.exit_status == 2);
-  CHECK(device_without_drm.err.find("--device needs --backend drm") != std::string::npos);
+  CHECK(device_without_drm.err.find("--device needs --backend drm or --backend virtgpu") != std::string::npos);
+}
+
+TEST_CASE("option backend virtgpu without a virgl device, or with options it cannot take, exits 2 naming why",
+          "[submit][cli][virtgpu]") {
+  const auto graph = (source_dir / "examples/graphs/pipeline.json").string();
+  auto missing = run_tool({"--backend", "virtgpu", "--device", "/nonexistent/renderD128", "--results", "-", graph});
+  CHECK(missing.exit_status == 2);
+  CHECK(missing.out.empty());  // nothing ran
+  CHECK(count_lines(missing.err) == 1);
+  CHECK(missing.err.find("--backend virtgpu needs a virtio-gpu render node with virgl 3D") != std::string::npos);
+  CHECK(missing.err.find("no DRM device at /nonexistent/renderD128") != std::string::npos);
+
+  if (!std::filesystem::exists("/dev/dri")) {
+    auto none = run_tool({"--backend", "virtgpu", "--verify", graph});
+    CHECK(none.exit_status == 2);
+    CHECK(count_lines(none.err) == 1);
+    CHECK(none.err.find("no DRM device: no render node /dev/dri/renderD*") != std::string::npos);
+  }
+
+  auto virtual_clock = run_tool({"--backend", "virtgpu", "--clock", "virtual", graph});
+  CHECK(virtual_clock.exit_status == 2);
+  CHECK(virtual_clock.err.find("--backend virtgpu runs real GPU work: it has no --clock virtual") != std::string::npos);
+
+  auto verify_on_sim = run_tool({"--verify", graph});
+  CHECK(verify_on_sim.exit_status == 2);
+  CHECK(verify_on_sim.err.find("--verify needs --backend virtgpu") != std::string::npos);
 }
 
 TEST_CASE("option help exits 0", "[submit][cli]") {

@@ -1,9 +1,11 @@
 // The graph runner: pushes and kills are timed events (on the virtual clock, or
 // on a steady timer in real time); the scheduler and job coroutines do the rest,
-// on the sim backend's rings or the drm backend's host rings.
+// on the sim backend's rings, the drm backend's host rings or real GPU work
+// (virtgpu's calibrated rings).
 #include "submit/runner.hpp"
 
 #include <algorithm>
+#include <array>
 #include <iomanip>
 #include <map>
 #include <memory>
@@ -27,6 +29,7 @@
 #include "cosched/reactor.hpp"
 #include "cosched/sim/real_ring.hpp"
 #include "cosched/sim/sim_ring.hpp"
+#include "cosched/virtgpu/calibrated_ring.hpp"
 #include "submit/stats.hpp"
 
 namespace cosched::submit {
@@ -61,6 +64,17 @@ scheduling_policy scheduling_policy_of(policy_kind p) {
     case policy_kind::deadline: return scheduling_policy::deadline;
   }
   return scheduling_policy::fifo;
+}
+
+std::string unit_name(const virtgpu::calibration& c) {
+  return std::to_string(c.unit_side) + "x" + std::to_string(c.unit_side) + " copy";
+}
+
+// How many jobs were verified right, wrong, and not at all.
+std::array<std::size_t, 3> verified_counts(const run_outcome& outcome) {
+  std::array<std::size_t, 3> counts{};
+  for (const auto& v : outcome.verified) ++counts[v ? (*v ? 0 : 1) : 2];
+  return counts;
 }
 
 }  // namespace
@@ -127,27 +141,48 @@ class virtual_driver {
 // Real time: the same events on a steady timer; a device thread executes each
 // ring. sim: the reactor polls the ring's eventfd; drm: the ring signals its
 // timeline syncobj and the fence source's EVENTFD registrations come back
-// through the reactor, on this io_context.
+// through the reactor, on this io_context; virtgpu: the GPU executes each
+// command as calibrated work and its driver signals the ring's timeline.
 class real_driver {
  public:
-  real_driver(asio::io_context& ctx, const run_options& options)
+  real_driver(asio::io_context& ctx, const graph& g, const run_options& options)
       : ctx_(ctx),
         reactor_(ctx),
+        workload_(calibrated_workload(g, options)),
         epoch_(std::chrono::steady_clock::now()),
         timer_(ctx),
         watchdog_(ctx),
         progress_(options.progress) {
     if (options.backend == backend_kind::drm) source_.emplace(options.device, reactor_);
+    if (options.backend == backend_kind::virtgpu) source_.emplace(options.gpu.drm(), reactor_);
   }
   ~real_driver() {
     // Rings stop their device threads on the io_context's thread (this one).
     sim_rings_.clear();
     drm_rings_.clear();
+    gpu_rings_.clear();
   }
   ring<sim::command>& make_ring() {
+    if (workload_)
+      return *gpu_rings_.emplace_back(std::make_unique<virtgpu::calibrated_ring>(*workload_, *source_, epoch_));
     if (source_)
       return *drm_rings_.emplace_back(std::make_unique<drm::host_ring>(*source_, reactor_, epoch_));
     return *sim_rings_.emplace_back(std::make_unique<sim::real_ring>(reactor_, epoch_));
+  }
+  // virtgpu: the GPU work of the run, calibrated (which blocks briefly) before
+  // the run's time starts.
+  static std::unique_ptr<virtgpu::workload> calibrated_workload(const graph& g, const run_options& options) {
+    if (options.backend != backend_kind::virtgpu) return nullptr;
+    auto w = std::make_unique<virtgpu::workload>(options.gpu, g.jobs.size(), options.verify);
+    w->calibrate();
+    return w;
+  }
+  // virtgpu: what the outcome reports of the GPU (after the run).
+  void describe_gpu(run_outcome& outcome) const {
+    if (!workload_) return;
+    outcome.renderer = workload_->get_device().info().renderer;
+    outcome.calibration = workload_->measured();
+    if (workload_->verifying()) outcome.verified = workload_->verify();
   }
   timer_service* timers() { return nullptr; }  // steady timers on the executor
   sim::time_us now() const {
@@ -172,19 +207,23 @@ class real_driver {
   void finish(Done&& done) {
     while (!done()) ctx_.run_one();
   }
-  std::vector<ring_run> log() const { return source_ ? logs_of(drm_rings_) : logs_of(sim_rings_); }
-  std::size_t ring_count() const { return source_ ? drm_rings_.size() : sim_rings_.size(); }
+  std::vector<ring_run> log() const {
+    return workload_ ? logs_of(gpu_rings_) : source_ ? logs_of(drm_rings_) : logs_of(sim_rings_);
+  }
+  std::size_t ring_count() const { return sim_rings_.size() + drm_rings_.size() + gpu_rings_.size(); }
 
  private:
   bool rings_stalled() const {
     auto stalled = [](const auto& r) { return r->stalled(); };
     return std::all_of(sim_rings_.begin(), sim_rings_.end(), stalled) &&
-           std::all_of(drm_rings_.begin(), drm_rings_.end(), stalled);
+           std::all_of(drm_rings_.begin(), drm_rings_.end(), stalled) &&
+           std::all_of(gpu_rings_.begin(), gpu_rings_.end(), stalled);
   }
   std::size_t runs_so_far() const {
     std::size_t n = 0;
     for (const auto& r : sim_rings_) n += r->log().size();
     for (const auto& r : drm_rings_) n += r->log().size();
+    for (const auto& r : gpu_rings_) n += r->log().size();
     return n;
   }
 
@@ -226,10 +265,12 @@ class real_driver {
  private:
   asio::io_context& ctx_;
   reactor reactor_;
-  std::optional<drm::fence_source> source_;  // drm: outlives the rings
+  std::unique_ptr<virtgpu::workload> workload_;  // virtgpu: outlives the rings
+  std::optional<drm::fence_source> source_;    // drm, virtgpu: outlives the rings
   const std::chrono::steady_clock::time_point epoch_;  // time zero of the run and of its rings
   std::vector<std::unique_ptr<sim::real_ring>> sim_rings_;
   std::vector<std::unique_ptr<drm::host_ring>> drm_rings_;
+  std::vector<std::unique_ptr<virtgpu::calibrated_ring>> gpu_rings_;
   asio::steady_timer timer_;
   asio::steady_timer watchdog_;
   std::function<void(std::size_t, std::size_t)> progress_;
@@ -331,6 +372,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
 
   outcome.runs = driver.log();
   outcome.rings = driver.ring_count();
+  if constexpr (std::is_same_v<Driver, real_driver>) driver.describe_gpu(outcome);
   outcome.deadline_misses = sched.statistics().deadline_misses;
   for (const auto& run : outcome.runs) {
     auto& result = outcome.jobs[run.record.tag];
@@ -347,12 +389,19 @@ run_outcome run_graph(const graph& g, const run_options& options) {
   if (options.backend == backend_kind::drm && !options.device)
     throw std::invalid_argument(
         "cosched::submit::run_graph: the drm backend needs a device (open_drm_device)");
+  if (options.backend == backend_kind::virtgpu && !options.gpu)
+    throw std::invalid_argument(
+        "cosched::submit::run_graph: the virtgpu backend needs a device (open_virtgpu_device)");
+  if (options.backend == backend_kind::virtgpu && options.clock == clock_kind::virtual_time)
+    throw std::invalid_argument("cosched::submit::run_graph: the virtgpu backend runs in real time only");
+  if (options.verify && options.backend != backend_kind::virtgpu)
+    throw std::invalid_argument("cosched::submit::run_graph: verify needs the virtgpu backend");
   asio::io_context ctx(1);
   if (options.clock == clock_kind::virtual_time) {
     virtual_driver driver(ctx, options);
     return run_with(g, ctx, driver);
   }
-  real_driver driver(ctx, options);
+  real_driver driver(ctx, g, options);
   return run_with(g, ctx, driver);
 }
 
@@ -367,6 +416,20 @@ drm::device open_drm_device(const std::string& path) {
     throw backend_unavailable(
         "--backend drm needs a DRM render node with timeline syncobjs and DRM_IOCTL_SYNCOBJ_EVENTFD "
         "(Linux 6.6 or later): " +
+        what);
+  }
+}
+
+virtgpu::device open_virtgpu_device(const std::string& path) {
+  try {
+    return virtgpu::device::open(path);
+  } catch (const std::system_error& e) {
+    std::string what = e.what();
+    constexpr std::string_view prefix = "cosched::virtgpu::device: ";
+    if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+    throw backend_unavailable(
+        "--backend virtgpu needs a virtio-gpu render node with virgl 3D (QEMU's virtio-gpu-gl-pci), timeline "
+        "syncobjs and Linux 6.6 or later: " +
         what);
   }
 }
@@ -389,6 +452,8 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
         << ", \"finished_us\": " << optional_number(result.finished_us);
     // Several shared rings: the ring of the job's last run (null if never run).
     if (g.scheduler.rings > 1) out << ", \"ring\": " << (result.ring ? std::to_string(*result.ring) : "null");
+    if (!outcome.verified.empty())
+      out << ", \"verified\": " << (outcome.verified[i] ? (*outcome.verified[i] ? "true" : "false") : "null");
     out << "}\n";
     if (result.error.empty()) ++succeeded; else ++errors[result.error];
   }
@@ -404,6 +469,17 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
       << ", \"nothing_left_to_do\": " << (outcome.shut_down_early ? "true" : "false")
       << ", \"backend\": " << json_string(backend) << ", \"clock\": " << json_string(clock)
       << ", \"deadline_misses\": " << outcome.deadline_misses << ", ";
+  if (outcome.calibration) {
+    const auto& c = *outcome.calibration;
+    out << "\"gpu\": {\"renderer\": " << json_string(outcome.renderer.value_or("")) << ", \"empty_job_us\": "
+        << fixed_places(c.empty_us, 1) << ", \"unit\": " << json_string(unit_name(c)) << ", \"unit_us\": "
+        << fixed_places(c.unit_us, 1) << "}, ";
+  }
+  if (!outcome.verified.empty()) {
+    const auto counts = verified_counts(outcome);
+    out << "\"verified\": {\"true\": " << counts[0] << ", \"false\": " << counts[1] << ", \"null\": " << counts[2]
+        << "}, ";
+  }
   write_stats_json(out, compute_stats(g, outcome));
   out << "}}\n";
 }
@@ -450,6 +526,17 @@ void write_summary(std::ostream& out, const graph& g, const run_outcome& outcome
       << " failed; last fence signalled at " << outcome.end_us << " us";
   if (outcome.shut_down_early) out << " (nothing left to do: the rest was shut down)";
   out << "\n";
+  if (outcome.calibration) {
+    const auto& c = *outcome.calibration;
+    out << "GPU: " << outcome.renderer.value_or("virgl") << "; jobs sized by a calibration at start: an empty job "
+        << fixed_places(c.empty_us, 1) << " us, each " << unit_name(c) << " " << fixed_places(c.unit_us, 1)
+        << " us more\n";
+  }
+  if (!outcome.verified.empty()) {
+    const auto counts = verified_counts(outcome);
+    out << "verified by readback: " << counts[0] << " right, " << counts[1] << " wrong, " << counts[2]
+        << " never reached the GPU\n";
+  }
   // Per entity, fairness, ring time and deadline misses (of how many deadlines).
   write_stats_text(out, compute_stats(g, outcome));
 }

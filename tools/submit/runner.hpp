@@ -13,6 +13,8 @@
 
 #include "cosched/drm/device.hpp"
 #include "cosched/sim/sim_ring.hpp"
+#include "cosched/virtgpu/calibrated_ring.hpp"
+#include "cosched/virtgpu/device.hpp"
 #include "submit/graph.hpp"
 
 namespace cosched::submit {
@@ -41,20 +43,32 @@ struct run_outcome {
   std::uint64_t end_us = 0;             // when the last fence signalled
   bool shut_down_early = false;         // "nothing left to do" ended the run
   std::uint64_t deadline_misses = 0;    // the scheduler's count (scheduler_statistics)
+  /// backend_kind::virtgpu: the device's renderer and the calibration the jobs were sized with.
+  std::optional<std::string> renderer;
+  std::optional<virtgpu::calibration> calibration;
+  /// With run_options::verify, per job in graph order: null if its work never
+  /// reached the GPU, else whether its region held its value after the run.
+  std::vector<std::optional<bool>> verified;
 };
 
 enum class clock_kind { virtual_time, real_time };
 
-/// What executes the commands: the sim backend's rings, or the drm backend's
+/// What executes the commands: the sim backend's rings, the drm backend's
 /// host rings (drm::host_ring: each completion a kernel timeline syncobj point,
-/// seen through DRM_IOCTL_SYNCOBJ_EVENTFD and io_uring).
-enum class backend_kind { sim, drm };
+/// seen through DRM_IOCTL_SYNCOBJ_EVENTFD and io_uring), or real GPU work on a
+/// virtio-gpu device with virgl (virtgpu::calibrated_ring; real time only).
+enum class backend_kind { sim, drm, virtgpu };
 
 struct run_options {
   clock_kind clock = clock_kind::virtual_time;
   backend_kind backend = backend_kind::sim;
   /// backend_kind::drm: the device (see open_drm_device).
   drm::device device;
+  /// backend_kind::virtgpu: the device (see open_virtgpu_device).
+  virtgpu::device gpu;
+  /// backend_kind::virtgpu: every job also writes a region with a value of its
+  /// own, read back after the run (run_outcome::verified).
+  bool verify = false;
   /// Called about every 200 ms of a real-time run with (finished jobs, failed jobs).
   std::function<void(std::size_t, std::size_t)> progress;
 };
@@ -70,6 +84,11 @@ class backend_unavailable : public std::runtime_error {
 /// first usable one under /dev/dri when `path` is empty. Throws
 /// backend_unavailable with one line naming what is missing.
 drm::device open_drm_device(const std::string& path);
+
+/// Opens the device for backend_kind::virtgpu: the render node at `path`, or
+/// the first virtio_gpu node with virgl under /dev/dri when `path` is empty.
+/// Throws backend_unavailable with one line naming what is missing.
+virtgpu::device open_virtgpu_device(const std::string& path);
 
 /// Throws input_error (naming the file and field) for graph features this build
 /// does not run yet.

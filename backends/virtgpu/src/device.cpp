@@ -25,6 +25,22 @@ void throw_error(int err, const std::string& operation) {
   throw std::system_error(err, std::generic_category(), "cosched::virtgpu::" + operation);
 }
 
+int wait_point(int fd, std::uint32_t handle, std::uint64_t point, std::chrono::nanoseconds timeout) noexcept {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  drm_syncobj_timeline_wait wait{};
+  wait.handles = reinterpret_cast<std::uintptr_t>(&handle);
+  wait.points = reinterpret_cast<std::uintptr_t>(&point);
+  wait.count_handles = 1;
+  wait.timeout_nsec = now.tv_sec * 1'000'000'000LL + now.tv_nsec + timeout.count();
+  wait.flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT;
+  int r;
+  do {
+    r = ::ioctl(fd, DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &wait);
+  } while (r < 0 && (errno == EINTR || errno == EAGAIN));
+  return r < 0 ? errno : 0;
+}
+
 }  // namespace detail
 
 namespace {
@@ -89,17 +105,7 @@ std::optional<probe_failure> probe_submission(const drm::device& dev) {
     return probe_failure{err, where + ": the probe submission (DRM_IOCTL_VIRTGPU_EXECBUFFER) failed: " +
                                   std::generic_category().message(err)};
   }
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC, &now);
-  std::uint32_t handle = timeline.handle();
-  std::uint64_t point = 1;
-  drm_syncobj_timeline_wait wait{};
-  wait.handles = reinterpret_cast<std::uintptr_t>(&handle);
-  wait.points = reinterpret_cast<std::uintptr_t>(&point);
-  wait.count_handles = 1;
-  wait.timeout_nsec = (now.tv_sec + 10) * 1'000'000'000LL + now.tv_nsec;
-  wait.flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT;
-  if (const int err = retried_ioctl(dev.fd(), DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &wait))
+  if (const int err = detail::wait_point(dev.fd(), timeline.handle(), 1, std::chrono::seconds(10)))
     return probe_failure{err, where + ": the probe submission's out-syncobj point did not signal (" +
                                   std::generic_category().message(err) + ")"};
   return std::nullopt;
@@ -131,6 +137,10 @@ std::shared_ptr<detail::device_state> try_open(const std::string& path, std::opt
     constexpr std::string_view prefix = "cosched::drm::device: ";
     std::string why = e.what();
     if (why.compare(0, prefix.size(), prefix) == 0) why.erase(0, prefix.size());
+    // std::system_error added ": <strerror>"; ours adds it again.
+    const std::string suffix = ": " + e.code().message();
+    if (why.size() > suffix.size() && why.compare(why.size() - suffix.size(), suffix.size(), suffix) == 0)
+      why.erase(why.size() - suffix.size());
     failure = probe_failure{e.code().value(), why};
     return nullptr;
   }

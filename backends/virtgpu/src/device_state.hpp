@@ -2,6 +2,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <string>
 #include <cstdint>
 
 #include "cosched/virtgpu/device.hpp"
@@ -19,5 +21,11 @@ struct device_state {
 
 /// "cosched::virtgpu::<operation>: <strerror>" as a std::system_error.
 [[noreturn]] void throw_error(int err, const std::string& operation);
+
+/// Blocks until `point` of timeline syncobj `handle` on `fd` has a fence and it
+/// signalled, or `timeout` (DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT with
+/// WAIT_FOR_SUBMIT). Returns 0 or the errno (ETIME on timeout). For set-up
+/// work only: never on a scheduler's thread.
+int wait_point(int fd, std::uint32_t handle, std::uint64_t point, std::chrono::nanoseconds timeout) noexcept;
 
 }  // namespace cosched::virtgpu::detail
