@@ -4,6 +4,8 @@
 //   wake      fence signal -> waiting job resumed, vs a bare io_uring loop and a
 //             waiter thread posting to the io_context
 //   inflight  scheduler CPU per completion with 1..8192 fences in flight, vs poll()
+//   gpu       real GPU work on virtio-gpu with virgl (only with --only gpu): latency,
+//             throughput and CPU per job vs a bare io_uring loop and a submit thread
 // Timings are medians over repetitions: machines are noisy, and
 // peers are interleaved within each repetition so that load drift hits all alike.
 #include <malloc.h>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "bench_dag.hpp"
+#include "bench_gpu.hpp"
 #include "bench_inflight.hpp"
 #include "bench_util.hpp"
 #include "bench_wake.hpp"
@@ -37,7 +40,8 @@ struct cli {
 void usage(std::FILE* out) {
   std::fprintf(out,
                "usage: cosched-bench [--quick] [--reps N] [--only GROUP[,GROUP...]] [--json FILE|-]\n"
-               "  groups: dag, wake, inflight (default: all)\n"
+               "  groups: dag, wake, inflight (default: these three), gpu (real GPU work on a\n"
+               "          virtio-gpu device with virgl: run it there, e.g. in tests/drm-vm/run.sh --gpu virgl)\n"
                "  --quick    short run (1 rep, fewer samples): checks that everything runs\n"
                "  --reps N   repetitions per measurement (default 5); medians are reported\n"
                "  --json F   also write one JSON object with every figure to F ('-': stdout,\n"
@@ -69,8 +73,8 @@ cli parse(int argc, char** argv) {
     } else if (arg == "--only") {
       std::stringstream list(value());
       for (std::string name; std::getline(list, name, ',');) {
-        if (name != "dag" && name != "wake" && name != "inflight") {
-          std::fprintf(stderr, "cosched-bench: unknown group '%s' (dag, wake, inflight)\n", name.c_str());
+        if (name != "dag" && name != "wake" && name != "inflight" && name != "gpu") {
+          std::fprintf(stderr, "cosched-bench: unknown group '%s' (dag, wake, inflight, gpu)\n", name.c_str());
           std::exit(2);
         }
         c.only.insert(name);
@@ -148,6 +152,12 @@ const target targets[] = {
      1.5, false, "x"},
     {"ratio_poll_vs_inflight_8192", "poll() cpu / cosched cpu, N=8192", "poll_inflight_cpu_us_8192",
      "inflight_cpu_us_8192", true, 50.0, false, "x"},
+    {"ratio_gpu_latency_vs_bare", "gpu job latency p50 / bare loop p50", "gpu_latency_p50_us",
+     "gpu_bare_latency_p50_us", false, 1.1, false, "x"},
+    {"ratio_gpu_latency_vs_thread", "gpu job latency p50 / submit thread", "gpu_latency_p50_us",
+     "gpu_thread_latency_p50_us", false, 1.0, true, "x"},
+    {"ratio_gpu_throughput_vs_bare", "2000 gpu jobs: wall / bare loop wall", "gpu_throughput_ms",
+     "gpu_bare_throughput_ms", false, 1.1, false, "x"},
 };
 
 // Absolute floors measured for a 2-core machine; shown for context only,
@@ -276,7 +286,10 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   const bool json_stdout = c.json_path == "-";
   std::FILE* out = json_stdout ? stderr : stdout;
-  auto wanted = [&](const char* group) { return c.only.empty() || c.only.count(group) != 0; };
+  auto wanted = [&](const char* group) {
+    // gpu needs a virgl device: only when asked for.
+    return c.only.empty() ? std::string(group) != "gpu" : c.only.count(group) != 0;
+  };
 
   // Every figure has a key, whether or not its group runs.
   results res;
@@ -315,6 +328,8 @@ int main(int argc, char** argv) {
   if (wanted("dag")) dag::run_group(c.cfg, res, out);
   if (wanted("wake")) wake::run_group(c.cfg, res, out);
   if (wanted("inflight")) inflight::run_group(c.cfg, res, out);
+  if (wanted("gpu")) gpu::run_group(c.cfg, res, out);
+  else for (const char* k : gpu::keys) res.declare(k);
   const auto after = load_probe::take();
 
   std::vector<std::pair<std::string, std::optional<bool>>> met;

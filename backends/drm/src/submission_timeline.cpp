@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <deque>
@@ -77,18 +78,29 @@ struct submission_timeline_state {
   // and registers for the lowest one left. Reactor's thread.
   void on_ready() noexcept {
     std::uint64_t count = 0;
-    // The count only matters as "fired"; reading makes the fd not readable again.
-    [[maybe_unused]] const auto got = ::read(eventfd.get(), &count, sizeof count);
+    // The live registration is the eventfd's only writer: a count means its
+    // point has been reached. Reading makes the fd not readable again.
+    const bool fired = ::read(eventfd.get(), &count, sizeof count) == sizeof count && count > 0;
     // relaxed: a statistic.
     woken.fetch_add(1, std::memory_order_relaxed);
-    const std::int64_t value = query();
-    std::vector<slot> reached;
-    std::vector<slot> failed;
-    int failure = value < 0 ? static_cast<int>(-value) : 0;
+    reached.clear();
+    failed.clear();
+    int failure = 0;
+    const char* failed_operation = "DRM_IOCTL_SYNCOBJ_EVENTFD on a submission timeline";
     {
       std::lock_guard guard(lock);
-      if (value >= 0) {
-        const auto now = static_cast<std::uint64_t>(value);
+      std::uint64_t now = fired ? registered : 0;
+      // Only when points beyond the registered one are pending does it pay to
+      // ask how far the timeline has got (one ioctl completes them all).
+      if (!pending.empty() && pending.back().point > now) {
+        const std::int64_t value = query();
+        if (value < 0) {
+          failure = static_cast<int>(-value);
+          failed_operation = "DRM_IOCTL_SYNCOBJ_QUERY of a submission timeline";
+        }
+        if (value >= 0) now = std::max(now, static_cast<std::uint64_t>(value));
+      }
+      if (!failure) {
         if (registered != 0 && now >= registered) registered = 0;  // spent
         while (!pending.empty() && pending.front().point <= now) {
           reached.push_back(std::move(pending.front()));
@@ -105,13 +117,12 @@ struct submission_timeline_state {
     for (auto& s : reached)
       s.done.signal(read_fence_errors ? source->point_error(syncobj.handle(), s.point) : std::error_code{});
     if (failure) {
-      logger()->error(
-          "cosched::drm::submission_timeline: {}; failing {} pending fences",
-          describe_error(failure, value < 0 ? "DRM_IOCTL_SYNCOBJ_QUERY of a submission timeline"
-                                            : "DRM_IOCTL_SYNCOBJ_EVENTFD on a submission timeline"),
-          failed.size());
+      logger()->error("cosched::drm::submission_timeline: {}; failing {} pending fences",
+                      describe_error(failure, failed_operation), failed.size());
       for (auto& s : failed) s.done.set_error({failure, std::generic_category()});
     }
+    reached.clear();
+    failed.clear();
   }
 
   std::shared_ptr<fence_source_impl> source;
@@ -122,6 +133,8 @@ struct submission_timeline_state {
 
   mutable std::mutex lock;
   std::deque<slot> pending;      // guarded; in increasing point order
+  std::vector<slot> reached;     // on_ready's (reactor's thread): reused, not reallocated
+  std::vector<slot> failed;      // likewise
   std::uint64_t registered = 0;  // guarded; the point of the live registration (0: none)
   // Written by the submitter only. relaxed: read by next_point() as a snapshot.
   std::atomic<std::uint64_t> last_tracked{0};
