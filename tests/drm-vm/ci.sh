@@ -12,7 +12,11 @@
 # cosched-submit --backend virtgpu --verify on every bundled example. See
 # gpu-ci-guest.sh for the checks.
 #
-# usage: tests/drm-vm/ci.sh [--gpu virgl] BUILD_DIR
+# --sanitized DIR (with --gpu virgl; repeatable) also runs DIR's virtgpu_tests and
+# drm_tests' [driver_ring] cases in the same boot: a sanitizer build (asan, tsan)
+# of the code that only a real device exercises.
+#
+# usage: tests/drm-vm/ci.sh [--gpu virgl] [--sanitized DIR]... BUILD_DIR
 # BUILD_DIR must hold tests/drm/drm_tests, tests/drm/drm_equivalence and
 # tools/cosched-submit (cmake --build BUILD_DIR --target drm_tests drm_equivalence cosched-submit);
 # with --gpu virgl, tests/virtgpu/virtgpu_tests and tools/cosched-submit.
@@ -22,12 +26,16 @@ set -euo pipefail
 
 die() { echo "drm-vm ci: error: $*" >&2; exit 126; }
 gpu=""
-if [ "${1:-}" = --gpu ]; then
-  [ "${2:-}" = virgl ] || die "--gpu takes virgl"
-  gpu=virgl
-  shift 2
-fi
-[ $# -eq 1 ] || die "usage: tests/drm-vm/ci.sh [--gpu virgl] BUILD_DIR"
+sanitized=()
+while [ $# -gt 1 ]; do
+  case $1 in
+    --gpu) [ "${2:-}" = virgl ] || die "--gpu takes virgl"; gpu=virgl; shift 2 ;;
+    --sanitized) [ -n "${2:-}" ] || die "--sanitized needs a build directory"; sanitized+=("$2"); shift 2 ;;
+    *) break ;;
+  esac
+done
+[ $# -eq 1 ] || die "usage: tests/drm-vm/ci.sh [--gpu virgl] [--sanitized DIR]... BUILD_DIR"
+[ ${#sanitized[@]} -eq 0 ] || [ -n "$gpu" ] || die "--sanitized goes with --gpu virgl"
 here=$(cd "$(dirname "$0")" && pwd)
 source_dir=$(cd "$here/../.." && pwd)
 build=$(realpath -- "$1" 2>/dev/null) || die "no build directory $1"
@@ -45,6 +53,15 @@ for binary in "${binaries[@]}"; do
   [ -x "$build/$binary" ] || die "$build/$binary is missing: cmake --build $1 --target $targets"
   includes+=(--include "$build/$binary")
 done
+extra=()
+for dir in ${sanitized[@]+"${sanitized[@]}"}; do
+  dir=$(realpath -- "$dir" 2>/dev/null) || die "no build directory $dir"
+  for binary in tests/virtgpu/virtgpu_tests tests/drm/drm_tests; do
+    [ -x "$dir/$binary" ] || die "$dir/$binary is missing: cmake --build $dir --target virtgpu_tests drm_tests"
+    includes+=(--include "$dir/$binary")
+  done
+  extra+=("$dir")
+done
 
 start=$EPOCHREALTIME
 set +e
@@ -55,7 +72,7 @@ COSCHED_DRM_VM_QUIET=${COSCHED_DRM_VM_QUIET:-1} COSCHED_DRM_VM_TIMEOUT=${COSCHED
   --include "$source_dir/examples/graphs" \
   --include "$source_dir/tests/sim/worked" \
   --include "$source_dir/tests/data" \
-  "${guest[@]}" "$build" "$source_dir"
+  "${guest[@]}" "$build" "$source_dir" ${extra[@]+"${extra[@]}"}
 rc=$?
 set -e
 seconds=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')

@@ -2,11 +2,13 @@
 # Runs inside the drm-vm guest with the virgl device (busybox sh), started by
 # tests/drm-vm/ci.sh --gpu virgl: real GPU work on virtio-gpu with virgl.
 #
-# usage: gpu-ci-guest.sh BUILD_DIR SOURCE_DIR
-# Prints one "ci: " line per check and exits 1 if any failed.
+# usage: gpu-ci-guest.sh BUILD_DIR SOURCE_DIR [SANITIZED_BUILD_DIR...]
+# Prints one "ci: " line per check and exits 1 if any failed. Each sanitized
+# build's virtgpu_tests and drm_tests [driver_ring] run too (asan: leak checks on).
 # shellcheck disable=SC2317 # the check functions are called through check()
 build=$1
 source=$2
+shift 2
 out=$(mktemp -d /tmp/ci.XXXXXX) || exit 1
 submit=$build/tools/cosched-submit
 # shellcheck source=guest-lib.sh
@@ -57,5 +59,14 @@ for graph in "$source"/examples/graphs/*.json; do
       check "cosched-submit --backend virtgpu --verify $(basename "$graph"): verified, same outcomes as --backend sim" \
         same_outcomes "$graph" ;;
   esac
+done
+for sanitized in "$@"; do
+  name=$(basename "$sanitized")
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+  check "$name: virtgpu_tests" catch_test "$sanitized/tests/virtgpu/virtgpu_tests"
+  driver_ring_cases() { "$sanitized/tests/drm/drm_tests" "[driver_ring]"; }
+  check "$name: drm_tests [driver_ring]" catch_test driver_ring_cases
 done
 finish

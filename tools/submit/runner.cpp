@@ -405,33 +405,34 @@ run_outcome run_graph(const graph& g, const run_options& options) {
   return run_with(g, ctx, driver);
 }
 
-drm::device open_drm_device(const std::string& path) {
+namespace {
+
+// Opens a backend's device; a std::system_error becomes backend_unavailable:
+// `needs`, then the device's own reason without its "cosched::...: " prefix.
+template <class Open>
+auto open_backend_device(Open open, std::string_view prefix, const std::string& needs) {
   try {
-    return path.empty() ? drm::device::open() : drm::device::open(path);
+    return open();
   } catch (const std::system_error& e) {
-    // "cosched::drm::device: <what is missing>: <strerror>"
     std::string what = e.what();
-    constexpr std::string_view prefix = "cosched::drm::device: ";
     if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
-    throw backend_unavailable(
-        "--backend drm needs a DRM render node with timeline syncobjs and DRM_IOCTL_SYNCOBJ_EVENTFD "
-        "(Linux 6.6 or later): " +
-        what);
+    throw backend_unavailable(needs + ": " + what);
   }
 }
 
+}  // namespace
+
+drm::device open_drm_device(const std::string& path) {
+  return open_backend_device([&] { return path.empty() ? drm::device::open() : drm::device::open(path); },
+                             "cosched::drm::device: ",
+                             "--backend drm needs a DRM render node with timeline syncobjs and "
+                             "DRM_IOCTL_SYNCOBJ_EVENTFD (Linux 6.6 or later)");
+}
+
 virtgpu::device open_virtgpu_device(const std::string& path) {
-  try {
-    return virtgpu::device::open(path);
-  } catch (const std::system_error& e) {
-    std::string what = e.what();
-    constexpr std::string_view prefix = "cosched::virtgpu::device: ";
-    if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
-    throw backend_unavailable(
-        "--backend virtgpu needs a virtio-gpu render node with virgl 3D (QEMU's virtio-gpu-gl-pci), timeline "
-        "syncobjs and Linux 6.6 or later: " +
-        what);
-  }
+  return open_backend_device([&] { return virtgpu::device::open(path); }, "cosched::virtgpu::device: ",
+                             "--backend virtgpu needs a virtio-gpu render node with virgl 3D (QEMU's "
+                             "virtio-gpu-gl-pci), timeline syncobjs and Linux 6.6 or later");
 }
 
 void write_results(std::ostream& out, const graph& g, const run_outcome& outcome,

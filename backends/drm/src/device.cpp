@@ -205,27 +205,33 @@ device device::open(const std::string& path) {
   return device(std::move(state));
 }
 
-device device::open() {
-  const std::string dir = "/dev/dri";
-  std::vector<std::pair<unsigned long, std::string>> nodes;
+std::vector<std::string> device::render_nodes() {
+  std::vector<std::pair<unsigned long, std::string>> numbered;
   std::error_code ignored;  // no /dev/dri: no nodes
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ignored)) {
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/dri", ignored)) {
     const std::string name = entry.path().filename().string();
     constexpr std::string_view prefix = "renderD";
     if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
     const std::string digits = name.substr(prefix.size());
     if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    nodes.emplace_back(std::stoul(digits), entry.path().string());
+    numbered.emplace_back(std::stoul(digits), entry.path().string());
   }
+  std::sort(numbered.begin(), numbered.end());
+  std::vector<std::string> nodes;
+  for (auto& n : numbered) nodes.push_back(std::move(n.second));
+  return nodes;
+}
+
+device device::open() {
+  const auto nodes = render_nodes();
   if (nodes.empty())
     throw std::system_error(ENODEV, std::generic_category(),
                             "cosched::drm::device: no DRM device: no render node /dev/dri/renderD*");
-  std::sort(nodes.begin(), nodes.end());
   std::string tried;
   int first_error = 0;
   for (const auto& node : nodes) {
     std::optional<probe_failure> failure;
-    if (auto state = try_open(node.second, failure)) return device(std::move(state));
+    if (auto state = try_open(node, failure)) return device(std::move(state));
     if (!first_error) first_error = failure->err;
     tried += tried.empty() ? "" : "; ";
     tried += failure->why;

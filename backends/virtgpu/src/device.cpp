@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -157,24 +156,14 @@ device device::open(const std::string& path) {
     if (auto state = try_open(path, failure)) return device(std::move(state));
     throw std::system_error(failure->err, std::generic_category(), "cosched::virtgpu::device: " + failure->why);
   }
-  std::vector<std::pair<unsigned long, std::string>> nodes;
-  std::error_code ignored;  // no /dev/dri: no nodes
-  for (const auto& entry : std::filesystem::directory_iterator("/dev/dri", ignored)) {
-    const std::string name = entry.path().filename().string();
-    constexpr std::string_view prefix = "renderD";
-    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-    const std::string digits = name.substr(prefix.size());
-    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    nodes.emplace_back(std::stoul(digits), entry.path().string());
-  }
+  const auto nodes = drm::device::render_nodes();
   if (nodes.empty())
     throw std::system_error(ENODEV, std::generic_category(),
                             "cosched::virtgpu::device: no DRM device: no render node /dev/dri/renderD*");
-  std::sort(nodes.begin(), nodes.end());
   std::string tried;
   int first_error = 0;
   for (const auto& node : nodes) {
-    if (auto state = try_open(node.second, failure)) return device(std::move(state));
+    if (auto state = try_open(node, failure)) return device(std::move(state));
     if (!first_error) first_error = failure->err;
     tried += tried.empty() ? "" : "; ";
     tried += failure->why;

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cosched::drm {
 
@@ -45,6 +46,8 @@ class device {
   /// Opens the first render node under /dev/dri, in numeric order, that has
   /// everything the backend needs. The error names each node tried and what it lacks.
   static device open();
+  /// The render nodes under /dev/dri (/dev/dri/renderD<N>), in numeric order.
+  static std::vector<std::string> render_nodes();
 
   /// Uses an fd the caller already has (a render or primary node).
   static device from_fd(int fd, fd_ownership ownership);
