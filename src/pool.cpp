@@ -4,6 +4,7 @@
 // written is still seen.
 #include "cosched/detail/pool.hpp"
 
+#include <atomic>
 #include <new>
 
 namespace cosched::detail {
@@ -30,6 +31,15 @@ struct free_block {
   free_block* next;
 };
 
+// Blocks taken from operator new and not given back yet (in use, or cached in
+// some thread's free lists). relaxed: a statistic, changed only on slow paths.
+std::atomic<std::size_t> outstanding{0};
+
+void release_to_heap(void* p) noexcept {
+  outstanding.fetch_sub(1, std::memory_order_relaxed);
+  ::operator delete(p);
+}
+
 // Trivially constructible and destructible, so that its thread-local access
 // needs no initialisation guard on the hot path; the cleanup object below is
 // registered on a thread's first slow-path allocation.
@@ -45,7 +55,7 @@ struct thread_cache_cleanup {
     for (std::size_t c = 0; c < class_count; ++c) {
       while (free_block* b = cache.heads[c]) {
         cache.heads[c] = b->next;
-        ::operator delete(static_cast<void*>(b));
+        release_to_heap(b);
       }
       cache.counts[c] = 0;
     }
@@ -59,6 +69,11 @@ std::size_t class_of(std::size_t size) noexcept { return (size + granule - 1) / 
 
 }  // namespace
 
+std::size_t pool_blocks_outstanding() noexcept {
+  // relaxed: a snapshot.
+  return outstanding.load(std::memory_order_relaxed);
+}
+
 void* pool_allocate(std::size_t size) {
   const std::size_t c = class_of(size);
   if (!pooling || c >= class_count) return ::operator new(size);
@@ -67,16 +82,25 @@ void* pool_allocate(std::size_t size) {
     --cache.counts[c];
     return b;
   }
-  cleanup.arm();  // registers the thread's cleanup (once per thread)
-  return ::operator new((c + 1) * granule);
+  void* fresh = ::operator new((c + 1) * granule);
+  outstanding.fetch_add(1, std::memory_order_relaxed);
+  return fresh;
 }
 
 void pool_deallocate(void* p, std::size_t size) noexcept {
   const std::size_t c = class_of(size);
-  if (!pooling || c >= class_count || cache.counts[c] * (c + 1) * granule >= max_cached_bytes_per_class) {
+  if (!pooling || c >= class_count) {
     ::operator delete(p);
     return;
   }
+  if (cache.counts[c] * (c + 1) * granule >= max_cached_bytes_per_class) {
+    release_to_heap(p);
+    return;
+  }
+  // The first block this thread keeps in a class registers the thread's
+  // cleanup: a thread that only frees (a scheduler retiring what producers
+  // allocated) must give its cache back when it exits, too.
+  if (cache.counts[c] == 0) cleanup.arm();
   auto* b = static_cast<free_block*>(p);
   b->next = cache.heads[c];
   cache.heads[c] = b;

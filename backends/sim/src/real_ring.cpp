@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 
@@ -29,8 +30,9 @@ time_us real_ring::now() const noexcept { return device_.now(); }
 
 fence real_ring::run(command& cmd) {
   const std::uint64_t id = next_id_++;
-  auto [it, inserted] = in_flight_.emplace(id, promise());
-  fence hardware = it->second.get_fence();
+  auto [it, inserted] = in_flight_.emplace(id, running{promise(), &cmd});
+  fence hardware = it->second.done.get_fence();
+  run_ids_[&cmd] = id;
   {
     std::lock_guard guard(log_lock_);
     log_index_.emplace(id, log_.size());
@@ -45,6 +47,7 @@ void real_ring::cancel_all() noexcept {
   // before that is dropped with the rest.
   device_.cancel_all([this] { done_.clear(); });
   in_flight_.clear();  // their fences fail `broken`; the scheduler no longer waits for them
+  run_ids_.clear();
 }
 
 // On the device thread, under the device's lock.
@@ -67,7 +70,8 @@ void real_ring::on_device_event() {
   for (const auto& item : finished) {
     auto it = in_flight_.find(item.id);
     if (it == in_flight_.end()) continue;  // cancelled meanwhile
-    promise done = std::move(it->second);
+    promise done = std::move(it->second.done);
+    if (auto run = run_ids_.find(it->second.cmd); run != run_ids_.end() && run->second == item.id) run_ids_.erase(run);
     in_flight_.erase(it);
     {
       std::lock_guard guard(log_lock_);
@@ -78,6 +82,22 @@ void real_ring::on_device_event() {
     }
     done.signal(item.error);
   }
+}
+
+timeout_verdict real_ring::on_timeout(command& cmd) {
+  if (cmd.effect.what == fault::kind::slow) return timeout_verdict::progressing;
+  const auto it = run_ids_.find(&cmd);
+  if (it == run_ids_.end()) return timeout_verdict::progressing;  // finished and handled already
+  const std::uint64_t id = it->second;
+  // Finished on the device, its completion not yet through the reactor: never hung.
+  const bool finished = device_.locked([&](device_status) {
+    return std::any_of(done_.begin(), done_.end(), [id](const done_item& d) { return d.id == id; });
+  });
+  return finished ? timeout_verdict::progressing : timeout_verdict::hung;
+}
+
+std::size_t real_ring::completions_waiting() const {
+  return device_.locked([this](device_status) { return done_.size(); });
 }
 
 bool real_ring::stalled() const {

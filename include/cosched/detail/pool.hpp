@@ -16,4 +16,9 @@ void* pool_allocate(std::size_t size);
 /// goes back to operator delete. Thread-safe.
 void pool_deallocate(void* p, std::size_t size) noexcept;
 
+/// Blocks the pools took from operator new and have not given back: in use,
+/// or cached in a thread's free lists (0 when the pools are off). A thread's
+/// cache goes back when the thread exits. Thread-safe; for tests.
+std::size_t pool_blocks_outstanding() noexcept;
+
 }  // namespace cosched::detail

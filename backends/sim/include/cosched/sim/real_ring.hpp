@@ -42,10 +42,10 @@ class real_ring final : public cosched::ring<command> {
 
   fence run(command& cmd) override;
   void cancel_all() noexcept override;
-  /// A `slow` command reports progress; anything else running at the timeout hung.
-  timeout_verdict on_timeout(command& cmd) override {
-    return cmd.effect.what == fault::kind::slow ? timeout_verdict::progressing : timeout_verdict::hung;
-  }
+  /// A `slow` command reports progress, and so does a command that has
+  /// finished (its completion is queued for the reactor, or was processed
+  /// already); anything else still running at the timeout hung.
+  timeout_verdict on_timeout(command& cmd) override;
   void reset() override { cancel_all(); }
   fence replay(command& cmd) override { return run(cmd); }
 
@@ -56,6 +56,8 @@ class real_ring final : public cosched::ring<command> {
   bool stalled() const;
   /// Every run, in run order (`end` is filled in when the command finished).
   std::vector<run_record> log() const;
+  /// Completions the device has queued that the reactor has not handled yet.
+  std::size_t completions_waiting() const;
 
  private:
   struct work {
@@ -81,7 +83,12 @@ class real_ring final : public cosched::ring<command> {
 
   // The scheduler's executor only.
   std::uint64_t next_id_ = 0;
-  std::unordered_map<std::uint64_t, promise> in_flight_;
+  struct running {
+    promise done;
+    const command* cmd;
+  };
+  std::unordered_map<std::uint64_t, running> in_flight_;
+  std::unordered_map<const command*, std::uint64_t> run_ids_;  // the latest run of each command in flight
   std::unordered_map<std::uint64_t, std::size_t> log_index_;
   std::vector<run_record> log_;
   mutable std::mutex log_lock_;
