@@ -282,6 +282,37 @@ class real_driver {
   std::size_t last_finished_ = 0;
 };
 
+// Records the time at which a fence signals, inline in the signal (an
+// intrusive waiter, as the scheduler's own): `clock` runs on the signalling
+// thread under the fence's lock, so it must be short. Immovable once watching.
+class signal_stamp {
+ public:
+  signal_stamp() = default;
+  signal_stamp(const signal_stamp&) = delete;
+  signal_stamp& operator=(const signal_stamp&) = delete;
+  ~signal_stamp() {
+    if (watched_.valid()) watched_.state()->remove_waiter(waiter_);
+  }
+
+  void watch(const fence& f, std::function<sim::time_us()> clock) {
+    watched_ = f;
+    clock_ = std::move(clock);
+    waiter_.owner = this;
+    waiter_.notify = [](detail::fence_waiter& self, detail::fence_state&) noexcept {
+      auto& stamp = *static_cast<signal_stamp*>(self.owner);
+      stamp.at = stamp.clock_();
+    };
+    if (!f.state()->add_waiter(waiter_)) at = clock_();  // signalled already
+  }
+
+  sim::time_us at = 0;  // read once the fence has signalled
+
+ private:
+  fence watched_;
+  std::function<sim::time_us()> clock_;
+  detail::fence_waiter waiter_;
+};
+
 template <class Driver>
 run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   const bool per_entity = g.scheduler.mode == ring_mode::ring_per_entity;
@@ -317,10 +348,14 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   std::size_t open_jobs = g.jobs.size();
   std::size_t failed_jobs = 0;
 
+  // The moment each finished fence signals, taken inline on the signalling
+  // thread: the handler that records the rest runs later, after dependents
+  // may already have been scheduled.
+  std::vector<signal_stamp> stamps(g.jobs.size());
   auto record_finish = [&](std::size_t index) {
     return [&, index](std::error_code ec) {
       auto& result = outcome.jobs[index];
-      result.finished_us = driver.now();
+      result.finished_us = stamps[index].at;
       result.error = error_name(ec);
       if (auto cause = finished[index].cause()) {
         auto owner = entity_by_context.find(cause->context);
@@ -354,6 +389,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
                                                {.credits = spec.credits, .deadline = deadline});
       jobs_by_seqno[spec.entity].push_back(index);
       finished[index] = pushed.finished;
+      stamps[index].watch(pushed.finished, [&driver] { return driver.now(); });
       pushed.finished.async_wait(ctx.get_executor(), record_finish(index));
     });
   }

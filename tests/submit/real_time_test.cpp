@@ -1,0 +1,40 @@
+// The graph runner in real time: what its results say about when things happened.
+#include <cstddef>
+#include <string>
+
+#include "catch.hpp"
+#include "submit/graph.hpp"
+#include "submit/runner.hpp"
+
+using namespace cosched::submit;
+
+TEST_CASE("real time: a job's finished_us is when its fence signalled, never after a dependent was scheduled",
+          "[submit][runner][real]") {
+  // A chain over two entities: each job depends on the one before it, so each
+  // is scheduled only once its dependency's finished fence has signalled.
+  graph g;
+  g.scheduler.credit_limit = 4;
+  g.entities = {{"even", cosched::priority::normal}, {"odd", cosched::priority::normal}};
+  constexpr std::size_t jobs = 1000;
+  for (std::size_t i = 0; i < jobs; ++i) {
+    job_spec job;
+    job.id = "j" + std::to_string(i);
+    job.entity = i % 2;
+    job.duration_us = 10;
+    if (i > 0) job.deps = {i - 1};
+    g.jobs.push_back(job);
+  }
+  run_options options;
+  options.clock = clock_kind::real_time;
+  const auto outcome = run_graph(g, options);
+  std::size_t before_dependency = 0;
+  for (std::size_t i = 1; i < jobs; ++i) {
+    const auto& job = outcome.jobs[i];
+    const auto& dependency = outcome.jobs[i - 1];
+    REQUIRE(job.error.empty());
+    REQUIRE(job.scheduled_us);
+    REQUIRE(dependency.finished_us);
+    if (*job.scheduled_us < *dependency.finished_us) ++before_dependency;
+  }
+  CHECK(before_dependency == 0);
+}
