@@ -146,19 +146,28 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
           if (rc != 0) throw std::system_error(-rc, std::generic_category(), "cosched::reactor: enable");
         }
         self->enabled = true;
-        self->arm();
+        self->arm_if_waiting();
         if (self->dirty) self->flush();
       }
     });
   }
 
-  void arm() {
+  // On an io_context, the reactor waits for its eventfd only while it has
+  // requests pending: a pending wait is work that keeps io_context::run() from
+  // returning, which must end once the schedulers are shut down and nothing
+  // is waited for. Every request arms it (prepare); a wake-up re-arms it only
+  // if requests are left.
+  void arm_if_waiting() {
+    // relaxed: changed only on this thread.
+    if (!io || !enabled || armed || pending_count.load(std::memory_order_relaxed) == 0) return;
+    armed = true;
     event_stream->async_wait(asio::posix::stream_descriptor::wait_read,
                             [weak = weak_from_this()](const asio::error_code& ec) {
                               if (ec) return;  // closed: the reactor is going away
                               if (auto self = weak.lock()) {
+                                self->armed = false;
                                 self->on_eventfd();
-                                self->arm();
+                                self->arm_if_waiting();
                               }
                             });
   }
@@ -288,6 +297,7 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     else io_uring_prep_poll_add(sqe, e.fd, POLLIN);
     io_uring_sqe_set_data64(sqe, user_data_of(index));
     mark_dirty();
+    arm_if_waiting();
   }
 
   void prepare_cancel(std::uint32_t index) {
@@ -369,6 +379,7 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
   std::optional<asio::posix::stream_descriptor> event_stream;  // on an io_context
   bool single_issuer = false;
   bool enabled = false;
+  bool armed = false;  // io_context: the eventfd wait is outstanding
   bool dirty = false;
   std::atomic<std::size_t> pending_count{0};
   std::atomic<std::uint64_t> submits{0};

@@ -7,7 +7,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <latch>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -20,10 +23,15 @@ using test::event_fd;
 
 namespace {
 
-// Runs `ctx` until `done()`, one handler at a time.
+// Runs `ctx` until `done()`, one handler at a time. The context stops when it
+// runs out of work (a reactor with nothing to wait for holds none); work
+// posted after that needs a restart.
 template <class Done>
 void run_until(asio::io_context& ctx, Done done) {
-  while (!done()) ctx.run_one();
+  while (!done()) {
+    if (ctx.stopped()) ctx.restart();
+    ctx.run_one();
+  }
 }
 
 }  // namespace
@@ -181,4 +189,91 @@ TEST_CASE("waits requested from another thread are handed to the reactor's threa
   run_until(ctx, [&] { return f.signalled(); });
   other.join();
   CHECK_FALSE(f.error());
+}
+
+namespace {
+
+// Runs ctx.run() and reports whether it returned by itself; a watchdog thread
+// stops the context after `limit` otherwise (a guard, not a measurement).
+bool run_returns_by_itself(asio::io_context& ctx, std::chrono::seconds limit = std::chrono::seconds(20)) {
+  std::mutex lock;
+  std::condition_variable finished;
+  bool returned = false, stopped_by_watchdog = false;
+  std::thread watchdog([&] {
+    std::unique_lock held(lock);
+    if (!finished.wait_for(held, limit, [&] { return returned; })) {
+      stopped_by_watchdog = true;
+      ctx.stop();
+    }
+  });
+  ctx.run();
+  {
+    std::lock_guard held(lock);
+    returned = true;
+  }
+  finished.notify_one();
+  watchdog.join();
+  return !stopped_by_watchdog;
+}
+
+}  // namespace
+
+TEST_CASE("a reactor with nothing to wait for lets io_context::run() return", "[reactor]") {
+  asio::io_context ctx(1);
+  reactor r(ctx);
+  CHECK(run_returns_by_itself(ctx));  // nothing was ever waited for
+  event_fd device;
+  auto f = r.wait_readable(device.fd);
+  device.signal();
+  ctx.restart();
+  CHECK(run_returns_by_itself(ctx));  // the wait completed: nothing left
+  CHECK(f.signalled());
+  CHECK(r.pending() == 0);
+  // A watch keeps it waiting until it is unwatched.
+  reactor::watch_id id = 0;
+  int seen = 0;
+  id = r.watch(device.fd, [&] {
+    std::uint64_t count;
+    [[maybe_unused]] const auto got = ::read(device.fd, &count, sizeof count);
+    ++seen;
+    r.unwatch(id);
+  });
+  device.signal();
+  ctx.restart();
+  CHECK(run_returns_by_itself(ctx));
+  CHECK(seen == 1);
+  CHECK(r.pending() == 0);
+}
+
+TEST_CASE("the README's flow: a scheduler and a reactor on an io_context, a job waiting for an eventfd, shutdown; "
+          "run() returns",
+          "[reactor][scheduler]") {
+  // Hardware that has finished every command at once.
+  struct done_ring final : ring<sim::command> {
+    fence run(sim::command&) override { return fence::stub(); }
+    void cancel_all() noexcept override {}
+  };
+  asio::io_context ctx(1);
+  reactor r(ctx);
+  done_ring ring;
+  event_fd device;
+  bool finished = false;
+  {
+    scheduler<sim::command> sched(ctx.get_executor(), ring, {.credit_limit = 2});
+    auto queue = sched.make_entity();
+    auto body = [](fence ready) -> job<sim::command> {
+      co_await ready;
+      co_return sim::command{};
+    };
+    auto done = queue.push(body(r.wait_readable(device.fd)));
+    device.signal();
+    done.finished.async_wait(ctx.get_executor(), [&](std::error_code ec) {
+      finished = !ec;
+      sched.shutdown();
+    });
+    CHECK(run_returns_by_itself(ctx));
+    CHECK(finished);
+    CHECK(sched.is_shut_down());
+  }
+  CHECK(r.pending() == 0);
 }

@@ -198,14 +198,20 @@ class real_driver {
   void run(Done&& done) {
     arm_timer();
     arm_watchdog(done);
-    while (!done() && !stalled_) ctx_.run_one();
+    while (!done() && !stalled_) run_one();
     timer_.cancel();
     watchdog_.cancel();
   }
   // After shutdown: runs until `done()`.
   template <class Done>
   void finish(Done&& done) {
-    while (!done()) ctx_.run_one();
+    while (!done()) run_one();
+  }
+  // One handler. The context stops when it runs out of work (the reactor
+  // holds none while nothing is waited for); what is posted later needs a restart.
+  void run_one() {
+    if (ctx_.stopped()) ctx_.restart();
+    ctx_.run_one();
   }
   std::vector<ring_run> log() const {
     return workload_ ? logs_of(gpu_rings_) : source_ ? logs_of(drm_rings_) : logs_of(sim_rings_);
