@@ -214,7 +214,7 @@ TEST_CASE("driver_ring: cancel_all settles every fence handed out as cancelled, 
   CHECK(hw->resets == 1);
 }
 
-TEST_CASE("driver_ring: a completed command is never called hung; a pending one is the driver part's to judge",
+TEST_CASE("driver_ring: a completed command is never called hung, a pending one is the driver part's to judge",
           "[drm][driver_ring]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);
@@ -267,7 +267,7 @@ TEST_CASE("driver_ring: destroying the ring fails its pending fences broken", "[
   CHECK(r.events.pending() == 0);
 }
 
-TEST_CASE("driver_ring: a scheduler runs jobs on it; each finished fence signals once the driver's point has",
+TEST_CASE("driver_ring: a scheduler runs jobs on it, each finished fence signals once the driver's point has",
           "[drm][driver_ring][scheduler]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);

@@ -245,7 +245,7 @@ TEST_CASE("a reactor with nothing to wait for lets io_context::run() return", "[
   CHECK(r.pending() == 0);
 }
 
-TEST_CASE("the README's flow: a scheduler and a reactor on an io_context, a job waiting for an eventfd, shutdown; "
+TEST_CASE("the README's flow: a scheduler and a reactor on an io_context, a job waiting for an eventfd, shutdown: "
           "run() returns",
           "[reactor][scheduler]") {
   // Hardware that has finished every command at once.

@@ -82,7 +82,7 @@ std::uint32_t pattern(std::uint32_t n, std::uint32_t i) {
 
 }  // namespace
 
-TEST_CASE("virtgpu::device: the probe finds virgl and names the host renderer; other nodes are refused by name",
+TEST_CASE("virtgpu::device: the probe finds virgl and names the host renderer, other nodes are refused by name",
           "[virtgpu][device]") {
   COSCHED_VIRTGPU_TEST_DEVICE(dev);
   CHECK(dev.drm().driver() == "virtio_gpu");
@@ -181,7 +181,7 @@ TEST_CASE("virtgpu: copy_region copies exactly its region between textures and w
   CHECK(black == 64 * 64 - 16 * 16 - 16);
 }
 
-TEST_CASE("virtgpu: sub contexts keep their own framebuffer state; surfaces are destroyed and made again",
+TEST_CASE("virtgpu: sub contexts keep their own framebuffer state, surfaces are destroyed and made again",
           "[virtgpu][command]") {
   COSCHED_VIRTGPU_TEST_DEVICE(dev);
   rig r(dev);
@@ -268,7 +268,7 @@ struct probed_driver {
 }  // namespace
 
 TEST_CASE("virtgpu: a pipeline of three entities (upload, process, readback), 1002 GPU jobs with priorities and "
-          "dependencies; every fence signals once, with nothing of its job alive, and every tile arrives",
+          "dependencies, every fence signals once, with nothing of its job alive, and every tile arrives",
           "[virtgpu][scheduler][lifetime]") {
   COSCHED_VIRTGPU_TEST_DEVICE(dev);
   rig r(dev);
