@@ -19,6 +19,7 @@
 #include <asio/posix/stream_descriptor.hpp>
 #include <liburing.h>
 
+#include "cosched/detail/os_error.hpp"
 #include "cosched/error.hpp"
 #include "uring_loop.hpp"
 
@@ -78,12 +79,12 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
       if (rc == 0) single_issuer = true;
     }
     if (rc != 0) rc = io_uring_queue_init_params(options.entries, &own_ring, &params);
-    if (rc != 0) throw std::system_error(-rc, std::generic_category(), "cosched::reactor: io_uring_queue_init");
+    if (rc != 0) throw detail::os_error(-rc, "cosched::reactor: io_uring_queue_init");
     const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0) {
       const int err = errno;
       io_uring_queue_exit(&ring);
-      throw std::system_error(err, std::generic_category(), "cosched::reactor: eventfd");
+      throw detail::os_error(err, "cosched::reactor: eventfd");
     }
     rc = io_uring_register_eventfd(&ring, efd);
     if (rc != 0) {

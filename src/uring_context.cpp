@@ -2,6 +2,8 @@
 // going idle is one io_uring_enter that submits and waits.
 #include "cosched/uring_context.hpp"
 
+#include "cosched/detail/os_error.hpp"
+
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -63,7 +65,7 @@ uring_loop::uring_loop(const uring_context_options& options) {
   if (wake_fd_ < 0) {
     const int err = errno;
     io_uring_queue_exit(&ring);
-    throw std::system_error(err, std::generic_category(), "cosched::uring_context: eventfd");
+    throw detail::os_error(err, "cosched::uring_context: eventfd");
   }
 }
 

@@ -2,6 +2,7 @@
 // scheduler on a simulated GPU (sim, or the drm backend's host engine on real
 // kernel syncobjs) or as real GPU work (virtgpu) and reports each job's outcome.
 // Exit 0: the run completed; 2: unusable input (nothing ran); 1: internal failure.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <system_error>
 
 #include <CLI/CLI.hpp>
 
@@ -39,7 +41,17 @@ bool write_to(const std::string& path, const std::function<void(std::ostream&)>&
 
 }  // namespace
 
+// Real-time rings hold a file descriptor each (one ring per entity in
+// ring_per_entity mode): the soft limit goes up to the hard one.
+void raise_fd_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 int main(int argc, char** argv) {
+  raise_fd_limit();
   CLI::App app{"cosched-submit: run a job graph through the cosched scheduler and report what happened"};
   std::string graph_path;
   std::string backend = "sim";
@@ -150,6 +162,12 @@ int main(int argc, char** argv) {
   } catch (const cosched::submit::backend_unavailable& e) {
     std::cerr << "cosched-submit: " << e.what() << "\n";
     return exit_unusable;
+  } catch (const std::system_error& e) {
+    // A graph too large for this process's resources (the message names the limit).
+    const bool exhausted = e.code() == std::errc::too_many_files_open ||
+                           e.code() == std::errc::too_many_files_open_in_system;
+    std::cerr << "cosched-submit: " << (exhausted ? "" : "internal error: ") << e.what() << "\n";
+    return exhausted ? exit_unusable : exit_internal;
   } catch (const std::exception& e) {
     std::cerr << "cosched-submit: internal error: " << e.what() << "\n";
     return exit_internal;

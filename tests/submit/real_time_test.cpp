@@ -1,6 +1,10 @@
 // The graph runner in real time: what its results say about when things happened.
+#include <sys/resource.h>
+
+#include <cerrno>
 #include <cstddef>
 #include <string>
+#include <system_error>
 
 #include "catch.hpp"
 #include "submit/graph.hpp"
@@ -37,4 +41,37 @@ TEST_CASE("real time: a job's finished_us is when its fence signalled, never aft
     if (*job.scheduled_us < *dependency.finished_us) ++before_dependency;
   }
   CHECK(before_dependency == 0);
+}
+
+TEST_CASE("real time: a run that runs out of file descriptors reports the limit and shuts the scheduler down",
+          "[submit][runner][real]") {
+  // One real-time ring (an eventfd) per entity; far fewer descriptors than entities.
+  graph g;
+  g.scheduler.mode = ring_mode::ring_per_entity;
+  for (std::size_t i = 0; i < 300; ++i) {
+    g.entities.push_back({"e" + std::to_string(i), cosched::priority::normal});
+    job_spec job;
+    job.id = "j" + std::to_string(i);
+    job.entity = i;
+    job.duration_us = 10;
+    g.jobs.push_back(job);
+  }
+  rlimit saved{};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit low = saved;
+  low.rlim_cur = 64;
+  REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  std::string message;
+  int error = 0;
+  try {
+    run_options options;
+    options.clock = clock_kind::real_time;
+    run_graph(g, options);
+  } catch (const std::system_error& e) {
+    message = e.what();
+    error = e.code().value();
+  }
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  CHECK(error == EMFILE);
+  CHECK(message.find("RLIMIT_NOFILE soft limit 64") != std::string::npos);
 }

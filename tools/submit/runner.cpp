@@ -337,6 +337,22 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
     sched_storage.emplace(ctx.get_executor(), std::span<ring<sim::command>* const>(shared_rings), options);
   }
   auto& sched = *sched_storage;
+  // If anything below throws (a ring that cannot be made: out of file
+  // descriptors), the scheduler is shut down before it goes, so that the error
+  // is reported instead of a scheduler destroyed while running.
+  struct shut_down_on_throw {
+    scheduler<sim::command>& sched;
+    Driver& driver;
+    ~shut_down_on_throw() {
+      if (sched.is_shut_down()) return;
+      const fence down = sched.shutdown(std::chrono::nanoseconds(0));
+      try {
+        driver.finish([&] { return down.signalled(); });
+      } catch (...) {
+        // Already unwinding with the error that matters.
+      }
+    }
+  } guard{sched, driver};
 
   std::vector<entity<sim::command>> entities;
   std::unordered_map<std::uint64_t, std::size_t> entity_by_context;

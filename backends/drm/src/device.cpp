@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cosched/log.hpp"
+#include "cosched/detail/os_error.hpp"
 #include "device_state.hpp"
 #include "uapi.hpp"
 
@@ -46,18 +47,7 @@ void device_state::destroy_syncobj(std::uint32_t handle) const noexcept {
                             std::generic_category().message(err));
 }
 
-std::string fd_limit_note(int err) {
-  if (err != EMFILE && err != ENFILE) return {};
-  rlimit limit{};
-  ::getrlimit(RLIMIT_NOFILE, &limit);
-  const std::string soft = limit.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(limit.rlim_cur);
-  if (err == EMFILE)
-    return "out of file descriptors: the process's fd limit (RLIMIT_NOFILE soft limit " + soft +
-           ") is reached; raise it with setrlimit() or ulimit -n";
-  return "out of file descriptors: the system-wide limit (fs.file-max) is reached (RLIMIT_NOFILE soft "
-         "limit " +
-         soft + ")";
-}
+std::string fd_limit_note(int err) { return cosched::detail::fd_limit_note(err); }
 
 std::string describe_error(int err, std::string_view operation) {
   std::string what = "cosched::drm::";

@@ -1,6 +1,8 @@
 // The real-time simulated ring: device thread, eventfd, reactor watch.
 #include "cosched/sim/real_ring.hpp"
 
+#include "cosched/detail/os_error.hpp"
+
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -13,7 +15,7 @@ namespace cosched::sim {
 real_ring::real_ring(reactor& r, std::chrono::steady_clock::time_point epoch)
     : reactor_(r), device_(epoch, {}, [this](const work& item, time_us start) { on_finished(item, start); }) {
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (event_fd_ < 0) throw std::system_error(errno, std::generic_category(), "cosched::sim::real_ring: eventfd");
+  if (event_fd_ < 0) throw cosched::detail::os_error(errno, "cosched::sim::real_ring: eventfd");
   watch_ = reactor_.watch(event_fd_, [this] { on_device_event(); });
 }
 
