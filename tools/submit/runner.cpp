@@ -289,10 +289,13 @@ class real_driver {
 };
 
 // Records the time at which a fence signals, inline in the signal (an
-// intrusive waiter, as the scheduler's own): `clock` runs on the signalling
-// thread under the fence's lock, so it must be short. Immovable once watching.
+// intrusive waiter, as the scheduler's own): `clock` is called on the
+// signalling thread under the fence's lock, so it must be short. One per job:
+// kept small (the clock is shared). Immovable once watching.
 class signal_stamp {
  public:
+  using clock_fn = std::function<sim::time_us()>;
+
   signal_stamp() = default;
   signal_stamp(const signal_stamp&) = delete;
   signal_stamp& operator=(const signal_stamp&) = delete;
@@ -300,22 +303,22 @@ class signal_stamp {
     if (watched_.valid()) watched_.state()->remove_waiter(waiter_);
   }
 
-  void watch(const fence& f, std::function<sim::time_us()> clock) {
+  void watch(const fence& f, const clock_fn& clock) {
     watched_ = f;
-    clock_ = std::move(clock);
+    clock_ = &clock;
     waiter_.owner = this;
     waiter_.notify = [](detail::fence_waiter& self, detail::fence_state&) noexcept {
       auto& stamp = *static_cast<signal_stamp*>(self.owner);
-      stamp.at = stamp.clock_();
+      stamp.at = (*stamp.clock_)();
     };
-    if (!f.state()->add_waiter(waiter_)) at = clock_();  // signalled already
+    if (!f.state()->add_waiter(waiter_)) at = clock();  // signalled already
   }
 
   sim::time_us at = 0;  // read once the fence has signalled
 
  private:
   fence watched_;
-  std::function<sim::time_us()> clock_;
+  const clock_fn* clock_ = nullptr;
   detail::fence_waiter waiter_;
 };
 
@@ -374,6 +377,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   // thread: the handler that records the rest runs later, after dependents
   // may already have been scheduled.
   std::vector<signal_stamp> stamps(g.jobs.size());
+  const signal_stamp::clock_fn stamp_clock = [&driver] { return driver.now(); };
   auto record_finish = [&](std::size_t index) {
     return [&, index](std::error_code ec) {
       auto& result = outcome.jobs[index];
@@ -411,7 +415,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
                                                {.credits = spec.credits, .deadline = deadline});
       jobs_by_seqno[spec.entity].push_back(index);
       finished[index] = pushed.finished;
-      stamps[index].watch(pushed.finished, [&driver] { return driver.now(); });
+      stamps[index].watch(pushed.finished, stamp_clock);
       pushed.finished.async_wait(ctx.get_executor(), record_finish(index));
     });
   }
