@@ -296,3 +296,15 @@ TEST_CASE("option trace writes Chrome trace JSON with a track per entity and per
   CHECK(text.find(R"("tid": 1, "name": "m2", "ts": 3000, "dur": 3000)") != std::string::npos);
   std::filesystem::remove(trace);
 }
+
+TEST_CASE("a graph nested 200000 levels deep exits 2 with its position, not a signal", "[submit][cli][errors]") {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const auto path = write_temp("cosched-cli-deep.json", "{\"entities\": " + deep + ", \"jobs\": []}");
+  auto run = run_tool({"--clock", "virtual", "--results", "-", path});
+  CHECK(run.exit_status == 2);
+  CHECK(run.out.empty());
+  CHECK(count_lines(run.err) == 1);
+  CHECK(run.err.find("cosched-cli-deep.json: line 1, column 77: arrays and objects nested deeper than 64 levels") !=
+        std::string::npos);
+  std::filesystem::remove(path);
+}

@@ -37,6 +37,12 @@ constexpr std::uint64_t max_rings = 1024;
 // Names quoted in a message are cut so that a huge id cannot flood the terminal.
 constexpr std::size_t max_quoted_bytes = 64;
 
+// How deeply arrays and objects may nest. A graph needs 4 levels (the document, "jobs",
+// a job, its "deps"); the bound leaves room and stops a document nested a hundred
+// thousand levels deep before anything recursive (nlohmann copies a value recursively
+// when an object grows) can overflow the stack.
+constexpr std::size_t max_nesting = 64;
+
 /// `text` in double quotes, with quotes, backslashes and control characters escaped so
 /// that the message stays on one line, cut after max_quoted_bytes.
 std::string quote(std::string_view text) {
@@ -149,9 +155,9 @@ struct path_step {
   bool is_index = false;
 };
 
-/// A SAX pass over the text before the tree is built: it checks the syntax and finds the
-/// first key that appears twice in one object (nlohmann's tree keeps the last value
-/// silently). A SAX handler rather than nlohmann's parser callback: nlohmann 3.11.2's
+/// A SAX pass over the text before the tree is built: it checks the syntax, stops at
+/// nesting deeper than max_nesting, and finds the first key that appears twice in one
+/// object (nlohmann's tree keeps the last value silently). A SAX handler rather than nlohmann's parser callback: nlohmann 3.11.2's
 /// callback parser rescans the enclosing array after every object, which takes 30 s for
 /// 200000 jobs. A SAX handler is also told the position of every syntax error, even
 /// "number overflow" (out_of_range.406), which the tree parser throws without one.
@@ -187,6 +193,9 @@ class syntax_checker {
   std::size_t bytes_read() const { return bytes_read_; }
   const std::string& reason() const { return reason_; }
 
+  /// Whether the pass stopped at an array or object nested deeper than max_nesting.
+  bool too_deep() const { return too_deep_; }
+
   /// The containers leading to the first duplicate, then the duplicated key.
   const std::optional<std::pair<std::vector<path_step>, std::string>>& duplicate() const {
     return duplicate_;
@@ -207,6 +216,10 @@ class syntax_checker {
   }
 
   bool open(bool is_object) {
+    if (open_.size() == max_nesting) {
+      too_deep_ = true;
+      return false;
+    }
     path_step step;
     if (!open_.empty()) {
       container& parent = open_.back();
@@ -231,9 +244,31 @@ class syntax_checker {
 
   std::size_t bytes_read_ = 0;
   std::string reason_;
+  bool too_deep_ = false;
   std::vector<container> open_;
   std::optional<std::pair<std::vector<path_step>, std::string>> duplicate_;
 };
+
+/// The index of the '[' or '{' that opens the first container nested deeper than
+/// max_nesting, in text that is valid JSON up to there (the SAX pass stopped at it).
+std::size_t too_deep_index(std::string_view text) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;  // the escaped character cannot end the string
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_nesting) return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return text.size();
+}
 
 enum class wait_kind { dependency, entity_order };
 
@@ -353,6 +388,12 @@ class graph_reader {
     const char* const last = text.data() + text.size();
     syntax_checker checker;
     if (!json::sax_parse(first, last, &checker)) {
+      if (checker.too_deep()) {
+        const auto [line, column] = line_and_column(text, too_deep_index(text) + 1);
+        fail("line " + std::to_string(line) + ", column " + std::to_string(column),
+             "arrays and objects nested deeper than " + std::to_string(max_nesting) +
+                 " levels (a graph needs 4)");
+      }
       const auto [line, column] = line_and_column(text, checker.bytes_read());
       fail("line " + std::to_string(line) + ", column " + std::to_string(column),
            "malformed JSON: " + checker.reason());
