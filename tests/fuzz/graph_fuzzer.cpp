@@ -130,6 +130,13 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
     ++runs_of[run.record.tag];
   }
 
+  // No instant of the run passes the reader's bound (which is at most max_run_us, so
+  // no time in us or ns can overflow).
+  const std::uint64_t bound = latest_instant_us(g);
+  if (bound > max_run_us) violation("parse_graph accepted a graph whose run can pass max_run_us");
+  if (outcome.end_us > bound)
+    violation("end_us " + std::to_string(outcome.end_us) + " is past latest_instant_us " + std::to_string(bound));
+
   bool any_hang = false;
   for (const auto& job : g.jobs) any_hang = any_hang || job.fault.kind == fault_kind::hang;
 

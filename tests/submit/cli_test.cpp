@@ -308,3 +308,19 @@ TEST_CASE("a graph nested 200000 levels deep exits 2 with its position, not a si
         std::string::npos);
   std::filesystem::remove(path);
 }
+
+TEST_CASE("times that add up past 2^64 us exit 2 naming the job, not an abort", "[submit][cli][errors]") {
+  // 18447 jobs of 1e15 us, each value in range: the virtual clock wrapped and the
+  // timeout's event was "in the past" (abort).
+  std::string text = R"({"scheduler": {"timeout_us": 1000000000000000}, "entities": [{"name": "e"}], "jobs": [)";
+  for (int i = 0; i < 18447; ++i)
+    text += std::string(i ? ", " : "") + R"({"id": "j)" + std::to_string(i) + R"(", "entity": "e", "duration_us": 1000000000000000})";
+  const auto path = write_temp("cosched-cli-long.json", text + "]}");
+  auto run = run_tool({"--clock", "virtual", "--results", "-", path});
+  CHECK(run.exit_status == 2);
+  CHECK(run.out.empty());
+  CHECK(count_lines(run.err) == 1);
+  CHECK(run.err.find(R"(cosched-cli-long.json: jobs[3] (id "j3"): field "duration_us": the run could last until )"
+                     "5000000000000000 us, past the limit of 4000000000000000 us") != std::string::npos);
+  std::filesystem::remove(path);
+}

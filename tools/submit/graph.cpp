@@ -363,6 +363,7 @@ class graph_reader {
       read_actions(require_array(*actions, "top level", "actions"));
     }
     check_dependencies();
+    check_run_length(graph_, file_name_);
     return std::move(graph_);
   }
 
@@ -825,6 +826,59 @@ class file_descriptor {
 }
 
 }  // namespace
+
+std::uint64_t ring_time_us(const job_spec& job, const scheduler_spec& scheduler) {
+  const std::uint64_t timeout = scheduler.timeout_us.value_or(0);
+  switch (job.fault.kind) {
+    case fault_kind::slow:
+      return job.fault.slow_us;  // reports progress: extended, never cut
+    case fault_kind::hang:
+      return timeout;
+    case fault_kind::none:
+    case fault_kind::error:
+      break;
+  }
+  return scheduler.timeout_us ? std::min(job.duration_us, timeout) : job.duration_us;
+}
+
+namespace {
+
+/// The latest submit_at_us or at_us, plus the timeout: where the sum of ring times starts.
+std::uint64_t run_start_bound(const graph& g) {
+  std::uint64_t latest = 0;
+  for (const job_spec& job : g.jobs) latest = std::max(latest, job.submit_at_us);
+  for (const action_spec& action : g.actions) latest = std::max(latest, action.at_us);
+  return latest + g.scheduler.timeout_us.value_or(0);  // each at most 1e15
+}
+
+}  // namespace
+
+std::uint64_t latest_instant_us(const graph& g) {
+  std::uint64_t latest = run_start_bound(g);
+  for (const job_spec& job : g.jobs) {
+    // Both terms are at most max_run_us + 1e15 here: no wrap.
+    latest += ring_time_us(job, g.scheduler);
+    if (latest > max_run_us) return max_run_us + 1;
+  }
+  return latest;
+}
+
+void check_run_length(const graph& g, std::string_view file_name) {
+  const std::uint64_t start = run_start_bound(g);
+  std::uint64_t latest = start;
+  for (std::size_t index = 0; index < g.jobs.size(); ++index) {
+    const job_spec& job = g.jobs[index];
+    latest += ring_time_us(job, g.scheduler);
+    if (latest <= max_run_us) continue;
+    const bool by_fault = job.fault.kind == fault_kind::slow || job.fault.kind == fault_kind::hang;
+    throw input_error(
+        std::string(file_name) + ": jobs[" + std::to_string(index) + "] (id " + quote(job.id) + "): field " +
+        (by_fault ? quote("fault") : quote("duration_us")) + ": the run could last until " +
+        std::to_string(latest) + " us, past the limit of " + std::to_string(max_run_us) +
+        " us: the latest submit_at_us or at_us plus timeout_us (" + std::to_string(start) +
+        ") plus the ring time of jobs[0] to this one, run one after another");
+  }
+}
 
 graph parse_graph(std::string_view json_text, std::string_view file_name) {
   return graph_reader(file_name).read(json_text);

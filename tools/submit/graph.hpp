@@ -86,6 +86,31 @@ class input_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The latest virtual instant any run may reach, in microseconds: 4e15 us (about 127
+/// years), 4e18 ns, well below 2^63 ns, so that no time the scheduler, the rings or the
+/// timers compute (in us or in ns) can overflow. Every time field is at most 1e15 us on
+/// its own; check_run_length bounds what they add up to.
+inline constexpr std::uint64_t max_run_us = 4'000'000'000'000'000;
+
+/// How long a job can keep a ring busy, in us: `slow:<us>`'s time, a hang's timeout (0
+/// without a timeout: it never completes, and nothing after it on its ring runs), any
+/// other command its duration, cut at the timeout (a command still running then is
+/// declared hung).
+std::uint64_t ring_time_us(const job_spec& job, const scheduler_spec& scheduler);
+
+/// An upper bound of every instant a run of `g` can reach, in us (the end of the run,
+/// every push, kill, ring completion and timer): the latest submit_at_us or at_us, plus
+/// the timeout, plus every job's ring_time_us as if all ran one after another (after
+/// the last push some ring is always busy until the run ends, and a reset replays only
+/// commands that had not started). Deadlines are at most 1e15 us and only compared.
+/// Saturates at max_run_us + 1 (the sum of a huge graph cannot wrap).
+std::uint64_t latest_instant_us(const graph& g);
+
+/// Throws input_error (naming `file_name`, the job and its field) when
+/// latest_instant_us(g) exceeds max_run_us. parse_graph calls it; call it for graphs
+/// built otherwise (--generate).
+void check_run_length(const graph& g, std::string_view file_name);
+
 /// Parses and validates a graph. `file_name` is used only in messages.
 /// Throws input_error for any unusable input (and std::bad_alloc when memory runs
 /// out); it never aborts on bad input. Thread-safe: no shared state.
