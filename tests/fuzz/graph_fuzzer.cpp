@@ -293,8 +293,14 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
   std::ostringstream trace;
   write_trace(trace, g, outcome);
   if (!nlohmann::json::accept(trace.str())) violation("write_trace output is not JSON");
+  // The terminal table: printable lines, ids and names cut (a 1 MB id padded every row).
   std::ostringstream table;
   write_table(table, g, outcome);
+  std::istringstream table_lines(table.str());
+  for (std::string line; std::getline(table_lines, line);) {
+    if (printable(line) != line) violation("write_table wrote a line that is not printable: " + printable(line));
+    if (line.size() > 2000) violation("write_table wrote a line of " + std::to_string(line.size()) + " bytes");
+  }
 }
 
 // write_graph writes the fields of generated graphs (credit limit, entities, jobs);
@@ -332,9 +338,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     g = parse_graph(text, "fuzz.json");
     check_supported(g, "fuzz.json");
   } catch (const input_error& e) {
-    // The documented rejection; its message is one line.
+    // The documented rejection; its message is one line, printable (no control
+    // character, no byte of malformed UTF-8 from the input).
     if (std::string_view(e.what()).find('\n') != std::string_view::npos)
       violation(std::string("input_error message spans several lines: ") + e.what());
+    if (printable(e.what()) != e.what())
+      violation(std::string("input_error message is not printable: ") + printable(e.what()));
     return 0;
   }
   if (too_costly(g)) return 0;

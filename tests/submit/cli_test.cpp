@@ -1,10 +1,12 @@
 // cosched-submit as a process: exit status 0/1/2, where output goes, and that
 // unusable input produces one message naming the file, the field and the job.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -322,5 +324,71 @@ TEST_CASE("times that add up past 2^64 us exit 2 naming the job, not an abort", 
   CHECK(count_lines(run.err) == 1);
   CHECK(run.err.find(R"(cosched-cli-long.json: jobs[3] (id "j3"): field "duration_us": the run could last until )"
                      "5000000000000000 us, past the limit of 4000000000000000 us") != std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("an input without end or past 256 MiB exits 2 at once, not out of memory", "[submit][cli][errors]") {
+  // /dev/zero was read until std::bad_alloc; reading stops at its first NUL byte.
+  auto zero = run_tool({"--clock", "virtual", "/dev/zero"});
+  CHECK(zero.exit_status == 2);
+  CHECK(zero.err == "cosched-submit: /dev/zero: line 1, column 1: malformed JSON: a NUL byte, which JSON text "
+                    "cannot contain\n");
+
+  // A file past the limit is rejected by its size, unread (this one is sparse).
+  const auto big = std::filesystem::temp_directory_path() / ("cosched-cli-big-" + std::to_string(::getpid()));
+  {
+    std::ofstream(big) << " ";
+  }
+  std::filesystem::resize_file(big, (std::uintmax_t{256} << 20) + 1);
+  auto too_big = run_tool({"--clock", "virtual", big.string()});
+  CHECK(too_big.exit_status == 2);
+  CHECK(too_big.err == "cosched-submit: " + big.string() + ": larger than 268435456 bytes (256 MiB), the limit for a graph\n");
+  std::filesystem::resize_file(big, std::uintmax_t{256} << 20);  // at the limit: read, and malformed
+  auto at_limit = run_tool({"--clock", "virtual", big.string()});
+  CHECK(at_limit.exit_status == 2);
+  CHECK(at_limit.err.find("malformed JSON: a NUL byte") != std::string::npos);
+  std::filesystem::remove(big);
+
+  // A pipe has no size: the read stops one byte past the limit. The writer gives up
+  // when the tool closes its end.
+  const auto fifo = std::filesystem::temp_directory_path() / ("cosched-cli-fifo-" + std::to_string(::getpid()));
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const pid_t writer = ::fork();
+  REQUIRE(writer >= 0);
+  if (writer == 0) {
+    ::signal(SIGPIPE, SIG_DFL);
+    const int fd = ::open(fifo.c_str(), O_WRONLY);
+    const std::string spaces(1 << 20, ' ');
+    for (int i = 0; i < 300; ++i) {
+      if (::write(fd, spaces.data(), spaces.size()) < 0) break;
+    }
+    ::_exit(0);
+  }
+  auto endless = run_tool({"--clock", "virtual", fifo.string()});
+  ::kill(writer, SIGKILL);
+  ::waitpid(writer, nullptr, 0);
+  std::filesystem::remove(fifo);
+  CHECK(endless.exit_status == 2);
+  CHECK(endless.err ==
+        "cosched-submit: " + fifo.string() + ": larger than 268435456 bytes (256 MiB), the limit for a graph\n");
+}
+
+TEST_CASE("a long job id is cut in the terminal table and kept whole in the results", "[submit][cli]") {
+  // A 1 MB id padded every row of the table to 1 MB (1 GB of output for 1000 jobs).
+  const std::string long_id(1 << 20, 'x');
+  std::string text = R"({"entities": [{"name": "e"}], "jobs": [{"id": ")" + long_id + R"(", "entity": "e"})";
+  for (int i = 0; i < 999; ++i) text += R"(, {"id": "j)" + std::to_string(i) + R"(", "entity": "e"})";
+  const auto path = write_temp("cosched-cli-long-id.json", text + "]}");
+  auto table = run_tool({"--clock", "virtual", path});
+  REQUIRE(table.exit_status == 0);
+  CHECK(table.out.size() < 200'000);
+  CHECK(table.out.find(std::string(40, 'x') + "...  e ") != std::string::npos);
+  CHECK(table.out.find(std::string(41, 'x')) == std::string::npos);
+  CHECK(table.out.find("\nj0 ") != std::string::npos);
+  const auto results = (std::filesystem::temp_directory_path() / "cosched-cli-long-id.jsonl").string();
+  auto full = run_tool({"--clock", "virtual", "--results", results, path});
+  REQUIRE(full.exit_status == 0);
+  CHECK(slurp(results).find("{\"job\": \"" + long_id + "\"") == 0);
+  std::filesystem::remove(results);
   std::filesystem::remove(path);
 }

@@ -724,6 +724,9 @@ TEST_CASE("kill of an unknown entity", "[submit][graph][errors]") {
 TEST_CASE("names in messages are escaped and cut", "[submit][graph][errors]") {
   CHECK(error_of(with_jobs(R"({"id": "a\nb", "entity": "nope\t"})")) ==
         R"(graph.json: jobs[0] (id "a\u000ab"): field "entity": unknown entity "nope\u0009")");
+  // C1 controls too (U+0085, NEL, is a line break on some terminals); other characters stay.
+  CHECK(error_of(with_jobs(R"({"id": "a\u0085b\u00e9", "entity": "nope"})")) ==
+        "graph.json: jobs[0] (id \"a\\u0085b\u00e9\"): field \"entity\": unknown entity \"nope\"");
   const std::string long_id(100, 'x');
   CHECK(error_of(with_jobs(R"({"id": ")" + long_id + R"(", "entity": "gfx", "credits": 2})")) ==
         R"(graph.json: jobs[0] (id ")" + std::string(64, 'x') +

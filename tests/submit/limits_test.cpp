@@ -2,6 +2,7 @@
 // run, and past it. Every graph is either rejected with one message naming the job and
 // its field, or run with exact figures.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -117,4 +118,47 @@ TEST_CASE("generated graphs stay far below the limit", "[submit][limits][generat
   const graph g = generate_graph(spec, 1);
   CHECK(latest_instant_us(g) == 10'000'000'000);
   CHECK_NOTHROW(check_run_length(g, "--generate"));
+}
+
+TEST_CASE("a NUL byte is malformed JSON, wherever it is", "[submit][limits][errors]") {
+  using namespace std::string_literals;
+  // nlohmann stops at a NUL: everything after it was ignored and the graph accepted.
+  CHECK(error_of("{\"entities\": [], \"jobs\": []}\0{\"bad\""s) ==
+        "graph.json: line 1, column 29: malformed JSON: a NUL byte, which JSON text cannot contain");
+  CHECK(error_of("{\"entities\": [{\"name\": \"a\0b\"}], \"jobs\": []}"s) ==
+        "graph.json: line 1, column 26: malformed JSON: a NUL byte, which JSON text cannot contain");
+  CHECK(error_of("\0"s) == "graph.json: line 1, column 1: malformed JSON: a NUL byte, which JSON text cannot contain");
+  // An error before the NUL is reported as itself.
+  CHECK(error_of("{\"entities\": [}\0"s) ==
+        "graph.json: line 1, column 15: malformed JSON: syntax error while parsing value - unexpected '}'; "
+        "expected '[', '{', or a literal");
+}
+
+TEST_CASE("messages escape malformed UTF-8 and control characters", "[submit][limits][errors]") {
+  CHECK(error_of("{\"entities\": [{\"name\": \"\xff\xfe\"}], \"jobs\": []}") ==
+        "graph.json: line 1, column 25: malformed JSON: syntax error while parsing value - invalid string: "
+        "ill-formed UTF-8 byte; last read: '\"\\xff'");
+  // An overlong form and a surrogate are ill-formed too.
+  CHECK(error_of("{\"entities\": [{\"name\": \"\xc0\xaf\"}], \"jobs\": []}") ==
+        "graph.json: line 1, column 25: malformed JSON: syntax error while parsing value - invalid string: "
+        "ill-formed UTF-8 byte; last read: '\"\\xc0'");
+  // The file name too: one line, whatever the name.
+  try {
+    load_graph("/nonexistent/a\nb\xff.json");
+    FAIL("accepted");
+  } catch (const input_error& e) {
+    CHECK(std::string(e.what()) == "/nonexistent/a\\x0ab\\xff.json: cannot read file: No such file or directory");
+  }
+}
+
+TEST_CASE("printable keeps valid UTF-8 and escapes everything else", "[submit][limits]") {
+  CHECK(printable("plain text, tabs\tand \"quotes\"") == "plain text, tabs\\x09and \"quotes\"");
+  CHECK(printable("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") == "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82");
+  CHECK(printable("\x7f\xc2\x85") == "\\x7f\\xc2\\x85");              // DEL, a C1 control (U+0085)
+  CHECK(printable("\xc2\xa0") == "\xc2\xa0");                        // U+00A0 is printable
+  CHECK(printable("\xc0\x80\xe0\x80\x80") == "\\xc0\\x80\\xe0\\x80\\x80");  // overlong forms
+  CHECK(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");              // a surrogate
+  CHECK(printable("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");      // past U+10FFFF
+  CHECK(printable("a\xe2\x82") == "a\\xe2\\x82");                    // cut short
+  CHECK(printable(std::string_view("\0x", 2)) == "\\x00x");
 }

@@ -3,6 +3,7 @@
 #include "submit/graph.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,8 +44,13 @@ constexpr std::size_t max_quoted_bytes = 64;
 // when an object grows) can overflow the stack.
 constexpr std::size_t max_nesting = 64;
 
-/// `text` in double quotes, with quotes, backslashes and control characters escaped so
-/// that the message stays on one line, cut after max_quoted_bytes.
+std::string too_large() {
+  return "larger than " + std::to_string(max_graph_bytes) + " bytes (256 MiB), the limit for a graph";
+}
+
+/// `text` (valid UTF-8: a JSON string or key) in double quotes, with quotes, backslashes
+/// and control characters (C0, DEL, C1) escaped so that the message stays on one line
+/// and printable, cut after max_quoted_bytes.
 std::string quote(std::string_view text) {
   std::size_t length = text.size();
   const bool cut = length > max_quoted_bytes;
@@ -53,14 +59,19 @@ std::string quote(std::string_view text) {
     // Back off to a character boundary so the message stays valid UTF-8.
     while (length > 0 && (static_cast<unsigned char>(text[length]) & 0xC0) == 0x80) --length;
   }
+  constexpr std::string_view hex = "0123456789abcdef";
   std::string quoted = "\"";
-  for (const char c : text.substr(0, length)) {
-    const auto byte = static_cast<unsigned char>(c);
+  for (std::size_t i = 0; i < length; ++i) {
+    const char c = text[i];
+    auto byte = static_cast<unsigned char>(c);
+    // A C1 control character (U+0080 to U+009F) is 0xC2 then its low byte.
+    const bool c1 = byte == 0xC2 && i + 1 < length && static_cast<unsigned char>(text[i + 1]) < 0xA0 &&
+                    static_cast<unsigned char>(text[i + 1]) >= 0x80;
     if (c == '"' || c == '\\') {
       quoted += '\\';
       quoted += c;
-    } else if (byte < 0x20 || byte == 0x7f) {
-      constexpr std::string_view hex = "0123456789abcdef";
+    } else if (byte < 0x20 || byte == 0x7f || c1) {
+      if (c1) byte = static_cast<unsigned char>(text[++i]);
       quoted += "\\u00";
       quoted += hex[byte >> 4];
       quoted += hex[byte & 0xF];
@@ -369,7 +380,7 @@ class graph_reader {
 
  private:
   [[noreturn]] void fail(std::string_view place, std::string_view problem) const {
-    std::string message(file_name_);
+    std::string message = printable(file_name_);
     message += ": ";
     if (!place.empty()) {
       message += place;
@@ -385,10 +396,15 @@ class graph_reader {
   }
 
   json parse_json(std::string_view text) const {
-    const char* const first = text.data();
-    const char* const last = text.data() + text.size();
+    if (text.size() > max_graph_bytes) fail("", too_large());
+    // nlohmann takes a NUL byte for the end of the input and would ignore the rest:
+    // the text is checked up to the first one, and the NUL itself is an error unless
+    // the text before it is.
+    const std::size_t nul = text.find('\0');
+    const std::string_view before_nul = text.substr(0, nul);
     syntax_checker checker;
-    if (!json::sax_parse(first, last, &checker)) {
+    if (!json::sax_parse(before_nul.data(), before_nul.data() + before_nul.size(), &checker) &&
+        (checker.too_deep() || nul == std::string_view::npos || checker.bytes_read() <= nul)) {
       if (checker.too_deep()) {
         const auto [line, column] = line_and_column(text, too_deep_index(text) + 1);
         fail("line " + std::to_string(line) + ", column " + std::to_string(column),
@@ -397,14 +413,21 @@ class graph_reader {
       }
       const auto [line, column] = line_and_column(text, checker.bytes_read());
       fail("line " + std::to_string(line) + ", column " + std::to_string(column),
-           "malformed JSON: " + checker.reason());
+           "malformed JSON: " + printable(checker.reason()));
     }
+    if (nul != std::string_view::npos) {
+      const auto [line, column] = line_and_column(text, nul + 1);
+      fail("line " + std::to_string(line) + ", column " + std::to_string(column),
+           "malformed JSON: a NUL byte, which JSON text cannot contain");
+    }
+    const char* const first = text.data();
+    const char* const last = text.data() + text.size();
     json root;
     try {
       root = json::parse(first, last);
     } catch (const json::exception& error) {
       // Unreachable after the syntax check; kept so that no nlohmann error escapes.
-      fail("", "malformed JSON: " + nlohmann_reason(error.what()));
+      fail("", "malformed JSON: " + printable(nlohmann_reason(error.what())));
     }
     if (const auto& duplicate = checker.duplicate()) {
       fail(place_of(root, duplicate->first, duplicate->second),
@@ -822,10 +845,59 @@ class file_descriptor {
 };
 
 [[noreturn]] void fail_to_read(const std::string& file_name, int error) {
-  throw input_error(file_name + ": cannot read file: " + std::generic_category().message(error));
+  throw input_error(printable(file_name) + ": cannot read file: " + std::generic_category().message(error));
 }
 
 }  // namespace
+
+std::string printable(std::string_view text) {
+  constexpr std::string_view hex = "0123456789abcdef";
+  auto escape = [&](std::string& out, unsigned char byte) {
+    out += "\\x";
+    out += hex[byte >> 4];
+    out += hex[byte & 0xF];
+  };
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      if (lead < 0x20 || lead == 0x7f) escape(out, lead);
+      else out += static_cast<char>(lead);
+      ++i;
+      continue;
+    }
+    // The length of the sequence and the range of its first continuation byte
+    // (which excludes overlong forms, surrogates and code points past U+10FFFF).
+    std::size_t length = 0;
+    unsigned char low = 0x80, high = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) length = 2;
+    else if (lead == 0xE0) length = 3, low = 0xA0;
+    else if (lead == 0xED) length = 3, high = 0x9F;
+    else if (lead >= 0xE1 && lead <= 0xEF) length = 3;
+    else if (lead == 0xF0) length = 4, low = 0x90;
+    else if (lead >= 0xF1 && lead <= 0xF3) length = 4;
+    else if (lead == 0xF4) length = 4, high = 0x8F;
+    bool valid = length != 0 && i + length <= text.size();
+    for (std::size_t k = 1; valid && k < length; ++k) {
+      const auto byte = static_cast<unsigned char>(text[i + k]);
+      valid = k == 1 ? byte >= low && byte <= high : byte >= 0x80 && byte <= 0xBF;
+    }
+    if (!valid) {
+      escape(out, lead);
+      ++i;
+    } else if (lead == 0xC2 && static_cast<unsigned char>(text[i + 1]) < 0xA0) {
+      escape(out, lead);  // C1 control characters, U+0080 to U+009F
+      escape(out, static_cast<unsigned char>(text[i + 1]));
+      i += 2;
+    } else {
+      out.append(text.substr(i, length));
+      i += length;
+    }
+  }
+  return out;
+}
 
 std::uint64_t ring_time_us(const job_spec& job, const scheduler_spec& scheduler) {
   const std::uint64_t timeout = scheduler.timeout_us.value_or(0);
@@ -872,7 +944,7 @@ void check_run_length(const graph& g, std::string_view file_name) {
     if (latest <= max_run_us) continue;
     const bool by_fault = job.fault.kind == fault_kind::slow || job.fault.kind == fault_kind::hang;
     throw input_error(
-        std::string(file_name) + ": jobs[" + std::to_string(index) + "] (id " + quote(job.id) + "): field " +
+        printable(file_name) + ": jobs[" + std::to_string(index) + "] (id " + quote(job.id) + "): field " +
         (by_fault ? quote("fault") : quote("duration_us")) + ": the run could last until " +
         std::to_string(latest) + " us, past the limit of " + std::to_string(max_run_us) +
         " us: the latest submit_at_us or at_us plus timeout_us (" + std::to_string(start) +
@@ -889,16 +961,27 @@ graph load_graph(const std::filesystem::path& path) {
   // POSIX calls rather than iostreams: they say why a read failed (errno).
   const file_descriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (file.get() < 0) fail_to_read(file_name, errno);
+  struct stat status {};
+  if (::fstat(file.get(), &status) == 0 && S_ISREG(status.st_mode) &&
+      static_cast<std::uintmax_t>(status.st_size) > max_graph_bytes) {
+    throw input_error(printable(file_name) + ": " + too_large());
+  }
+  // A device or a pipe has no size: the read stops one byte past the limit, or at a
+  // NUL byte (parse_graph reports it; /dev/zero is not read to the end of memory).
   std::string text;
   std::array<char, 65536> buffer;
   for (;;) {
-    const ssize_t count = ::read(file.get(), buffer.data(), buffer.size());
+    const std::size_t wanted = std::min(buffer.size(), max_graph_bytes + 1 - text.size());
+    const ssize_t count = ::read(file.get(), buffer.data(), wanted);
     if (count == 0) break;
     if (count < 0) {
       if (errno == EINTR) continue;
       fail_to_read(file_name, errno);
     }
-    text.append(buffer.data(), static_cast<std::size_t>(count));
+    const std::string_view chunk(buffer.data(), static_cast<std::size_t>(count));
+    text.append(chunk);
+    if (text.size() > max_graph_bytes) throw input_error(printable(file_name) + ": " + too_large());
+    if (chunk.find('\0') != std::string_view::npos) break;
   }
   return parse_graph(text, file_name);
 }

@@ -111,13 +111,25 @@ std::uint64_t latest_instant_us(const graph& g);
 /// built otherwise (--generate).
 void check_run_length(const graph& g, std::string_view file_name);
 
+/// The largest graph text read, in bytes: 256 MiB (about three million jobs as
+/// --save-graph writes them). A larger file, or a stream without end, is unusable input.
+inline constexpr std::size_t max_graph_bytes = std::size_t{256} << 20;
+
+/// `text` for a one-line message on a terminal: valid UTF-8 and printable characters
+/// as they are; control characters (C0, DEL, C1) and every byte that is not part of a
+/// valid UTF-8 sequence escaped as `\xNN`.
+std::string printable(std::string_view text);
+
 /// Parses and validates a graph. `file_name` is used only in messages.
-/// Throws input_error for any unusable input (and std::bad_alloc when memory runs
-/// out); it never aborts on bad input. Thread-safe: no shared state.
+/// Throws input_error for any unusable input (text larger than max_graph_bytes, a NUL
+/// byte, malformed JSON, nesting deeper than 64, bad fields, times past max_run_us; and
+/// std::bad_alloc when memory runs out); it never aborts on bad input. Thread-safe: no shared state.
 graph parse_graph(std::string_view json_text, std::string_view file_name);
 
 /// Reads the file at `path` and parses it; the messages name the file as `path` is
-/// spelled. A missing or unreadable file throws input_error with the OS reason.
+/// spelled. A missing or unreadable file, or one larger than max_graph_bytes, throws
+/// input_error with the reason; reading stops at a NUL byte (so `/dev/zero` is
+/// rejected at once, as malformed JSON).
 graph load_graph(const std::filesystem::path& path);
 
 /// The order in which the jobs are pushed: job indices sorted by submit_at_us, jobs

@@ -486,13 +486,14 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
 }
 
 void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) {
+  // Ids and names cut to table_cell's length: a long one must not widen every row.
   std::size_t id_width = 3, entity_width = 6, error_width = 7, cause_width = 5;
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& result = outcome.jobs[i];
-    id_width = std::max(id_width, g.jobs[i].id.size());
-    entity_width = std::max(entity_width, g.entities[g.jobs[i].entity].name.size());
+    id_width = std::max(id_width, table_cell(g.jobs[i].id).size());
+    entity_width = std::max(entity_width, table_cell(g.entities[g.jobs[i].entity].name).size());
     error_width = std::max(error_width, result.error.size());
-    if (result.cause) cause_width = std::max(cause_width, g.jobs[*result.cause].id.size());
+    if (result.cause) cause_width = std::max(cause_width, table_cell(g.jobs[*result.cause].id).size());
   }
   auto cell = [&out](std::string_view text, std::size_t width) {
     out << std::left << std::setw(static_cast<int>(width) + 2) << text;
@@ -507,10 +508,10 @@ void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) 
   out << "attempts     queued  scheduled   finished  (us)\n";
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& result = outcome.jobs[i];
-    cell(g.jobs[i].id, id_width);
-    cell(g.entities[g.jobs[i].entity].name, entity_width);
+    cell(table_cell(g.jobs[i].id), id_width);
+    cell(table_cell(g.entities[g.jobs[i].entity].name), entity_width);
     cell(result.error.empty() ? "ok" : result.error, error_width);
-    cell(result.cause ? g.jobs[*result.cause].id : "-", cause_width);
+    cell(result.cause ? table_cell(g.jobs[*result.cause].id) : "-", cause_width);
     out << std::right << std::setw(8) << result.attempts << "  ";
     number(result.queued_us, 9);
     number(result.scheduled_us, 9);
