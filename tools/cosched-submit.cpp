@@ -4,6 +4,7 @@
 // Exit 0: the run completed; 2: unusable input (nothing ran); 1: internal failure.
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   std::string svg_path;
   std::string generate_text;
   std::string save_graph_path;
+  std::string seed_text;
   std::uint64_t seed = 1;
   bool verify = false;
   app.add_option("GRAPH", graph_path, "job graph (JSON; see README)");
@@ -75,7 +77,8 @@ int main(int argc, char** argv) {
   app.add_option("--generate", generate_text,
                  "run a random graph instead of GRAPH: jobs=N,entities=E,deps=D,faults=P"
                  "[,duration=MIN-MAX][,credits=C]");
-  app.add_option("--seed", seed, "seed for --generate (default 1)");
+  // Read as text: CLI11 turned -1, 2^64 and 1e23 into 2^64-1 without a word.
+  CLI::Option* seed_option = app.add_option("--seed", seed_text, "seed for --generate: an integer from 0 to 2^64-1 (default 1)");
   app.add_option("--save-graph", save_graph_path, "with --generate: also write the graph to FILE");
   try {
     app.parse(argc, argv);
@@ -83,6 +86,13 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("give either a GRAPH file or --generate SPEC (not both)");
     if (!save_graph_path.empty() && generate_text.empty())
       throw CLI::ValidationError("--save-graph needs --generate");
+    if (seed_option->count() > 0) {
+      if (generate_text.empty()) throw CLI::ValidationError("--seed needs --generate");
+      const auto [end, ec] = std::from_chars(seed_text.data(), seed_text.data() + seed_text.size(), seed);
+      if (ec != std::errc() || end != seed_text.data() + seed_text.size())
+        throw CLI::ValidationError("--seed " + cosched::submit::printable(seed_text) +
+                                   ": must be an integer from 0 to 18446744073709551615");
+    }
     if (!device_path.empty() && backend == "sim")
       throw CLI::ValidationError("--device needs --backend drm or --backend virtgpu");
     if (verify && backend != "virtgpu") throw CLI::ValidationError("--verify needs --backend virtgpu");
@@ -91,7 +101,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::Error& e) {
-    std::cerr << "cosched-submit: " << e.what() << "\nrun with --help for usage\n";
+    std::cerr << "cosched-submit: " << cosched::submit::printable(e.what()) << "\nrun with --help for usage\n";
     return exit_unusable;
   }
 
@@ -149,7 +159,7 @@ int main(int argc, char** argv) {
     std::cerr << "cosched-submit: " << e.what() << "\n";
     return exit_unusable;
   } catch (const cosched::submit::backend_unavailable& e) {
-    std::cerr << "cosched-submit: " << e.what() << "\n";
+    std::cerr << "cosched-submit: " << cosched::submit::printable(e.what()) << "\n";  // names --device as given
     return exit_unusable;
   } catch (const std::exception& e) {
     std::cerr << "cosched-submit: internal error: " << e.what() << "\n";

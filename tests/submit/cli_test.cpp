@@ -392,3 +392,25 @@ TEST_CASE("a long job id is cut in the terminal table and kept whole in the resu
   std::filesystem::remove(results);
   std::filesystem::remove(path);
 }
+
+TEST_CASE("option seed takes an integer from 0 to 2^64-1, and only with --generate", "[submit][cli][generate]") {
+  // -1, 2^64 and 1e23 all became 2^64-1 silently.
+  for (const std::string seed : {"-1", "18446744073709551616", "1e23", "+5", " 5", "0x10", ""}) {
+    INFO(seed);
+    auto run = run_tool({"--clock", "virtual", "--generate", "jobs=3", "--seed", seed, "--results", "-"});
+    CHECK(run.exit_status == 2);
+    CHECK(run.out.empty());
+    CHECK(run.err.rfind("cosched-submit: --seed " + seed + ": must be an integer from 0 to 18446744073709551615\n", 0) ==
+          0);
+  }
+  auto max = run_tool({"--clock", "virtual", "--generate", "jobs=3", "--seed", "18446744073709551615", "--results", "-"});
+  CHECK(max.exit_status == 0);
+  CHECK(count_lines(max.out) == 4);
+  auto without_generate =
+      run_tool({"--clock", "virtual", "--seed", "3", (source_dir / "examples/graphs/kill.json").string()});
+  CHECK(without_generate.exit_status == 2);
+  CHECK(without_generate.err.rfind("cosched-submit: --seed needs --generate\n", 0) == 0);
+  auto twice = run_tool({"--clock", "virtual", "--generate", "jobs=5,jobs=6"});
+  CHECK(twice.exit_status == 2);
+  CHECK(twice.err == "cosched-submit: --generate: jobs=6: \"jobs\" is given twice (first jobs=5)\n");
+}

@@ -162,3 +162,54 @@ TEST_CASE("printable keeps valid UTF-8 and escapes everything else", "[submit][l
   CHECK(printable("a\xe2\x82") == "a\\xe2\\x82");                    // cut short
   CHECK(printable(std::string_view("\0x", 2)) == "\\x00x");
 }
+
+namespace {
+
+std::string spec_error_of(std::string_view text) {
+  try {
+    parse_generate_spec(text);
+  } catch (const input_error& error) {
+    return error.what();
+  }
+  return "(accepted)";
+}
+
+}  // namespace
+
+TEST_CASE("a generate spec is read strictly and reported as written", "[submit][limits][generate]") {
+  CHECK(spec_error_of("jobs=5,jobs=6") == R"(--generate: jobs=6: "jobs" is given twice (first jobs=5))");
+  CHECK(spec_error_of("duration=1-2,entities=3,duration=1-2") ==
+        R"(--generate: duration=1-2: "duration" is given twice (first duration=1-2))");
+  // The whole part, not "duration=1".
+  CHECK(spec_error_of("duration=5-1") ==
+        "--generate: duration=5-1: MIN 5 is above MAX 1; expected MIN-MAX (microseconds), integers between 0 and "
+        "10000000");
+  CHECK(spec_error_of("duration=5") ==
+        "--generate: duration=5: expected MIN-MAX (microseconds), integers between 0 and 10000000");
+  CHECK(spec_error_of("duration=1-20000000") ==
+        "--generate: duration=1-20000000: expected MIN-MAX (microseconds), integers between 0 and 10000000");
+  CHECK(spec_error_of("duration=-1-5") ==
+        "--generate: duration=-1-5: expected MIN-MAX (microseconds), integers between 0 and 10000000");
+  CHECK(spec_error_of("jobs=-1") == "--generate: jobs=-1: must be an integer between 1 and 10000000");
+  CHECK(spec_error_of("jobs=1e3") == "--generate: jobs=1e3: must be an integer between 1 and 10000000");
+  CHECK(spec_error_of("jobs=18446744073709551616") ==
+        "--generate: jobs=18446744073709551616: must be an integer between 1 and 10000000");
+  for (const std::string_view fraction : {"nan", "inf", " 0.5", "+0.5", "0x1p-1", "0.5x", "1.01", "-0.1"}) {
+    INFO(fraction);
+    CHECK(spec_error_of("faults=" + std::string(fraction)) ==
+          "--generate: faults=" + printable(fraction) + ": must be a number between 0 and 1");
+  }
+  CHECK(spec_error_of("jobs=5\xff") == "--generate: jobs=5\\xff: must be an integer between 1 and 10000000");
+  CHECK(spec_error_of("jobs\n=5") ==
+        R"(--generate: unknown key "jobs\x0a" (known: jobs, entities, deps, faults, duration, credits))");
+
+  const generate_spec spec = parse_generate_spec("jobs=7,entities=2,deps=1,faults=0.25,duration=3-3,credits=4");
+  CHECK(spec.jobs == 7);
+  CHECK(spec.entities == 2);
+  CHECK(spec.deps == 1);
+  CHECK(spec.faults == 0.25);
+  CHECK(spec.min_duration_us == 3);
+  CHECK(spec.max_duration_us == 3);
+  CHECK(spec.credit_limit == 4);
+  CHECK(parse_generate_spec("duration=0-10000000").max_duration_us == 10'000'000);
+}
