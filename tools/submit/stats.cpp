@@ -90,9 +90,12 @@ std::vector<run_span> run_spans(const graph& g, const run_outcome& outcome) {
 
     auto& span = spans[i];
     span.replayed = next_of_job[i].has_value();
-    span.completed = record.finishes && !span.replayed && record.end >= earliest && record.end <= cut;
+    // A real-time ring records start and end when the command completes: a command
+    // cancelled on the ring (an interrupted run, a ban) still has end 0.
+    const bool ended = record.finishes && record.end >= earliest;
+    span.completed = ended && !span.replayed && record.end <= cut;
     span.begin = std::max<std::uint64_t>(earliest, free_at);
-    const std::uint64_t stop = record.finishes ? std::min<std::uint64_t>(record.end, cut) : cut;
+    const std::uint64_t stop = ended ? std::min<std::uint64_t>(record.end, cut) : cut;
     span.stop = std::max(span.begin, stop);
     if (span.stop > span.begin) free_at = span.stop;
   }
