@@ -329,7 +329,46 @@ void check_write_graph(const graph& g) {
   if (!same) violation("write_graph then parse_graph changed the graph");
 }
 
+
+// Shapes too large for the corpus (libFuzzer's inputs stay small), checked once at
+// start: each was a crash, an abort or a wrong result before it became unusable input.
+void check_large_shapes() {
+  auto expect_rejected = [](const std::string& shape, const std::string& text, std::string_view message) {
+    try {
+      parse_graph(text, "shape.json");
+    } catch (const input_error& e) {
+      if (std::string_view(e.what()).find(message) == std::string_view::npos)
+        violation(shape + ": rejected with \"" + e.what() + "\", expected \"" + std::string(message) + "\"");
+      return;
+    }
+    violation(shape + ": accepted");
+  };
+  // A million levels inside an object: nlohmann's recursive copy overflowed the stack.
+  const std::size_t levels = 1'000'000;
+  expect_rejected("1000000 levels of nesting",
+                  "{\"entities\": " + std::string(levels, '[') + std::string(levels, ']') + ", \"jobs\": []}",
+                  "shape.json: line 1, column 77: arrays and objects nested deeper than 64 levels");
+  // 18447 jobs of 1e15 us: virtual time past 2^64 us.
+  std::string jobs = R"({"scheduler": {"timeout_us": 1000000000000000}, "entities": [{"name": "e"}], "jobs": [)";
+  for (int i = 0; i < 18447; ++i)
+    jobs += std::string(i ? ", " : "") + R"({"id": "j)" + std::to_string(i) + R"(", "entity": "e", "duration_us": 1000000000000000})";
+  expect_rejected("18447 jobs of 1e15 us", jobs + "]}",
+                  R"(shape.json: jobs[3] (id "j3"): field "duration_us": the run could last until 5000000000000000 us)");
+  // A 1 MB id: the table cuts it.
+  graph g = parse_graph(R"({"entities": [{"name": "e"}], "jobs": [{"id": ")" + std::string(1 << 20, 'x') +
+                            R"(", "entity": "e"}]})",
+                        "shape.json");
+  std::ostringstream table;
+  write_table(table, g, run_virtual(g));
+  if (table.str().size() > 4096) violation("a 1 MB id: the table is " + std::to_string(table.str().size()) + " bytes");
+}
+
 }  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  check_large_shapes();
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
