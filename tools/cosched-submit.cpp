@@ -231,7 +231,7 @@ int main(int argc, char** argv) {
     std::cerr << "cosched-submit: " << cosched::submit::printable(e.what()) << "\n";  // names --device as given
     return exit_unusable;
   } catch (const std::exception& e) {
-    std::cerr << "cosched-submit: internal error: " << e.what() << "\n";
+    std::cerr << "cosched-submit: internal error: " << cosched::submit::printable(e.what()) << "\n";
     return exit_internal;
   }
 }
