@@ -168,9 +168,9 @@ struct path_step {
 
 /// A SAX pass over the text before the tree is built: it checks the syntax, stops at
 /// nesting deeper than max_nesting, and finds the first key that appears twice in one
-/// object (nlohmann's tree keeps the last value silently). A SAX handler rather than nlohmann's parser callback: nlohmann 3.11.2's
-/// callback parser rescans the enclosing array after every object, which takes 30 s for
-/// 200000 jobs. A SAX handler is also told the position of every syntax error, even
+/// object (nlohmann's tree keeps the last value silently). A SAX handler rather than
+/// nlohmann's parser callback: nlohmann 3.11.2's callback parser rescans the enclosing
+/// array after every object, which takes 30 s for 200000 jobs. A SAX handler is also told the position of every syntax error, even
 /// "number overflow" (out_of_range.406), which the tree parser throws without one.
 /// SAX reports no position for keys, so a duplicate is located by its path.
 class syntax_checker {
