@@ -5,11 +5,18 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <optional>
+#include <span>
 #include <string>
 #include <system_error>
 
@@ -29,14 +36,72 @@ constexpr int exit_unusable = 2;
 // Above this many jobs the table is left out (use --results).
 constexpr std::size_t table_limit = 1000;
 
-bool write_to(const std::string& path, const std::function<void(std::ostream&)>& writer) {
-  if (path == "-") {
-    writer(std::cout);
-    return static_cast<bool>(std::cout);
+// One output file (--save-graph, --results, --trace, --svg): opened before the run,
+// so that a bad path is unusable input (exit 2) and not a run lost at the end.
+struct output {
+  std::string option;  // "--results"
+  std::string path;    // "-" for stdout; empty when not asked for
+  std::string what;    // "results", for "cannot write results to PATH"
+  std::ofstream file;
+
+  bool wanted() const { return !path.empty(); }
+  std::ostream& stream() { return path == "-" ? std::cout : file; }
+};
+
+/// Opens every wanted output (truncating it). Throws input_error, naming the option
+/// and the path, when one cannot be opened, when two name the same file, or when one
+/// would overwrite the graph.
+void open_outputs(std::span<output* const> outputs, const std::string& graph_path) {
+  using cosched::submit::input_error;
+  using cosched::submit::printable;
+  // The same path, two spellings of one path ("x", "./x"), or links to one file.
+  auto same_file = [](const std::string& a, const std::string& b) {
+    if (a == b) return true;
+    if (a == "-" || b == "-") return false;
+    std::error_code ec;
+    if (std::filesystem::equivalent(a, b, ec)) return true;
+    // absolute() first: weakly_canonical leaves a relative path of a new file relative.
+    const auto canonical_a = std::filesystem::weakly_canonical(std::filesystem::absolute(a), ec);
+    if (ec) return false;
+    const auto canonical_b = std::filesystem::weakly_canonical(std::filesystem::absolute(b), ec);
+    return !ec && canonical_a == canonical_b;
+  };
+  auto check_distinct = [&] {
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+      if (!outputs[i]->wanted()) continue;
+      if (!graph_path.empty() && outputs[i]->path != "-" && same_file(outputs[i]->path, graph_path))
+        throw input_error(outputs[i]->option + " " + printable(outputs[i]->path) + ": is the graph file");
+      for (std::size_t j = i + 1; j < outputs.size(); ++j) {
+        if (outputs[j]->wanted() && same_file(outputs[i]->path, outputs[j]->path))
+          throw input_error(outputs[i]->option + " and " + outputs[j]->option + " both write to " +
+                            printable(outputs[j]->path));
+      }
+    }
+  };
+  check_distinct();
+  for (output* out : outputs) {
+    if (!out->wanted() || out->path == "-") continue;
+    errno = 0;
+    out->file.open(out->path, std::ios::out | std::ios::trunc);
+    if (!out->file) {
+      const int error = errno;
+      throw input_error(out->option + " " + printable(out->path) + ": cannot open for writing" +
+                        (error ? ": " + std::generic_category().message(error) : std::string()));
+    }
   }
-  std::ofstream out(path);
-  if (out) writer(out);
-  return out && out.flush();
+  check_distinct();  // again: two spellings of one new file are the same file now
+}
+
+/// Writes one output with `writer`; false (and a message) when the writing failed.
+bool write_output(output& out, const std::function<void(std::ostream&)>& writer) {
+  if (!out.wanted()) return true;
+  std::ostream& stream = out.stream();
+  writer(stream);
+  stream.flush();
+  if (out.path != "-") out.file.close();
+  if (stream && (out.path == "-" || !out.file.fail())) return true;
+  std::cerr << "cosched-submit: cannot write " << out.what << " to " << cosched::submit::printable(out.path) << "\n";
+  return false;
 }
 
 }  // namespace
@@ -62,6 +127,7 @@ int main(int argc, char** argv) {
   std::string svg_path;
   std::string generate_text;
   std::string save_graph_path;
+  std::string seed_text;
   std::uint64_t seed = 1;
   bool verify = false;
   app.add_option("GRAPH", graph_path, "job graph (JSON; see README)");
@@ -87,7 +153,8 @@ int main(int argc, char** argv) {
   app.add_option("--generate", generate_text,
                  "run a random graph instead of GRAPH: jobs=N,entities=E,deps=D,faults=P"
                  "[,duration=MIN-MAX][,credits=C]");
-  app.add_option("--seed", seed, "seed for --generate (default 1)");
+  // Read as text: CLI11 turned -1, 2^64 and 1e23 into 2^64-1 without a word.
+  CLI::Option* seed_option = app.add_option("--seed", seed_text, "seed for --generate: an integer from 0 to 2^64-1 (default 1)");
   app.add_option("--save-graph", save_graph_path, "with --generate: also write the graph to FILE");
   try {
     app.parse(argc, argv);
@@ -95,6 +162,13 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("give either a GRAPH file or --generate SPEC (not both)");
     if (!save_graph_path.empty() && generate_text.empty())
       throw CLI::ValidationError("--save-graph needs --generate");
+    if (seed_option->count() > 0) {
+      if (generate_text.empty()) throw CLI::ValidationError("--seed needs --generate");
+      const auto [end, ec] = std::from_chars(seed_text.data(), seed_text.data() + seed_text.size(), seed);
+      if (ec != std::errc() || end != seed_text.data() + seed_text.size())
+        throw CLI::ValidationError("--seed " + cosched::submit::printable(seed_text) +
+                                   ": must be an integer from 0 to 18446744073709551615");
+    }
     if (!device_path.empty() && backend == "sim")
       throw CLI::ValidationError("--device needs --backend drm or --backend virtgpu");
     if (verify && backend != "virtgpu") throw CLI::ValidationError("--verify needs --backend virtgpu");
@@ -103,7 +177,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::Error& e) {
-    std::cerr << "cosched-submit: " << e.what() << "\nrun with --help for usage\n";
+    std::cerr << "cosched-submit: " << cosched::submit::printable(e.what()) << "\nrun with --help for usage\n";
     return exit_unusable;
   }
 
@@ -111,16 +185,21 @@ int main(int argc, char** argv) {
     using namespace cosched::submit;
     const std::string source = generate_text.empty() ? graph_path : "--generate " + generate_text;
     graph g = generate_text.empty() ? load_graph(graph_path) : generate_graph(parse_generate_spec(generate_text), seed);
+    if (!generate_text.empty()) check_run_length(g, source);  // a file's graph is checked as it is read
     check_supported(g, source);
     // Devices before anything runs or is written.
     cosched::drm::device device;
     if (backend == "drm") device = open_drm_device(device_path);
     cosched::virtgpu::device gpu;
     if (backend == "virtgpu") gpu = open_virtgpu_device(device_path);
-    if (!save_graph_path.empty() && !write_to(save_graph_path, [&](std::ostream& out) { write_graph(out, g); })) {
-      std::cerr << "cosched-submit: cannot write the graph to " << save_graph_path << "\n";
-      return exit_internal;
-    }
+    // Outputs too: a path that cannot be written is found before the run.
+    output saved{"--save-graph", save_graph_path, "the graph", {}};
+    output results{"--results", results_path, "results", {}};
+    output trace{"--trace", trace_path, "the trace", {}};
+    output svg{"--svg", svg_path, "the picture", {}};
+    const std::array<output*, 4> outputs = {&saved, &results, &trace, &svg};
+    open_outputs(outputs, graph_path);
+    if (!write_output(saved, [&](std::ostream& out) { write_graph(out, g); })) return exit_internal;
 
     run_options options;
     options.clock = clock == "virtual" ? clock_kind::virtual_time : clock_kind::real_time;
@@ -128,6 +207,7 @@ int main(int argc, char** argv) {
     options.device = device;
     options.gpu = gpu;
     options.verify = verify;
+    options.stop_on_signals = true;  // real time: SIGINT/SIGTERM end the run, results are still written
     const bool show_progress = options.clock == clock_kind::real_time && ::isatty(STDERR_FILENO);
     if (show_progress) {
       options.progress = [total = g.jobs.size()](std::size_t finished, std::size_t failed) {
@@ -138,29 +218,28 @@ int main(int argc, char** argv) {
     const run_outcome outcome = run_graph(g, options);
     if (show_progress) std::fprintf(stderr, "\r\033[K");
 
-    if (!results_path.empty() &&
-        !write_to(results_path, [&](std::ostream& out) { write_results(out, g, outcome, backend, clock); })) {
-      std::cerr << "cosched-submit: cannot write results to " << results_path << "\n";
+    // Written whether the run completed or was interrupted (SIGINT, SIGTERM).
+    if (!write_output(results, [&](std::ostream& out) { write_results(out, g, outcome, backend, clock); }) ||
+        !write_output(trace, [&](std::ostream& out) { write_trace(out, g, outcome); }) ||
+        !write_output(svg, [&](std::ostream& out) { write_svg(out, g, outcome); }))
       return exit_internal;
-    }
-    if (!trace_path.empty() && !write_to(trace_path, [&](std::ostream& out) { write_trace(out, g, outcome); })) {
-      std::cerr << "cosched-submit: cannot write the trace to " << trace_path << "\n";
-      return exit_internal;
-    }
-    if (!svg_path.empty() && !write_to(svg_path, [&](std::ostream& out) { write_svg(out, g, outcome); })) {
-      std::cerr << "cosched-submit: cannot write the picture to " << svg_path << "\n";
-      return exit_internal;
-    }
     if (results_path != "-" && trace_path != "-" && svg_path != "-") {
       if (g.jobs.size() <= table_limit) write_table(std::cout, g, outcome);
       else write_summary(std::cout, g, outcome);
+    }
+    std::cout.flush();
+    if (outcome.interrupted_by != 0) {
+      std::cerr << "cosched-submit: interrupted by " << (outcome.interrupted_by == SIGINT ? "SIGINT" : "SIGTERM")
+                << " at " << outcome.end_us << " us: jobs not finished failed `shutdown`"
+                << (results.wanted() ? "; results written" : "") << "\n";
+      return 128 + outcome.interrupted_by;  // the shell's status for a process ended by that signal
     }
     return exit_completed;
   } catch (const cosched::submit::input_error& e) {
     std::cerr << "cosched-submit: " << e.what() << "\n";
     return exit_unusable;
   } catch (const cosched::submit::backend_unavailable& e) {
-    std::cerr << "cosched-submit: " << e.what() << "\n";
+    std::cerr << "cosched-submit: " << cosched::submit::printable(e.what()) << "\n";  // names --device as given
     return exit_unusable;
   } catch (const std::system_error& e) {
     // A graph too large for this process's resources (the message names the limit).
@@ -169,7 +248,7 @@ int main(int argc, char** argv) {
     std::cerr << "cosched-submit: " << (exhausted ? "" : "internal error: ") << e.what() << "\n";
     return exhausted ? exit_unusable : exit_internal;
   } catch (const std::exception& e) {
-    std::cerr << "cosched-submit: internal error: " << e.what() << "\n";
+    std::cerr << "cosched-submit: internal error: " << cosched::submit::printable(e.what()) << "\n";
     return exit_internal;
   }
 }

@@ -130,6 +130,13 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
     ++runs_of[run.record.tag];
   }
 
+  // No instant of the run passes the reader's bound (which is at most max_run_us, so
+  // no time in us or ns can overflow).
+  const std::uint64_t bound = latest_instant_us(g);
+  if (bound > max_run_us) violation("parse_graph accepted a graph whose run can pass max_run_us");
+  if (outcome.end_us > bound)
+    violation("end_us " + std::to_string(outcome.end_us) + " is past latest_instant_us " + std::to_string(bound));
+
   bool any_hang = false;
   for (const auto& job : g.jobs) any_hang = any_hang || job.fault.kind == fault_kind::hang;
 
@@ -286,8 +293,14 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
   std::ostringstream trace;
   write_trace(trace, g, outcome);
   if (!nlohmann::json::accept(trace.str())) violation("write_trace output is not JSON");
+  // The terminal table: printable lines, ids and names cut (a 1 MB id padded every row).
   std::ostringstream table;
   write_table(table, g, outcome);
+  std::istringstream table_lines(table.str());
+  for (std::string line; std::getline(table_lines, line);) {
+    if (printable(line) != line) violation("write_table wrote a line that is not printable: " + printable(line));
+    if (line.size() > 2000) violation("write_table wrote a line of " + std::to_string(line.size()) + " bytes");
+  }
 }
 
 // write_graph writes the fields of generated graphs (credit limit, entities, jobs);
@@ -316,7 +329,46 @@ void check_write_graph(const graph& g) {
   if (!same) violation("write_graph then parse_graph changed the graph");
 }
 
+
+// Shapes too large for the corpus (libFuzzer's inputs stay small), checked once at
+// start: each was a crash, an abort or a wrong result before it became unusable input.
+void check_large_shapes() {
+  auto expect_rejected = [](const std::string& shape, const std::string& text, std::string_view message) {
+    try {
+      parse_graph(text, "shape.json");
+    } catch (const input_error& e) {
+      if (std::string_view(e.what()).find(message) == std::string_view::npos)
+        violation(shape + ": rejected with \"" + e.what() + "\", expected \"" + std::string(message) + "\"");
+      return;
+    }
+    violation(shape + ": accepted");
+  };
+  // A million levels inside an object: nlohmann's recursive copy overflowed the stack.
+  const std::size_t levels = 1'000'000;
+  expect_rejected("1000000 levels of nesting",
+                  "{\"entities\": " + std::string(levels, '[') + std::string(levels, ']') + ", \"jobs\": []}",
+                  "shape.json: line 1, column 77: arrays and objects nested deeper than 64 levels");
+  // 18447 jobs of 1e15 us: virtual time past 2^64 us.
+  std::string jobs = R"({"scheduler": {"timeout_us": 1000000000000000}, "entities": [{"name": "e"}], "jobs": [)";
+  for (int i = 0; i < 18447; ++i)
+    jobs += std::string(i ? ", " : "") + R"({"id": "j)" + std::to_string(i) + R"(", "entity": "e", "duration_us": 1000000000000000})";
+  expect_rejected("18447 jobs of 1e15 us", jobs + "]}",
+                  R"(shape.json: jobs[3] (id "j3"): field "duration_us": the run could last until 5000000000000000 us)");
+  // A 1 MB id: the table cuts it.
+  graph g = parse_graph(R"({"entities": [{"name": "e"}], "jobs": [{"id": ")" + std::string(1 << 20, 'x') +
+                            R"(", "entity": "e"}]})",
+                        "shape.json");
+  std::ostringstream table;
+  write_table(table, g, run_virtual(g));
+  if (table.str().size() > 4096) violation("a 1 MB id: the table is " + std::to_string(table.str().size()) + " bytes");
+}
+
 }  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  check_large_shapes();
+  return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
@@ -325,9 +377,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     g = parse_graph(text, "fuzz.json");
     check_supported(g, "fuzz.json");
   } catch (const input_error& e) {
-    // The documented rejection; its message is one line.
+    // The documented rejection; its message is one line, printable (no control
+    // character, no byte of malformed UTF-8 from the input).
     if (std::string_view(e.what()).find('\n') != std::string_view::npos)
       violation(std::string("input_error message spans several lines: ") + e.what());
+    if (printable(e.what()) != e.what())
+      violation(std::string("input_error message is not printable: ") + printable(e.what()));
     return 0;
   }
   if (too_costly(g)) return 0;

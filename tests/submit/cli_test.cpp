@@ -1,16 +1,24 @@
 // cosched-submit as a process: exit status 0/1/2, where output goes, and that
 // unusable input produces one message naming the file, the field and the job.
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "catch.hpp"
 
@@ -295,4 +303,289 @@ TEST_CASE("option trace writes Chrome trace JSON with a track per entity and per
   // m2 ran on the ring from 3000 to 6000.
   CHECK(text.find(R"("tid": 1, "name": "m2", "ts": 3000, "dur": 3000)") != std::string::npos);
   std::filesystem::remove(trace);
+}
+
+TEST_CASE("a graph nested 200000 levels deep exits 2 with its position, not a signal", "[submit][cli][errors]") {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const auto path = write_temp("cosched-cli-deep.json", "{\"entities\": " + deep + ", \"jobs\": []}");
+  auto run = run_tool({"--clock", "virtual", "--results", "-", path});
+  CHECK(run.exit_status == 2);
+  CHECK(run.out.empty());
+  CHECK(count_lines(run.err) == 1);
+  CHECK(run.err.find("cosched-cli-deep.json: line 1, column 77: arrays and objects nested deeper than 64 levels") !=
+        std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("times that add up past 2^64 us exit 2 naming the job, not an abort", "[submit][cli][errors]") {
+  // 18447 jobs of 1e15 us, each value in range: the virtual clock wrapped and the
+  // timeout's event was "in the past" (abort).
+  std::string text = R"({"scheduler": {"timeout_us": 1000000000000000}, "entities": [{"name": "e"}], "jobs": [)";
+  for (int i = 0; i < 18447; ++i)
+    text += std::string(i ? ", " : "") + R"({"id": "j)" + std::to_string(i) + R"(", "entity": "e", "duration_us": 1000000000000000})";
+  const auto path = write_temp("cosched-cli-long.json", text + "]}");
+  auto run = run_tool({"--clock", "virtual", "--results", "-", path});
+  CHECK(run.exit_status == 2);
+  CHECK(run.out.empty());
+  CHECK(count_lines(run.err) == 1);
+  CHECK(run.err.find(R"(cosched-cli-long.json: jobs[3] (id "j3"): field "duration_us": the run could last until )"
+                     "5000000000000000 us, past the limit of 4000000000000000 us") != std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("an input without end or past 256 MiB exits 2 at once, not out of memory", "[submit][cli][errors]") {
+  // /dev/zero was read until std::bad_alloc; reading stops at its first NUL byte.
+  auto zero = run_tool({"--clock", "virtual", "/dev/zero"});
+  CHECK(zero.exit_status == 2);
+  CHECK(zero.err == "cosched-submit: /dev/zero: line 1, column 1: malformed JSON: a NUL byte, which JSON text "
+                    "cannot contain\n");
+
+  // A file past the limit is rejected by its size, unread (this one is sparse).
+  const auto big = std::filesystem::temp_directory_path() / ("cosched-cli-big-" + std::to_string(::getpid()));
+  {
+    std::ofstream(big) << " ";
+  }
+  std::filesystem::resize_file(big, (std::uintmax_t{256} << 20) + 1);
+  auto too_big = run_tool({"--clock", "virtual", big.string()});
+  CHECK(too_big.exit_status == 2);
+  CHECK(too_big.err == "cosched-submit: " + big.string() + ": larger than 268435456 bytes (256 MiB), the limit for a graph\n");
+  std::filesystem::resize_file(big, std::uintmax_t{256} << 20);  // at the limit: read, and malformed
+  auto at_limit = run_tool({"--clock", "virtual", big.string()});
+  CHECK(at_limit.exit_status == 2);
+  CHECK(at_limit.err.find("malformed JSON: a NUL byte") != std::string::npos);
+  std::filesystem::remove(big);
+
+  // A pipe has no size: the read stops one byte past the limit. The writer gives up
+  // when the tool closes its end.
+  const auto fifo = std::filesystem::temp_directory_path() / ("cosched-cli-fifo-" + std::to_string(::getpid()));
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const pid_t writer = ::fork();
+  REQUIRE(writer >= 0);
+  if (writer == 0) {
+    ::signal(SIGPIPE, SIG_DFL);
+    const int fd = ::open(fifo.c_str(), O_WRONLY);
+    const std::string spaces(1 << 20, ' ');
+    for (int i = 0; i < 300; ++i) {
+      if (::write(fd, spaces.data(), spaces.size()) < 0) break;
+    }
+    ::_exit(0);
+  }
+  auto endless = run_tool({"--clock", "virtual", fifo.string()});
+  ::kill(writer, SIGKILL);
+  ::waitpid(writer, nullptr, 0);
+  std::filesystem::remove(fifo);
+  CHECK(endless.exit_status == 2);
+  CHECK(endless.err ==
+        "cosched-submit: " + fifo.string() + ": larger than 268435456 bytes (256 MiB), the limit for a graph\n");
+}
+
+TEST_CASE("a long job id is cut in the terminal table and kept whole in the results", "[submit][cli]") {
+  // A 1 MB id padded every row of the table to 1 MB (1 GB of output for 1000 jobs).
+  const std::string long_id(1 << 20, 'x');
+  std::string text = R"({"entities": [{"name": "e"}], "jobs": [{"id": ")" + long_id + R"(", "entity": "e"})";
+  for (int i = 0; i < 999; ++i) text += R"(, {"id": "j)" + std::to_string(i) + R"(", "entity": "e"})";
+  const auto path = write_temp("cosched-cli-long-id.json", text + "]}");
+  auto table = run_tool({"--clock", "virtual", path});
+  REQUIRE(table.exit_status == 0);
+  CHECK(table.out.size() < 200'000);
+  CHECK(table.out.find(std::string(40, 'x') + "...  e ") != std::string::npos);
+  CHECK(table.out.find(std::string(41, 'x')) == std::string::npos);
+  CHECK(table.out.find("\nj0 ") != std::string::npos);
+  const auto results = (std::filesystem::temp_directory_path() / "cosched-cli-long-id.jsonl").string();
+  auto full = run_tool({"--clock", "virtual", "--results", results, path});
+  REQUIRE(full.exit_status == 0);
+  CHECK(slurp(results).find("{\"job\": \"" + long_id + "\"") == 0);
+  std::filesystem::remove(results);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("option seed takes an integer from 0 to 2^64-1, and only with --generate", "[submit][cli][generate]") {
+  // -1, 2^64 and 1e23 all became 2^64-1 silently.
+  for (const std::string seed : {"-1", "18446744073709551616", "1e23", "+5", " 5", "0x10", ""}) {
+    INFO(seed);
+    auto run = run_tool({"--clock", "virtual", "--generate", "jobs=3", "--seed", seed, "--results", "-"});
+    CHECK(run.exit_status == 2);
+    CHECK(run.out.empty());
+    CHECK(run.err.rfind("cosched-submit: --seed " + seed + ": must be an integer from 0 to 18446744073709551615\n", 0) ==
+          0);
+  }
+  auto max = run_tool({"--clock", "virtual", "--generate", "jobs=3", "--seed", "18446744073709551615", "--results", "-"});
+  CHECK(max.exit_status == 0);
+  CHECK(count_lines(max.out) == 4);
+  auto without_generate =
+      run_tool({"--clock", "virtual", "--seed", "3", (source_dir / "examples/graphs/kill.json").string()});
+  CHECK(without_generate.exit_status == 2);
+  CHECK(without_generate.err.rfind("cosched-submit: --seed needs --generate\n", 0) == 0);
+  auto twice = run_tool({"--clock", "virtual", "--generate", "jobs=5,jobs=6"});
+  CHECK(twice.exit_status == 2);
+  CHECK(twice.err == "cosched-submit: --generate: jobs=6: \"jobs\" is given twice (first jobs=5)\n");
+}
+
+TEST_CASE("output paths are checked before the run: a bad one exits 2 and nothing runs", "[submit][cli][errors]") {
+  // They were checked after the run: a bad path lost the whole run (exit 1, no reason).
+  const auto graph = (source_dir / "examples/graphs/kill.json").string();
+  for (const std::string option : {"--results", "--trace", "--svg"}) {
+    INFO(option);
+    auto missing_dir = run_tool({"--clock", "virtual", option, "/nonexistent/out", graph});
+    CHECK(missing_dir.exit_status == 2);
+    CHECK(missing_dir.out.empty());  // no table: nothing ran
+    CHECK(missing_dir.err ==
+          "cosched-submit: " + option + " /nonexistent/out: cannot open for writing: No such file or directory\n");
+    const auto dir = std::filesystem::temp_directory_path().string();
+    auto directory = run_tool({"--clock", "virtual", option, dir, graph});
+    CHECK(directory.exit_status == 2);
+    CHECK(directory.out.empty());
+    CHECK(directory.err == "cosched-submit: " + option + " " + dir + ": cannot open for writing: Is a directory\n");
+  }
+  auto save = run_tool({"--clock", "virtual", "--generate", "jobs=3", "--save-graph", "/nonexistent/g.json"});
+  CHECK(save.exit_status == 2);
+  CHECK(save.out.empty());
+  CHECK(save.err == "cosched-submit: --save-graph /nonexistent/g.json: cannot open for writing: No such file or "
+                    "directory\n");
+
+  // Two outputs on one file, or an output on the graph itself.
+  const auto out = (std::filesystem::temp_directory_path() / "cosched-cli-same.out").string();
+  const auto other_spelling =
+      (std::filesystem::temp_directory_path() / "." / "cosched-cli-same.out").string();
+  auto same = run_tool({"--clock", "virtual", "--results", out, "--trace", other_spelling, graph});
+  CHECK(same.exit_status == 2);
+  CHECK(same.err == "cosched-submit: --results and --trace both write to " + other_spelling + "\n");
+  CHECK_FALSE(std::filesystem::exists(out));  // found before anything was opened
+  auto both_stdout = run_tool({"--clock", "virtual", "--results", "-", "--svg", "-", graph});
+  CHECK(both_stdout.exit_status == 2);
+  CHECK(both_stdout.err == "cosched-submit: --results and --svg both write to -\n");
+  const auto copy = write_temp("cosched-cli-overwrite.json", slurp(graph));
+  auto overwrite = run_tool({"--clock", "virtual", "--svg", copy, copy});
+  CHECK(overwrite.exit_status == 2);
+  CHECK(overwrite.err == "cosched-submit: --svg " + copy + ": is the graph file\n");
+  CHECK(slurp(copy) == slurp(graph));
+  std::filesystem::remove(copy);
+}
+
+namespace {
+
+/// Runs the tool in real time with its stderr on a pseudo-terminal (so it shows its
+/// progress), waits until the progress line shows `progress`, then sends `signal`.
+tool_run interrupt_tool(const std::vector<std::string>& args, const std::string& progress, int signal) {
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  REQUIRE(master >= 0);
+  REQUIRE(::grantpt(master) == 0);
+  REQUIRE(::unlockpt(master) == 0);
+  const std::string terminal = ::ptsname(master);
+  const auto out_path = std::filesystem::temp_directory_path() / ("cosched-cli-int-" + std::to_string(::getpid()));
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int err = ::open(terminal.c_str(), O_RDWR | O_NOCTTY);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::close(master);
+    std::vector<char*> argv;
+    std::string tool = COSCHED_SUBMIT_PATH;
+    argv.push_back(tool.data());
+    std::vector<std::string> copies(args);
+    for (auto& a : copies) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(tool.c_str(), argv.data());
+    ::_exit(127);
+  }
+  // Everything the tool writes to the terminal; the signal once `progress` shows.
+  // The bound only keeps a broken build from hanging the suite.
+  std::string terminal_text;
+  bool signalled = false;
+  for (int waited_ms = 0; waited_ms < 120'000;) {
+    pollfd readable{master, POLLIN, 0};
+    if (::poll(&readable, 1, 100) == 0) {
+      waited_ms += 100;
+      continue;
+    }
+    char buffer[4096];
+    const ssize_t count = ::read(master, buffer, sizeof buffer);
+    if (count <= 0) break;  // EIO: the tool has exited and closed the terminal
+    terminal_text.append(buffer, static_cast<std::size_t>(count));
+    if (!signalled && terminal_text.find(progress) != std::string::npos) {
+      ::kill(child, signal);
+      signalled = true;
+    }
+  }
+  if (!signalled) ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ::close(master);
+  CHECK(signalled);
+  tool_run result;
+  result.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = slurp(out_path);
+  result.err = terminal_text;
+  std::filesystem::remove(out_path);
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("an interrupted real-time run still writes every job's outcome and the summary", "[submit][cli][real]") {
+  // a and b finish within milliseconds; d runs for an hour on its own ring; c is
+  // pushed after an hour. The signal comes once the progress shows a and b finished.
+  const auto graph = write_temp("cosched-cli-interrupted.json", R"({
+    "scheduler": {"mode": "ring_per_entity"},
+    "entities": [ {"name": "e"}, {"name": "f"}, {"name": "g"} ],
+    "jobs": [ {"id": "a", "entity": "e", "duration_us": 1000},
+              {"id": "b", "entity": "e", "duration_us": 1000, "deps": ["a"]},
+              {"id": "d", "entity": "f", "duration_us": 3600000000},
+              {"id": "c", "entity": "g", "submit_at_us": 3600000000} ],
+    "actions": [ {"at_us": 7200000000, "kill": "g"} ] })");
+  const auto results = (std::filesystem::temp_directory_path() / "cosched-cli-interrupted.jsonl").string();
+  for (const int signal : {SIGINT, SIGTERM}) {
+    const std::string name = signal == SIGINT ? "SIGINT" : "SIGTERM";
+    INFO(name);
+    auto run = interrupt_tool({"--results", results, "--trace", results + ".trace", graph},
+                              "2/4 jobs finished, 0 failed", signal);
+    CHECK(run.exit_status == 128 + signal);
+    CHECK(run.err.find("cosched-submit: interrupted by " + name + " at ") != std::string::npos);
+    CHECK(run.err.find(" us: jobs not finished failed `shutdown`; results written") != std::string::npos);
+    CHECK(run.out.find("(interrupted by " + name + ": the rest was shut down)") != std::string::npos);
+
+    std::vector<nlohmann::json> lines;
+    std::istringstream in(slurp(results));
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    REQUIRE(lines.size() == 5);
+    const auto& summary = lines[4]["summary"];
+    const auto end_us = summary["end_us"].get<std::uint64_t>();
+    // a and b ran and succeeded; d was on its ring, c never pushed before the signal:
+    // both fail `shutdown` when the run stops.
+    const std::vector<std::tuple<std::string, nlohmann::json, int>> expected = {
+        {"a", nullptr, 1}, {"b", nullptr, 1}, {"d", "shutdown", 1}, {"c", "shutdown", 0}};
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      const auto& [id, error, attempts] = expected[i];
+      INFO(lines[i].dump());
+      CHECK(lines[i]["job"] == id);
+      CHECK(lines[i]["error"] == error);
+      CHECK(lines[i]["cause"] == nullptr);
+      CHECK(lines[i]["attempts"] == attempts);
+      CHECK(lines[i]["scheduled_us"].is_null() == (attempts == 0));
+      CHECK(lines[i]["finished_us"].get<std::uint64_t>() <= end_us);
+    }
+    // d and c failed when the run stopped: after b finished (which the signal waited for);
+    // c was pushed only then.
+    const auto b_finished = lines[1]["finished_us"].get<std::uint64_t>();
+    CHECK(lines[2]["finished_us"].get<std::uint64_t>() >= b_finished);
+    CHECK(lines[3]["queued_us"].get<std::uint64_t>() >= b_finished);
+    CHECK(std::max(lines[2]["finished_us"].get<std::uint64_t>(), lines[3]["finished_us"].get<std::uint64_t>()) ==
+          end_us);
+    CHECK(summary["jobs"] == 4);
+    CHECK(summary["succeeded"] == 2);
+    CHECK(summary["failed"] == 2);
+    CHECK(summary["errors"] == nlohmann::json{{"shutdown", 2}});
+    CHECK(summary["nothing_left_to_do"] == false);
+    CHECK(summary["interrupted"] == name);
+    CHECK(summary["clock"] == "real");
+    // d occupied its ring from when it was run until the run stopped.
+    CHECK(summary["entities"][1]["ring_us"] ==
+          lines[2]["finished_us"].get<std::uint64_t>() - lines[2]["scheduled_us"].get<std::uint64_t>());
+    CHECK(nlohmann::json::accept(slurp(results + ".trace")));
+  }
+  std::filesystem::remove(results);
+  std::filesystem::remove(results + ".trace");
+  std::filesystem::remove(graph);
 }

@@ -323,13 +323,36 @@ TEST_CASE("the top level must be an object", "[submit][graph][errors]") {
   CHECK(error_of("42") == "graph.json: top level: must be a JSON object, got 42");
 }
 
-TEST_CASE("deep nesting is rejected, not a crash", "[submit][graph][errors]") {
-  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  CHECK(error_of(deep) == "graph.json: top level: must be a JSON object, got an array");
-  const std::string deep_job = with_jobs(R"({"id": "a", "entity": "gfx", "deps": )" + deep + "}");
-  CHECK(
-      error_of(deep_job) ==
-      R"(graph.json: jobs[0] (id "a"): field "deps[0]": must be a string (a job id), got an array)");
+TEST_CASE("deep nesting is rejected at its position, not a crash", "[submit][graph][errors]") {
+  // Inside an object: nlohmann copies a value recursively when an object grows, and a
+  // million levels overflowed the stack (SIGSEGV).
+  for (const std::size_t levels : {65u, 100000u, 1000000u}) {
+    INFO(levels);
+    const std::string deep = std::string(levels, '[') + std::string(levels, ']');
+    CHECK(error_of(deep) ==
+          "graph.json: line 1, column 65: arrays and objects nested deeper than 64 levels (a graph needs 4)");
+    const std::string prefix = R"({"entities": )";
+    CHECK(error_of(prefix + deep + R"(, "jobs": []})") ==
+          "graph.json: line 1, column " + std::to_string(prefix.size() + 64) +
+              ": arrays and objects nested deeper than 64 levels (a graph needs 4)");
+  }
+  // Objects count as arrays do; the column counts characters, not bytes.
+  std::string objects = "\n";
+  for (int level = 0; level < 70; ++level) objects += "{\"é\": ";
+  CHECK(error_of(objects) ==
+        "graph.json: line 2, column 385: arrays and objects nested deeper than 64 levels (a graph needs 4)");
+  // Brackets inside strings (escaped quotes too) do not count.
+  const std::string quoted = R"(["\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", )";
+  CHECK(error_of(quoted + std::string(64, '[')) ==
+        "graph.json: line 1, column " + std::to_string(quoted.size() + 64) +
+            ": arrays and objects nested deeper than 64 levels (a graph needs 4)");
+  // 64 levels are read, and rejected for what they are: deps at level 4, then 61 levels.
+  const std::string job = R"({"id": "a", "entity": "gfx", "deps": )";
+  CHECK(error_of(with_jobs(job + std::string(61, '[') + std::string(61, ']') + "}")) ==
+        R"(graph.json: jobs[0] (id "a"): field "deps[0]": must be a string (a job id), got an array)");
+  const std::string deeper = with_jobs(job + std::string(62, '[') + std::string(62, ']') + "}");
+  CHECK(error_of(deeper) == "graph.json: line 1, column " + std::to_string(deeper.find("[[[") + 62) +
+                                ": arrays and objects nested deeper than 64 levels (a graph needs 4)");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -701,6 +724,9 @@ TEST_CASE("kill of an unknown entity", "[submit][graph][errors]") {
 TEST_CASE("names in messages are escaped and cut", "[submit][graph][errors]") {
   CHECK(error_of(with_jobs(R"({"id": "a\nb", "entity": "nope\t"})")) ==
         R"(graph.json: jobs[0] (id "a\u000ab"): field "entity": unknown entity "nope\u0009")");
+  // C1 controls too (U+0085, NEL, is a line break on some terminals); other characters stay.
+  CHECK(error_of(with_jobs(R"({"id": "a\u0085b\u00e9", "entity": "nope"})")) ==
+        "graph.json: jobs[0] (id \"a\\u0085b\u00e9\"): field \"entity\": unknown entity \"nope\"");
   const std::string long_id(100, 'x');
   CHECK(error_of(with_jobs(R"({"id": ")" + long_id + R"(", "entity": "gfx", "credits": 2})")) ==
         R"(graph.json: jobs[0] (id ")" + std::string(64, 'x') +

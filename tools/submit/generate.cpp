@@ -3,7 +3,9 @@
 #include "submit/generate.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -17,28 +19,33 @@ namespace {
 constexpr std::size_t dependency_window = 256;
 constexpr std::size_t max_jobs = 10'000'000;
 
-std::uint64_t parse_number(std::string_view key, std::string_view value, std::uint64_t low, std::uint64_t high) {
+constexpr std::uint64_t max_duration_us = 10'000'000;
+
+[[noreturn]] void fail(std::string_view part, std::string_view problem) {
+  throw input_error("--generate: " + printable(part) + ": " + std::string(problem));
+}
+
+std::optional<std::uint64_t> decimal(std::string_view text) {
   std::uint64_t out = 0;
-  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
-  if (ec != std::errc() || end != value.data() + value.size() || out < low || out > high) {
-    throw input_error("--generate: " + std::string(key) + "=" + std::string(value) + ": must be an integer between " +
-                      std::to_string(low) + " and " + std::to_string(high));
-  }
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return out;
 }
 
-double parse_fraction(std::string_view key, std::string_view value) {
-  std::string text(value);
-  std::size_t used = 0;
+/// `part` is the whole "key=value", for the message.
+std::uint64_t parse_number(std::string_view part, std::string_view value, std::uint64_t low, std::uint64_t high) {
+  const auto out = decimal(value);
+  if (!out || *out < low || *out > high)
+    fail(part, "must be an integer between " + std::to_string(low) + " and " + std::to_string(high));
+  return *out;
+}
+
+double parse_fraction(std::string_view part, std::string_view value) {
+  // from_chars: no sign, no spaces, no hex; "nan" and "inf" fail the range.
   double out = -1;
-  try {
-    out = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != text.size() || !(out >= 0.0 && out <= 1.0)) {
-    throw input_error("--generate: " + std::string(key) + "=" + text + ": must be a number between 0 and 1");
-  }
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+  if (ec != std::errc() || end != value.data() + value.size() || !(out >= 0.0 && out <= 1.0))
+    fail(part, "must be a number between 0 and 1");
   return out;
 }
 
@@ -50,26 +57,39 @@ std::uint64_t uniform(std::mt19937_64& rng, std::uint64_t low, std::uint64_t hig
 
 generate_spec parse_generate_spec(std::string_view text) {
   generate_spec spec;
+  constexpr std::array<std::string_view, 6> keys = {"jobs", "entities", "deps", "faults", "duration", "credits"};
+  std::array<std::string_view, keys.size()> given{};  // each key's part, once given
   while (!text.empty()) {
     const auto comma = text.find(',');
     const std::string_view part = text.substr(0, comma);
     text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
     const auto equals = part.find('=');
-    if (equals == std::string_view::npos) throw input_error("--generate: \"" + std::string(part) + "\": expected key=value");
+    if (equals == std::string_view::npos) fail("\"" + std::string(part) + "\"", "expected key=value");
     const auto key = part.substr(0, equals), value = part.substr(equals + 1);
-    if (key == "jobs") spec.jobs = parse_number(key, value, 1, max_jobs);
-    else if (key == "entities") spec.entities = parse_number(key, value, 1, 4096);
-    else if (key == "deps") spec.deps = parse_number(key, value, 0, 64);
-    else if (key == "faults") spec.faults = parse_fraction(key, value);
-    else if (key == "credits") spec.credit_limit = static_cast<std::uint32_t>(parse_number(key, value, 1, 1u << 20));
-    else if (key == "duration") {
-      const auto dash = value.find('-');
-      if (dash == std::string_view::npos) throw input_error("--generate: duration=" + std::string(value) + ": expected MIN-MAX (microseconds)");
-      spec.min_duration_us = parse_number(key, value.substr(0, dash), 0, 10'000'000);
-      spec.max_duration_us = parse_number(key, value.substr(dash + 1), spec.min_duration_us, 10'000'000);
-    } else {
-      throw input_error("--generate: unknown key \"" + std::string(key) +
+    const auto known = std::find(keys.begin(), keys.end(), key);
+    if (known == keys.end()) {
+      throw input_error("--generate: unknown key \"" + printable(key) +
                         "\" (known: jobs, entities, deps, faults, duration, credits)");
+    }
+    auto& first = given[static_cast<std::size_t>(known - keys.begin())];
+    if (!first.empty()) fail(part, "\"" + std::string(key) + "\" is given twice (first " + printable(first) + ")");
+    first = part;
+    if (key == "jobs") spec.jobs = parse_number(part, value, 1, max_jobs);
+    else if (key == "entities") spec.entities = parse_number(part, value, 1, 4096);
+    else if (key == "deps") spec.deps = parse_number(part, value, 0, 64);
+    else if (key == "faults") spec.faults = parse_fraction(part, value);
+    else if (key == "credits") spec.credit_limit = static_cast<std::uint32_t>(parse_number(part, value, 1, 1u << 20));
+    else {  // duration
+      const auto dash = value.find('-');
+      const auto low = decimal(value.substr(0, dash));
+      const auto high = dash == std::string_view::npos ? std::nullopt : decimal(value.substr(dash + 1));
+      const std::string expected =
+          "expected MIN-MAX (microseconds), integers between 0 and " + std::to_string(max_duration_us);
+      if (!low || !high || *low > max_duration_us || *high > max_duration_us) fail(part, expected);
+      if (*low > *high)
+        fail(part, "MIN " + std::to_string(*low) + " is above MAX " + std::to_string(*high) + "; " + expected);
+      spec.min_duration_us = *low;
+      spec.max_duration_us = *high;
     }
   }
   return spec;

@@ -86,13 +86,50 @@ class input_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The latest virtual instant any run may reach, in microseconds: 4e15 us (about 127
+/// years), 4e18 ns, well below 2^63 ns, so that no time the scheduler, the rings or the
+/// timers compute (in us or in ns) can overflow. Every time field is at most 1e15 us on
+/// its own; check_run_length bounds what they add up to.
+inline constexpr std::uint64_t max_run_us = 4'000'000'000'000'000;
+
+/// How long a job can keep a ring busy, in us: `slow:<us>`'s time, a hang's timeout (0
+/// without a timeout: it never completes, and nothing after it on its ring runs), any
+/// other command its duration, cut at the timeout (a command still running then is
+/// declared hung).
+std::uint64_t ring_time_us(const job_spec& job, const scheduler_spec& scheduler);
+
+/// An upper bound of every instant a run of `g` can reach, in us (the end of the run,
+/// every push, kill, ring completion and timer): the latest submit_at_us or at_us, plus
+/// the timeout, plus every job's ring_time_us as if all ran one after another (after
+/// the last push some ring is always busy until the run ends, and a reset replays only
+/// commands that had not started). Deadlines are at most 1e15 us and only compared.
+/// Saturates at max_run_us + 1 (the sum of a huge graph cannot wrap).
+std::uint64_t latest_instant_us(const graph& g);
+
+/// Throws input_error (naming `file_name`, the job and its field) when
+/// latest_instant_us(g) exceeds max_run_us. parse_graph calls it; call it for graphs
+/// built otherwise (--generate).
+void check_run_length(const graph& g, std::string_view file_name);
+
+/// The largest graph text read, in bytes: 256 MiB (about three million jobs as
+/// --save-graph writes them). A larger file, or a stream without end, is unusable input.
+inline constexpr std::size_t max_graph_bytes = std::size_t{256} << 20;
+
+/// `text` for a one-line message on a terminal: valid UTF-8 and printable characters
+/// as they are; control characters (C0, DEL, C1) and every byte that is not part of a
+/// valid UTF-8 sequence escaped as `\xNN`.
+std::string printable(std::string_view text);
+
 /// Parses and validates a graph. `file_name` is used only in messages.
-/// Throws input_error for any unusable input (and std::bad_alloc when memory runs
-/// out); it never aborts on bad input. Thread-safe: no shared state.
+/// Throws input_error for any unusable input (text larger than max_graph_bytes, a NUL
+/// byte, malformed JSON, nesting deeper than 64, bad fields, times past max_run_us; and
+/// std::bad_alloc when memory runs out); it never aborts on bad input. Thread-safe: no shared state.
 graph parse_graph(std::string_view json_text, std::string_view file_name);
 
 /// Reads the file at `path` and parses it; the messages name the file as `path` is
-/// spelled. A missing or unreadable file throws input_error with the OS reason.
+/// spelled. A missing or unreadable file, or one larger than max_graph_bytes, throws
+/// input_error with the reason; reading stops at a NUL byte (so `/dev/zero` is
+/// rejected at once, as malformed JSON).
 graph load_graph(const std::filesystem::path& path);
 
 /// The order in which the jobs are pushed: job indices sorted by submit_at_us, jobs

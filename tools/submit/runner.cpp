@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <csignal>
 #include <iomanip>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <unordered_map>
 
 #include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
@@ -64,6 +66,10 @@ scheduling_policy scheduling_policy_of(policy_kind p) {
     case policy_kind::deadline: return scheduling_policy::deadline;
   }
   return scheduling_policy::fifo;
+}
+
+std::string signal_name(int signal) {
+  return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal " + std::to_string(signal);
 }
 
 std::string unit_name(const virtgpu::calibration& c) {
@@ -153,6 +159,12 @@ class real_driver {
         timer_(ctx),
         watchdog_(ctx),
         progress_(options.progress) {
+    if (options.stop_on_signals) {
+      signals_.emplace(ctx, SIGINT, SIGTERM);
+      signals_->async_wait([this](std::error_code ec, int signal) {
+        if (!ec) interrupted_by_ = signal;
+      });
+    }
     if (options.backend == backend_kind::drm) source_.emplace(options.device, reactor_);
     if (options.backend == backend_kind::virtgpu) source_.emplace(options.gpu.drm(), reactor_);
   }
@@ -198,9 +210,16 @@ class real_driver {
   void run(Done&& done) {
     arm_timer();
     arm_watchdog(done);
-    while (!done() && !stalled_) run_one();
+    while (!done() && !stalled_ && interrupted_by_ == 0) run_one();
     timer_.cancel();
     watchdog_.cancel();
+  }
+  // The signal that ended run() early, or 0.
+  int interrupted_by() const { return interrupted_by_; }
+  // After an interruption: the events not due yet, at once (pushes then fail
+  // `shutdown`, so every job has an outcome).
+  void fire_pending() {
+    while (!events_.empty()) events_.extract(events_.begin()).mapped()();
   }
   // After shutdown: runs until `done()`.
   template <class Done>
@@ -284,6 +303,8 @@ class real_driver {
   std::uint64_t next_ = 0;
   bool stalled_ = false;
   bool was_quiet_ = false;
+  std::optional<asio::signal_set> signals_;  // with run_options::stop_on_signals; kept until the driver goes
+  int interrupted_by_ = 0;
   std::size_t last_runs_ = 0;
   std::size_t last_finished_ = 0;
 };
@@ -424,10 +445,14 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   }
 
   driver.run([&] { return open_jobs == 0; });
-  outcome.shut_down_early = open_jobs > 0;
-  // Every run ends with shutdown; with jobs left, "nothing left to do" fails
-  // whatever is still undecided with `shutdown`, at this instant.
+  if constexpr (std::is_same_v<Driver, real_driver>) outcome.interrupted_by = driver.interrupted_by();
+  outcome.shut_down_early = open_jobs > 0 && outcome.interrupted_by == 0;
+  // Every run ends with shutdown; with jobs left, "nothing left to do" (or an
+  // interruption) fails whatever is still undecided with `shutdown`, at this instant.
   auto done = sched.shutdown(std::chrono::nanoseconds(0));
+  if constexpr (std::is_same_v<Driver, real_driver>) {
+    if (outcome.interrupted_by != 0) driver.fire_pending();
+  }
   driver.finish([&] { return done.signalled() && open_jobs == 0; });
   if (!done.signalled()) throw std::logic_error("scheduler shutdown did not complete");
   if (open_jobs > 0) throw std::logic_error("a job's finished fence never signalled");
@@ -530,6 +555,7 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
   }
   out << "}, \"end_us\": " << outcome.end_us
       << ", \"nothing_left_to_do\": " << (outcome.shut_down_early ? "true" : "false")
+      << ", \"interrupted\": " << (outcome.interrupted_by ? json_string(signal_name(outcome.interrupted_by)) : "null")
       << ", \"backend\": " << json_string(backend) << ", \"clock\": " << json_string(clock)
       << ", \"deadline_misses\": " << outcome.deadline_misses << ", ";
   if (outcome.calibration) {
@@ -548,13 +574,14 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
 }
 
 void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) {
+  // Ids and names cut to table_cell's length: a long one must not widen every row.
   std::size_t id_width = 3, entity_width = 6, error_width = 7, cause_width = 5;
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& result = outcome.jobs[i];
-    id_width = std::max(id_width, g.jobs[i].id.size());
-    entity_width = std::max(entity_width, g.entities[g.jobs[i].entity].name.size());
+    id_width = std::max(id_width, table_cell(g.jobs[i].id).size());
+    entity_width = std::max(entity_width, table_cell(g.entities[g.jobs[i].entity].name).size());
     error_width = std::max(error_width, result.error.size());
-    if (result.cause) cause_width = std::max(cause_width, g.jobs[*result.cause].id.size());
+    if (result.cause) cause_width = std::max(cause_width, table_cell(g.jobs[*result.cause].id).size());
   }
   auto cell = [&out](std::string_view text, std::size_t width) {
     out << std::left << std::setw(static_cast<int>(width) + 2) << text;
@@ -569,10 +596,10 @@ void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) 
   out << "attempts     queued  scheduled   finished  (us)\n";
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& result = outcome.jobs[i];
-    cell(g.jobs[i].id, id_width);
-    cell(g.entities[g.jobs[i].entity].name, entity_width);
+    cell(table_cell(g.jobs[i].id), id_width);
+    cell(table_cell(g.entities[g.jobs[i].entity].name), entity_width);
     cell(result.error.empty() ? "ok" : result.error, error_width);
-    cell(result.cause ? g.jobs[*result.cause].id : "-", cause_width);
+    cell(result.cause ? table_cell(g.jobs[*result.cause].id) : "-", cause_width);
     out << std::right << std::setw(8) << result.attempts << "  ";
     number(result.queued_us, 9);
     number(result.scheduled_us, 9);
@@ -588,6 +615,7 @@ void write_summary(std::ostream& out, const graph& g, const run_outcome& outcome
   out << g.jobs.size() << " jobs: " << succeeded << " succeeded, " << g.jobs.size() - succeeded
       << " failed; last fence signalled at " << outcome.end_us << " us";
   if (outcome.shut_down_early) out << " (nothing left to do: the rest was shut down)";
+  if (outcome.interrupted_by) out << " (interrupted by " << signal_name(outcome.interrupted_by) << ": the rest was shut down)";
   out << "\n";
   if (outcome.calibration) {
     const auto& c = *outcome.calibration;
@@ -629,12 +657,15 @@ void write_trace(std::ostream& out, const graph& g, const run_outcome& outcome) 
     const auto& job = g.jobs[run.tag];
     const auto& result = outcome.jobs[run.tag];
     ++attempt[run.tag];
-    // A run that never finished (a hang, cancelled) lasts until its job's fence signalled.
-    const std::uint64_t end = run.finishes && run.end >= run.start ? run.end
-                              : std::max(run.start, result.finished_us.value_or(run.start));
+    // A run that never finished (a hang, cancelled) lasts until its job's fence
+    // signalled. A real-time ring records start and end only when the command
+    // completes (0 until then): such a run is shown from when it was run.
+    const std::uint64_t start = std::max(run.start, run.run_at);
+    const std::uint64_t end = run.finishes && run.end >= start ? run.end
+                              : std::max(start, result.finished_us.value_or(start));
     out << ",\n{\"ph\": \"X\", \"pid\": " << ring_pid << ", \"tid\": " << ring_entry.ring + 1
         << ", \"name\": " << json_string(job.id)
-        << ", \"ts\": " << run.start << ", \"dur\": " << end - run.start
+        << ", \"ts\": " << start << ", \"dur\": " << end - start
         << ", \"args\": {\"entity\": " << json_string(g.entities[job.entity].name)
         << ", \"attempt\": " << attempt[run.tag] << ", \"run_at_us\": " << run.run_at << "}}";
   }

@@ -42,6 +42,11 @@ struct run_outcome {
   std::size_t rings = 1;
   std::uint64_t end_us = 0;             // when the last fence signalled
   bool shut_down_early = false;         // "nothing left to do" ended the run
+  /// The signal (SIGINT, SIGTERM) that ended a real-time run early with
+  /// run_options::stop_on_signals; 0 if none. The scheduler was then shut down
+  /// at once: jobs whose outcome was not decided failed `shutdown`, and jobs not
+  /// pushed yet were pushed then, and failed `shutdown`.
+  int interrupted_by = 0;
   std::uint64_t deadline_misses = 0;    // the scheduler's count (scheduler_statistics)
   /// backend_kind::virtgpu: the device's renderer and the calibration the jobs were sized with.
   std::optional<std::string> renderer;
@@ -69,6 +74,10 @@ struct run_options {
   /// backend_kind::virtgpu: every job also writes a region with a value of its
   /// own, read back after the run (run_outcome::verified).
   bool verify = false;
+  /// Real time: SIGINT or SIGTERM ends the run early (run_outcome::interrupted_by)
+  /// instead of the process; the run's io_context watches them (asio::signal_set),
+  /// so no work happens in a signal handler. Virtual time ignores it.
+  bool stop_on_signals = false;
   /// Called about every 200 ms of a real-time run with (finished jobs, failed jobs).
   std::function<void(std::size_t, std::size_t)> progress;
 };

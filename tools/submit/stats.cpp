@@ -38,6 +38,21 @@ std::string rounded(double value, int decimals) {
 
 }  // namespace
 
+std::string table_cell(std::string_view text, std::size_t max_chars) {
+  std::string shown = printable(text);
+  std::size_t chars = 0;
+  for (std::size_t i = 0; i < shown.size(); ++i) {
+    // printable() leaves valid UTF-8: a character starts at every byte but a continuation.
+    if ((static_cast<unsigned char>(shown[i]) & 0xC0) == 0x80) continue;
+    if (chars++ == max_chars) {
+      shown.resize(i);
+      shown += "...";
+      break;
+    }
+  }
+  return shown;
+}
+
 std::string fixed_places(double value, int decimals) {
   std::array<char, 64> buffer{};
   auto [end, ec] =
@@ -75,9 +90,12 @@ std::vector<run_span> run_spans(const graph& g, const run_outcome& outcome) {
 
     auto& span = spans[i];
     span.replayed = next_of_job[i].has_value();
-    span.completed = record.finishes && !span.replayed && record.end >= earliest && record.end <= cut;
+    // A real-time ring records start and end when the command completes: a command
+    // cancelled on the ring (an interrupted run, a ban) still has end 0.
+    const bool ended = record.finishes && record.end >= earliest;
+    span.completed = ended && !span.replayed && record.end <= cut;
     span.begin = std::max<std::uint64_t>(earliest, free_at);
-    const std::uint64_t stop = record.finishes ? std::min<std::uint64_t>(record.end, cut) : cut;
+    const std::uint64_t stop = ended ? std::min<std::uint64_t>(record.end, cut) : cut;
     span.stop = std::max(span.begin, stop);
     if (span.stop > span.begin) free_at = span.stop;
   }
@@ -209,7 +227,11 @@ void write_stats_text(std::ostream& out, const run_stats& stats, std::size_t max
   const auto saved_flags = out.flags();  // std::left and std::right stick to the stream
   std::size_t name_width = 6;
   const std::size_t shown = std::min(max_entities, stats.entities.size());
-  for (std::size_t e = 0; e < shown; ++e) name_width = std::max(name_width, stats.entities[e].name.size());
+  std::vector<std::string> names;  // cut: a long name must not widen every row
+  for (std::size_t e = 0; e < shown; ++e) {
+    names.push_back(table_cell(stats.entities[e].name));
+    name_width = std::max(name_width, names.back().size());
+  }
   auto number = [](const std::optional<std::uint64_t>& v) {
     return v ? std::to_string(*v) : std::string("-");
   };
@@ -221,7 +243,7 @@ void write_stats_text(std::ostream& out, const run_stats& stats, std::size_t max
   }
   for (std::size_t e = 0; e < shown; ++e) {
     const auto& entity = stats.entities[e];
-    out << std::left << std::setw(static_cast<int>(name_width) + 2) << entity.name << std::setw(8)
+    out << std::left << std::setw(static_cast<int>(name_width) + 2) << names[e] << std::setw(8)
         << to_string(entity.prio) << std::right << std::setw(8) << entity.succeeded << std::setw(8)
         << entity.failed << std::setw(12) << number(entity.latency_p50_us) << std::setw(12)
         << number(entity.latency_p99_us) << std::setw(12) << entity.ring_us << std::setw(8)

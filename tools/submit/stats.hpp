@@ -20,6 +20,14 @@ namespace cosched::submit {
 /// people in the statistics and the picture.
 std::string fixed_places(double value, int decimals);
 
+/// The most characters a cell of the terminal table shows of a job id or an entity
+/// name (the results keep the whole name).
+inline constexpr std::size_t max_cell_chars = 40;
+
+/// `text` for a cell of the terminal table: printable() (no control character, no
+/// invalid UTF-8), cut after `max_chars` characters and then marked with "...".
+std::string table_cell(std::string_view text, std::size_t max_chars = max_cell_chars);
+
 /// How long one run of a command (one entry of run_outcome::runs) actually
 /// occupied its ring, derived from its sim::run_record and its job's outcome.
 ///
