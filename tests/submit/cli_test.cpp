@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -580,10 +581,19 @@ TEST_CASE("an interrupted real-time run still writes every job's outcome and the
     CHECK(summary["nothing_left_to_do"] == false);
     CHECK(summary["interrupted"] == name);
     CHECK(summary["clock"] == "real");
-    // d occupied its ring from when it was run until the run stopped.
-    CHECK(summary["entities"][1]["ring_us"] ==
-          lines[2]["finished_us"].get<std::uint64_t>() - lines[2]["scheduled_us"].get<std::uint64_t>());
-    CHECK(nlohmann::json::accept(slurp(results + ".trace")));
+    // d occupied its ring from when the device began it (after it was run)
+    // until the run stopped: its ring slice in the trace, and its ring time.
+    const auto trace_text = slurp(results + ".trace");
+    REQUIRE(nlohmann::json::accept(trace_text));
+    const auto trace = nlohmann::json::parse(trace_text);
+    std::optional<nlohmann::json> d_slice;
+    for (const auto& event : trace["traceEvents"])
+      if (event["ph"] == "X" && event["pid"] == 1 && event["name"] == "d") d_slice = event;
+    REQUIRE(d_slice);
+    const auto d_start = (*d_slice)["ts"].get<std::uint64_t>();
+    CHECK(d_start >= lines[2]["scheduled_us"].get<std::uint64_t>());
+    CHECK(d_start + (*d_slice)["dur"].get<std::uint64_t>() == lines[2]["finished_us"].get<std::uint64_t>());
+    CHECK(summary["entities"][1]["ring_us"] == (*d_slice)["dur"].get<std::uint64_t>());
   }
   std::filesystem::remove(results);
   std::filesystem::remove(results + ".trace");

@@ -13,7 +13,10 @@
 namespace cosched::sim {
 
 real_ring::real_ring(reactor& r, std::chrono::steady_clock::time_point epoch)
-    : reactor_(r), device_(epoch, {}, [this](const work& item, time_us start) { on_finished(item, start); }) {
+    : reactor_(r),
+      device_(
+          epoch, [this](const work& item, time_us start) { on_started(item, start); },
+          [this](const work& item, time_us start) { on_finished(item, start); }) {
   event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (event_fd_ < 0) throw cosched::detail::os_error(errno, "cosched::sim::real_ring: eventfd");
   watch_ = reactor_.watch(event_fd_, [this] { on_device_event(); });
@@ -50,6 +53,13 @@ void real_ring::cancel_all() noexcept {
   device_.cancel_all([this] { done_.clear(); });
   in_flight_.clear();  // their fences fail `broken`; the scheduler no longer waits for them
   run_ids_.clear();
+}
+
+// On the device thread, under the device's lock: the log shows a command's
+// start as soon as it begins (a command cancelled while running keeps it).
+void real_ring::on_started(const work& item, time_us start) {
+  std::lock_guard guard(log_lock_);
+  if (auto it = log_index_.find(item.id); it != log_index_.end()) log_[it->second].start = start;
 }
 
 // On the device thread, under the device's lock.

@@ -54,7 +54,8 @@ class real_ring final : public cosched::ring<command> {
   /// Whether the device can make no progress by itself: nothing queued and
   /// nothing executing, or stuck on a command that hangs.
   bool stalled() const;
-  /// Every run, in run order (`end` is filled in when the command finished).
+  /// Every run, in run order (`start` is filled in when the device begins the
+  /// command, `end` when it finished).
   std::vector<run_record> log() const;
   /// Completions the device has queued that the reactor has not handled yet.
   std::size_t completions_waiting() const;
@@ -71,6 +72,7 @@ class real_ring final : public cosched::ring<command> {
     std::error_code error;
   };
 
+  void on_started(const work& item, time_us start);
   void on_finished(const work& item, time_us start);
   void on_device_event();
 
@@ -89,6 +91,8 @@ class real_ring final : public cosched::ring<command> {
   };
   std::unordered_map<std::uint64_t, running> in_flight_;
   std::unordered_map<const command*, std::uint64_t> run_ids_;  // the latest run of each command in flight
+  // Guarded by log_lock_ (the device thread writes starts; lock order: the
+  // device's lock, then log_lock_).
   std::unordered_map<std::uint64_t, std::size_t> log_index_;
   std::vector<run_record> log_;
   mutable std::mutex log_lock_;
