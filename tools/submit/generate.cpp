@@ -81,15 +81,23 @@ generate_spec parse_generate_spec(std::string_view text) {
     else if (key == "credits") spec.credit_limit = static_cast<std::uint32_t>(parse_number(part, value, 1, 1u << 20));
     else {  // duration
       const auto dash = value.find('-');
-      const auto low = decimal(value.substr(0, dash));
-      const auto high = dash == std::string_view::npos ? std::nullopt : decimal(value.substr(dash + 1));
       const std::string expected =
           "expected MIN-MAX (microseconds), integers between 0 and " + std::to_string(max_duration_us);
-      if (!low || !high || *low > max_duration_us || *high > max_duration_us) fail(part, expected);
-      if (*low > *high)
-        fail(part, "MIN " + std::to_string(*low) + " is above MAX " + std::to_string(*high) + "; " + expected);
-      spec.min_duration_us = *low;
-      spec.max_duration_us = *high;
+      // Plain values and separate reads: GCC 12 at -O2 takes an optional built
+      // by a conditional for maybe uninitialized.
+      std::uint64_t min = 0, max = 0;
+      bool readable = false;
+      if (const auto low = decimal(value.substr(0, dash)); low && dash != std::string_view::npos) {
+        min = *low;
+        if (const auto high = decimal(value.substr(dash + 1))) {
+          max = *high;
+          readable = true;
+        }
+      }
+      if (!readable || min > max_duration_us || max > max_duration_us) fail(part, expected);
+      if (min > max) fail(part, "MIN " + std::to_string(min) + " is above MAX " + std::to_string(max) + "; " + expected);
+      spec.min_duration_us = min;
+      spec.max_duration_us = max;
     }
   }
   return spec;
