@@ -23,7 +23,7 @@ namespace cosched::detail {
 class scheduler_core;
 struct entity_state;
 struct job_block;
-struct ring_slot;
+class ring_slot;
 struct job_promise_base;
 
 /// A unit of work for the scheduler's pass. Nodes are embedded in the objects
@@ -32,10 +32,10 @@ struct work_node {
   enum class kind : std::uint8_t {
     dependency_wake,  // a job's awaited fence signalled
     hardware_done,    // a job's hardware fence signalled
-    entity_pushed,    // an entity's mailbox has new jobs
+    entity_updated,   // an entity has new jobs in its mailbox, a new priority, or lost its handle
     entity_killed,    // an entity was killed
     entity_added,     // an entity was created
-    message,          // an allocated, one-off message (see scheduler_core)
+    message,          // an allocated, one-off message (engine::message)
   };
   work_node(kind k, void* owner_object) noexcept : what(k), owner(owner_object) {}
   work_node* next = nullptr;
@@ -128,7 +128,7 @@ struct job_block final : ref_block {
   job_block* in_flight_prev = nullptr; // the ring's in-flight list, in run order
   job_block* in_flight_next = nullptr;
   void* command = nullptr;
-  // The ring the command was run on (set by run_job, kept for replays).
+  // The ring the command was run on (set by engine::run_job, kept for replays).
   ring_slot* ring = nullptr;
   // The hardware fence of the current attempt.
   fence hardware;
@@ -136,7 +136,7 @@ struct job_block final : ref_block {
   // Written only by the jobs that use them; not initialised before.
   std::uint64_t scope_id;              // valid when in_scope
   std::chrono::nanoseconds deadline;  // since the scheduler's epoch; valid when has_deadline
-  std::chrono::nanoseconds run_at;    // policy fair: when the current attempt was run or replayed
+  std::chrono::nanoseconds fair_run_at;  // the fair clock's: when the current attempt was run or replayed
 
   // The one fence the job waits for at a time: a dependency of its coroutine
   // while it is prepared, then the hardware fence of its current attempt (a job
