@@ -120,6 +120,8 @@ class engine final : public scheduler_core {
   // ---- entities and shutdown (lifecycle.cpp) ----
   void register_entity(entity_record& entity) noexcept;
   void on_entity_added(entity_record& entity) noexcept;
+  void note_collectable(entity_record& entity) noexcept;
+  void collect_finished_entities() noexcept;
   void collect_if_done(entity_record& entity) noexcept;
   void release_after_shutdown(entity_record& entity, work_node* processed) noexcept;
   void begin_shutdown(std::chrono::nanoseconds bound) noexcept;
@@ -172,6 +174,7 @@ class engine final : public scheduler_core {
   entity_record* registered_tail_ = nullptr;
   std::size_t registered_count_ = 0;
   std::vector<entity_record*> reached_dirty_;  // entities whose `reached` lags their signalled jobs
+  std::vector<entity_record*> collectable_;    // registered entities to check for collection after this event
   std::vector<std::unique_ptr<ring_slot>> rings_;  // shared_ring: the shared rings, by index
   run_queue queue_;                            // what runs next, on which ring
   std::vector<promise> shutdown_waiters_;      // signalled once shutdown completes

@@ -60,6 +60,7 @@ taken_jobs entity_state::take_mailbox() noexcept {
   taken.first = std::exchange(mailbox_head, nullptr);
   mailbox_tail = nullptr;
   taken.entity_dead = dead();
+  taken.handle_alive = handle_alive;
   taken.error = dead_error;
   taken.cause = dead_cause;
   return taken;

@@ -38,6 +38,7 @@ void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
     }
     taken = entity.take_mailbox();
   }
+  if (!taken.handle_alive) entity.handle_gone = true;
   for (job_block* block = taken.first; block;) {
     job_block* next = std::exchange(block->entity_next, nullptr);
     // Taken after the entity died (a kill, ban or shutdown took effect first):
@@ -241,6 +242,8 @@ void engine::signal_in_order(entity_record& entity) noexcept {
     block->entity_next = nullptr;
     signal_job(*block);
   }
+  // Its last job signalled after its handle let go: the scheduler lets go of it.
+  if (!entity.jobs_head && entity.handle_gone) note_collectable(entity);
 }
 
 void engine::count_deadline(const job_block& block) noexcept {

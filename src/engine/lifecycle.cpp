@@ -117,10 +117,30 @@ void engine::register_entity(entity_record& entity) noexcept {
   if (registered_tail_) registered_tail_->registered_next = &entity; else registered_head_ = &entity;
   registered_tail_ = &entity;
   ++registered_count_;
-  // signal_job appends to it without allocating (it runs where nothing may throw).
+  // signal_job and note_collectable append to them without allocating (they
+  // run where nothing may throw).
   reached_dirty_.reserve(registered_count_);
+  collectable_.reserve(registered_count_);
   queue_.add(entity.queued, entity.own_ring.get());
   if (entity.own_ring) entity.own_ring->set_index(entity.queued.ordinal);
+}
+
+// The entity may be done (handle gone, no job left): it is checked once the
+// current event has been handled (collect_finished_entities).
+void engine::note_collectable(entity_record& entity) noexcept {
+  if (!entity.registered || entity.collect_queued) return;
+  entity.collect_queued = true;
+  collectable_.push_back(&entity);  // capacity reserved at registration
+}
+
+void engine::collect_finished_entities() noexcept {
+  // Index loop: collecting publishes timelines, whose waiters only enqueue nodes.
+  for (std::size_t i = 0; i < collectable_.size(); ++i) {
+    entity_record& entity = *collectable_[i];
+    entity.collect_queued = false;
+    collect_if_done(entity);
+  }
+  collectable_.clear();
 }
 
 // Lets go of an entity whose handle is gone and whose last job has signalled:
@@ -261,6 +281,8 @@ void engine::finish_shutdown() noexcept {
   // are queued (stale wake-ups release their references when processed).
   while (work_node* node = next_node()) dispatch(*node);
   publish_reached();
+  for (entity_record* entity : collectable_) entity->collect_queued = false;
+  collectable_.clear();  // every registered entity is let go of here
   for (entity_record* entity = registered_head_; entity;) {
     entity_record* next = entity->registered_next;
     entity->registered = false;

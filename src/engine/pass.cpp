@@ -135,11 +135,14 @@ void engine::run_pass() noexcept {
       if (local_head_) continue;
       if (stage() != lifecycle::running) break;
       select();
+      if (!collectable_.empty()) collect_finished_entities();
       publish_reached();
       if (!local_head_) break;
       continue;
     }
     dispatch(*node);
+    // Entities are let go of between events, never while a loop walks them.
+    if (!collectable_.empty()) collect_finished_entities();
     if (stage() == lifecycle::shutting_down) finish_shutdown_if_done();
   }
 
@@ -244,7 +247,7 @@ void engine::on_entity_updated(entity_record& entity, work_node& node) noexcept 
   take_mailbox(entity, mailbox_take::update_node);
   queue_.changed(entity.queued);  // its priority may have changed
   signal_in_order(entity);
-  collect_if_done(entity);
+  note_collectable(entity);  // its handle may be gone
 }
 
 // The kill takes effect here, in order with the scheduler's other events (a
@@ -264,7 +267,7 @@ void engine::on_entity_killed(entity_record& entity, work_node& node) noexcept {
   take_mailbox(entity, mailbox_take::early);
   if (killed_now) fail_unrun(entity, make_error_code(errc::killed), std::nullopt, nullptr, 0);
   signal_in_order(entity);
-  collect_if_done(entity);
+  note_collectable(entity);
 }
 
 void engine::on_message(message& msg) noexcept {

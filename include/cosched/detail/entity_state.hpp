@@ -77,6 +77,7 @@ struct push_result {
 struct taken_jobs {
   job_block* first = nullptr;  // linked through entity_next
   bool entity_dead = false;
+  bool handle_alive = true;  // false once the handle let go (the scheduler may collect the entity)
   std::error_code error;
   std::optional<fence_point> cause;
 };
