@@ -94,12 +94,27 @@ class engine final : public scheduler_core {
   void start_job(job_block& block) noexcept;
   void resume_job(job_block& block) noexcept;
   void record_body_progress(job_block& block) noexcept;
-  void set_head_from(entity_record& entity, job_block* first) noexcept;
+  // The entity's head becomes its first job from `first` on that still waits
+  // to run (preparing or prepared); the run queue re-reads it.
+  void set_head_from(entity_record& entity, job_block* first) noexcept {
+    job_block* head = first;
+    while (head && head->phase != job_phase::preparing && head->phase != job_phase::prepared) head = head->entity_next;
+    entity.queued.head = head;
+    queue_.changed(entity.queued);
+  }
   void select() noexcept;
   void run_job(job_block& block, ring_slot& slot) noexcept;
   void watch_hardware(job_block& block, bool may_retire = true) noexcept;
   void retire(job_block& block) noexcept;
-  void leave_ring(job_block& block, lazy_now* charged_until) noexcept;
+  // The job's command leaves its ring's in-flight list and frees its credits.
+  // `charged_until`: it ran until then (its ring time counts, policy fair);
+  // null: it was cancelled.
+  void leave_ring(job_block& block, lazy_now* charged_until) noexcept {
+    auto& entity = entity_record::of(block);
+    if (charged_until) queue_.left_ring(entity.queued, block, *charged_until);
+    else queue_.cancelled_on_ring(entity.queued);
+    block.ring->remove(block);
+  }
   void decide(job_block& block, std::error_code ec, std::optional<fence_point> cause) noexcept;
   void fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
                   bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept;
@@ -110,8 +125,12 @@ class engine final : public scheduler_core {
   void publish_reached() noexcept;
 
   // ---- timeouts and recovery (recovery.cpp) ----
-  void arm_timeout(ring_slot& slot) noexcept;
-  void disarm_timeout(ring_slot& slot) noexcept;
+  /// (Re)starts `slot`'s timeout, if the scheduler has one.
+  void arm_timeout(ring_slot& slot) noexcept {
+    if (options_.timeout.count() != 0) start_timeout(slot);
+  }
+  void start_timeout(ring_slot& slot) noexcept;
+  void disarm_timeout(ring_slot& slot) noexcept { slot.disarm_timeout(*timers_); }
   void on_timeout(ring_slot& slot, std::uint64_t generation) noexcept;
   void recover_from_hang(ring_slot& slot, job_block& guilty) noexcept;
   void reset_ring_and_replay(ring_slot& slot, job_block* guilty, std::vector<entity_record*>& touched) noexcept;

@@ -52,7 +52,9 @@ class indexed_heap {
   }
 
   /// Restores the order after `item`'s key changed.
-  void update(T& item) noexcept { update_at((item.*Position).index); }
+  void update(T& item) noexcept {
+    if (items_.size() > 1) update_at((item.*Position).index);
+  }
 
  private:
   void place(std::size_t at, T& item) noexcept {

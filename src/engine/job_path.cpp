@@ -126,15 +126,6 @@ void job_wait_abandon(job_promise_base& promise) noexcept {
   block.awaited = nullptr;
 }
 
-// The entity's head becomes its first job from `first` on that still waits to
-// run (preparing or prepared); the run queue re-reads it.
-void engine::set_head_from(entity_record& entity, job_block* first) noexcept {
-  job_block* head = first;
-  while (head && head->phase != job_phase::preparing && head->phase != job_phase::prepared) head = head->entity_next;
-  entity.queued.head = head;
-  queue_.changed(entity.queued);
-}
-
 // ------------------------------------------------------------------ selection and running
 
 void engine::select() noexcept {
@@ -191,16 +182,6 @@ void engine::retire(job_block& block) noexcept {
   if (was_front) {
     if (slot.idle()) disarm_timeout(slot); else arm_timeout(slot);
   }
-}
-
-// The job's command leaves its ring's in-flight list and frees its credits.
-// `charged_until`: it ran until then (its ring time counts, policy fair); null:
-// it was cancelled.
-void engine::leave_ring(job_block& block, lazy_now* charged_until) noexcept {
-  auto& entity = entity_record::of(block);
-  if (charged_until) queue_.left_ring(entity.queued, block, *charged_until);
-  else queue_.cancelled_on_ring(entity.queued);
-  block.ring->remove(block);
 }
 
 void engine::decide(job_block& block, std::error_code ec, std::optional<fence_point> cause) noexcept {

@@ -46,8 +46,7 @@ at_reset stop_watching_hardware(job_block& block) noexcept {
 
 // ------------------------------------------------------------------ timeouts
 
-void engine::arm_timeout(ring_slot& slot) noexcept {
-  if (options_.timeout.count() == 0) return;
+void engine::start_timeout(ring_slot& slot) noexcept {
   slot.arm_timeout(*timers_, options_.timeout, [this, &slot](std::uint64_t generation) {
     add_ref();
     // The callback may run on any thread: it only hands a message to the pass.
@@ -63,8 +62,6 @@ void engine::arm_timeout(ring_slot& slot) noexcept {
     };
   });
 }
-
-void engine::disarm_timeout(ring_slot& slot) noexcept { slot.disarm_timeout(*timers_); }
 
 void engine::on_timeout(ring_slot& slot, std::uint64_t generation) noexcept {
   if (!slot.take_timeout(generation)) return;  // stale: the ring moved on since

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <vector>
 
@@ -67,18 +68,47 @@ class ring_slot {
   bool idle() const noexcept { return in_flight_head_ == nullptr; }
   job_block* front() const noexcept { return in_flight_head_; }
   /// Links `block` at the back; its credits are held from now on.
-  void append(job_block& block) noexcept;
+  void append(job_block& block) noexcept {
+    block.in_flight_prev = in_flight_tail_;
+    block.in_flight_next = nullptr;
+    if (in_flight_tail_) in_flight_tail_->in_flight_next = &block; else in_flight_head_ = &block;
+    in_flight_tail_ = &block;
+    credits_in_flight_ += block.credits;
+  }
   /// Unlinks `block`; its credits are free from now on.
-  void remove(job_block& block) noexcept;
+  void remove(job_block& block) noexcept {
+    if (block.in_flight_prev) block.in_flight_prev->in_flight_next = block.in_flight_next;
+    else in_flight_head_ = block.in_flight_next;
+    if (block.in_flight_next) block.in_flight_next->in_flight_prev = block.in_flight_prev;
+    else in_flight_tail_ = block.in_flight_prev;
+    block.in_flight_prev = block.in_flight_next = nullptr;
+    credits_in_flight_ -= block.credits;
+  }
   /// The jobs in flight, in run order (a copy: the caller may unlink them).
   std::vector<job_block*> in_flight() const;
 
   // ---- calling the ring (an exception becomes a failed hardware fence) ----
   /// ring.run(command): its hardware fence; a std::system_error becomes a fence
   /// failed with its code, any other exception `exception`, an empty fence `broken`.
-  fence run(void* command) noexcept;
+  fence run(void* command) noexcept {
+    try {
+      fence hardware = ring_->run(command);
+      if (hardware.valid()) return hardware;
+    } catch (...) {
+      return failed_fence(std::current_exception());
+    }
+    return failed_fence(nullptr);
+  }
   /// ring.replay(command), with the same conversions as run().
-  fence replay(void* command) noexcept;
+  fence replay(void* command) noexcept {
+    try {
+      fence hardware = ring_->replay(command);
+      if (hardware.valid()) return hardware;
+    } catch (...) {
+      return failed_fence(std::current_exception());
+    }
+    return failed_fence(nullptr);
+  }
   /// ring.on_timeout(command); an exception counts as `hung`.
   timeout_verdict on_timeout(void* command) noexcept;
   /// ring.reset(); if it throws, ring.cancel_all().
@@ -99,7 +129,9 @@ class ring_slot {
     timer_armed_ = true;
     timer_ = timers.start(delay, make(generation));
   }
-  void disarm_timeout(timer_service& timers) noexcept;
+  void disarm_timeout(timer_service& timers) noexcept {
+    if (timer_armed_) cancel_timeout(timers);
+  }
   /// The timeout message of `generation` arrived: true (and the timeout is no
   /// longer armed) when it is the current one, false when it is stale.
   bool take_timeout(std::uint64_t generation) noexcept;
@@ -109,6 +141,12 @@ class ring_slot {
   static std::size_t live() noexcept;
 
  private:
+  // The fence a call into the ring gives when it threw `thrown` (a
+  // std::system_error: its code; anything else: `exception`) or, for null,
+  // returned an empty fence (`broken`).
+  static fence failed_fence(std::exception_ptr thrown) noexcept;
+  void cancel_timeout(timer_service& timers) noexcept;
+
   std::unique_ptr<ring_adapter> ring_;   // the backend's ring, command type erased
   std::size_t index_;                    // see index()
   entity_state* owner_ = nullptr;        // see owner()

@@ -11,6 +11,7 @@ run_queue::run_queue(scheduling_policy policy, ring_mode mode, std::uint32_t cre
     : policy_(policy),
       mode_(mode),
       credit_limit_(credit_limit),
+      uses_fair_(policy == scheduling_policy::fair && mode == ring_mode::shared_ring),
       rings_(shared_rings.begin(), shared_rings.end()),
       fair_(shared_rings.size()) {
   // With one ring every head goes to it: one placement. With several, heads of
@@ -23,6 +24,7 @@ run_queue::run_queue(scheduling_policy policy, ring_mode mode, std::uint32_t cre
     cell->placed_on = p == 0 ? nullptr : rings_[p - 1];
     cells_[p].push_back(std::move(cell));
   }
+  if (placements == 1) only_cell_ = cells_.front().front().get();
   blocked_.assign(rings_.size(), 0);
 }
 
@@ -45,46 +47,13 @@ void run_queue::remove(queue_entry& entry) noexcept {
   entry.registered = false;
 }
 
-void run_queue::ran(queue_entry& entry, job_block& job, ring_slot& ring, lazy_now& now) noexcept {
-  ++entry.in_flight;
-  if (mode_ == ring_mode::shared_ring) {
-    entry.ring = &ring;  // placement: an entity with nothing in flight may have moved
-    if (policy_ == scheduling_policy::fair) fair_clock::started(job, now.get());
-  }
-  if (policy_ == scheduling_policy::rr) rr_.served(entry);
-  mark_dirty(entry);
-}
-
-void run_queue::replayed(job_block& job, lazy_now& now) noexcept {
-  if (mode_ == ring_mode::shared_ring && policy_ == scheduling_policy::fair) fair_clock::started(job, now.get());
-}
-
-void run_queue::left_ring(queue_entry& entry, const job_block& job, lazy_now& now) noexcept {
-  // Fair only orders entities that share rings: ring_per_entity keeps no clock.
-  if (mode_ == ring_mode::shared_ring && policy_ == scheduling_policy::fair) {
-    // relaxed: see entity_state::prio.
-    fair_.charge(entry.fair, entry.prio->load(std::memory_order_relaxed), job, job.ring->index(), now.get());
-  }
-  --entry.in_flight;
-  mark_dirty(entry);
-}
-
-void run_queue::cancelled_on_ring(queue_entry& entry) noexcept {
-  --entry.in_flight;
-  mark_dirty(entry);
+void run_queue::charge(queue_entry& entry, const job_block& job, lazy_now& now) noexcept {
+  // relaxed: see entity_state::prio.
+  fair_.charge(entry.fair, entry.prio->load(std::memory_order_relaxed), job, job.ring->index(), now.get());
 }
 
 void run_queue::ring_reset(const ring_slot& ring, lazy_now& now) noexcept {
-  if (mode_ == ring_mode::shared_ring && policy_ == scheduling_policy::fair) fair_.ring_reset(ring.index(), now.get());
-}
-
-void run_queue::mark_dirty(queue_entry& entry) noexcept {
-  if (entry.dirty) return;
-  entry.dirty = true;
-  entry.dirty_prev = nullptr;
-  entry.dirty_next = dirty_head_;
-  if (dirty_head_) dirty_head_->dirty_prev = &entry;
-  dirty_head_ = &entry;
+  if (uses_fair_) fair_.ring_reset(ring.index(), now.get());
 }
 
 void run_queue::unlink_dirty(queue_entry& entry) noexcept {
@@ -97,45 +66,28 @@ void run_queue::unlink_dirty(queue_entry& entry) noexcept {
 
 // ------------------------------------------------------------------ re-keying
 
-void run_queue::rekey_changed() {
+// ring_per_entity, or policy fair.
+void run_queue::rekey_changed_with_state() {
   // The order of the changed entries does not matter: each is re-read on its
   // own, and fair's activations all use the floor of the previous step.
-  while (queue_entry* entry = dirty_head_) {
-    unlink_dirty(*entry);
+  while (queue_entry* entry = pop_dirty()) {
     if (mode_ == ring_mode::ring_per_entity) {
       // Its ring may run something now: serve it in this step (in registration order).
       if (!entry->own_ring_position.linked()) own_rings_.push(*entry);
       continue;
     }
     const bool ready = entry->head && entry->head->phase == job_phase::prepared;
-    if (policy_ == scheduling_policy::fair) fair_.note_activity(entry->fair, ready || entry->in_flight > 0);
-    rekey(*entry, ready);
+    fair_.note_activity(entry->fair, ready || entry->in_flight > 0);
+    rekey_fair(*entry, ready);
   }
-  if (mode_ == ring_mode::shared_ring && policy_ == scheduling_policy::fair) raise_fair_floor();
+  if (uses_fair_) raise_fair_floor();
 }
 
-order_key run_queue::key_of(const queue_entry& entry) const noexcept {
-  // relaxed: see entity_state::prio.
-  const priority p = entry.prio->load(std::memory_order_relaxed);
-  switch (policy_) {
-    case scheduling_policy::fifo:
-      return fifo_policy::key(entry, p);
-    case scheduling_policy::rr:
-      return rr_policy::key(entry, p);
-    case scheduling_policy::deadline:
-      return deadline_policy::key(entry, p);
-    case scheduling_policy::fair:
-      return fair_.key(entry, p);
-  }
-  return {};
-}
-
-void run_queue::rekey(queue_entry& entry, bool ready) {
-  const bool fair = policy_ == scheduling_policy::fair;
-  if (ready || fair) entry.key = key_of(entry);
+// Policy fair: a candidate cell if ready, an active group if active.
+void run_queue::rekey_fair(queue_entry& entry, bool ready) {
+  entry.key = key_of(entry);
   if (ready) entry.key_push_order = entry.head->push_order;
   move_to(entry, ready ? &cell_for(entry) : nullptr);
-  if (!fair) return;
   fair_group* group = nullptr;
   if (entry.fair.active) {
     for (auto& g : groups_) {
@@ -253,25 +205,14 @@ queue_entry* run_queue::best_head(const std::vector<unsigned char>* blocked, que
     if (!best || goes_before(*first, key, *best, best_key)) {
       best = first;
       best_key = key;
-      *in_cell = cell;
+      if (in_cell) *in_cell = cell;
     }
   }
   return best;
 }
 
-queue_choice run_queue::next() {
-  rekey_changed();
-  return mode_ == ring_mode::shared_ring ? next_shared() : next_own_ring();
-}
-
-queue_choice run_queue::next_shared() {
+queue_choice run_queue::next_on_several_rings() {
   queue_cell* cell = nullptr;
-  if (rings_.size() == 1) {
-    ring_slot& ring = *rings_.front();
-    queue_entry* best = best_head(nullptr, &cell);
-    if (!best || !ring.fits(best->head->credits, credit_limit_)) return {};  // it waits for credits
-    return {best, &ring};
-  }
   std::fill(blocked_.begin(), blocked_.end(), static_cast<unsigned char>(0));
   for (;;) {
     ring_slot* least_loaded = nullptr;

@@ -114,49 +114,127 @@ class run_queue {
   }
 
   /// The entry's head `job` was run on `ring` (the engine moves the head on).
-  void ran(queue_entry& entry, job_block& job, ring_slot& ring, lazy_now& now) noexcept;
+  void ran(queue_entry& entry, job_block& job, ring_slot& ring, lazy_now& now) noexcept {
+    ++entry.in_flight;
+    entry.ring = &ring;  // shared_ring placement (ring_per_entity: its own ring anyway)
+    if (uses_fair_) fair_clock::started(job, now.get());
+    if (policy_ == scheduling_policy::rr) rr_.served(entry);
+    mark_dirty(entry);
+  }
   /// `job` was replayed on its ring after a reset at `now`.
-  void replayed(job_block& job, lazy_now& now) noexcept;
+  void replayed(job_block& job, lazy_now& now) noexcept {
+    if (uses_fair_) fair_clock::started(job, now.get());
+  }
   /// A command of the entry that ran left its ring (finished, or failed by a
   /// reset after it finished or hung) at `now`: fair charges its ring time.
-  void left_ring(queue_entry& entry, const job_block& job, lazy_now& now) noexcept;
+  void left_ring(queue_entry& entry, const job_block& job, lazy_now& now) noexcept {
+    if (uses_fair_) charge(entry, job, now);
+    --entry.in_flight;
+    mark_dirty(entry);
+  }
   /// A command of the entry left its ring without its ring time counting
   /// (cancelled by a reset or by shutdown).
-  void cancelled_on_ring(queue_entry& entry) noexcept;
+  void cancelled_on_ring(queue_entry& entry) noexcept {
+    --entry.in_flight;
+    mark_dirty(entry);
+  }
   /// `ring` was reset at `now` (after the commands on it were charged).
   void ring_reset(const ring_slot& ring, lazy_now& now) noexcept;
 
   /// One selection step: what runs next and on which ring, or nothing.
-  queue_choice next();
+  queue_choice next() {
+    if (dirty_head_) rekey_changed();
+    if (mode_ == ring_mode::ring_per_entity) return next_own_ring();
+    if (rings_.size() != 1) return next_on_several_rings();
+    // One ring: the best head runs if it fits; else it waits for credits.
+    queue_entry* best = nonempty_cells_.size() == 1 && nonempty_cells_.front()->group == 0
+                            ? nonempty_cells_.front()->heap.top()
+                            : best_head(nullptr, nullptr);
+    if (!best || !rings_.front()->fits(best->head->credits, credit_limit_)) return {};
+    return {best, rings_.front()};
+  }
 
   /// Policy fair: its clock (tests read its floor).
   const fair_clock& fair() const noexcept { return fair_; }
 
  private:
-  void mark_dirty(queue_entry& entry) noexcept;
+  void mark_dirty(queue_entry& entry) noexcept {
+    if (entry.dirty) return;
+    entry.dirty = true;
+    entry.dirty_prev = nullptr;
+    entry.dirty_next = dirty_head_;
+    if (dirty_head_) dirty_head_->dirty_prev = &entry;
+    dirty_head_ = &entry;
+  }
   void unlink_dirty(queue_entry& entry) noexcept;
+  void charge(queue_entry& entry, const job_block& job, lazy_now& now) noexcept;
   // Re-keys every changed entry: readiness, placement, the policy's key, and
-  // (fair) activity and the floor.
-  void rekey_changed();
-  void rekey(queue_entry& entry, bool ready);
-  order_key key_of(const queue_entry& entry) const noexcept;
+  // (fair) activity and the floor. The common case (fifo, rr, deadline on
+  // shared rings) is inline: it runs once per command.
+  void rekey_changed() {
+    if (mode_ != ring_mode::shared_ring || uses_fair_) {
+      rekey_changed_with_state();
+      return;
+    }
+    while (queue_entry* entry = pop_dirty()) rekey(*entry);
+  }
+  void rekey_changed_with_state();
+  queue_entry* pop_dirty() noexcept {
+    queue_entry* entry = dirty_head_;
+    if (!entry) return nullptr;
+    dirty_head_ = entry->dirty_next;
+    if (dirty_head_) dirty_head_->dirty_prev = nullptr;
+    entry->dirty_next = nullptr;
+    entry->dirty = false;
+    return entry;
+  }
+  // Policies fifo, rr, deadline: keys fixed until the entry changes.
+  void rekey(queue_entry& entry) {
+    const job_block* head = entry.head;
+    if (!head || head->phase != job_phase::prepared) {
+      if (entry.cell) move_to(entry, static_cast<queue_cell*>(nullptr));
+      return;
+    }
+    entry.key = key_of(entry);
+    entry.key_push_order = head->push_order;
+    queue_cell* cell = only_cell_ ? only_cell_ : &cell_for(entry);
+    if (entry.cell == cell) cell->heap.update(entry);
+    else move_to(entry, cell);
+  }
+  void rekey_fair(queue_entry& entry, bool ready);
+  order_key key_of(const queue_entry& entry) const noexcept {
+    // relaxed: see entity_state::prio.
+    const priority p = entry.prio->load(std::memory_order_relaxed);
+    switch (policy_) {
+      case scheduling_policy::fifo:
+        return fifo_policy::key(entry, p);
+      case scheduling_policy::rr:
+        return rr_policy::key(entry, p);
+      case scheduling_policy::deadline:
+        return deadline_policy::key(entry, p);
+      case scheduling_policy::fair:
+        return fair_.key(entry, p);
+    }
+    return {};
+  }
   queue_cell& cell_for(const queue_entry& entry);
   void move_to(queue_entry& entry, queue_cell* cell);
   void move_to(queue_entry& entry, fair_group* group);
   void raise_fair_floor() noexcept;
   // The first head in the policy's order among the cells whose ring is not
-  // blocked (`blocked` null: none is), with the cell it is in.
+  // blocked (`blocked` null: none is), with the cell it is in (if `in_cell`).
   queue_entry* best_head(const std::vector<unsigned char>* blocked, queue_cell** in_cell) const noexcept;
   // The first entry of `cell` in the policy's order at the current mean.
   queue_entry* first_of(const queue_cell& cell) const noexcept;
   bool goes_before(const queue_entry& a, const order_key& ka, const queue_entry& b,
                    const order_key& kb) const noexcept;
-  queue_choice next_shared();
+  queue_choice next_on_several_rings();
   queue_choice next_own_ring();
 
   const scheduling_policy policy_;
   const ring_mode mode_;
   const std::uint32_t credit_limit_;
+  const bool uses_fair_;  // policy fair on shared rings (ring_per_entity keeps no fair clock: nothing competes)
   std::vector<ring_slot*> rings_;         // shared_ring: the rings, by index
   rr_policy rr_;                          // policy rr: its stamps
   fair_clock fair_;                       // policy fair: the clock
@@ -166,10 +244,11 @@ class run_queue {
   // every head), [1 + i] ring i; each a list by fair group (group 0 first).
   std::vector<std::vector<std::unique_ptr<queue_cell>>> cells_;
   std::vector<queue_cell*> nonempty_cells_;
+  queue_cell* only_cell_ = nullptr;       // with one placement: its group-0 cell (the only one outside fair)
   std::vector<std::unique_ptr<fair_group>> groups_;  // policy fair: active entries by group
   std::vector<fair_group*> nonempty_groups_;
   indexed_heap<queue_entry, &queue_entry::own_ring_position, registration_order> own_rings_;  // ring_per_entity
-  std::vector<unsigned char> blocked_;    // next_shared: rings waiting for credits in this step
+  std::vector<unsigned char> blocked_;    // next_on_several_rings: rings waiting for credits in this step
 };
 
 }  // namespace cosched::detail
