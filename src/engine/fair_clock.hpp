@@ -47,6 +47,13 @@ namespace cosched::detail {
 ///
 /// @par Thread Safety
 /// The scheduler's executor only.
+///
+/// @par Ownership
+/// A member of the run queue; the per-entity statistics it writes live in the
+/// entities' queue entries and the per-job start in their job blocks.
+///
+/// @par Lifetime
+/// The run queue's.
 class fair_clock {
  public:
   /// Times saturate instead of wrapping (ring times near 2^64 ns / 8 only come

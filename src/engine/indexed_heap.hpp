@@ -23,7 +23,7 @@ struct heap_position {
 /// @par Thread Safety
 /// Distinct objects: Safe. Shared objects: Unsafe.
 ///
-/// @par Ownership
+/// @par Ownership and Lifetime
 /// Borrows its elements; an element must be removed before it is destroyed.
 template <class T, heap_position T::*Position, class Less>
 class indexed_heap {

@@ -11,7 +11,7 @@ namespace cosched::detail {
 /// The highest priority first; within a priority, the head with the earliest
 /// deadline (push_options::deadline); heads without one come after every head
 /// with one. A job behind another in its entity waits for it, whatever their
-/// deadlines (only heads compete). Stateless.
+/// deadlines (only heads compete). Stateless: any thread, no lifetime to keep.
 struct deadline_policy {
   static order_key key(const queue_entry& entry, priority p) noexcept {
     const job_block& head = *entry.head;

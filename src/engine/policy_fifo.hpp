@@ -8,7 +8,7 @@ namespace cosched::detail {
 
 /// The head of the highest-priority entity goes first; between entities of one
 /// priority, the head pushed earliest (the run queue breaks every tie by the
-/// head's push order). Stateless.
+/// head's push order). Stateless: any thread, no lifetime to keep.
 struct fifo_policy {
   static order_key key(const queue_entry&, priority p) noexcept { return {0, static_cast<std::uint64_t>(p), 0}; }
 };

@@ -15,6 +15,9 @@ namespace cosched::detail {
 ///
 /// @par Thread Safety
 /// The scheduler's executor only.
+///
+/// @par Ownership and Lifetime
+/// A member of the run queue; the stamps it writes live in the queue entries.
 class rr_policy {
  public:
   static order_key key(const queue_entry& entry, priority p) noexcept {

@@ -22,6 +22,9 @@ class ring_slot;
 ///
 /// @par Thread Safety
 /// The scheduler's executor only; one lazy_now serves one event.
+///
+/// @par Lifetime
+/// A local of the event it serves; the timers outlive it.
 class lazy_now {
  public:
   /// Reads `timers`' clock relative to `epoch` on the first get().
@@ -39,7 +42,8 @@ class lazy_now {
   std::optional<std::chrono::nanoseconds> value_;
 };
 
-/// The fair clock's statistics of one entity (written only by fair_clock).
+/// The fair clock's statistics of one entity (written only by fair_clock, on
+/// the executor; part of the entity's queue entry).
 struct fair_entity {
   std::uint64_t virtual_time = 0;  // weighted ring time of its commands that left the ring, ns x (8 / weight)
   std::uint64_t ring_time_estimate = 0;  // its latest measured ring time (ns, >= 1; 0: none yet)
@@ -63,6 +67,9 @@ struct fair_group;
 ///
 /// @par Thread Safety
 /// The scheduler's executor only.
+///
+/// @par Ownership
+/// A member of the engine's entity record; the run queue borrows it.
 ///
 /// @par Lifetime
 /// Added to the run queue when the entity registers, removed when the scheduler

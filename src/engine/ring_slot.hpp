@@ -91,23 +91,11 @@ class ring_slot {
   /// ring.run(command): its hardware fence; a std::system_error becomes a fence
   /// failed with its code, any other exception `exception`, an empty fence `broken`.
   fence run(void* command) noexcept {
-    try {
-      fence hardware = ring_->run(command);
-      if (hardware.valid()) return hardware;
-    } catch (...) {
-      return failed_fence(std::current_exception());
-    }
-    return failed_fence(nullptr);
+    return hardware_fence_of([this, command] { return ring_->run(command); });
   }
   /// ring.replay(command), with the same conversions as run().
   fence replay(void* command) noexcept {
-    try {
-      fence hardware = ring_->replay(command);
-      if (hardware.valid()) return hardware;
-    } catch (...) {
-      return failed_fence(std::current_exception());
-    }
-    return failed_fence(nullptr);
+    return hardware_fence_of([this, command] { return ring_->replay(command); });
   }
   /// ring.on_timeout(command); an exception counts as `hung`.
   timeout_verdict on_timeout(void* command) noexcept;
@@ -141,9 +129,21 @@ class ring_slot {
   static std::size_t live() noexcept;
 
  private:
-  // The fence a call into the ring gives when it threw `thrown` (a
-  // std::system_error: its code; anything else: `exception`) or, for null,
-  // returned an empty fence (`broken`).
+  // Calls into the ring (run or replay) and turns what it throws or returns
+  // into a hardware fence the engine can wait for: the one place where that
+  // conversion is written.
+  template <class Call>
+  static fence hardware_fence_of(Call call) noexcept {
+    try {
+      fence hardware = call();
+      if (hardware.valid()) return hardware;
+    } catch (...) {
+      return failed_fence(std::current_exception());
+    }
+    return failed_fence(nullptr);
+  }
+  // The fence of a call that threw `thrown` (a std::system_error: its code;
+  // anything else: `exception`) or, for null, returned an empty fence (`broken`).
   static fence failed_fence(std::exception_ptr thrown) noexcept;
   void cancel_timeout(timer_service& timers) noexcept;
 

@@ -43,7 +43,8 @@ struct registration_order {
 
 /// The entries with a ready head that go to the same place (one ring, or the
 /// least loaded ring) and, under fair, have the same group: ordered by key,
-/// which within one cell is their order under the policy.
+/// which within one cell is their order under the policy. Owned by the run
+/// queue (created on first use, kept until it goes); the executor only.
 struct queue_cell {
   ring_slot* placed_on = nullptr;  // the ring its heads go to; null: the least loaded ring
   std::uint64_t group = 0;         // fair: the mean's coefficient of its entries
@@ -51,7 +52,8 @@ struct queue_cell {
   std::size_t nonempty_index = 0;  // its place in run_queue::nonempty_cells_ (while not empty)
 };
 
-/// Policy fair: the active entries (a ready head or commands in flight) of one group.
+/// Policy fair: the active entries (a ready head or commands in flight) of one
+/// group. Owned by the run queue like the cells; the executor only.
 struct fair_group {
   std::uint64_t group = 0;
   indexed_heap<queue_entry, &queue_entry::group_position, active_order> heap;
@@ -92,6 +94,10 @@ struct queue_choice {
 ///
 /// @par Ownership
 /// Borrows its entries (their entity records own them) and the shared rings.
+///
+/// @par Lifetime
+/// Owned by the engine; the shared rings outlive it, and every entry is
+/// removed before its entity record is destroyed.
 class run_queue {
  public:
   /// `shared_rings`: the rings of shared_ring mode, by index (empty in
