@@ -105,16 +105,19 @@ struct job_block final : ref_block {
   // so every cache line a job touches costs, and the last lines are touched
   // only by jobs that wait, join a scope, carry a deadline or run under fair.
 
-  // Set by push before the job is handed to the scheduler; read-only afterwards.
+  // Set by push before the job is handed to the scheduler; afterwards only the
+  // scheduler's executor writes two of them: `frame` (null once the job is
+  // decided) and `dead_on_arrival` (when it is taken from a dead entity).
   std::coroutine_handle<> frame;
   job_promise_base* promise = nullptr;
   entity_state* entity = nullptr;
-  scheduler_core* core = nullptr;      // the core that owns the job once it was taken
+  scheduler_core* core = nullptr;      // the scheduler it was pushed to (which owns it once taken)
   cosched::scope* in_scope = nullptr;  // joined scope, if any (left when signalled)
   std::uint64_t push_order = 0;
   std::uint32_t credits = 1;
   bool has_deadline = false;
-  bool dead_on_arrival = false;  // the entity was dead at push: never started (finished's outcome says why)
+  bool dead_on_arrival = false;  // the entity was dead at push or when the job was taken: never
+                                 // started (the finished fence's recorded outcome says why)
   // Executor only from here on.
   job_phase phase = job_phase::mailbox;
   bool awaited_yields_error = false;
