@@ -66,8 +66,8 @@ void run_queue::unlink_dirty(queue_entry& entry) noexcept {
 
 // ------------------------------------------------------------------ re-keying
 
-// ring_per_entity, or policy fair.
-void run_queue::rekey_changed_with_state() {
+// ring_per_entity mode, or policy fair: activity, the floor, the rings to serve.
+void run_queue::rekey_changed_fair_or_own_rings() {
   // The order of the changed entries does not matter: each is re-read on its
   // own, and fair's activations all use the floor of the previous step.
   while (queue_entry* entry = pop_dirty()) {

@@ -179,12 +179,12 @@ class run_queue {
   // shared rings) is inline: it runs once per command.
   void rekey_changed() {
     if (mode_ != ring_mode::shared_ring || uses_fair_) {
-      rekey_changed_with_state();
+      rekey_changed_fair_or_own_rings();
       return;
     }
     while (queue_entry* entry = pop_dirty()) rekey(*entry);
   }
-  void rekey_changed_with_state();
+  void rekey_changed_fair_or_own_rings();
   queue_entry* pop_dirty() noexcept {
     queue_entry* entry = dirty_head_;
     if (!entry) return nullptr;
