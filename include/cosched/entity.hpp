@@ -104,7 +104,7 @@ class entity {
     auto handle = j.release();
     detail::push_request request{handle, &handle.promise(), options.credits, options.deadline};
     detail::push_result result;
-    detail::scheduler_core::push(*state_, std::span(&request, 1), options.in, &result);
+    state_->push(std::span(&request, 1), options.in, &result);
     return {std::move(result.finished)};
   }
 
@@ -119,7 +119,7 @@ class entity {
       auto handle = j.release();
       requests.push_back({handle, &handle.promise(), options.credits, options.deadline});
     }
-    detail::scheduler_core::push(*state_, requests, options.in, results.data());
+    state_->push(requests, options.in, results.data());
     std::vector<submitted> out;
     out.reserve(results.size());
     for (auto& r : results) out.push_back({std::move(r.finished)});
@@ -127,19 +127,19 @@ class entity {
   }
 
   /// No more pushes (they fail `cancelled`); queued work still runs.
-  void close() noexcept { detail::scheduler_core::close(*state_); }
+  void close() noexcept { state_->close(); }
   /// Jobs not yet run fail `killed`; commands already on the ring finish; later
   /// pushes fail `killed`.
-  void kill() noexcept { detail::scheduler_core::kill(*state_); }
+  void kill() noexcept { state_->kill(); }
   /// Takes effect at the next selection.
-  void set_priority(priority p) noexcept { detail::scheduler_core::set_priority(*state_, p); }
+  void set_priority(priority p) noexcept { state_->set_priority(p); }
   priority get_priority() const noexcept {
     // relaxed: a snapshot.
     return state_->prio.load(std::memory_order_relaxed);
   }
   /// A fence that signals, without error, once every job pushed before the call
   /// has signalled.
-  fence drain() { return detail::scheduler_core::drain(*state_); }
+  fence drain() { return state_->drain(); }
   /// A fence for point `seqno` of the entity's finished timeline (it may be
   /// requested before the job is pushed); it signals, without error, once the
   /// jobs up to `seqno` have signalled (before the scheduler's pass that
@@ -174,7 +174,7 @@ class entity {
     }
   }
   void reset() noexcept {
-    if (state_) detail::scheduler_core::release_handle(*std::exchange(state_, nullptr));
+    if (state_) std::exchange(state_, nullptr)->release_handle();
   }
 
   detail::entity_state* state_ = nullptr;

@@ -21,7 +21,10 @@ struct in_flight_job {
   std::uint32_t attempts;
   std::uint64_t seqno;
   const std::string& entity;
-  std::size_t ring;  // 0 in shared_ring mode
+  /// The ring it is on: in shared_ring mode its index among the scheduler's
+  /// rings (0 with one ring); in ring_per_entity mode its entity's position in
+  /// the order the entities were registered.
+  std::size_t ring;
 };
 
 /// The guard of a granted pause. Immovable: it is handed over owned by a

@@ -1,5 +1,8 @@
 // Unit tests for cosched/fence.hpp: fences, promises, timelines and async_wait
 // with Asio completion tokens (callbacks, coroutines, deferred, cancellation).
+// Longer than the usual 800 lines: the tests mirror the headers one file each,
+// and fence.hpp declares four things (fence and promise, timelines, the
+// completion-token interop, fence_state's waiters); the sections below follow them.
 #include "cosched/fence.hpp"
 
 #include <atomic>

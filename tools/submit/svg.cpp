@@ -1,5 +1,7 @@
 // The SVG timeline of a cosched-submit run: lanes for rings and entities, every job
 // drawn for small runs, pixel-column summaries for large ones; see svg.hpp.
+// Somewhat over 800 lines: one writer of one format, whose parts (scale, lanes,
+// bars, marks, legend, summaries) share the layout computed at the top.
 #include "submit/svg.hpp"
 
 #include <algorithm>

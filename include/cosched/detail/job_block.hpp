@@ -23,7 +23,7 @@ namespace cosched::detail {
 class scheduler_core;
 struct entity_state;
 struct job_block;
-struct ring_slot;
+class ring_slot;
 struct job_promise_base;
 
 /// A unit of work for the scheduler's pass. Nodes are embedded in the objects
@@ -32,10 +32,10 @@ struct work_node {
   enum class kind : std::uint8_t {
     dependency_wake,  // a job's awaited fence signalled
     hardware_done,    // a job's hardware fence signalled
-    entity_pushed,    // an entity's mailbox has new jobs
+    entity_updated,   // an entity has new jobs in its mailbox, a new priority, or lost its handle
     entity_killed,    // an entity was killed
     entity_added,     // an entity was created
-    message,          // an allocated, one-off message (see scheduler_core)
+    message,          // an allocated, one-off message (engine::message)
   };
   work_node(kind k, void* owner_object) noexcept : what(k), owner(owner_object) {}
   work_node* next = nullptr;
@@ -105,16 +105,19 @@ struct job_block final : ref_block {
   // so every cache line a job touches costs, and the last lines are touched
   // only by jobs that wait, join a scope, carry a deadline or run under fair.
 
-  // Set by push before the job is handed to the scheduler; read-only afterwards.
+  // Set by push before the job is handed to the scheduler; afterwards only the
+  // scheduler's executor writes two of them: `frame` (null once the job is
+  // decided) and `dead_on_arrival` (when it is taken from a dead entity).
   std::coroutine_handle<> frame;
   job_promise_base* promise = nullptr;
   entity_state* entity = nullptr;
-  scheduler_core* core = nullptr;      // the core that owns the job once it was taken
+  scheduler_core* core = nullptr;      // the scheduler it was pushed to (which owns it once taken)
   cosched::scope* in_scope = nullptr;  // joined scope, if any (left when signalled)
   std::uint64_t push_order = 0;
   std::uint32_t credits = 1;
   bool has_deadline = false;
-  bool dead_on_arrival = false;  // the entity was dead at push: never started (finished's outcome says why)
+  bool dead_on_arrival = false;  // the entity was dead at push or when the job was taken: never
+                                 // started (the finished fence's recorded outcome says why)
   // Executor only from here on.
   job_phase phase = job_phase::mailbox;
   bool awaited_yields_error = false;
@@ -128,7 +131,7 @@ struct job_block final : ref_block {
   job_block* in_flight_prev = nullptr; // the ring's in-flight list, in run order
   job_block* in_flight_next = nullptr;
   void* command = nullptr;
-  // The ring the command was run on (set by run_job, kept for replays).
+  // The ring the command was run on (set by engine::run_job, kept for replays).
   ring_slot* ring = nullptr;
   // The hardware fence of the current attempt.
   fence hardware;
@@ -136,7 +139,7 @@ struct job_block final : ref_block {
   // Written only by the jobs that use them; not initialised before.
   std::uint64_t scope_id;              // valid when in_scope
   std::chrono::nanoseconds deadline;  // since the scheduler's epoch; valid when has_deadline
-  std::chrono::nanoseconds run_at;    // policy fair: when the current attempt was run or replayed
+  std::chrono::nanoseconds fair_run_at;  // the fair clock's: when the current attempt was run or replayed
 
   // The one fence the job waits for at a time: a dependency of its coroutine
   // while it is prepared, then the hardware fence of its current attempt (a job

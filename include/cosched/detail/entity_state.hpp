@@ -1,0 +1,181 @@
+// An entity's state shared between its handle (any thread) and its scheduler:
+// the lifecycle status with its transition table, the mailbox of pushed jobs,
+// and the operations a handle performs from any thread (push, close, kill,
+// set_priority, drain, release). The scheduler's own record of the entity
+// (its jobs, its place in the run queue, its ring) derives from it in the engine.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <system_error>
+
+#include "cosched/detail/job_block.hpp"
+#include "cosched/detail/spinlock.hpp"
+#include "cosched/fence.hpp"
+#include "cosched/priority.hpp"
+
+namespace cosched {
+class scope;
+}
+
+namespace cosched::detail {
+
+class scheduler_core;
+
+/// Whether an entity was involved in a ring reset (GL robustness / amdgpu context query model).
+enum class reset_kind : std::uint8_t {
+  untouched,  ///< no reset involved the entity
+  innocent,   ///< a reset replayed its work (it was not the cause)
+  guilty      ///< one of its jobs hung and caused a reset
+};
+
+/// Where an entity is in its life, as its pushes see it.
+///
+/// Every change is made by entity_state::become(event), under the entity's
+/// lock, by this table (a blank is no change: the first death is final):
+///
+///   state \ event | close          kill           ban             shutdown
+///   --------------+--------------------------------------------------------------
+///   open          | closed         killed         banned          shut_down
+///   closed        |                killed         banned          shut_down
+///   killed        |
+///   banned        |
+///   shut_down     |
+///
+/// What a job pushed in each state fails with (entity_state::dead_error):
+/// open: nothing (it runs); closed: `cancelled`; killed: `killed`; banned:
+/// `cancelled`, cause the guilty job; shut_down: `shutdown`. Queued jobs of a
+/// closed entity still run; those of a dead one (killed, banned, shut_down) fail
+/// with its reason. Who raises each event: close() and the handle's release
+/// (close); kill() directly when the entity is detached, else the scheduler when
+/// it takes the kill in order with its other events (kill); timeout recovery
+/// (ban); shutdown, and creation after shutdown (shutdown).
+enum class entity_status : std::uint8_t { open, closed, killed, banned, shut_down };
+
+/// The events of entity_status's table.
+enum class entity_event : std::uint8_t { close, kill, ban, shutdown };
+
+struct push_request {
+  std::coroutine_handle<> frame;
+  job_promise_base* promise = nullptr;
+  std::uint32_t credits = 1;
+  std::optional<std::chrono::nanoseconds> deadline;  // since the scheduler's epoch
+};
+
+struct push_result {
+  fence finished;
+};
+
+/// What the scheduler takes from a mailbox in one go: the jobs in push order,
+/// and the entity's death at that moment (jobs taken from a dead entity fail
+/// with its reason without being started).
+struct taken_jobs {
+  job_block* first = nullptr;  // linked through entity_next
+  bool entity_dead = false;
+  bool handle_alive = true;  // false once the handle let go (the scheduler may collect the entity)
+  std::error_code error;
+  std::optional<fence_point> cause;
+};
+
+/// The part of an entity that its handle and its scheduler share.
+///
+/// @par Thread Safety
+/// push, close, kill, set_priority, drain, release_handle, add_ref and release
+/// may be called from any thread, concurrently. Fields are grouped below by
+/// who may touch them.
+///
+/// @par Ownership
+/// Reference counted: one reference for the handle (dropped by
+/// release_handle), one for the scheduler while the entity is attached to it
+/// (dropped when the scheduler lets go of it), one for each timer callback of
+/// its own ring (ring_per_entity mode). Created by scheduler_core::create_entity
+/// as the engine's entity_record, the only derived type.
+///
+/// @par Lifetime
+/// May outlive its scheduler: `core` is then null and pushes fail at once.
+struct entity_state {
+  entity_state(const entity_state&) = delete;
+  entity_state& operator=(const entity_state&) = delete;
+
+  void add_ref() noexcept {
+    // relaxed: made from an existing reference.
+    refs.fetch_add(1, std::memory_order_relaxed);
+  }
+  /// The last reference destroys the entity (its engine record included).
+  void release() noexcept;
+
+  // ---- any-thread operations (the handle's) ----
+
+  /// Pushes jobs in order; `results` receives one entry per request. Never
+  /// throws for a dead entity: its jobs fail in order with the entity's reason
+  /// (and at once, on the caller's thread, when the scheduler is gone).
+  void push(std::span<push_request> requests, scope* in_scope, push_result* results);
+  /// No more pushes (table: close).
+  void close() noexcept;
+  /// Jobs not yet run fail `killed` (table: kill, in order with the scheduler's
+  /// other events when attached).
+  void kill() noexcept;
+  /// Takes effect at the scheduler's next selection.
+  void set_priority(priority p) noexcept;
+  /// A fence that signals once every job pushed before the call has signalled.
+  fence drain();
+  /// The handle lets go: closes the entity and drops the handle's reference.
+  void release_handle() noexcept;
+
+  // ---- under `lock` ----
+
+  /// Applies `event` by the table of entity_status; `cause` is the guilty
+  /// job's point for a ban. Returns whether the status changed.
+  bool become(entity_event event, std::optional<fence_point> cause = std::nullopt) noexcept;
+  bool dead() const noexcept { return status != entity_status::open && status != entity_status::closed; }
+  /// The scheduler takes every job in the mailbox (the only way jobs leave it).
+  taken_jobs take_mailbox() noexcept;
+  /// Queues update_node unless it is queued already.
+  void notify_update() noexcept;
+
+  std::atomic<std::uint32_t> refs{1};
+
+  // Constant after construction.
+  const std::uint64_t finished_context;  // its scheduled fences: job_block::scheduled_context_of()
+  const std::uint32_t credit_limit;
+  const std::string name;
+
+  // Any thread. relaxed loads/stores: selection reads the value it sees when it
+  // re-reads the entity; a change also queues update_node, which orders it
+  // before the next selection.
+  std::atomic<priority> prio;
+  timeline reached;  // finished points reached (every job up to N signalled)
+  // Written by the scheduler, read by anyone. relaxed: independent snapshots.
+  std::atomic<reset_kind> reset_status{reset_kind::untouched};
+  std::atomic<std::uint32_t> resets{0};
+
+  // Guarded by lock.
+  spinlock lock;
+  scheduler_core* core = nullptr;  // null once detached from its scheduler
+  entity_status status = entity_status::open;
+  std::error_code dead_error;                // what pushes fail with (entity_status's table)
+  std::optional<fence_point> dead_cause;     // banned: the guilty job
+  std::uint64_t last_seqno = 0;              // the latest seqno pushed
+  job_block* mailbox_head = nullptr;         // pushed, not yet taken by the scheduler, in push order
+  job_block* mailbox_tail = nullptr;
+  bool update_queued = false;  // update_node is queued to the core
+  bool kill_queued = false;    // kill_node is queued to the core
+  bool handle_alive = true;
+  bool release_when_idle = false;  // detached after shutdown: release once no node is queued
+
+  // Nodes the scheduler processes on its executor (never allocated).
+  work_node update_node{work_node::kind::entity_updated, this};  // new jobs, a new priority, or the handle gone
+  work_node kill_node{work_node::kind::entity_killed, this};
+  work_node added_node{work_node::kind::entity_added, this};
+
+ protected:
+  entity_state(std::uint32_t credit_limit, priority p, std::string entity_name);
+  ~entity_state() = default;
+};
+
+}  // namespace cosched::detail

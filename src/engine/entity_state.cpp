@@ -1,0 +1,202 @@
+// Entity lifecycle: the transition function of entity_status's table and the
+// operations an entity handle performs from any thread (push, close, kill,
+// set_priority, drain, release).
+#include "cosched/detail/entity_state.hpp"
+
+#include <mutex>
+#include <vector>
+
+#include "cosched/error.hpp"
+#include "cosched/scope.hpp"
+#include "engine/engine.hpp"
+#include "engine/entity_record.hpp"
+
+namespace cosched::detail {
+
+entity_state::entity_state(std::uint32_t limit, priority p, std::string entity_name)
+    : finished_context(new_contexts(2)),  // and the scheduled one after it (job_block::scheduled_context_of)
+      credit_limit(limit),
+      name(std::move(entity_name)),
+      prio(p),
+      reached(finished_context) {}
+
+void entity_state::release() noexcept {
+  // acq_rel: the last releaser must see all writes made through other references.
+  if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete &entity_record::of(*this);
+}
+
+// ------------------------------------------------------------------ the transition table
+
+bool entity_state::become(entity_event event, std::optional<fence_point> cause) noexcept {
+  // Rows killed, banned, shut_down: no event changes a dead entity.
+  if (dead()) return false;
+  switch (event) {
+    case entity_event::close:  // open -> closed; closed stays closed
+      if (status != entity_status::open) return false;
+      status = entity_status::closed;
+      dead_error = make_error_code(errc::cancelled);
+      return true;
+    case entity_event::kill:  // open, closed -> killed
+      status = entity_status::killed;
+      dead_error = make_error_code(errc::killed);
+      dead_cause.reset();
+      return true;
+    case entity_event::ban:  // open, closed -> banned (cause: the guilty job)
+      status = entity_status::banned;
+      dead_error = make_error_code(errc::cancelled);
+      dead_cause = cause;
+      return true;
+    case entity_event::shutdown:  // open, closed -> shut_down
+      status = entity_status::shut_down;
+      dead_error = make_error_code(errc::shutdown);
+      dead_cause.reset();
+      return true;
+  }
+  return false;
+}
+
+taken_jobs entity_state::take_mailbox() noexcept {
+  taken_jobs taken;
+  taken.first = std::exchange(mailbox_head, nullptr);
+  mailbox_tail = nullptr;
+  taken.entity_dead = dead();
+  taken.handle_alive = handle_alive;
+  taken.error = dead_error;
+  taken.cause = dead_cause;
+  return taken;
+}
+
+void entity_state::notify_update() noexcept {
+  // One wake-up per batch, and none while the node is already queued.
+  if (update_queued) return;
+  update_queued = true;
+  core->enqueue(update_node);
+}
+
+// ------------------------------------------------------------------ any-thread operations
+
+void entity_state::push(std::span<push_request> requests, scope* in_scope, push_result* results) {
+  // Blocks are made outside the lock; seqnos are assigned inside it. A single
+  // push (the common case) needs no heap buffer for them.
+  job_block* inline_blocks[8];
+  std::vector<job_block*> heap_blocks;
+  if (requests.size() > std::size(inline_blocks)) heap_blocks.resize(requests.size());
+  const std::span<job_block*> blocks =
+      heap_blocks.empty() ? std::span<job_block*>(inline_blocks, requests.size()) : std::span<job_block*>(heap_blocks);
+  std::size_t made = 0;
+  try {
+    for (auto& request : requests) {
+      auto* block = new job_block(fence_point{finished_context, 0});
+      block->refs.store(2, std::memory_order_relaxed);  // scheduler + the returned finished fence
+      block->frame = request.frame;
+      block->promise = request.promise;
+      block->credits = request.credits;
+      if (request.deadline) {
+        block->has_deadline = true;
+        block->deadline = *request.deadline;
+      }
+      blocks[made++] = block;
+    }
+  } catch (...) {
+    for (std::size_t i = 0; i < made; ++i) delete blocks[i];
+    throw;
+  }
+  for (std::size_t i = 0; i < blocks.size(); ++i) requests[i].promise->block = blocks[i];
+
+  std::unique_lock guard(lock);
+  if (!core) {
+    // The scheduler is gone: nothing can run the jobs or order them any more.
+    std::uint64_t last = 0;
+    for (auto* block : blocks) block->finished.point.seqno = last = ++last_seqno;
+    const auto ec = dead_error ? dead_error : make_error_code(errc::shutdown);
+    const auto cause = dead_cause;
+    guard.unlock();
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+      auto* block = blocks[i];
+      block->frame.destroy();
+      // Not shared yet: nobody can have asked for the scheduled fence.
+      block->scheduled_word.store(job_block::scheduled_reached | job_block::scheduled_unrun,
+                                  std::memory_order_relaxed);
+      block->finished.signal(ec, cause);
+      results[i].finished = fence::adopt(&block->finished);
+      block->release();
+    }
+    reached.advance(last);
+    return;
+  }
+
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    auto* block = blocks[i];
+    block->finished.point.seqno = ++last_seqno;
+    block->push_order = core->next_push_order();
+    block->entity = this;
+    block->core = core;
+    if (status != entity_status::open) {
+      block->dead_on_arrival = true;
+      block->finished.record(dead_error, dead_cause);
+    } else if (in_scope) {
+      if (in_scope->enter(core)) {
+        block->in_scope = in_scope;
+        block->scope_id = in_scope->id();
+      } else {
+        block->dead_on_arrival = true;
+        block->finished.record(make_error_code(errc::cancelled), std::nullopt);
+      }
+    }
+    block->entity_next = nullptr;
+    if (mailbox_tail) mailbox_tail->entity_next = block; else mailbox_head = block;
+    mailbox_tail = block;
+    results[i].finished = fence::adopt(&block->finished);
+  }
+  notify_update();
+}
+
+void entity_state::close() noexcept {
+  std::lock_guard guard(lock);
+  become(entity_event::close);
+}
+
+void entity_state::kill() noexcept {
+  std::lock_guard guard(lock);
+  if (dead()) return;
+  if (!core) {
+    become(entity_event::kill);
+    return;
+  }
+  // The kill takes effect in order with the scheduler's other events (a
+  // timeout's ban queued before it wins); pushes until then reach the mailbox,
+  // which the kill takes and fails.
+  if (!kill_queued) {
+    kill_queued = true;
+    core->enqueue(kill_node);
+  }
+}
+
+void entity_state::set_priority(priority p) noexcept {
+  // relaxed: update_node, queued below, orders the change before the next selection.
+  prio.store(p, std::memory_order_relaxed);
+  std::lock_guard guard(lock);
+  if (core) notify_update();
+}
+
+fence entity_state::drain() {
+  std::uint64_t last;
+  {
+    std::lock_guard guard(lock);
+    last = last_seqno;
+  }
+  return reached.at(last);
+}
+
+void entity_state::release_handle() noexcept {
+  {
+    std::lock_guard guard(lock);
+    become(entity_event::close);
+    handle_alive = false;
+    // Let the scheduler notice that it may let go of the entity.
+    if (core) notify_update();
+  }
+  release();
+}
+
+}  // namespace cosched::detail

@@ -1,0 +1,311 @@
+// The path of one job through the engine, in the order it takes: taken from
+// its entity's mailbox, prepared (its coroutine runs until it co_returns its
+// command), selected and run on a ring, retired when its hardware fence
+// signals, decided, and signalled in its entity's push order. (Push itself is
+// entity_state::push, in entity_state.cpp; recovery.cpp holds the paths a
+// reset takes instead of retirement.)
+#include <mutex>
+#include <stdexcept>
+
+#include "cosched/error.hpp"
+#include "cosched/job.hpp"
+#include "cosched/scope.hpp"
+#include "engine/engine.hpp"
+
+namespace cosched::detail {
+
+// ------------------------------------------------------------------ taken from the mailbox
+
+void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
+  taken_jobs taken;
+  {
+    std::lock_guard guard(entity.lock);
+    switch (how) {
+      case mailbox_take::early:
+        // A kill, a ban, a scope stop or shutdown taking the mailbox leaves
+        // update_node queued: a push must not queue it a second time.
+        break;
+      case mailbox_take::update_node:
+        entity.update_queued = false;
+        break;
+      case mailbox_take::detach:
+        entity.core = nullptr;  // from here on a push fails at once on its own thread
+        break;
+      case mailbox_take::shut_detach:
+        entity.become(entity_event::shutdown);
+        entity.core = nullptr;
+        break;
+    }
+    taken = entity.take_mailbox();
+  }
+  if (!taken.handle_alive) entity.handle_gone = true;
+  for (job_block* block = taken.first; block;) {
+    job_block* next = std::exchange(block->entity_next, nullptr);
+    // Taken after the entity died (a kill, ban or shutdown took effect first):
+    // the job fails with the entity's reason, without being started.
+    if (taken.entity_dead && !block->dead_on_arrival) {
+      block->dead_on_arrival = true;
+      block->finished.record(taken.error, taken.cause);
+    }
+    adopt_job(entity, *block);
+    block = next;
+  }
+}
+
+void engine::adopt_job(entity_record& entity, job_block& block) noexcept {
+  if (entity.jobs_tail) entity.jobs_tail->entity_next = &block; else entity.jobs_head = &block;
+  entity.jobs_tail = &block;
+  if (block.dead_on_arrival) {
+    decide(block, block.finished.error, block.finished.recorded_cause());
+    return;
+  }
+  if (stage() != lifecycle::running) {
+    decide(block, make_error_code(errc::shutdown), std::nullopt);
+    return;
+  }
+  start_job(block);
+}
+
+// ------------------------------------------------------------------ preparation
+
+void engine::start_job(job_block& block) noexcept {
+  block.phase = job_phase::preparing;
+  auto& entity = entity_record::of(block);
+  if (!entity.queued.head) set_head_from(entity, &block);
+  resume_job(block);
+}
+
+void engine::resume_job(job_block& block) noexcept {
+  block.frame.resume();
+  record_body_progress(block);
+}
+
+// Where the body got to: suspended on a dependency, prepared (co_returned its
+// command), or failed.
+void engine::record_body_progress(job_block& block) noexcept {
+  auto& promise = *block.promise;
+  switch (promise.state) {
+    case job_promise_base::outcome::pending:
+      return;  // suspended on a dependency (job_wait_begin)
+    case job_promise_base::outcome::prepared: {
+      block.command = promise.command;
+      block.phase = job_phase::prepared;
+      auto& entity = entity_record::of(block);
+      if (entity.queued.head == &block) queue_.changed(entity.queued);  // a ready head now
+      return;
+    }
+    case job_promise_base::outcome::failed:
+      decide(block, block.finished.error, block.finished.recorded_cause());
+      signal_in_order(entity_record::of(block));
+      return;
+  }
+}
+
+// The job's waiter was notified: its dependency or its hardware fence signalled
+// (wake_node says which).
+void on_job_signal(fence_waiter& waiter, fence_state&) noexcept {
+  auto& block = *static_cast<job_block*>(waiter.owner);
+  engine::of(*block.core).enqueue_job_node(block, block.wake_node);
+}
+
+bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept {
+  auto& block = *promise.block;
+  block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
+  block.awaited_yields_error = yields_error;
+  block.awaited = &awaited;
+  if (awaited.add_waiter(block.waiter)) return true;
+  block.awaited = nullptr;
+  return false;
+}
+
+void job_wait_abandon(job_promise_base& promise) noexcept {
+  auto& block = *promise.block;
+  if (!block.awaited) return;
+  // If the wake-up is already queued, processing it finds the job decided.
+  block.awaited->remove_waiter(block.waiter);
+  block.awaited = nullptr;
+}
+
+// ------------------------------------------------------------------ selection and running
+
+void engine::select() noexcept {
+  // One command per step, in the run queue's order, until nothing more runs
+  // (no ready head, or the best head of every ring waits for credits).
+  while (const queue_choice next = queue_.next()) run_job(*next.entry->head, *next.ring);
+}
+
+void engine::run_job(job_block& block, ring_slot& slot) noexcept {
+  auto& entity = entity_record::of(block);
+  block.phase = job_phase::running;
+  ++block.attempts;
+  block.ring = &slot;
+  lazy_now now = clock();
+  queue_.ran(entity.queued, block, slot, now);
+  set_head_from(entity, block.entity_next);
+  const bool ring_was_idle = slot.idle();
+  slot.append(block);
+  block.hardware = slot.run(block.command);
+  if (block.attempts == 1) reach_scheduled(block, false);
+  // The timeout counts from the moment the ring had something to do.
+  if (ring_was_idle) arm_timeout(slot);
+  watch_hardware(block);
+}
+
+void engine::watch_hardware(job_block& block, bool may_retire) noexcept {
+  block.wake_attempt = block.attempts;
+  // A hardware fence that has already signalled (work the "hardware" finished
+  // at once) retires now, and selection goes on with the credits it frees,
+  // without touching the block's wait fields; during a pause its retirement
+  // waits in the queue.
+  if (may_retire && block.hardware.signalled()) {
+    retire(block);
+    return;
+  }
+  block.arm_wait(work_node::kind::hardware_done, &on_job_signal);
+  if (!block.hardware.signalled() && block.hardware.state()->add_waiter(block.waiter)) return;
+  if (may_retire) retire(block);
+  else enqueue_job_node(block, block.wake_node);
+}
+
+// ------------------------------------------------------------------ retirement
+
+void engine::retire(job_block& block) noexcept {
+  auto& slot = *block.ring;
+  const std::error_code ec = block.hardware.error();
+  block.hardware = fence();
+  const bool was_front = slot.front() == &block;
+  lazy_now now = clock();
+  leave_ring(block, &now);
+  decide(block, ec, std::nullopt);
+  signal_in_order(entity_record::of(block));
+  // Progress: the timeout restarts for the command now at the front.
+  if (was_front) {
+    if (slot.idle()) disarm_timeout(slot); else arm_timeout(slot);
+  }
+}
+
+void engine::decide(job_block& block, std::error_code ec, std::optional<fence_point> cause) noexcept {
+  // Destroy first (frame, command, awaiter), then record; signalling follows in
+  // entity order (signal_in_order), so nothing of the job is alive when its
+  // fence signals.
+  if (block.frame) {
+    block.frame.destroy();
+    block.frame = nullptr;
+  }
+  block.command = nullptr;
+  block.finished.record(ec, cause);
+  block.phase = job_phase::decided;
+  auto& entity = entity_record::of(block);
+  if (entity.queued.head == &block) set_head_from(entity, block.entity_next);
+}
+
+void engine::fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
+                        bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept {
+  // Decide every matching job first, then signal (the caller calls
+  // signal_in_order): jobs of one decision do not see each other's failure as
+  // a dependency failure.
+  for (job_block* block = entity.jobs_head; block; block = block->entity_next) {
+    if (block->phase != job_phase::preparing && block->phase != job_phase::prepared) continue;
+    if (filter && !filter(*block, arg)) continue;
+    decide(*block, ec, cause);
+  }
+}
+
+// ------------------------------------------------------------------ signalling, in push order
+
+// Signals the entity's decided jobs from the front of its list, in push order,
+// up to the first job not decided yet.
+void engine::signal_in_order(entity_record& entity) noexcept {
+  while (entity.jobs_head && entity.jobs_head->phase == job_phase::decided) {
+    job_block* block = entity.jobs_head;
+    entity.jobs_head = block->entity_next;
+    if (!entity.jobs_head) entity.jobs_tail = nullptr;
+    block->entity_next = nullptr;
+    signal_job(*block);
+  }
+  // Its last job signalled after its handle let go: the scheduler lets go of it.
+  if (!entity.jobs_head && entity.handle_gone) note_collectable(entity);
+}
+
+void engine::count_deadline(const job_block& block) noexcept {
+  // relaxed: independent counters (see statistics()).
+  if (now() > block.deadline)
+    deadline_misses_.fetch_add(1, std::memory_order_relaxed);
+  else
+    deadlines_met_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void engine::signal_job(job_block& block) noexcept {
+  block.phase = job_phase::signalled;
+  if (block.has_deadline) count_deadline(block);
+  // relaxed: only this thread sets scheduled_reached.
+  if (!(block.scheduled_word.load(std::memory_order_relaxed) & job_block::scheduled_reached))
+    reach_scheduled(block, true);
+  block.finished.signal_recorded();
+  // The entity's timeline follows at the end of the batch (publish_reached):
+  // one atomic update for every job signalled in between, not one per job.
+  auto& entity = entity_record::of(block);
+  entity.reached_pending = block.finished.point.seqno;
+  if (!entity.reached_dirty) {
+    entity.reached_dirty = true;
+    reached_dirty_.push_back(&entity);  // capacity reserved at registration
+  }
+  if (block.in_scope) block.in_scope->leave();
+  if (block.local_nodes) block.release_deferred = true;
+  else block.release();
+}
+
+// The job's scheduled moment: its command first ran (unrun false), or it was
+// decided without running (unrun true: the scheduled fence takes the finished
+// fence's outcome, recorded before). Signals the scheduled fence if somebody
+// asked for it already; a later request finds the flags.
+void engine::reach_scheduled(job_block& block, bool unrun) noexcept {
+  // acq_rel: publishes the recorded outcome to a later request, and acquires a
+  // requested fence's block.
+  const std::uintptr_t old = block.scheduled_word.fetch_or(
+      job_block::scheduled_reached | (unrun ? job_block::scheduled_unrun : 0), std::memory_order_acq_rel);
+  if (auto* requested = job_block::scheduled_block(old)) block.signal_scheduled(requested->state, unrun);
+}
+
+fence scheduler_core::scheduled_fence(const fence& finished) {
+  if (!finished.valid()) return {};
+  ref_block* owner = finished.state()->owner;
+  if (owner->destroy != &job_block::destroy_block || finished.state() != &static_cast<job_block*>(owner)->finished)
+    throw std::invalid_argument("cosched: scheduled() needs the finished fence push returned, not another fence");
+  auto& block = *static_cast<job_block*>(owner);
+  // acquire: pairs with reach_scheduled (the outcome) and with another
+  // request's installation (the fence's block).
+  std::uintptr_t word = block.scheduled_word.load(std::memory_order_acquire);
+  for (;;) {
+    if (auto* made = job_block::scheduled_block(word)) {
+      made->add_ref();  // the job block's reference keeps it alive meanwhile
+      return fence::adopt(&made->state);
+    }
+    const fence_point point = block.finished.point;
+    auto* made = new single_fence_block(fence_point{job_block::scheduled_context_of(point.context), point.seqno});
+    made->refs.store(2, std::memory_order_relaxed);  // the job block's and the caller's
+    if (word & job_block::scheduled_reached)
+      block.signal_scheduled(made->state, (word & job_block::scheduled_unrun) != 0);
+    // acq_rel: publishes the new block; on failure, acquires the current word.
+    if (block.scheduled_word.compare_exchange_strong(word, word | reinterpret_cast<std::uintptr_t>(made),
+                                                     std::memory_order_acq_rel, std::memory_order_acquire))
+      return fence::adopt(&made->state);
+    delete made;
+  }
+}
+
+// Advances the timelines of the entities whose jobs signalled since the last
+// call. Called before the pass hands control back (so that `reached` never
+// lags a finished fence across passes) and before the scheduler lets go of an
+// entity.
+void engine::publish_reached() noexcept {
+  // Index loop: advancing a timeline wakes waiters, which only enqueue nodes.
+  for (std::size_t i = 0; i < reached_dirty_.size(); ++i) {
+    entity_record& entity = *reached_dirty_[i];
+    entity.reached_dirty = false;
+    entity.reached.advance(entity.reached_pending);
+  }
+  reached_dirty_.clear();
+}
+
+}  // namespace cosched::detail

@@ -1,0 +1,249 @@
+// The run queue: ordered sets of the entities with ready heads, re-keyed when
+// they change, and the selection step over them (see run_queue.hpp).
+#include "engine/run_queue.hpp"
+
+#include <algorithm>
+
+namespace cosched::detail {
+
+run_queue::run_queue(scheduling_policy policy, ring_mode mode, std::uint32_t credit_limit,
+                     std::span<ring_slot* const> shared_rings)
+    : policy_(policy),
+      mode_(mode),
+      credit_limit_(credit_limit),
+      uses_fair_(policy == scheduling_policy::fair && mode == ring_mode::shared_ring),
+      rings_(shared_rings.begin(), shared_rings.end()),
+      fair_(shared_rings.size()) {
+  // With one ring every head goes to it: one placement. With several, heads of
+  // entities with commands in flight go to their ring, the others to the
+  // least loaded one.
+  const std::size_t placements = rings_.size() > 1 ? rings_.size() + 1 : 1;
+  cells_.resize(placements);
+  for (std::size_t p = 0; p < placements; ++p) {
+    auto cell = std::make_unique<queue_cell>();
+    cell->placed_on = p == 0 ? nullptr : rings_[p - 1];
+    cells_[p].push_back(std::move(cell));
+  }
+  if (placements == 1) only_cell_ = cells_.front().front().get();
+  blocked_.assign(rings_.size(), 0);
+}
+
+run_queue::~run_queue() = default;
+
+// ------------------------------------------------------------------ entries and their events
+
+void run_queue::add(queue_entry& entry, ring_slot* own_ring) {
+  entry.registered = true;
+  entry.ordinal = registrations_++;
+  if (own_ring) entry.ring = own_ring;
+  mark_dirty(entry);
+}
+
+void run_queue::remove(queue_entry& entry) noexcept {
+  unlink_dirty(entry);
+  move_to(entry, static_cast<queue_cell*>(nullptr));
+  move_to(entry, static_cast<fair_group*>(nullptr));
+  if (entry.own_ring_position.linked()) own_rings_.erase(entry);
+  entry.registered = false;
+}
+
+void run_queue::charge(queue_entry& entry, const job_block& job, lazy_now& now) noexcept {
+  // relaxed: see entity_state::prio.
+  fair_.charge(entry.fair, entry.prio->load(std::memory_order_relaxed), job, job.ring->index(), now.get());
+}
+
+void run_queue::ring_reset(const ring_slot& ring, lazy_now& now) noexcept {
+  if (uses_fair_) fair_.ring_reset(ring.index(), now.get());
+}
+
+void run_queue::unlink_dirty(queue_entry& entry) noexcept {
+  if (!entry.dirty) return;
+  if (entry.dirty_prev) entry.dirty_prev->dirty_next = entry.dirty_next; else dirty_head_ = entry.dirty_next;
+  if (entry.dirty_next) entry.dirty_next->dirty_prev = entry.dirty_prev;
+  entry.dirty_prev = entry.dirty_next = nullptr;
+  entry.dirty = false;
+}
+
+// ------------------------------------------------------------------ re-keying
+
+// ring_per_entity mode, or policy fair: activity, the floor, the rings to serve.
+void run_queue::rekey_changed_fair_or_own_rings() {
+  // The order of the changed entries does not matter: each is re-read on its
+  // own, and fair's activations all use the floor of the previous step.
+  while (queue_entry* entry = pop_dirty()) {
+    if (mode_ == ring_mode::ring_per_entity) {
+      // Its ring may run something now: serve it in this step (in registration order).
+      if (!entry->own_ring_position.linked()) own_rings_.push(*entry);
+      continue;
+    }
+    const bool ready = entry->head && entry->head->phase == job_phase::prepared;
+    fair_.note_activity(entry->fair, ready || entry->in_flight > 0);
+    rekey_fair(*entry, ready);
+  }
+  if (uses_fair_) raise_fair_floor();
+}
+
+// Policy fair: a candidate cell if ready, an active group if active.
+void run_queue::rekey_fair(queue_entry& entry, bool ready) {
+  entry.key = key_of(entry);
+  if (ready) entry.key_push_order = entry.head->push_order;
+  move_to(entry, ready ? &cell_for(entry) : nullptr);
+  fair_group* group = nullptr;
+  if (entry.fair.active) {
+    for (auto& g : groups_) {
+      if (g->group == entry.key.group) {
+        group = g.get();
+        break;
+      }
+    }
+    if (!group) {
+      groups_.push_back(std::make_unique<fair_group>());
+      group = groups_.back().get();
+      group->group = entry.key.group;
+    }
+  }
+  move_to(entry, group);
+}
+
+queue_cell& run_queue::cell_for(const queue_entry& entry) {
+  const std::size_t placement = cells_.size() > 1 && entry.in_flight > 0 ? 1 + entry.ring->index() : 0;
+  auto& by_group = cells_[placement];
+  if (entry.key.group == 0) return *by_group.front();
+  for (auto& cell : by_group) {
+    if (cell->group == entry.key.group) return *cell;
+  }
+  auto cell = std::make_unique<queue_cell>();
+  cell->placed_on = by_group.front()->placed_on;
+  cell->group = entry.key.group;
+  by_group.push_back(std::move(cell));
+  return *by_group.back();
+}
+
+// Keeps the list of non-empty sets as entries come and go (one comparison per
+// non-empty set and step).
+template <class Set>
+static void link_nonempty(std::vector<Set*>& nonempty, Set& set) {
+  set.nonempty_index = nonempty.size();
+  nonempty.push_back(&set);
+}
+template <class Set>
+static void unlink_nonempty(std::vector<Set*>& nonempty, Set& set) noexcept {
+  Set* last = nonempty.back();
+  nonempty[set.nonempty_index] = last;
+  last->nonempty_index = set.nonempty_index;
+  nonempty.pop_back();
+}
+
+void run_queue::move_to(queue_entry& entry, queue_cell* cell) {
+  if (entry.cell == cell) {
+    if (cell) cell->heap.update(entry);
+    return;
+  }
+  if (queue_cell* old = entry.cell) {
+    old->heap.erase(entry);
+    if (old->heap.empty()) unlink_nonempty(nonempty_cells_, *old);
+  }
+  entry.cell = cell;
+  if (cell) {
+    if (cell->heap.empty()) link_nonempty(nonempty_cells_, *cell);
+    cell->heap.push(entry);
+  }
+}
+
+void run_queue::move_to(queue_entry& entry, fair_group* group) {
+  if (entry.group == group) {
+    if (group) group->heap.update(entry);
+    return;
+  }
+  if (fair_group* old = entry.group) {
+    old->heap.erase(entry);
+    if (old->heap.empty()) unlink_nonempty(nonempty_groups_, *old);
+  }
+  entry.group = group;
+  if (group) {
+    if (group->heap.empty()) link_nonempty(nonempty_groups_, *group);
+    group->heap.push(entry);
+  }
+}
+
+void run_queue::raise_fair_floor() noexcept {
+  if (nonempty_groups_.empty()) return;  // no entity is active: the floor stays
+  std::uint64_t least = fair_clock::saturated;
+  for (const fair_group* group : nonempty_groups_)
+    least = std::min(least, fair_.effective_time(group->heap.top()->key));
+  fair_.raise_floor(least);
+}
+
+// ------------------------------------------------------------------ selection
+
+queue_entry* run_queue::first_of(const queue_cell& cell) const noexcept {
+  queue_entry* first = cell.heap.top();
+  if (cell.group == 0 || fair_.effective_time(first->key) != fair_clock::saturated) return first;
+  // Every entry of the cell saturates (absurd ring times only): they tie, and
+  // the tie goes to push order.
+  for (queue_entry* entry : cell.heap.items()) {
+    if (entry->key_push_order < first->key_push_order) first = entry;
+  }
+  return first;
+}
+
+bool run_queue::goes_before(const queue_entry& a, const order_key& ka, const queue_entry& b,
+                            const order_key& kb) const noexcept {
+  if (ka.rank != kb.rank) return ka.rank < kb.rank;
+  if (ka.time != kb.time) return ka.time < kb.time;
+  return a.key_push_order < b.key_push_order;
+}
+
+queue_entry* run_queue::best_head(const std::vector<unsigned char>* blocked, queue_cell** in_cell) const noexcept {
+  queue_entry* best = nullptr;
+  order_key best_key;
+  for (queue_cell* cell : nonempty_cells_) {
+    if (blocked && cell->placed_on && (*blocked)[cell->placed_on->index()]) continue;
+    queue_entry* first = first_of(*cell);
+    order_key key = first->key;
+    if (cell->group != 0) key.time = fair_.effective_time(key);
+    if (!best || goes_before(*first, key, *best, best_key)) {
+      best = first;
+      best_key = key;
+      if (in_cell) *in_cell = cell;
+    }
+  }
+  return best;
+}
+
+queue_choice run_queue::next_on_several_rings() {
+  queue_cell* cell = nullptr;
+  std::fill(blocked_.begin(), blocked_.end(), static_cast<unsigned char>(0));
+  for (;;) {
+    ring_slot* least_loaded = nullptr;
+    for (ring_slot* ring : rings_) {
+      if (blocked_[ring->index()]) continue;
+      if (!least_loaded || ring->credits_in_flight() < least_loaded->credits_in_flight()) least_loaded = ring;
+    }
+    if (!least_loaded) return {};  // every ring waits for credits
+    queue_entry* best = best_head(&blocked_, &cell);
+    if (!best) return {};
+    ring_slot* target = cell->placed_on ? cell->placed_on : least_loaded;
+    if (!target->fits(best->head->credits, credit_limit_)) {
+      blocked_[target->index()] = 1;  // its best head waits for credits
+      continue;
+    }
+    return {best, target};
+  }
+}
+
+queue_choice run_queue::next_own_ring() {
+  // Each ring whose entity changed since the latest step, in registration
+  // order, runs its entity's head while it fits.
+  while (!own_rings_.empty()) {
+    queue_entry* entry = own_rings_.top();
+    const job_block* head = entry->head;
+    if (head && head->phase == job_phase::prepared && !entry->ring->closed() &&
+        entry->ring->fits(head->credits, credit_limit_))
+      return {entry, entry->ring};
+    own_rings_.erase(*entry);
+  }
+  return {};
+}
+
+}  // namespace cosched::detail

@@ -1,0 +1,260 @@
+// The run queue: knows the competing entities and their ready heads and
+// answers "what runs next, on which ring", placement across several rings and
+// rings waiting for credits included. It never calls a ring. Each policy
+// (policy_fifo.hpp, policy_rr.hpp, policy_deadline.hpp, fair_clock.hpp) only
+// orders entries; the run queue keeps them in ordered sets so that a selection
+// step costs O(log n) in the number of entities, not a scan.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "cosched/detail/scheduler_core.hpp"
+#include "engine/fair_clock.hpp"
+#include "engine/indexed_heap.hpp"
+#include "engine/policy_deadline.hpp"
+#include "engine/policy_fifo.hpp"
+#include "engine/policy_rr.hpp"
+#include "engine/queue_entry.hpp"
+#include "engine/ring_slot.hpp"
+
+namespace cosched::detail {
+
+/// Orders entries of one candidate set: by their key, then their head's push order.
+struct entry_order {
+  bool operator()(const queue_entry& a, const queue_entry& b) const noexcept {
+    if (a.key.rank != b.key.rank) return a.key.rank < b.key.rank;
+    if (a.key.time != b.key.time) return a.key.time < b.key.time;
+    return a.key_push_order < b.key_push_order;
+  }
+};
+
+/// Orders active entries of one fair group by their recorded virtual time.
+struct active_order {
+  bool operator()(const queue_entry& a, const queue_entry& b) const noexcept { return a.key.time < b.key.time; }
+};
+
+/// Orders ring_per_entity entries by registration (the order rings are served in).
+struct registration_order {
+  bool operator()(const queue_entry& a, const queue_entry& b) const noexcept { return a.ordinal < b.ordinal; }
+};
+
+/// The entries with a ready head that go to the same place (one ring, or the
+/// least loaded ring) and, under fair, have the same group: ordered by key,
+/// which within one cell is their order under the policy. Owned by the run
+/// queue (created on first use, kept until it goes); the executor only.
+struct queue_cell {
+  ring_slot* placed_on = nullptr;  // the ring its heads go to; null: the least loaded ring
+  std::uint64_t group = 0;         // fair: the mean's coefficient of its entries
+  indexed_heap<queue_entry, &queue_entry::cell_position, entry_order> heap;
+  std::size_t nonempty_index = 0;  // its place in run_queue::nonempty_cells_ (while not empty)
+};
+
+/// Policy fair: the active entries (a ready head or commands in flight) of one
+/// group. Owned by the run queue like the cells; the executor only.
+struct fair_group {
+  std::uint64_t group = 0;
+  indexed_heap<queue_entry, &queue_entry::group_position, active_order> heap;
+  std::size_t nonempty_index = 0;  // its place in run_queue::nonempty_groups_ (while not empty)
+};
+
+/// What runs next: the head of `entry` on `ring`.
+struct queue_choice {
+  queue_entry* entry = nullptr;
+  ring_slot* ring = nullptr;
+  explicit operator bool() const noexcept { return entry != nullptr; }
+};
+
+/// The run queue of one scheduler.
+///
+/// The engine keeps each entry's head current and calls changed() after any
+/// change of it or of the entity's priority; ran(), left_ring() and
+/// cancelled_on_ring() report its commands' placement. Entries that changed
+/// are re-keyed at the next selection step, so a step costs O(k log n) for k
+/// changed entries, plus one comparison per non-empty candidate set (one per
+/// ring and fair group in use), never a scan of the entities.
+///
+/// Selection (shared_ring), one step per next(): the heads are taken in the
+/// policy's order. A head whose entity has commands in flight goes to the ring
+/// they are on (its commands stay in order on one ring); any other head goes to
+/// the least loaded ring (fewest credits in flight; ties: the lowest index)
+/// among the rings not waiting for credits. The first head that a ring gets
+/// either runs, or, when it does not fit the ring's free credits, makes the
+/// ring wait: nothing else runs on it until credits free up (the best head
+/// waits rather than being skipped). With one ring: the best head runs if it
+/// fits, else nothing runs.
+///
+/// Selection (ring_per_entity): entities do not compete; each ring is served
+/// in registration order, running its entity's head while it fits.
+///
+/// @par Thread Safety
+/// The scheduler's executor only.
+///
+/// @par Ownership
+/// Borrows its entries (their entity records own them) and the shared rings.
+///
+/// @par Lifetime
+/// Owned by the engine; the shared rings outlive it, and every entry is
+/// removed before its entity record is destroyed.
+class run_queue {
+ public:
+  /// `shared_rings`: the rings of shared_ring mode, by index (empty in
+  /// ring_per_entity mode).
+  run_queue(scheduling_policy policy, ring_mode mode, std::uint32_t credit_limit,
+            std::span<ring_slot* const> shared_rings);
+  ~run_queue();
+  run_queue(const run_queue&) = delete;
+  run_queue& operator=(const run_queue&) = delete;
+
+  /// A registered entity starts competing. `own_ring`: its ring in
+  /// ring_per_entity mode (null in shared_ring mode).
+  void add(queue_entry& entry, ring_slot* own_ring);
+  /// The scheduler lets go of the entity (no head, nothing in flight).
+  void remove(queue_entry& entry) noexcept;
+  /// The entry's head, or its entity's priority, changed (ignored before add:
+  /// add re-reads the entry).
+  void changed(queue_entry& entry) noexcept {
+    if (entry.registered) mark_dirty(entry);
+  }
+
+  /// The entry's head `job` was run on `ring` (the engine moves the head on).
+  void ran(queue_entry& entry, job_block& job, ring_slot& ring, lazy_now& now) noexcept {
+    ++entry.in_flight;
+    entry.ring = &ring;  // shared_ring placement (ring_per_entity: its own ring anyway)
+    if (uses_fair_) fair_clock::started(job, now.get());
+    if (policy_ == scheduling_policy::rr) rr_.served(entry);
+    mark_dirty(entry);
+  }
+  /// `job` was replayed on its ring after a reset at `now`.
+  void replayed(job_block& job, lazy_now& now) noexcept {
+    if (uses_fair_) fair_clock::started(job, now.get());
+  }
+  /// A command of the entry that ran left its ring (finished, or failed by a
+  /// reset after it finished or hung) at `now`: fair charges its ring time.
+  void left_ring(queue_entry& entry, const job_block& job, lazy_now& now) noexcept {
+    if (uses_fair_) charge(entry, job, now);
+    --entry.in_flight;
+    mark_dirty(entry);
+  }
+  /// A command of the entry left its ring without its ring time counting
+  /// (cancelled by a reset or by shutdown).
+  void cancelled_on_ring(queue_entry& entry) noexcept {
+    --entry.in_flight;
+    mark_dirty(entry);
+  }
+  /// `ring` was reset at `now` (after the commands on it were charged).
+  void ring_reset(const ring_slot& ring, lazy_now& now) noexcept;
+
+  /// One selection step: what runs next and on which ring, or nothing.
+  queue_choice next() {
+    if (dirty_head_) rekey_changed();
+    if (mode_ == ring_mode::ring_per_entity) return next_own_ring();
+    if (rings_.size() != 1) return next_on_several_rings();
+    // One ring: the best head runs if it fits; else it waits for credits.
+    queue_entry* best = nonempty_cells_.size() == 1 && nonempty_cells_.front()->group == 0
+                            ? nonempty_cells_.front()->heap.top()
+                            : best_head(nullptr, nullptr);
+    if (!best || !rings_.front()->fits(best->head->credits, credit_limit_)) return {};
+    return {best, rings_.front()};
+  }
+
+  /// Policy fair: its clock (tests read its floor).
+  const fair_clock& fair() const noexcept { return fair_; }
+
+ private:
+  void mark_dirty(queue_entry& entry) noexcept {
+    if (entry.dirty) return;
+    entry.dirty = true;
+    entry.dirty_prev = nullptr;
+    entry.dirty_next = dirty_head_;
+    if (dirty_head_) dirty_head_->dirty_prev = &entry;
+    dirty_head_ = &entry;
+  }
+  void unlink_dirty(queue_entry& entry) noexcept;
+  void charge(queue_entry& entry, const job_block& job, lazy_now& now) noexcept;
+  // Re-keys every changed entry: readiness, placement, the policy's key, and
+  // (fair) activity and the floor. The common case (fifo, rr, deadline on
+  // shared rings) is inline: it runs once per command.
+  void rekey_changed() {
+    if (mode_ != ring_mode::shared_ring || uses_fair_) {
+      rekey_changed_fair_or_own_rings();
+      return;
+    }
+    while (queue_entry* entry = pop_dirty()) rekey(*entry);
+  }
+  void rekey_changed_fair_or_own_rings();
+  queue_entry* pop_dirty() noexcept {
+    queue_entry* entry = dirty_head_;
+    if (!entry) return nullptr;
+    dirty_head_ = entry->dirty_next;
+    if (dirty_head_) dirty_head_->dirty_prev = nullptr;
+    entry->dirty_next = nullptr;
+    entry->dirty = false;
+    return entry;
+  }
+  // Policies fifo, rr, deadline: keys fixed until the entry changes.
+  void rekey(queue_entry& entry) {
+    const job_block* head = entry.head;
+    if (!head || head->phase != job_phase::prepared) {
+      if (entry.cell) move_to(entry, static_cast<queue_cell*>(nullptr));
+      return;
+    }
+    entry.key = key_of(entry);
+    entry.key_push_order = head->push_order;
+    queue_cell* cell = only_cell_ ? only_cell_ : &cell_for(entry);
+    if (entry.cell == cell) cell->heap.update(entry);
+    else move_to(entry, cell);
+  }
+  void rekey_fair(queue_entry& entry, bool ready);
+  order_key key_of(const queue_entry& entry) const noexcept {
+    // relaxed: see entity_state::prio.
+    const priority p = entry.prio->load(std::memory_order_relaxed);
+    switch (policy_) {
+      case scheduling_policy::fifo:
+        return fifo_policy::key(entry, p);
+      case scheduling_policy::rr:
+        return rr_policy::key(entry, p);
+      case scheduling_policy::deadline:
+        return deadline_policy::key(entry, p);
+      case scheduling_policy::fair:
+        return fair_.key(entry, p);
+    }
+    return {};
+  }
+  queue_cell& cell_for(const queue_entry& entry);
+  void move_to(queue_entry& entry, queue_cell* cell);
+  void move_to(queue_entry& entry, fair_group* group);
+  void raise_fair_floor() noexcept;
+  // The first head in the policy's order among the cells whose ring is not
+  // blocked (`blocked` null: none is), with the cell it is in (if `in_cell`).
+  queue_entry* best_head(const std::vector<unsigned char>* blocked, queue_cell** in_cell) const noexcept;
+  // The first entry of `cell` in the policy's order at the current mean.
+  queue_entry* first_of(const queue_cell& cell) const noexcept;
+  bool goes_before(const queue_entry& a, const order_key& ka, const queue_entry& b,
+                   const order_key& kb) const noexcept;
+  queue_choice next_on_several_rings();
+  queue_choice next_own_ring();
+
+  const scheduling_policy policy_;
+  const ring_mode mode_;
+  const std::uint32_t credit_limit_;
+  const bool uses_fair_;  // policy fair on shared rings (ring_per_entity keeps no fair clock: nothing competes)
+  std::vector<ring_slot*> rings_;         // shared_ring: the rings, by index
+  rr_policy rr_;                          // policy rr: its stamps
+  fair_clock fair_;                       // policy fair: the clock
+  std::uint64_t registrations_ = 0;       // ordinals handed out
+  queue_entry* dirty_head_ = nullptr;     // entries changed since the latest step
+  // Candidate cells by placement: [0] the least loaded ring (with one ring:
+  // every head), [1 + i] ring i; each a list by fair group (group 0 first).
+  std::vector<std::vector<std::unique_ptr<queue_cell>>> cells_;
+  std::vector<queue_cell*> nonempty_cells_;
+  queue_cell* only_cell_ = nullptr;       // with one placement: its group-0 cell (the only one outside fair)
+  std::vector<std::unique_ptr<fair_group>> groups_;  // policy fair: active entries by group
+  std::vector<fair_group*> nonempty_groups_;
+  indexed_heap<queue_entry, &queue_entry::own_ring_position, registration_order> own_rings_;  // ring_per_entity
+  std::vector<unsigned char> blocked_;    // next_on_several_rings: rings waiting for credits in this step
+};
+
+}  // namespace cosched::detail
