@@ -43,6 +43,10 @@ TEST_CASE("real time: a job's finished_us is when its fence signalled, never aft
   CHECK(before_dependency == 0);
 }
 
+// Not in UBSan builds: with the descriptors exhausted, UBSan's own vptr check
+// cannot open the pipe it reads memory through, and reports every virtual call
+// as a bad object (the std::system_error that carries the error makes one).
+#ifndef COSCHED_UBSAN
 TEST_CASE("real time: a run that runs out of file descriptors reports the limit and shuts the scheduler down",
           "[submit][runner][real]") {
   // One real-time ring (an eventfd) per entity; far fewer descriptors than entities.
@@ -75,3 +79,4 @@ TEST_CASE("real time: a run that runs out of file descriptors reports the limit 
   CHECK(error == EMFILE);
   CHECK(message.find("RLIMIT_NOFILE soft limit 64") != std::string::npos);
 }
+#endif  // COSCHED_UBSAN
