@@ -93,12 +93,9 @@ void syncobj::destroy() noexcept {
 
 unique_fd syncobj::export_fd() const {
   require_valid("syncobj::export_fd");
-  drm_syncobj_handle args{};
-  args.handle = handle_;
-  args.fd = -1;
-  if (const int err = device_.state()->ioctl(DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &args))
-    detail::throw_error(err, "syncobj::export_fd (DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD)");
-  return unique_fd(args.fd);
+  const int fd = detail::export_syncobj_fd(*device_.state(), handle_);
+  if (fd < 0) detail::throw_error(-fd, "syncobj::export_fd (DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD)");
+  return unique_fd(fd);
 }
 
 void syncobj::require_valid(const char* operation) const {

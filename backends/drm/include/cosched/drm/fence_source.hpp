@@ -95,7 +95,8 @@ class fence_source {
 
   /// A fence that signals when `point` of `s` is reached (see wait_mode).
   /// Throws std::system_error: EBUSY beyond max_registrations, EMFILE/ENFILE
-  /// out of fds (the message names the limit), or the kernel's errno.
+  /// out of fds (the message names the limit), ENOENT when the syncobj's handle
+  /// names no syncobj, or the kernel's errno.
   fence wait(const timeline_syncobj& s, std::uint64_t point, wait_mode mode = wait_mode::signalled);
   /// As above for a binary syncobj: its next fence (the current one if it has one).
   fence wait(const binary_syncobj& s, wait_mode mode = wait_mode::signalled);
@@ -109,7 +110,8 @@ class fence_source {
   /// on the reactor's thread, through the source's own handle to `s`: the point
   /// is signalled even if `s` is destroyed first. A failed `f` still signals the
   /// point (the kernel cannot carry the error) and says so in the log.
-  /// Throws std::system_error if `s` cannot be duplicated.
+  /// Throws std::system_error if `s` cannot be duplicated (ENOENT when its
+  /// handle names no syncobj).
   void host_signal(const fence& f, const timeline_syncobj& s, std::uint64_t point);
   /// As above for a binary syncobj (DRM_IOCTL_SYNCOBJ_SIGNAL).
   void host_signal(const fence& f, const binary_syncobj& s);

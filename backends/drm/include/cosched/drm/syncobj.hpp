@@ -22,6 +22,9 @@ class timeline_syncobj;
 ///
 /// Errors of every operation are std::system_error with the kernel's errno and
 /// a message naming the operation ("cosched::drm::timeline_syncobj::signal: ...").
+/// A handle that names no syncobj is ENOENT for every operation, as the kernel
+/// says for all but DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD (EINVAL there; export_fd()
+/// and the fence source's duplication of a handle check and say ENOENT too).
 ///
 /// @par Thread Safety
 /// Distinct objects: Safe. Shared objects: Safe for const members and for the
