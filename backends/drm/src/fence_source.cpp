@@ -1,5 +1,6 @@
-// Syncobj and sync_file waits: EVENTFD registrations (deduplicated, bounded) and
-// sync_file polls on the io_uring reactor, and their completion with the fence's error.
+// Syncobj and sync_file waits: the fence a point holds now as a polled sync_file,
+// EVENTFD registrations (shared where provably the same fence, bounded) for
+// points that hold none, and their completion with the fence's error.
 #include "cosched/drm/fence_source.hpp"
 
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cosched/drm/sync_file.hpp"
+#include "cosched/drm/unique_fd.hpp"
 #include "cosched/error.hpp"
 #include "cosched/log.hpp"
 #include "device_state.hpp"
@@ -26,22 +28,21 @@ namespace cosched::drm {
 namespace detail {
 
 namespace {
-// Whether the eventfd has fired already (its registration is spent).
-bool fired(int eventfd) noexcept {
-  pollfd p{eventfd, POLLIN, 0};
+// Whether the fd is readable now (an eventfd with a non-zero count).
+bool readable(int fd) noexcept {
+  pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
+
+std::uint64_t as_user_pointer(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p); }
 }  // namespace
 
 registration::~registration() {
   if (fd >= 0) ::close(fd);
 }
 
-void registration::end_poll_early() const noexcept {
-  if (what != kind::eventfd) return;
-  const std::uint64_t one = 1;
-  // Cannot fail for a valid eventfd short of an overflowing count.
-  [[maybe_unused]] const auto written = ::write(fd, &one, sizeof one);
+bool registration::shareable() const noexcept {
+  return what == kind::eventfd && done && !attached && !readable(fd);
 }
 
 fence_source_impl::fence_source_impl(const drm::device& dev, reactor& r, fence_source_options opts)
@@ -60,66 +61,151 @@ fence_source_impl::~fence_source_impl() {
   if (scratch) device.state()->destroy_syncobj(scratch);
 }
 
-fence fence_source_impl::wait(const syncobj& s, std::uint64_t point, std::uint32_t flags,
-                              const char* operation) {
-  if (!s.valid()) throw std::logic_error(std::string("cosched::drm::") + operation + ": empty syncobj");
+watched_syncobj& fence_source_impl::watch(const syncobj& s, const char* operation) {
   const auto& identity = s.identity();
-  // acquire: pairs with the fence replacement's acq_rel increment.
-  const wait_key key{identity.get(), point, flags, identity->generation.load(std::memory_order_acquire)};
-
-  std::lock_guard guard(lock);
-  if (auto it = by_key.find(key); it != by_key.end()) {
-    // A binary fence may have been replaced from outside cosched since this
-    // registration fired: join only one that has not fired yet. Timeline
-    // points, once reached, stay reached.
-    if (point != 0 || !fired(it->second->fd)) return it->second->result;
-  }
-  // relaxed: written only under the lock, which we hold.
-  if (live.load(std::memory_order_relaxed) >= options.max_registrations)
-    throw std::system_error(
-        EBUSY, std::generic_category(),
-        std::string("cosched::drm::") + operation + ": " + std::to_string(options.max_registrations) +
-            " DRM_IOCTL_SYNCOBJ_EVENTFD registrations are live (fence_source_options::max_registrations); "
-            "a registration cannot be cancelled, so a wait beyond the bound is refused rather than queued "
-            "(a queued wait could deadlock a producer that waits for cosched work)");
-
-  auto [watched_it, inserted] = watched.try_emplace(identity.get());
-  auto& target = watched_it->second;
-  try {
-    if (!target.duplicate) {
+  auto& target = watched[identity.get()];
+  if (!target.duplicate) {
+    try {
       target.identity = identity;
       target.duplicate = std::make_shared<owned_handle>(
           device.state(), duplicate_syncobj(*s.get_device().state(), s.handle(), *device.state(),
                                             std::string(operation) + " (duplicating the syncobj)"));
       identity->add_listener(shared_from_this());
+    } catch (...) {
+      watched.erase(identity.get());
+      throw;
     }
+  }
+  return target;
+}
+
+void fence_source_impl::publish(const std::shared_ptr<registration>& r, watched_syncobj* target) {
+  promise done(fence_point{timeline_context, ++next_seqno});
+  r->result = done.get_fence();
+  r->done.emplace(std::move(done));
+  start_poll(r);
+  by_fence.emplace(r->result.state(), r);
+  if (target) target->pending.insert(r.get());
+}
+
+// The wait rule: a wait waits for the fence the point holds at the moment of the
+// wait, whoever put it there; when the point holds none, for the first fence
+// the point gets after that moment. Facts from the kernel (drm_syncobj.c):
+// - An EVENTFD entry finds the point's fence when it is registered, and again
+//   at every later change of the syncobj's fence while it has found none; once
+//   it has found one, it stays with that fence (dma_fence_add_callback), even if
+//   the syncobj's fence is replaced or reset later. Nothing tells userspace which
+//   fence an entry is on, nor that a fence was replaced.
+// - A sync_file exported from the point holds exactly the fence there at the
+//   export, and its poll can be cancelled.
+// Hence:
+// - The point holds a fence now: its sync_file is exported and polled. That is
+//   the fence there now, exactly; its status is its own; no registration is
+//   made. Two such waits never share: userspace cannot tell whether the fence
+//   was replaced between them.
+// - The point holds no fence: an EVENTFD registration, which will find the
+//   first fence the point gets. A later wait may share it only if it is still
+//   provably looking for one, i.e. the point has had no fence at any moment
+//   since the registration; then the later wait's "first fence after now" is
+//   the same fence. "No fence now and none when it was registered" is not
+//   enough: a fence may have come and gone in between (a compositor resetting a
+//   binary syncobj frame after frame), and the registration waits for it. So a
+//   signalled-mode registration is two entries on one eventfd: first one with
+//   WAIT_AVAILABLE, which fires the moment the point has a fence, then the wait
+//   itself. The kernel looks at both in one pass under the syncobj's lock, in
+//   that order, with the same fence: the wait finds a fence exactly when the
+//   WAIT_AVAILABLE entry fires. An eventfd count still zero (read under the
+//   source's lock, where completions read it too) thus proves that the wait has
+//   found no fence yet, and only then is it shared. The registration completes
+//   when both entries have fired (a count of two).
+// A WAIT_AVAILABLE wait is one entry, shared while it has not fired; a point
+// holding a fence now is available at once.
+fence fence_source_impl::wait(const syncobj& s, std::uint64_t point, std::uint32_t flags,
+                              const char* operation) {
+  if (!s.valid()) throw std::logic_error(std::string("cosched::drm::") + operation + ": empty syncobj");
+  const bool available = (flags & uapi::wait_flag_available) != 0;
+  const wait_key key{s.identity().get(), point, flags};
+
+  std::lock_guard guard(lock);
+  if (auto it = by_key.find(key); it != by_key.end() && it->second->shareable()) return it->second->result;
+
+  auto& target = watch(s, operation);
+  const std::uint32_t handle = target.duplicate->handle;
+  const auto& dev = *device.state();
+  const auto drop_unused_target = [&] {
+    if (target.pending.empty()) watched.erase(key.syncobj);
+  };
+  try {
+    if (available) {
+      // WAIT_AVAILABLE with timeout 0: 0 when the point holds a fence, ETIME when not.
+      std::uint64_t p = point;
+      uapi::syncobj_timeline_wait args{};
+      args.handles = as_user_pointer(&handle);
+      args.points = as_user_pointer(&p);
+      args.count_handles = 1;
+      args.flags = uapi::wait_flag_available;
+      const int err = dev.ioctl(uapi::ioctl_syncobj_timeline_wait, &args);
+      if (err != 0 && err != ETIME)
+        throw_error(err, std::string(operation) + " (DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, point " +
+                             std::to_string(point) + ")");
+      if (err == 0) {
+        auto r = std::make_shared<registration>(registration::kind::immediate, -1);
+        r->key = key;
+        publish(r, nullptr);
+        drop_unused_target();
+        return r->result;
+      }
+    } else {
+      const int pinned = export_point(handle, point);
+      if (pinned >= 0) {
+        auto r = std::make_shared<registration>(registration::kind::sync_file, pinned);
+        r->key = key;
+        publish(r, &target);
+        return r->result;
+      }
+      if (pinned != -EINVAL)  // EINVAL: the point holds no fence
+        throw_error(-pinned, std::string(operation) + " (exporting the fence of point " + std::to_string(point) +
+                                 " as a sync_file)");
+    }
+
+    // relaxed: written only under the lock, which we hold.
+    if (live.load(std::memory_order_relaxed) >= options.max_registrations)
+      throw std::system_error(
+          EBUSY, std::generic_category(),
+          std::string("cosched::drm::") + operation + ": " + std::to_string(options.max_registrations) +
+              " DRM_IOCTL_SYNCOBJ_EVENTFD registrations are live (fence_source_options::max_registrations); "
+              "a registration cannot be cancelled, so a wait beyond the bound is refused rather than queued "
+              "(a queued wait could deadlock a producer that waits for cosched work)");
     const int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0)
       throw_error(errno, std::string(operation) + " (eventfd for a DRM_IOCTL_SYNCOBJ_EVENTFD registration)");
     auto r = std::make_shared<registration>(registration::kind::eventfd, efd);
     r->key = key;
     r->syncobj = target.duplicate;
-    uapi::syncobj_eventfd args{};
-    args.handle = target.duplicate->handle;
-    args.flags = flags;
-    args.point = point;
-    args.fd = efd;
-    if (const int err = device.state()->ioctl(uapi::ioctl_syncobj_eventfd, &args))
-      throw_error(
-          err, std::string(operation) + " (DRM_IOCTL_SYNCOBJ_EVENTFD, point " + std::to_string(point) + ")");
-    promise done(fence_point{timeline_context, ++next_seqno});
-    r->result = done.get_fence();
-    r->done.emplace(std::move(done));
-    start_poll(r);
+    // The WAIT_AVAILABLE entry first (see above), then, for a signalled-mode
+    // wait, the wait itself.
+    for (const std::uint32_t entry_flags : {uapi::wait_flag_available, 0u}) {
+      if (entry_flags == 0 && available) break;
+      uapi::syncobj_eventfd args{};
+      args.handle = handle;
+      args.flags = entry_flags;
+      args.point = point;
+      args.fd = efd;
+      // A failure after the first entry leaves that entry in the kernel; it
+      // fires into an eventfd nobody polls, harmlessly.
+      if (const int err = dev.ioctl(uapi::ioctl_syncobj_eventfd, &args))
+        throw_error(
+            err, std::string(operation) + " (DRM_IOCTL_SYNCOBJ_EVENTFD, point " + std::to_string(point) + ")");
+      ++r->entries;
+    }
+    publish(r, &target);
     by_key.insert_or_assign(key, r);
-    by_fence.emplace(r->result.state(), r);
-    target.pending.insert(r.get());
     // relaxed: statistics; the lock orders the writes.
     live.fetch_add(1, std::memory_order_relaxed);
     made.fetch_add(1, std::memory_order_relaxed);
     return r->result;
   } catch (...) {
-    if (target.pending.empty()) watched.erase(watched_it);
+    drop_unused_target();
     throw;
   }
 }
@@ -131,15 +217,17 @@ fence fence_source_impl::wait_sync_file(int sync_file_fd) {
   if (own < 0) throw_error(errno, "fence_source::wait_sync_file (duplicating the fd)");
   auto r = std::make_shared<registration>(registration::kind::sync_file, own);
   std::lock_guard guard(lock);
-  promise done(fence_point{timeline_context, ++next_seqno});
-  r->result = done.get_fence();
-  r->done.emplace(std::move(done));
-  start_poll(r);
-  by_fence.emplace(r->result.state(), r);
+  publish(r, nullptr);
   return r->result;
 }
 
 void fence_source_impl::start_poll(const std::shared_ptr<registration>& r) {
+  if (r->what == registration::kind::immediate) {
+    asio::post(executor, [weak = weak_from_this(), r] {
+      if (auto self = weak.lock()) self->complete(r, {});
+    });
+    return;
+  }
   r->poll = events.wait_readable(r->fd);
   // The continuation owns the registration (and so its fd) until the poll
   // ended, whatever happened to the source meanwhile.
@@ -148,12 +236,24 @@ void fence_source_impl::start_poll(const std::shared_ptr<registration>& r) {
   });
 }
 
+void fence_source_impl::end_poll(registration& r) noexcept {
+  if (r.what == registration::kind::eventfd) {
+    // Makes the eventfd readable so that its poll ends now; the kernel may
+    // still add to it later, harmlessly.
+    const std::uint64_t one = 1;
+    // Cannot fail for a valid eventfd short of an overflowing count.
+    [[maybe_unused]] const auto written = ::write(r.fd, &one, sizeof one);
+  } else if (r.what == registration::kind::sync_file) {
+    events.cancel(r.poll);
+  }
+}
+
 void fence_source_impl::detach(registration& r) noexcept {
   if (r.detached) return;
   r.detached = true;
   by_fence.erase(r.result.state());
-  if (r.what != registration::kind::eventfd) return;
   if (auto it = by_key.find(r.key); it != by_key.end() && it->second.get() == &r) by_key.erase(it);
+  if (!r.key.syncobj) return;
   if (auto it = watched.find(r.key.syncobj); it != watched.end()) {
     it->second.pending.erase(&r);
     if (it->second.pending.empty()) watched.erase(it);
@@ -164,19 +264,44 @@ void fence_source_impl::complete(const std::shared_ptr<registration>& r, std::er
   std::optional<promise> done;
   {
     std::lock_guard guard(lock);
+    // A registration counts as live until its last poll has ended (so its
+    // eventfd is closed soon after); it is never polled again once `done` is taken.
+    // relaxed: statistics; the lock orders the writes.
+    if (!r->done) {  // failed already (its syncobj or the source was destroyed)
+      if (r->what == registration::kind::eventfd) live.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+    if (!ec && r->what == registration::kind::eventfd) {
+      std::uint64_t count = 0;
+      // EAGAIN (a count of zero) cannot happen after a POLLIN, but costs nothing to allow.
+      if (::read(r->fd, &count, sizeof count) == sizeof count) r->fired += count;
+      // The first entry to fire is the WAIT_AVAILABLE one: a fence has existed.
+      if (r->fired > 0) r->attached = true;
+      if (r->fired < r->entries) {
+        start_poll(r);  // the wait entry has not fired yet
+        return;
+      }
+    }
     done.swap(r->done);
     detach(*r);
-    // relaxed: statistics; the lock orders the writes.
     if (r->what == registration::kind::eventfd) live.fetch_sub(1, std::memory_order_relaxed);
   }
-  if (!done) return;  // failed already (its syncobj or the source was destroyed)
   if (ec) {
     done->set_error(ec);
     return;
   }
-  if (r->what == registration::kind::eventfd && (r->key.flags & uapi::wait_flag_available)) {
-    done->set_value();
-    return;
+  switch (r->what) {
+    case registration::kind::immediate:
+      done->signal(r->outcome);
+      return;
+    case registration::kind::eventfd:
+      if (r->key.flags & uapi::wait_flag_available) {
+        done->set_value();
+        return;
+      }
+      break;
+    case registration::kind::sync_file:
+      break;
   }
   done->signal(fence_error(*r));
 }
@@ -186,25 +311,23 @@ std::error_code fence_source_impl::fence_error(const registration& r) noexcept {
   return status_error(r.fd);
 }
 
-std::error_code fence_source_impl::point_error(std::uint32_t handle, std::uint64_t point) noexcept {
+int fence_source_impl::export_point(std::uint32_t handle, std::uint64_t point) noexcept {
   const auto& dev = *device.state();
-  int fd;
-  if (point == 0) {
-    fd = export_sync_file(dev, handle);
-  } else {
-    std::lock_guard guard(scratch_lock);
-    if (!scratch) {
-      drm_syncobj_create args{};
-      if (const int err = dev.ioctl(DRM_IOCTL_SYNCOBJ_CREATE, &args)) {
-        logger()->warn("cosched::drm::fence_source: cannot create a syncobj to read a fence's status: {}",
-                       std::generic_category().message(err));
-        return {err, std::generic_category()};
-      }
-      scratch = args.handle;
-    }
-    const int err = transfer(dev, handle, point, scratch, 0);
-    fd = err ? -err : export_sync_file(dev, scratch);
+  if (point == 0) return export_sync_file(dev, handle);
+  std::lock_guard guard(scratch_lock);
+  if (!scratch) {
+    drm_syncobj_create args{};
+    if (const int err = dev.ioctl(DRM_IOCTL_SYNCOBJ_CREATE, &args)) return -err;
+    scratch = args.handle;
   }
+  // The scratch syncobj is the source's alone: the transfer and the export
+  // under its lock give the point's fence at the moment of the transfer.
+  const int err = transfer(dev, handle, point, scratch, 0);
+  return err ? -err : export_sync_file(dev, scratch);
+}
+
+std::error_code fence_source_impl::point_error(std::uint32_t handle, std::uint64_t point) noexcept {
+  const int fd = export_point(handle, point);
   // No fence left to look at (a binary syncobj reset since): nothing failed
   // that could be reported.
   if (fd == -EINVAL || fd == -ENOENT) return {};
@@ -245,7 +368,7 @@ void fence_source_impl::on_syncobj_destroyed(const syncobj_identity& which) noex
     for (auto& r : ended) {
       if (r->done) broken.push_back(std::move(*std::exchange(r->done, std::nullopt)));
       detach(*r);
-      r->end_poll_early();
+      end_poll(*r);
     }
     watched.erase(&which);  // if detach left it (it should not have)
   }
@@ -262,10 +385,7 @@ void fence_source_impl::abandon_all() noexcept {
     for (auto& r : all) {
       if (r->done) broken.push_back(std::move(*std::exchange(r->done, std::nullopt)));
       r->detached = true;
-      if (r->what == registration::kind::eventfd)
-        r->end_poll_early();
-      else
-        events.cancel(r->poll);
+      end_poll(*r);
     }
     by_key.clear();
     by_fence.clear();

@@ -19,51 +19,64 @@
 
 namespace cosched::drm::detail {
 
-/// What makes two syncobj waits identical.
+/// What makes two syncobj waits candidates for one registration (whether they
+/// may share it is decided by registration::shareable()).
 struct wait_key {
   const syncobj_identity* syncobj = nullptr;
   std::uint64_t point = 0;
   std::uint32_t flags = 0;
-  std::uint64_t generation = 0;  // of the syncobj's fence, replaced through cosched
   friend bool operator==(const wait_key&, const wait_key&) = default;
 };
 
 struct wait_key_hash {
   std::size_t operator()(const wait_key& k) const noexcept {
     std::size_t h = std::hash<const void*>()(k.syncobj);
-    for (const std::uint64_t v : {k.point, std::uint64_t{k.flags}, k.generation})
+    for (const std::uint64_t v : {k.point, std::uint64_t{k.flags}})
       h ^= std::hash<std::uint64_t>()(v) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
     return h;
   }
 };
 
-/// One kernel wait: an EVENTFD registration (with its eventfd) or a polled
-/// sync_file. Owned by the source's maps while pending and by the reactor
-/// continuation until the poll ends; the fd closes with the last owner.
+/// One kernel wait behind a fence of the source:
+/// - `eventfd`: DRM_IOCTL_SYNCOBJ_EVENTFD entries on one eventfd, for a point
+///   that had no fence when the wait was made (see fence_source.cpp for why a
+///   signalled-mode wait registers two entries);
+/// - `sync_file`: a polled sync_file fd: the fence a syncobj point held at the
+///   moment of the wait (exported then), or a caller's sync_file;
+/// - `immediate`: an outcome decided at the wait (`outcome`), signalled from a
+///   handler posted to the reactor's executor.
+/// Owned by the source's maps while pending and by the reactor continuation
+/// until the poll ends; the fd closes with the last owner.
 ///
 /// State (guarded by the source's lock): pending (`done` holds the promise) ->
 /// completed by whoever takes `done` first: the poll's continuation, the
 /// destruction of the syncobj (broken), or the source's destruction (broken).
 struct registration {
-  enum class kind : std::uint8_t { eventfd, sync_file };
+  enum class kind : std::uint8_t { eventfd, sync_file, immediate };
 
   registration(kind k, int descriptor) noexcept : what(k), fd(descriptor) {}
   registration(const registration&) = delete;
   registration& operator=(const registration&) = delete;
   ~registration();
 
-  /// Makes the eventfd readable so that its poll ends now (the registration's
-  /// waiters are gone); the kernel may still add to it later, harmlessly.
-  void end_poll_early() const noexcept;
+  /// Whether a new wait with the same key may share this registration: it is
+  /// pending, an eventfd registration, and no fence has existed for its point
+  /// since it was made (its WAIT_AVAILABLE entry has not fired). Requires the
+  /// source's lock.
+  bool shareable() const noexcept;
 
   const kind what;
-  const int fd;                           // the eventfd, or the source's duplicate of the sync_file
-  wait_key key;                           // eventfd only
+  const int fd;                           // the eventfd, the sync_file, or -1 (immediate)
+  wait_key key;                           // waits on syncobjs (eventfd, and sync_file pinned from a point)
   std::shared_ptr<owned_handle> syncobj;  // eventfd only: the source's own handle
+  unsigned entries = 0;                   // eventfd only: kernel entries registered on `fd`
+  std::uint64_t fired = 0;                // eventfd only, guarded: the eventfd's count read so far
+  bool attached = false;                  // eventfd only, guarded: a fence has existed since (see shareable)
+  std::error_code outcome;                // immediate only
   std::optional<promise> done;            // guarded by the source's lock
   bool detached = false;                  // guarded: no longer in the source's maps
   fence result;                           // what wait() returns
-  fence poll;                             // the reactor's wait on `fd`
+  fence poll;                             // guarded: the reactor's current wait on `fd`
 };
 
 /// The syncobjs a source waits on: its duplicate handle and pending registrations.
@@ -84,10 +97,14 @@ struct fence_source_impl final : syncobj_listener, std::enable_shared_from_this<
   void host_signal(const fence& f, const syncobj& s, std::uint64_t point, bool binary);
   bool set_deadline(const fence& f, fence::clock::time_point when);
 
-  /// The poll of `r` ended (with `ec`): completes its fence. Reactor's thread.
+  /// The poll of `r` ended (with `ec`): completes its fence, or, for an eventfd
+  /// registration whose entries have not all fired, polls again. Reactor's thread.
   void complete(const std::shared_ptr<registration>& r, std::error_code ec) noexcept;
   /// The sync_file status of a completed signalled-mode wait, as an error.
   std::error_code fence_error(const registration& r) noexcept;
+  /// The fence `point` of syncobj `handle` holds now (0: a binary syncobj's
+  /// fence) as a new sync_file fd; -EINVAL when it holds none; -errno.
+  int export_point(std::uint32_t handle, std::uint64_t point) noexcept;
   /// The status of the fence at `point` of syncobj `handle` (0: a binary
   /// syncobj's fence), read through a sync_file export, as an error.
   std::error_code point_error(std::uint32_t handle, std::uint64_t point) noexcept;
@@ -99,8 +116,16 @@ struct fence_source_impl final : syncobj_listener, std::enable_shared_from_this<
 
   /// Unlinks `r` from the maps. Requires the lock.
   void detach(registration& r) noexcept;
-  /// Starts polling `r`'s fd and hands the completion to complete(). Requires the lock.
+  /// Ends `r`'s poll early (its waiters are gone): an eventfd is made readable,
+  /// a sync_file poll is cancelled. Requires the lock.
+  void end_poll(registration& r) noexcept;
+  /// Starts polling `r`'s fd (or, immediate, posts its completion) and hands
+  /// the completion to complete(). Requires the lock.
   void start_poll(const std::shared_ptr<registration>& r);
+  /// Makes `r`'s result fence and links `r` into the maps. Requires the lock.
+  void publish(const std::shared_ptr<registration>& r, watched_syncobj* target);
+  /// The source's duplicate of `s`, made on first use. Requires the lock.
+  watched_syncobj& watch(const syncobj& s, const char* operation);
 
   drm::device device;
   reactor& events;

@@ -91,7 +91,9 @@ bool fence_source_impl::set_deadline(const fence& f, fence::clock::time_point wh
   {
     std::lock_guard guard(lock);
     auto it = by_fence.find(f.state());
-    if (it == by_fence.end() || !it->second->done) return false;
+    // An immediate outcome has no kernel fence to hint.
+    if (it == by_fence.end() || !it->second->done || it->second->what == registration::kind::immediate)
+      return false;
     r = it->second;
   }
   const auto earliest = f.deadline().value_or(when);

@@ -21,19 +21,22 @@ struct fence_source_impl;
 
 /// What a syncobj wait waits for.
 enum class wait_mode : std::uint8_t {
-  /// The point has a fence and that fence signalled (it need not have a fence
-  /// yet when the wait starts: wait-before-submit). The fence's error, if it
-  /// has one, fails the cosched fence.
+  /// The fence the point holds at the moment of the wait has signalled; if it
+  /// holds none then, the first fence it gets afterwards has (wait-before-submit).
+  /// The fence's error, if it has one, fails the cosched fence.
   signalled,
-  /// The point has a fence, signalled or not (DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE).
+  /// The point has a fence, signalled or not (DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE):
+  /// at once if it holds one at the moment of the wait.
   available,
 };
 
 struct fence_source_options {
-  /// Live EVENTFD registrations at most (a registration lives in the kernel
-  /// until its point is reached and holds one eventfd here). A wait that needs
-  /// one more is refused (see fence_source::wait). Each also holds a file
-  /// descriptor, so the process's RLIMIT_NOFILE (often 1024) may bind first.
+  /// Live EVENTFD registrations at most (waits for points that hold no fence
+  /// yet; a registration lives in the kernel until its point is reached and
+  /// holds one eventfd here, with one or two kernel entries on it). A wait that
+  /// needs one more is refused (see fence_source::wait). Each wait in flight
+  /// also holds a file descriptor (an eventfd or a sync_file), so the process's
+  /// RLIMIT_NOFILE (often 1024) may bind first.
   std::size_t max_registrations = 16384;
   /// Reads a sync_file's status when a wait completed: 1 signalled, 0 pending,
   /// a negative errno for a fence that failed. Empty: drm::sync_file_status
@@ -46,26 +49,42 @@ struct fence_source_options {
 /// Turns kernel fences into cosched fences, and cosched fences into kernel
 /// signals, for one DRM device and one reactor.
 ///
-/// Waits use DRM_IOCTL_SYNCOBJ_EVENTFD: the kernel adds 1 to an eventfd when a
-/// point is reached, and the reactor polls the eventfd with io_uring, so
-/// thousands of waits cost one ring and no thread. A registration cannot be
-/// cancelled in the kernel, hence three rules:
-/// - identical waits (same syncobj object, point and mode, no fence replaced in
-///   between through cosched) share one registration, one eventfd and one fence;
-/// - live registrations are bounded (fence_source_options::max_registrations);
-///   beyond the bound wait() throws instead of queueing, because a queued wait
-///   could deadlock a producer that itself waits for cosched work;
-/// - the source waits through its own handle to the syncobj (a duplicate made
-///   through a syncobj fd), so the caller destroying or reusing their handle
-///   number never makes the source look at another syncobj; destroying an
-///   owning syncobj object fails its pending waits with errc::broken.
+/// The wait rule: a wait on a syncobj point waits for the fence the point holds
+/// at the moment of the wait, whoever put it there (cosched, another handle to
+/// the syncobj, another process through an exported fd, a driver); when the
+/// point holds none, for the first fence the point gets after that moment
+/// (wait-before-submit). A fence replaced or reset later, by anyone, changes
+/// nothing for a wait already made, and a wait made later never completes with
+/// a fence the point no longer holds.
+/// - A point that holds a fence: the fence is exported as a sync_file and the
+///   reactor polls it (io_uring POLL_ADD). No registration is made; the poll
+///   can be cancelled; the status read at the end is that fence's own.
+/// - A point that holds no fence: DRM_IOCTL_SYNCOBJ_EVENTFD, whose registration
+///   the kernel attaches to the first fence the point gets; the reactor polls
+///   its eventfd, so thousands of waits cost one ring and no thread. Such a
+///   registration cannot be cancelled in the kernel, hence:
+///   - identical waits (same syncobj object, point and mode) share one
+///     registration, one eventfd and one fence, but only while the point has
+///     provably had no fence since the registration was made (the kernel says
+///     so through a DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE entry on the same
+///     eventfd, which fires the moment the point has a fence); "no fence now"
+///     alone is not enough, since a fence may have come and gone in between and
+///     the registration waits for that one;
+///   - live registrations are bounded (fence_source_options::max_registrations);
+///     beyond the bound wait() throws instead of queueing, because a queued wait
+///     could deadlock a producer that itself waits for cosched work.
+/// The source waits through its own handle to the syncobj (a duplicate made
+/// through a syncobj fd), so the caller destroying or reusing their handle
+/// number never makes the source look at another syncobj; destroying an
+/// owning syncobj object fails its pending waits with errc::broken.
 ///
-/// The EVENTFD path does not report fence errors: when a signalled-mode wait
-/// completes, the point is exported as a sync_file and its SYNC_IOC_FILE_INFO
-/// status read (fence_source_options::sync_file_status); a negative status
-/// fails the cosched fence with that errno. A point that has collapsed to a
-/// signalled stub fence (a later point was already signalled) has lost any
-/// error the kernel had; it completes without error.
+/// A signalled-mode wait completes with the fence's error: the polled
+/// sync_file's SYNC_IOC_FILE_INFO status (fence_source_options::sync_file_status),
+/// or, for a registration, the status of the point's fence read when it
+/// completes (the EVENTFD path does not report errors); a negative status fails
+/// the cosched fence with that errno. A point that has collapsed to a signalled
+/// stub fence (a later point was already signalled) has lost any error the
+/// kernel had; it completes without error.
 ///
 /// Every fence from this source signals on the reactor's thread, never inline
 /// in the call that made it (an already reached point too); its waiters resume
@@ -93,12 +112,14 @@ class fence_source {
   fence_source& operator=(const fence_source&) = delete;
   ~fence_source();
 
-  /// A fence that signals when `point` of `s` is reached (see wait_mode).
+  /// A fence that signals when `point` of `s` is reached (see wait_mode), by
+  /// the wait rule above.
   /// Throws std::system_error: EBUSY beyond max_registrations, EMFILE/ENFILE
   /// out of fds (the message names the limit), ENOENT when the syncobj's handle
   /// names no syncobj, or the kernel's errno.
   fence wait(const timeline_syncobj& s, std::uint64_t point, wait_mode mode = wait_mode::signalled);
-  /// As above for a binary syncobj: its next fence (the current one if it has one).
+  /// As above for a binary syncobj: the fence it holds now, or, if none, the
+  /// next one it gets.
   fence wait(const binary_syncobj& s, wait_mode mode = wait_mode::signalled);
   /// A fence that signals when the sync_file's fence has (failing with its
   /// error, if any). The source polls its own duplicate of the fd: the caller
@@ -124,9 +145,9 @@ class fence_source {
   /// not support it (ENOTTY/EINVAL) is noted once in the log and not asked again.
   bool set_deadline(const fence& f, clock::time_point when);
 
-  /// EVENTFD registrations made and not yet completed.
+  /// EVENTFD registrations made whose eventfd poll has not ended yet.
   std::size_t live_registrations() const noexcept;
-  /// EVENTFD registrations made so far (identical waits share one).
+  /// EVENTFD registrations made so far (waits that may share one do).
   std::uint64_t registrations_made() const noexcept;
   std::size_t max_registrations() const noexcept;
   const drm::device& get_device() const noexcept;
