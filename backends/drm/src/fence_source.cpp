@@ -6,15 +6,18 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
+#include "cosched/combinators.hpp"
 #include "cosched/drm/sync_file.hpp"
 #include "cosched/drm/unique_fd.hpp"
 #include "cosched/error.hpp"
@@ -120,14 +123,25 @@ void fence_source_impl::publish(const std::shared_ptr<registration>& r, watched_
 //   when both entries have fired (a count of two).
 // A WAIT_AVAILABLE wait is one entry, shared while it has not fired; a point
 // holding a fence now is available at once.
-fence fence_source_impl::wait(const syncobj& s, std::uint64_t point, std::uint32_t flags,
-                              const char* operation) {
+std::shared_ptr<registration> fence_source_impl::immediate(std::error_code outcome) {
+  auto r = std::make_shared<registration>(registration::kind::immediate, -1);
+  r->outcome = outcome;
+  publish(r, nullptr);
+  return r;
+}
+
+std::shared_ptr<registration> fence_source_impl::wait_registration(const syncobj& s, std::uint64_t point,
+                                                                   std::uint32_t flags, bool for_submit,
+                                                                   const char* operation) {
   if (!s.valid()) throw std::logic_error(std::string("cosched::drm::") + operation + ": empty syncobj");
   const bool available = (flags & uapi::wait_flag_available) != 0;
   const wait_key key{s.identity().get(), point, flags};
+  const std::error_code no_fence(EINVAL, std::generic_category());
 
-  std::lock_guard guard(lock);
-  if (auto it = by_key.find(key); it != by_key.end() && it->second->shareable()) return it->second->result;
+  if (auto it = by_key.find(key); it != by_key.end() && it->second->shareable()) {
+    // Shareable proves that the point holds no fence now.
+    return for_submit ? it->second : immediate(no_fence);
+  }
 
   auto& target = watch(s, operation);
   const std::uint32_t handle = target.duplicate->handle;
@@ -137,23 +151,13 @@ fence fence_source_impl::wait(const syncobj& s, std::uint64_t point, std::uint32
   };
   try {
     if (available) {
-      // WAIT_AVAILABLE with timeout 0: 0 when the point holds a fence, ETIME when not.
-      std::uint64_t p = point;
-      uapi::syncobj_timeline_wait args{};
-      args.handles = as_user_pointer(&handle);
-      args.points = as_user_pointer(&p);
-      args.count_handles = 1;
-      args.flags = uapi::wait_flag_available;
-      const int err = dev.ioctl(uapi::ioctl_syncobj_timeline_wait, &args);
+      const int err = wait_now(std::span(&handle, 1), std::span(&point, 1), uapi::wait_flag_available);
       if (err != 0 && err != ETIME)
         throw_error(err, std::string(operation) + " (DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, point " +
                              std::to_string(point) + ")");
-      if (err == 0) {
-        auto r = std::make_shared<registration>(registration::kind::immediate, -1);
-        r->key = key;
-        publish(r, nullptr);
+      if (err == 0 || !for_submit) {
         drop_unused_target();
-        return r->result;
+        return immediate(err == 0 ? std::error_code() : no_fence);
       }
     } else {
       const int pinned = export_point(handle, point);
@@ -161,11 +165,15 @@ fence fence_source_impl::wait(const syncobj& s, std::uint64_t point, std::uint32
         auto r = std::make_shared<registration>(registration::kind::sync_file, pinned);
         r->key = key;
         publish(r, &target);
-        return r->result;
+        return r;
       }
       if (pinned != -EINVAL)  // EINVAL: the point holds no fence
         throw_error(-pinned, std::string(operation) + " (exporting the fence of point " + std::to_string(point) +
                                  " as a sync_file)");
+      if (!for_submit) {
+        drop_unused_target();
+        return immediate(no_fence);
+      }
     }
 
     // relaxed: written only under the lock, which we hold.
@@ -203,11 +211,108 @@ fence fence_source_impl::wait(const syncobj& s, std::uint64_t point, std::uint32
     // relaxed: statistics; the lock orders the writes.
     live.fetch_add(1, std::memory_order_relaxed);
     made.fetch_add(1, std::memory_order_relaxed);
-    return r->result;
+    return r;
   } catch (...) {
     drop_unused_target();
     throw;
   }
+}
+
+fence fence_source_impl::wait(const syncobj& s, std::uint64_t point, std::uint32_t flags,
+                              const wait_options& opts, const char* operation) {
+  std::lock_guard guard(lock);
+  if (!opts.timeout) return wait_registration(s, point, flags, opts.for_submit, operation)->result;
+  if (*opts.timeout <= fence::clock::now()) {
+    // Past already: the kernel's wait with a timeout in the past, now.
+    if (!s.valid()) throw std::logic_error(std::string("cosched::drm::") + operation + ": empty syncobj");
+    auto& target = watch(s, operation);
+    const std::uint32_t handle = target.duplicate->handle;
+    const std::uint32_t wait_flags = flags | (opts.for_submit ? uapi::wait_flag_for_submit : 0u);
+    const int err = wait_now(std::span(&handle, 1), std::span(&point, 1), wait_flags);
+    std::error_code outcome;
+    if (err == ETIME) {
+      outcome = make_error_code(errc::timed_out);
+    } else if (err == EINVAL) {
+      outcome = {EINVAL, std::generic_category()};  // no fence, and not waiting for one
+    } else if (err != 0) {
+      if (target.pending.empty()) watched.erase(s.identity().get());
+      throw_error(err, std::string(operation) + " (DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, point " +
+                           std::to_string(point) + ")");
+    } else if (!(flags & uapi::wait_flag_available)) {
+      outcome = point_error(handle, point);
+    }
+    if (target.pending.empty()) watched.erase(s.identity().get());
+    return immediate(outcome)->result;
+  }
+  auto r = wait_registration(s, point, flags, opts.for_submit, operation);
+  if (r->what == registration::kind::immediate) return r->result;
+  return with_timeout(r->result, {r}, *opts.timeout, operation);
+}
+
+int fence_source_impl::wait_now(std::span<const std::uint32_t> handles, std::span<const std::uint64_t> points,
+                                std::uint32_t flags, std::uint32_t* first) noexcept {
+  uapi::syncobj_timeline_wait args{};
+  args.handles = as_user_pointer(handles.data());
+  args.points = as_user_pointer(points.data());
+  args.count_handles = static_cast<std::uint32_t>(handles.size());
+  args.flags = flags;
+  args.timeout_nsec = 0;  // the kernel looks once and does not sleep
+  const int err = device.state()->ioctl(uapi::ioctl_syncobj_timeline_wait, &args);
+  if (err == 0 && first) *first = args.first_signaled;
+  return err;
+}
+
+fence fence_source_impl::with_timeout(fence result, std::vector<std::shared_ptr<registration>> parts,
+                                      fence::clock::time_point when, const char* operation) {
+  const int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+  if (tfd < 0) throw_error(errno, std::string(operation) + " (timerfd for the timeout)");
+  auto timer = std::make_shared<registration>(registration::kind::timer, tfd);
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+  itimerspec at{};
+  at.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  at.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  if (at.it_value.tv_sec == 0 && at.it_value.tv_nsec == 0) at.it_value.tv_nsec = 1;  // 0 would disarm it
+  if (::timerfd_settime(tfd, TFD_TIMER_ABSTIME, &at, nullptr) != 0)
+    throw_error(errno, std::string(operation) + " (arming the timeout's timerfd)");
+  timer->parts = parts;
+  publish(timer, nullptr);
+  // The result is the first of the wait and the timeout; the timeout's own
+  // cause is none, and the wait's outcome passes through as it is.
+  const fence inputs[] = {result, timer->result};
+  const std::size_t indices[] = {0, 1};
+  fence timed = cosched::detail::when_any(inputs, indices, cosched::detail::failure_cause::as_is).get_fence();
+  add_composite(timed, std::move(parts), std::move(timer));
+  return timed;
+}
+
+void fence_source_impl::add_composite(const fence& result, std::vector<std::shared_ptr<registration>> parts,
+                                      std::shared_ptr<registration> timer) {
+  composites[result.state()].parts = std::move(parts);
+  // Until the result signals: then the timer (if any) and the parts' sync_file
+  // polls still pending (made for this result alone; a timed-out wait, the
+  // losers of a wait on any point) are cancelled, and the record dropped. The
+  // handler's copy of the result keeps its state, and so the key, from being
+  // reused before the record is gone.
+  result.async_wait(executor, [weak = weak_from_this(), result, timer = std::move(timer)](std::error_code) {
+    auto self = weak.lock();
+    if (!self) return;
+    std::vector<promise> cancelled;
+    {
+      std::lock_guard guard(self->lock);
+      auto it = self->composites.find(result.state());
+      if (it != self->composites.end()) {
+        for (const auto& part : it->second.parts) {
+          if (part->what != registration::kind::sync_file || !part->done) continue;
+          cancelled.push_back(std::move(*std::exchange(part->done, std::nullopt)));
+          self->detach(*part);
+          self->end_poll(*part);
+        }
+        self->composites.erase(it);
+      }
+      if (timer && timer->done) self->end_poll(*timer);
+    }
+    for (auto& p : cancelled) p.set_error(make_error_code(errc::cancelled));
+  });
 }
 
 fence fence_source_impl::wait_sync_file(int sync_file_fd) {
@@ -243,7 +348,7 @@ void fence_source_impl::end_poll(registration& r) noexcept {
     const std::uint64_t one = 1;
     // Cannot fail for a valid eventfd short of an overflowing count.
     [[maybe_unused]] const auto written = ::write(r.fd, &one, sizeof one);
-  } else if (r.what == registration::kind::sync_file) {
+  } else if (r.what != registration::kind::immediate) {
     events.cancel(r.poll);
   }
 }
@@ -262,6 +367,7 @@ void fence_source_impl::detach(registration& r) noexcept {
 
 void fence_source_impl::complete(const std::shared_ptr<registration>& r, std::error_code ec) noexcept {
   std::optional<promise> done;
+  std::vector<std::shared_ptr<registration>> timed_out;
   {
     std::lock_guard guard(lock);
     // A registration counts as live until its last poll has ended (so its
@@ -285,25 +391,66 @@ void fence_source_impl::complete(const std::shared_ptr<registration>& r, std::er
     done.swap(r->done);
     detach(*r);
     if (r->what == registration::kind::eventfd) live.fetch_sub(1, std::memory_order_relaxed);
+    timed_out.swap(r->parts);
   }
+  // A timeout: the kernel is looked at once more, as its own wait does when
+  // its timeout expires, so that a point reached by now wins over the timer.
+  if (!ec && r->what == registration::kind::timer)
+    for (const auto& part : timed_out) refresh(part);
+  finish(*r, *done, ec);
+}
+
+void fence_source_impl::finish(registration& r, promise& done, std::error_code ec) noexcept {
   if (ec) {
-    done->set_error(ec);
+    done.set_error(ec);
     return;
   }
-  switch (r->what) {
+  switch (r.what) {
     case registration::kind::immediate:
-      done->signal(r->outcome);
+      done.signal(r.outcome);
+      return;
+    case registration::kind::timer:
+      done.set_error(make_error_code(errc::timed_out));
       return;
     case registration::kind::eventfd:
-      if (r->key.flags & uapi::wait_flag_available) {
-        done->set_value();
+      if (r.key.flags & uapi::wait_flag_available) {
+        done.set_value();
         return;
       }
       break;
     case registration::kind::sync_file:
       break;
   }
-  done->signal(fence_error(*r));
+  done.signal(fence_error(r));
+}
+
+void fence_source_impl::refresh(const std::shared_ptr<registration>& r) noexcept {
+  std::optional<promise> done;
+  {
+    std::lock_guard guard(lock);
+    if (!r->done) return;
+    switch (r->what) {
+      case registration::kind::eventfd: {
+        std::uint64_t count = 0;
+        if (::read(r->fd, &count, sizeof count) == sizeof count) r->fired += count;
+        if (r->fired > 0) r->attached = true;
+        if (r->fired < r->entries) return;  // its poll stays armed for the rest
+        break;
+      }
+      case registration::kind::sync_file:
+        if (!readable(r->fd)) return;
+        break;
+      case registration::kind::immediate:
+      case registration::kind::timer:
+        return;  // decided already, or nothing in the kernel to look at
+    }
+    done.swap(r->done);
+    detach(*r);
+    // The poll's own completion finds `done` taken; for an eventfd whose count
+    // was just read it would never come, so the poll is ended.
+    end_poll(*r);
+  }
+  finish(*r, *done, {});
 }
 
 std::error_code fence_source_impl::fence_error(const registration& r) noexcept {
@@ -390,6 +537,7 @@ void fence_source_impl::abandon_all() noexcept {
     by_key.clear();
     by_fence.clear();
     watched.clear();
+    composites.clear();
   }
   for (auto& p : broken) p.set_error(make_error_code(errc::broken));
 }
@@ -403,14 +551,26 @@ fence_source::fence_source(const drm::device& dev, reactor& events, fence_source
 
 fence_source::~fence_source() { impl_->abandon_all(); }
 
+namespace {
+std::uint32_t flags_of(wait_mode mode) noexcept {
+  return mode == wait_mode::available ? uapi::wait_flag_available : 0u;
+}
+}  // namespace
+
 fence fence_source::wait(const timeline_syncobj& s, std::uint64_t point, wait_mode mode) {
-  return impl_->wait(s, point, mode == wait_mode::available ? uapi::wait_flag_available : 0u,
-                     "fence_source::wait");
+  return impl_->wait(s, point, flags_of(mode), {}, "fence_source::wait");
 }
 
 fence fence_source::wait(const binary_syncobj& s, wait_mode mode) {
-  return impl_->wait(s, 0, mode == wait_mode::available ? uapi::wait_flag_available : 0u,
-                     "fence_source::wait");
+  return impl_->wait(s, 0, flags_of(mode), {}, "fence_source::wait");
+}
+
+fence fence_source::wait(const timeline_syncobj& s, std::uint64_t point, const wait_options& options) {
+  return impl_->wait(s, point, flags_of(options.mode), options, "fence_source::wait");
+}
+
+fence fence_source::wait(const binary_syncobj& s, const wait_options& options) {
+  return impl_->wait(s, 0, flags_of(options.mode), options, "fence_source::wait");
 }
 
 fence fence_source::wait_sync_file(int sync_file_fd) { return impl_->wait_sync_file(sync_file_fd); }

@@ -7,9 +7,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <system_error>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include <asio/any_io_executor.hpp>
 
@@ -44,7 +46,9 @@ struct wait_key_hash {
 /// - `sync_file`: a polled sync_file fd: the fence a syncobj point held at the
 ///   moment of the wait (exported then), or a caller's sync_file;
 /// - `immediate`: an outcome decided at the wait (`outcome`), signalled from a
-///   handler posted to the reactor's executor.
+///   handler posted to the reactor's executor;
+/// - `timer`: a polled timerfd for a wait's timeout, failing errc::timed_out
+///   once it has looked at `parts` (the kernel waits it times out) once more.
 /// Owned by the source's maps while pending and by the reactor continuation
 /// until the poll ends; the fd closes with the last owner.
 ///
@@ -52,7 +56,7 @@ struct wait_key_hash {
 /// completed by whoever takes `done` first: the poll's continuation, the
 /// destruction of the syncobj (broken), or the source's destruction (broken).
 struct registration {
-  enum class kind : std::uint8_t { eventfd, sync_file, immediate };
+  enum class kind : std::uint8_t { eventfd, sync_file, immediate, timer };
 
   registration(kind k, int descriptor) noexcept : what(k), fd(descriptor) {}
   registration(const registration&) = delete;
@@ -73,6 +77,7 @@ struct registration {
   std::uint64_t fired = 0;                // eventfd only, guarded: the eventfd's count read so far
   bool attached = false;                  // eventfd only, guarded: a fence has existed since (see shareable)
   std::error_code outcome;                // immediate only
+  std::vector<std::shared_ptr<registration>> parts;  // timer only, guarded: what it times out
   std::optional<promise> done;            // guarded by the source's lock
   bool detached = false;                  // guarded: no longer in the source's maps
   fence result;                           // what wait() returns
@@ -88,11 +93,42 @@ struct watched_syncobj {
   std::unordered_set<registration*> pending;
 };
 
+/// A fence made of several kernel waits (a wait with a timeout, a wait on
+/// several points): its parts, for deadline hints. Kept until it signals.
+struct composite {
+  std::vector<std::shared_ptr<registration>> parts;
+};
+
 struct fence_source_impl final : syncobj_listener, std::enable_shared_from_this<fence_source_impl> {
   fence_source_impl(const drm::device& dev, reactor& r, fence_source_options opts);
   ~fence_source_impl() override;
 
-  fence wait(const syncobj& s, std::uint64_t point, std::uint32_t flags, const char* operation);
+  /// A wait on one point, by the rule in fence_source.cpp, with the options.
+  fence wait(const syncobj& s, std::uint64_t point, std::uint32_t flags, const wait_options& options,
+             const char* operation);
+  /// The registration behind a wait without timeout (made, or shared). Requires the lock.
+  std::shared_ptr<registration> wait_registration(const syncobj& s, std::uint64_t point, std::uint32_t flags,
+                                                  bool for_submit, const char* operation);
+  /// An already decided registration with `outcome`. Requires the lock.
+  std::shared_ptr<registration> immediate(std::error_code outcome);
+  /// DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT with timeout 0 on the source's handles:
+  /// 0 (reached; `first` the first reached one), ETIME, or the errno.
+  int wait_now(std::span<const std::uint32_t> handles, std::span<const std::uint64_t> points, std::uint32_t flags,
+               std::uint32_t* first = nullptr) noexcept;
+  /// `result` (made of `parts`), failing errc::timed_out at `when` unless it
+  /// has signalled by then. Requires the lock.
+  fence with_timeout(fence result, std::vector<std::shared_ptr<registration>> parts,
+                     fence::clock::time_point when, const char* operation);
+  /// Records `result` as made of `parts` until it signals. Requires the lock.
+  void add_composite(const fence& result, std::vector<std::shared_ptr<registration>> parts,
+                     std::shared_ptr<registration> timer);
+  /// Looks at the kernel once more for `r` and completes it now if its fence
+  /// has been reached. Reactor's thread.
+  void refresh(const std::shared_ptr<registration>& r) noexcept;
+  /// Signals `done` with `r`'s outcome (the sync_file status for a signalled-mode wait).
+  void finish(registration& r, promise& done, std::error_code ec) noexcept;
+  /// Forwards a deadline hint to `r`'s kernel fence. Returns whether the kernel took it.
+  bool forward_deadline(const registration& r, fence::clock::time_point earliest) noexcept;
   fence wait_sync_file(int sync_file_fd);
   void host_signal(const fence& f, const syncobj& s, std::uint64_t point, bool binary);
   bool set_deadline(const fence& f, fence::clock::time_point when);
@@ -137,6 +173,7 @@ struct fence_source_impl final : syncobj_listener, std::enable_shared_from_this<
   std::unordered_map<wait_key, std::shared_ptr<registration>, wait_key_hash> by_key;                // guarded
   std::unordered_map<const cosched::detail::fence_state*, std::shared_ptr<registration>> by_fence;  // guarded
   std::unordered_map<const syncobj_identity*, watched_syncobj> watched;                             // guarded
+  std::unordered_map<const cosched::detail::fence_state*, composite> composites;                    // guarded
   std::uint64_t next_seqno = 0;                                                                     // guarded
   // Written under the lock; read without it. relaxed: statistics.
   std::atomic<std::size_t> live{0};

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "cosched/drm/device.hpp"
 #include "cosched/drm/syncobj.hpp"
@@ -28,6 +29,27 @@ enum class wait_mode : std::uint8_t {
   /// The point has a fence, signalled or not (DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE):
   /// at once if it holds one at the moment of the wait.
   available,
+};
+
+/// How a syncobj wait waits: the kernel's DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT flags
+/// and timeout, as a fence.
+struct wait_options {
+  wait_mode mode = wait_mode::signalled;
+  /// true: a point that holds no fence at the moment of the wait is waited for
+  /// until one is submitted (DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT). false:
+  /// such a wait fails at once with EINVAL, as the kernel's wait without that
+  /// flag does (for wait_mode::available this makes the wait a check: it
+  /// succeeds or fails at once).
+  bool for_submit = true;
+  /// An absolute time on fence::clock (CLOCK_MONOTONIC, as the kernel's
+  /// timeout_nsec): the wait fails with errc::timed_out if the point has not
+  /// been reached by then. When the time comes, the kernel's state is looked
+  /// at once more, as the kernel's own wait does: a point reached by then
+  /// completes normally even if its completion had not reached the reactor
+  /// yet. A time already past decides at once (one ioctl, no registration).
+  /// A registration the wait made stays (it cannot be cancelled) until its
+  /// point gets a fence; a sync_file poll or timer it made is cancelled.
+  std::optional<fence::clock::time_point> timeout{};
 };
 
 struct fence_source_options {
@@ -121,6 +143,14 @@ class fence_source {
   /// As above for a binary syncobj: the fence it holds now, or, if none, the
   /// next one it gets.
   fence wait(const binary_syncobj& s, wait_mode mode = wait_mode::signalled);
+  /// A wait with the kernel's other wait modes (see wait_options): failing at
+  /// once when no fence has been submitted for the point, and an absolute
+  /// timeout that fails the fence with errc::timed_out. The timed fence is the
+  /// wait's own (waits may share a registration, never a timeout); it signals
+  /// on the reactor's thread. A timeout costs a timerfd while it is pending.
+  /// Throws as wait() above.
+  fence wait(const timeline_syncobj& s, std::uint64_t point, const wait_options& options);
+  fence wait(const binary_syncobj& s, const wait_options& options);
   /// A fence that signals when the sync_file's fence has (failing with its
   /// error, if any). The source polls its own duplicate of the fd: the caller
   /// may close theirs at once. Polls can be cancelled, so these are not bounded
