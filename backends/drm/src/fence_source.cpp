@@ -262,8 +262,8 @@ int fence_source_impl::wait_now(std::span<const std::uint32_t> handles, std::spa
   return err;
 }
 
-fence fence_source_impl::with_timeout(fence result, std::vector<std::shared_ptr<registration>> parts,
-                                      fence::clock::time_point when, const char* operation) {
+std::shared_ptr<registration> fence_source_impl::make_timer(std::vector<std::shared_ptr<registration>> parts,
+                                                           fence::clock::time_point when, const char* operation) {
   const int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   if (tfd < 0) throw_error(errno, std::string(operation) + " (timerfd for the timeout)");
   auto timer = std::make_shared<registration>(registration::kind::timer, tfd);
@@ -274,8 +274,14 @@ fence fence_source_impl::with_timeout(fence result, std::vector<std::shared_ptr<
   if (at.it_value.tv_sec == 0 && at.it_value.tv_nsec == 0) at.it_value.tv_nsec = 1;  // 0 would disarm it
   if (::timerfd_settime(tfd, TFD_TIMER_ABSTIME, &at, nullptr) != 0)
     throw_error(errno, std::string(operation) + " (arming the timeout's timerfd)");
-  timer->parts = parts;
+  timer->parts = std::move(parts);
   publish(timer, nullptr);
+  return timer;
+}
+
+fence fence_source_impl::with_timeout(fence result, std::vector<std::shared_ptr<registration>> parts,
+                                      fence::clock::time_point when, const char* operation) {
+  auto timer = make_timer(parts, when, operation);
   // The result is the first of the wait and the timeout; the timeout's own
   // cause is none, and the wait's outcome passes through as it is.
   const fence inputs[] = {result, timer->result};
@@ -283,6 +289,104 @@ fence fence_source_impl::with_timeout(fence result, std::vector<std::shared_ptr<
   fence timed = cosched::detail::when_any(inputs, indices, cosched::detail::failure_cause::as_is).get_fence();
   add_composite(timed, std::move(parts), std::move(timer));
   return timed;
+}
+
+any_fence fence_source_impl::wait_many(std::span<const wait_point> points, std::uint32_t flags,
+                                       const wait_options& opts, bool all, const char* operation) {
+  using cosched::detail::failure_cause;
+  if (!all && points.empty()) throw std::invalid_argument(std::string("cosched::drm::") + operation + ": no points");
+  for (const auto& p : points)
+    if (!p.object().valid())
+      throw std::logic_error(std::string("cosched::drm::") + operation + ": empty syncobj");
+  const auto decided = [&](std::error_code outcome, std::size_t index) {
+    const fence inputs[] = {immediate(outcome)->result};
+    return cosched::detail::when_any(inputs, std::span(&index, 1), failure_cause::as_is);
+  };
+
+  std::lock_guard guard(lock);
+  if (points.empty()) return decided({}, 0);
+  std::vector<std::uint32_t> handles;
+  std::vector<std::uint64_t> numbers;
+  std::vector<const syncobj_identity*> touched;
+  const auto drop_unused_targets = [&] {
+    for (const auto* identity : touched)
+      if (auto it = watched.find(identity); it != watched.end() && it->second.pending.empty()) watched.erase(it);
+  };
+  try {
+    for (const auto& p : points) {
+      auto& target = watch(p.object(), operation);
+      touched.push_back(p.object().identity().get());
+      handles.push_back(target.duplicate->handle);
+      numbers.push_back(p.point());
+    }
+    // The kernel's own wait, with timeout 0: what it can decide now needs no
+    // registration and no poll.
+    const bool past = opts.timeout && *opts.timeout <= fence::clock::now();
+    std::uint32_t first = 0;
+    const int now = wait_now(handles, numbers,
+                             flags | (opts.for_submit ? uapi::wait_flag_for_submit : 0u) |
+                                 (all ? uapi::wait_flag_all : 0u),
+                             &first);
+    std::optional<any_fence> result;
+    const bool status = !(flags & uapi::wait_flag_available);
+    if (now == 0 && all) {
+      std::error_code outcome;
+      for (std::size_t i = 0; status && i < points.size() && !outcome; ++i)
+        outcome = point_error(handles[i], numbers[i]);
+      result = decided(outcome, 0);
+    } else if (now == 0) {
+      const std::size_t winner = first < points.size() ? first : 0;
+      result = decided(status ? point_error(handles[winner], numbers[winner]) : std::error_code(), winner);
+    } else if (now == EINVAL && !opts.for_submit) {
+      result = decided({EINVAL, std::generic_category()}, any_fence::none);  // a point holds no fence
+    } else if (now != ETIME) {
+      throw_error(now, std::string(operation) + " (DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT)");
+    } else if (past) {
+      result = decided(make_error_code(errc::timed_out), any_fence::none);
+    }
+    if (result) {
+      drop_unused_targets();
+      return *result;
+    }
+
+    // One wait per distinct point, combined.
+    std::vector<std::shared_ptr<registration>> parts;
+    std::vector<fence> inputs;
+    for (std::size_t i = 0; i < points.size(); ++i) {
+      std::shared_ptr<registration> r;
+      for (std::size_t j = 0; j < i && !r; ++j)
+        if (touched[j] == touched[i] && numbers[j] == numbers[i]) r = parts[j];
+      if (!r) r = wait_registration(points[i].object(), numbers[i], flags, opts.for_submit, operation);
+      parts.push_back(r);
+      inputs.push_back(r->result);
+    }
+    std::vector<std::size_t> indices(points.size());
+    for (std::size_t i = 0; i < indices.size(); ++i) indices[i] = i;
+    std::shared_ptr<registration> timer;
+    if (opts.timeout) timer = make_timer(parts, *opts.timeout, operation);
+    if (all) {
+      fence combined = cosched::detail::when_all(inputs, failure_cause::as_is);
+      if (timer) {
+        const fence timed[] = {combined, timer->result};
+        const std::size_t order[] = {0, any_fence::none};
+        result = cosched::detail::when_any(timed, order, failure_cause::as_is);
+      } else {
+        const std::size_t zero = 0;
+        result = cosched::detail::when_any(std::span(&combined, 1), std::span(&zero, 1), failure_cause::as_is);
+      }
+    } else {
+      if (timer) {
+        inputs.push_back(timer->result);
+        indices.push_back(any_fence::none);
+      }
+      result = cosched::detail::when_any(inputs, indices, failure_cause::as_is);
+    }
+    add_composite(result->get_fence(), std::move(parts), std::move(timer));
+    return *result;
+  } catch (...) {
+    drop_unused_targets();
+    throw;
+  }
 }
 
 void fence_source_impl::add_composite(const fence& result, std::vector<std::shared_ptr<registration>> parts,
@@ -571,6 +675,14 @@ fence fence_source::wait(const timeline_syncobj& s, std::uint64_t point, const w
 
 fence fence_source::wait(const binary_syncobj& s, const wait_options& options) {
   return impl_->wait(s, 0, flags_of(options.mode), options, "fence_source::wait");
+}
+
+fence fence_source::wait_all(std::span<const wait_point> points, const wait_options& options) {
+  return impl_->wait_many(points, flags_of(options.mode), options, true, "fence_source::wait_all").get_fence();
+}
+
+any_fence fence_source::wait_any(std::span<const wait_point> points, const wait_options& options) {
+  return impl_->wait_many(points, flags_of(options.mode), options, false, "fence_source::wait_any");
 }
 
 fence fence_source::wait_sync_file(int sync_file_fd) { return impl_->wait_sync_file(sync_file_fd); }

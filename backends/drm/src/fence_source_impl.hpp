@@ -115,6 +115,14 @@ struct fence_source_impl final : syncobj_listener, std::enable_shared_from_this<
   /// 0 (reached; `first` the first reached one), ETIME, or the errno.
   int wait_now(std::span<const std::uint32_t> handles, std::span<const std::uint64_t> points, std::uint32_t flags,
                std::uint32_t* first = nullptr) noexcept;
+  /// A wait on several points (wait_all / wait_any): the any_fence of the
+  /// first, or for `all` an any_fence whose fence is the when_all's.
+  any_fence wait_many(std::span<const wait_point> points, std::uint32_t flags, const wait_options& options,
+                      bool all, const char* operation);
+  /// A timer registration failing errc::timed_out at `when`, after looking at
+  /// `parts` once more. Requires the lock.
+  std::shared_ptr<registration> make_timer(std::vector<std::shared_ptr<registration>> parts,
+                                           fence::clock::time_point when, const char* operation);
   /// `result` (made of `parts`), failing errc::timed_out at `when` unless it
   /// has signalled by then. Requires the lock.
   fence with_timeout(fence result, std::vector<std::shared_ptr<registration>> parts,

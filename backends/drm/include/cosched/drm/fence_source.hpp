@@ -6,9 +6,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <span>
 
+#include "cosched/combinators.hpp"
 #include "cosched/drm/device.hpp"
 #include "cosched/drm/syncobj.hpp"
 #include "cosched/fence.hpp"
@@ -50,6 +53,21 @@ struct wait_options {
   /// A registration the wait made stays (it cannot be cancelled) until its
   /// point gets a fence; a sync_file poll or timer it made is cancelled.
   std::optional<fence::clock::time_point> timeout{};
+};
+
+/// One point of a wait on several: a binary syncobj's fence, or a timeline
+/// syncobj's point. Borrows the syncobj for the call only.
+class wait_point {
+ public:
+  wait_point(const binary_syncobj& s) noexcept : object_(&s) {}  // NOLINT: implicit, for {b}
+  wait_point(const timeline_syncobj& s, std::uint64_t point) noexcept : object_(&s), point_(point) {}
+  const syncobj& object() const noexcept { return *object_; }
+  /// 0 for a binary syncobj.
+  std::uint64_t point() const noexcept { return point_; }
+
+ private:
+  const syncobj* object_;
+  std::uint64_t point_ = 0;
 };
 
 struct fence_source_options {
@@ -151,6 +169,41 @@ class fence_source {
   /// Throws as wait() above.
   fence wait(const timeline_syncobj& s, std::uint64_t point, const wait_options& options);
   fence wait(const binary_syncobj& s, const wait_options& options);
+  /// A wait on several points at once, as the kernel's DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT
+  /// with DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL: a fence that signals once every point
+  /// has been reached (each by the wait rule above, with `options`), failing
+  /// with the error of the first failed point in argument order (no cause), or
+  /// errc::timed_out at the timeout, or at once with EINVAL when a point holds
+  /// no fence and `options.for_submit` is false. No points: success.
+  ///
+  /// Built on when_all over one wait per distinct point, and on the kernel
+  /// where it lets a registration be avoided: one TIMELINE_WAIT with timeout 0
+  /// first (all reached, or a point without a fence and no waiting for one,
+  /// decide at once with no registration and no poll); a point that holds a
+  /// fence costs a sync_file poll, not a registration; the same point twice is
+  /// waited for once; a point with no fence shares a registration by the rule
+  /// above. Only a point that holds no fence yet costs a registration: the
+  /// kernel cannot tell which fence a later submission will be (a timeline may
+  /// be reset between two submissions), so one registration cannot serve two
+  /// such points. Throws as wait().
+  fence wait_all(std::span<const wait_point> points, const wait_options& options = {});
+  fence wait_all(std::initializer_list<wait_point> points, const wait_options& options = {}) {
+    return wait_all(std::span<const wait_point>(points.begin(), points.size()), options);
+  }
+  /// A wait for the first of several points, as TIMELINE_WAIT without WAIT_ALL:
+  /// an any_fence whose fence signals with the first point reached (its error,
+  /// no cause) and whose index() is that point's index in `points`, or
+  /// any_fence::none with errc::timed_out at the timeout; EINVAL at once as for
+  /// wait_all. When points are reached already at the call, the first of them
+  /// in argument order wins (the kernel's first_signaled), at once, with no
+  /// registration and no poll. Otherwise built on when_any as wait_all is on
+  /// when_all; once one point has won, the others' sync_file polls are
+  /// cancelled. Throws std::invalid_argument for no points, else as wait().
+  any_fence wait_any(std::span<const wait_point> points, const wait_options& options = {});
+  any_fence wait_any(std::initializer_list<wait_point> points, const wait_options& options = {}) {
+    return wait_any(std::span<const wait_point>(points.begin(), points.size()), options);
+  }
+
   /// A fence that signals when the sync_file's fence has (failing with its
   /// error, if any). The source polls its own duplicate of the fd: the caller
   /// may close theirs at once. Polls can be cancelled, so these are not bounded
