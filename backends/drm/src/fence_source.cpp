@@ -91,6 +91,13 @@ void fence_source_impl::publish(const std::shared_ptr<registration>& r, watched_
   if (target) target->pending.insert(r.get());
 }
 
+std::shared_ptr<registration> fence_source_impl::immediate(std::error_code outcome) {
+  auto r = std::make_shared<registration>(registration::kind::immediate, -1);
+  r->outcome = outcome;
+  publish(r, nullptr);
+  return r;
+}
+
 // The wait rule: a wait waits for the fence the point holds at the moment of the
 // wait, whoever put it there; when the point holds none, for the first fence
 // the point gets after that moment. Facts from the kernel (drm_syncobj.c):
@@ -123,13 +130,6 @@ void fence_source_impl::publish(const std::shared_ptr<registration>& r, watched_
 //   when both entries have fired (a count of two).
 // A WAIT_AVAILABLE wait is one entry, shared while it has not fired; a point
 // holding a fence now is available at once.
-std::shared_ptr<registration> fence_source_impl::immediate(std::error_code outcome) {
-  auto r = std::make_shared<registration>(registration::kind::immediate, -1);
-  r->outcome = outcome;
-  publish(r, nullptr);
-  return r;
-}
-
 std::shared_ptr<registration> fence_source_impl::wait_registration(const syncobj& s, std::uint64_t point,
                                                                    std::uint32_t flags, bool for_submit,
                                                                    const char* operation) {
