@@ -1,6 +1,7 @@
 // Everything of cosched's core API in one include.
 #pragma once
 
+#include "cosched/combinators.hpp"
 #include "cosched/entity.hpp"
 #include "cosched/error.hpp"
 #include "cosched/fence.hpp"

@@ -400,3 +400,33 @@ TEST_CASE("destroying the source fails its pending waits with broken", "[drm][fe
   settle(ctx);
   CHECK(point.error() == make_error_code(errc::broken));
 }
+
+TEST_CASE("a wait or host signal on a handle that names no syncobj fails with ENOENT",
+          "[drm][fence_source][enoent]") {
+  COSCHED_DRM_TEST_DEVICE(dev);
+  rig r(dev);
+  // A handle number that names nothing: one made and destroyed again.
+  const std::uint32_t gone = raw::create(dev);
+  REQUIRE(gone != 0);
+  REQUIRE(raw::destroy(dev, gone) == 0);
+  const std::error_code enoent(ENOENT, std::generic_category());
+  auto timeline = timeline_syncobj::borrow(dev, gone);
+  auto binary = binary_syncobj::borrow(dev, gone);
+  const auto code_of = [](auto&& operation) {
+    try {
+      operation();
+    } catch (const std::system_error& e) {
+      return e.code();
+    }
+    return std::error_code();
+  };
+  // The kernel says ENOENT for such a handle everywhere but HANDLE_TO_FD.
+  CHECK(code_of([&] { timeline.signal(1); }) == enoent);
+  CHECK(code_of([&] { binary.reset(); }) == enoent);
+  CHECK(code_of([&] { r.source.wait(timeline, 1); }) == enoent);
+  CHECK(code_of([&] { r.source.wait(binary); }) == enoent);
+  CHECK(code_of([&] { r.source.wait(binary, wait_mode::available); }) == enoent);
+  CHECK(code_of([&] { r.source.host_signal(fence::make_signalled(), timeline, 1); }) == enoent);
+  CHECK(code_of([&] { timeline.export_fd(); }) == enoent);
+  CHECK(r.source.live_registrations() == 0);
+}

@@ -51,6 +51,22 @@ inline int reset(const device& dev, std::uint32_t handle) {
   return call(dev, DRM_IOCTL_SYNCOBJ_RESET, &args);
 }
 
+/// A handle on `dev` to the syncobj behind `syncobj_fd` (0 on failure).
+inline std::uint32_t fd_to_handle(const device& dev, int syncobj_fd) {
+  drm_syncobj_handle args{};
+  args.fd = syncobj_fd;
+  return call(dev, DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, &args) == 0 ? args.handle : 0;
+}
+
+/// Replaces the fence of binary syncobj `handle` with the sync_file's.
+inline int import_sync_file(const device& dev, std::uint32_t handle, int sync_file_fd) {
+  drm_syncobj_handle args{};
+  args.handle = handle;
+  args.flags = DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE;
+  args.fd = sync_file_fd;
+  return call(dev, DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, &args);
+}
+
 inline std::int64_t monotonic_ns() {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);

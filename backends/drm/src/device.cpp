@@ -67,16 +67,35 @@ std::uint32_t create_syncobj(const device_state& device, bool signalled, std::st
   return args.handle;
 }
 
+bool names_no_syncobj(const device_state& device, std::uint32_t handle) noexcept {
+  std::uint64_t point = 0;
+  drm_syncobj_timeline_array args{};
+  args.handles = reinterpret_cast<std::uintptr_t>(&handle);
+  args.points = reinterpret_cast<std::uintptr_t>(&point);
+  args.count_handles = 1;
+  return device.ioctl(DRM_IOCTL_SYNCOBJ_QUERY, &args) == ENOENT;
+}
+
+int export_syncobj_fd(const device_state& device, std::uint32_t handle) noexcept {
+  drm_syncobj_handle args{};
+  args.handle = handle;
+  args.fd = -1;
+  int err = device.ioctl(DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &args);
+  // The kernel's HANDLE_TO_FD says EINVAL both for a malformed request and for
+  // a handle that names no syncobj; the other syncobj ioctls say ENOENT for the
+  // latter, and so does cosched.
+  if (err == EINVAL && names_no_syncobj(device, handle)) err = ENOENT;
+  return err ? -err : args.fd;
+}
+
 std::uint32_t duplicate_syncobj(const device_state& from, std::uint32_t handle, const device_state& into,
                                 std::string_view operation) {
-  drm_syncobj_handle exported{};
-  exported.handle = handle;
-  exported.fd = -1;
-  if (const int err = from.ioctl(DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &exported)) throw_error(err, operation);
+  const int exported = export_syncobj_fd(from, handle);
+  if (exported < 0) throw_error(-exported, operation);
   drm_syncobj_handle imported{};
-  imported.fd = exported.fd;
+  imported.fd = exported;
   const int err = into.ioctl(DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, &imported);
-  ::close(exported.fd);
+  ::close(exported);
   if (err) throw_error(err, operation);
   return imported.handle;
 }

@@ -55,8 +55,16 @@ std::string fd_limit_note(int err);
 
 /// A new syncobj handle on `device` (CREATE, optionally signalled).
 std::uint32_t create_syncobj(const device_state& device, bool signalled, std::string_view operation);
+/// Exports `handle` as a syncobj fd (DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD). Returns
+/// the fd, or -errno: -ENOENT for a handle that names no syncobj, as every other
+/// syncobj ioctl says (this one alone says EINVAL; see names_no_syncobj).
+int export_syncobj_fd(const device_state& device, std::uint32_t handle) noexcept;
+/// Whether `handle` names no syncobj on `device`: DRM_IOCTL_SYNCOBJ_QUERY, which
+/// looks its handles up as signal, reset, wait and transfer do, says ENOENT.
+bool names_no_syncobj(const device_state& device, std::uint32_t handle) noexcept;
 /// Exports `handle` of `from` as a syncobj fd and imports it into `into`: a
-/// second handle to the same kernel syncobj.
+/// second handle to the same kernel syncobj. ENOENT for a handle that names no
+/// syncobj.
 std::uint32_t duplicate_syncobj(const device_state& from, std::uint32_t handle, const device_state& into,
                                 std::string_view operation);
 /// Exports the fence of binary syncobj `handle` as a sync_file fd. Returns

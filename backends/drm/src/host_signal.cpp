@@ -4,6 +4,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -87,35 +88,50 @@ void fence_source_impl::host_signal(const fence& f, const syncobj& s, std::uint6
 bool fence_source_impl::set_deadline(const fence& f, fence::clock::time_point when) {
   if (!f.valid()) return false;
   f.set_deadline(when);
-  std::shared_ptr<registration> r;
+  std::vector<std::shared_ptr<registration>> targets;
   {
     std::lock_guard guard(lock);
-    auto it = by_fence.find(f.state());
-    if (it == by_fence.end() || !it->second->done) return false;
-    r = it->second;
+    if (auto it = by_fence.find(f.state()); it != by_fence.end()) {
+      if (it->second->done) targets.push_back(it->second);
+    } else if (auto c = composites.find(f.state()); c != composites.end()) {
+      for (const auto& part : c->second.parts)
+        if (part->done) targets.push_back(part);
+    }
   }
   const auto earliest = f.deadline().value_or(when);
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(earliest.time_since_epoch()).count();
+  bool taken = false;
+  for (const auto& r : targets) taken = forward_deadline(*r, earliest) || taken;
+  return taken;
+}
+
+bool fence_source_impl::forward_deadline(const registration& r, fence::clock::time_point earliest) noexcept {
   auto& dev = *device.state();
-  if (r->what == registration::kind::sync_file) {
-    // relaxed: an independent flag.
-    if (dev.sync_file_deadline_unsupported.load(std::memory_order_relaxed)) return false;
-    try {
-      if (set_sync_file_deadline(r->fd, earliest)) return true;
-    } catch (const std::system_error& e) {
-      logger()->debug("cosched::drm::fence_source::set_deadline: {}", e.what());
+  switch (r.what) {
+    case registration::kind::immediate:
+    case registration::kind::timer:
+      return false;  // no kernel fence to hint
+    case registration::kind::sync_file:
+      // relaxed: an independent flag.
+      if (dev.sync_file_deadline_unsupported.load(std::memory_order_relaxed)) return false;
+      try {
+        if (set_sync_file_deadline(r.fd, earliest)) return true;
+      } catch (const std::system_error& e) {
+        logger()->debug("cosched::drm::fence_source::set_deadline: {}", e.what());
+        return false;
+      }
+      if (!dev.sync_file_deadline_unsupported.exchange(true, std::memory_order_relaxed))
+        logger()->info(
+            "cosched::drm: the kernel does not support SYNC_IOC_SET_DEADLINE; "
+            "deadline hints for sync_file waits are not forwarded");
       return false;
-    }
-    if (!dev.sync_file_deadline_unsupported.exchange(true, std::memory_order_relaxed))
-      logger()->info(
-          "cosched::drm: the kernel does not support SYNC_IOC_SET_DEADLINE; "
-          "deadline hints for sync_file waits are not forwarded");
-    return false;
+    case registration::kind::eventfd:
+      break;
   }
   // relaxed: an independent flag.
   if (dev.wait_deadline_unsupported.load(std::memory_order_relaxed)) return false;
-  std::uint32_t h = r->syncobj->handle;
-  std::uint64_t point = r->key.point;
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(earliest.time_since_epoch()).count();
+  std::uint32_t h = r.syncobj->handle;
+  std::uint64_t point = r.key.point;
   uapi::syncobj_timeline_wait args{};
   args.handles = as_user_pointer(&h);
   args.points = as_user_pointer(&point);

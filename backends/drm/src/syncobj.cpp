@@ -93,21 +93,13 @@ void syncobj::destroy() noexcept {
 
 unique_fd syncobj::export_fd() const {
   require_valid("syncobj::export_fd");
-  drm_syncobj_handle args{};
-  args.handle = handle_;
-  args.fd = -1;
-  if (const int err = device_.state()->ioctl(DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &args))
-    detail::throw_error(err, "syncobj::export_fd (DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD)");
-  return unique_fd(args.fd);
+  const int fd = detail::export_syncobj_fd(*device_.state(), handle_);
+  if (fd < 0) detail::throw_error(-fd, "syncobj::export_fd (DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD)");
+  return unique_fd(fd);
 }
 
 void syncobj::require_valid(const char* operation) const {
   if (!valid()) throw std::logic_error(std::string("cosched::drm::") + operation + ": empty syncobj");
-}
-
-void syncobj::fence_replaced() const noexcept {
-  // acq_rel: orders the replacement before waits that read the new generation.
-  if (identity_) identity_->generation.fetch_add(1, std::memory_order_acq_rel);
 }
 
 void syncobj::require_same_device(const syncobj& other, const char* operation) const {
@@ -167,7 +159,6 @@ void binary_syncobj::signal() {
   args.count_handles = 1;
   if (const int err = get_device().state()->ioctl(DRM_IOCTL_SYNCOBJ_SIGNAL, &args))
     detail::throw_error(err, "binary_syncobj::signal (DRM_IOCTL_SYNCOBJ_SIGNAL)");
-  fence_replaced();
 }
 
 void binary_syncobj::reset() {
@@ -178,7 +169,6 @@ void binary_syncobj::reset() {
   args.count_handles = 1;
   if (const int err = get_device().state()->ioctl(DRM_IOCTL_SYNCOBJ_RESET, &args))
     detail::throw_error(err, "binary_syncobj::reset (DRM_IOCTL_SYNCOBJ_RESET)");
-  fence_replaced();
 }
 
 bool binary_syncobj::is_signalled() const {
@@ -202,7 +192,6 @@ void binary_syncobj::import_sync_file(int sync_file_fd) {
   args.fd = sync_file_fd;
   if (const int err = get_device().state()->ioctl(DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, &args))
     detail::throw_error(err, "binary_syncobj::import_sync_file (DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE)");
-  fence_replaced();
 }
 
 void binary_syncobj::transfer_from(const binary_syncobj& src) {
@@ -210,7 +199,6 @@ void binary_syncobj::transfer_from(const binary_syncobj& src) {
   require_same_device(src, "binary_syncobj::transfer_from");
   if (const int err = detail::transfer(*get_device().state(), src.handle(), 0, handle(), 0))
     detail::throw_error(err, "binary_syncobj::transfer_from (DRM_IOCTL_SYNCOBJ_TRANSFER)");
-  fence_replaced();
 }
 
 void binary_syncobj::transfer_from(const timeline_syncobj& src, std::uint64_t src_point) {
@@ -219,7 +207,6 @@ void binary_syncobj::transfer_from(const timeline_syncobj& src, std::uint64_t sr
   if (const int err = detail::transfer(*get_device().state(), src.handle(), src_point, handle(), 0))
     detail::throw_error(err, "binary_syncobj::transfer_from (DRM_IOCTL_SYNCOBJ_TRANSFER, point " +
                                  std::to_string(src_point) + ")");
-  fence_replaced();
 }
 
 // ------------------------------------------------------------------ timeline
@@ -295,7 +282,6 @@ void timeline_syncobj::reset() {
   args.count_handles = 1;
   if (const int err = get_device().state()->ioctl(DRM_IOCTL_SYNCOBJ_RESET, &args))
     detail::throw_error(err, "timeline_syncobj::reset (DRM_IOCTL_SYNCOBJ_RESET)");
-  fence_replaced();
 }
 
 unique_fd timeline_syncobj::export_sync_file(std::uint64_t point) const {

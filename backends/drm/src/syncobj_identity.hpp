@@ -2,7 +2,6 @@
 // waiting on it, so that destroying it through cosched fails their waits.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -44,9 +43,6 @@ struct syncobj_identity {
 
   std::mutex lock;
   std::vector<std::weak_ptr<syncobj_listener>> listeners;  // guarded by lock
-  // Bumped each time the fence is replaced through cosched; part of a wait's
-  // identity. acq_rel/acquire: a wait made after the replacement sees the new value.
-  std::atomic<std::uint64_t> generation{0};
 };
 
 }  // namespace cosched::drm::detail

@@ -53,6 +53,7 @@ inline constexpr unsigned long ioctl_syncobj_eventfd = DRM_IOWR(0xCF, syncobj_ev
 inline constexpr unsigned long ioctl_syncobj_timeline_wait = DRM_IOWR(0xCA, syncobj_timeline_wait);
 inline constexpr unsigned long ioctl_sync_set_deadline = _IOW(SYNC_IOC_MAGIC, 5, sync_set_deadline);
 
+inline constexpr std::uint32_t wait_flag_all = 1u << 0;         // DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL
 inline constexpr std::uint32_t wait_flag_for_submit = 1u << 1;  // DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT
 inline constexpr std::uint32_t wait_flag_available = 1u << 2;   // DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE
 inline constexpr std::uint32_t wait_flag_deadline = 1u << 3;    // DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE
@@ -78,6 +79,7 @@ static_assert(DRM_SYNCOBJ_WAIT_FLAGS_WAIT_DEADLINE == wait_flag_deadline);
 #ifdef SYNC_IOC_SET_DEADLINE
 static_assert(SYNC_IOC_SET_DEADLINE == ioctl_sync_set_deadline);
 #endif
+static_assert(DRM_SYNCOBJ_WAIT_FLAGS_WAIT_ALL == wait_flag_all);
 static_assert(DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT == wait_flag_for_submit);
 static_assert(DRM_SYNCOBJ_WAIT_FLAGS_WAIT_AVAILABLE == wait_flag_available);
 

@@ -22,6 +22,9 @@ class timeline_syncobj;
 ///
 /// Errors of every operation are std::system_error with the kernel's errno and
 /// a message naming the operation ("cosched::drm::timeline_syncobj::signal: ...").
+/// A handle that names no syncobj is ENOENT for every operation, as the kernel
+/// says for all but DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD (EINVAL there; export_fd()
+/// and the fence source's duplication of a handle check and say ENOENT too).
 ///
 /// @par Thread Safety
 /// Distinct objects: Safe. Shared objects: Safe for const members and for the
@@ -67,9 +70,6 @@ class syncobj {
 
   /// Throws std::logic_error unless valid().
   void require_valid(const char* operation) const;
-  /// Records that the fence was replaced through this object (signal, reset,
-  /// import, transfer), so that a later wait does not join one registered before.
-  void fence_replaced() const noexcept;
   /// Throws std::invalid_argument unless `other` is on the same device fd.
   void require_same_device(const syncobj& other, const char* operation) const;
 
@@ -86,7 +86,9 @@ class syncobj {
 };
 
 /// A binary syncobj: holds at most one fence; signal() gives it a signalled
-/// one, reset() removes it. A wait registered on it waits for its next fence.
+/// one, reset() removes it. A wait on it (drm::fence_source::wait) waits for the
+/// fence it holds at the moment of the wait, or, when it holds none, for the
+/// first one it gets after that moment.
 ///
 /// Thread safety, ownership and lifetime: see syncobj.
 class binary_syncobj : public syncobj {
