@@ -72,8 +72,6 @@ class engine final : public scheduler_core {
   enum class mailbox_take : std::uint8_t {
     early,        // a kill, ban, scope stop or shutdown takes the jobs before update_node is processed
     update_node,  // processing update_node: the node is no longer queued
-    detach,       // the end of shutdown: the entity leaves the scheduler
-    shut_detach,  // registered after shutdown: shut down and detached at once
   };
 
   // ---- the pass (pass.cpp) ----
@@ -90,6 +88,10 @@ class engine final : public scheduler_core {
 
   // ---- a job, push to retirement (job_path.cpp) ----
   void take_mailbox(entity_record& entity, mailbox_take how) noexcept;
+  // The entity leaves the scheduler (the end of shutdown, or registered after
+  // it): pushes fail at once on their own thread from then on, so only once
+  // every job pushed before has signalled. `shut_down`: it becomes shut down first.
+  void detach_entity(entity_record& entity, bool shut_down) noexcept;
   void adopt_job(entity_record& entity, job_block& block) noexcept;
   void start_job(job_block& block) noexcept;
   void resume_job(job_block& block) noexcept;

@@ -28,13 +28,6 @@ void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
       case mailbox_take::update_node:
         entity.update_queued = false;
         break;
-      case mailbox_take::detach:
-        entity.core = nullptr;  // from here on a push fails at once on its own thread
-        break;
-      case mailbox_take::shut_detach:
-        entity.become(entity_event::shutdown);
-        entity.core = nullptr;
-        break;
     }
     taken = entity.take_mailbox();
   }
@@ -49,6 +42,27 @@ void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
     }
     adopt_job(entity, *block);
     block = next;
+  }
+}
+
+// A push that finds the entity detached signals its fences at once, on its
+// own thread. Were the entity detached while jobs pushed before waited in its
+// mailbox (or taken, not yet signalled), such a push would signal ahead of
+// them. So the mailbox is taken and its jobs signalled until a look under the
+// entity's lock finds it empty, and the entity is detached under that lock.
+void engine::detach_entity(entity_record& entity, bool shut_down) noexcept {
+  for (;;) {
+    signal_in_order(entity);
+    publish_reached();
+    {
+      std::lock_guard guard(entity.lock);
+      if (shut_down) entity.become(entity_event::shutdown);
+      if (!entity.mailbox_head && !entity.jobs_head) {
+        entity.core = nullptr;  // from here on a push fails at once on its own thread
+        return;
+      }
+    }
+    take_mailbox(entity, mailbox_take::early);
   }
 }
 

@@ -94,8 +94,7 @@ void engine::on_entity_added(entity_record& entity) noexcept {
   if (stage() == lifecycle::shut_down) {
     // Created just before shutdown finished: fail what it holds, let go of it
     // once none of its own nodes is queued any more.
-    take_mailbox(entity, mailbox_take::shut_detach);
-    signal_in_order(entity);
+    detach_entity(entity, true);
     release_after_shutdown(entity, nullptr);
     return;
   }
@@ -271,9 +270,9 @@ void engine::finish_shutdown() noexcept {
   }
   for_each_ring([this](ring_slot& slot) { disarm_timeout(slot); });
   // Detach every entity: from here on a push fails at once on its own thread.
-  // Jobs that arrived since the last drain are taken and failed in order.
+  // Jobs that arrived since the last drain are taken and failed in order first.
   for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
-    take_mailbox(*entity, mailbox_take::detach);
+    detach_entity(*entity, false);
   // release: pairs with is_shut_down()'s acquire and enqueue_added's.
   lifecycle_.store(lifecycle::shut_down, std::memory_order_release);
   for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) signal_in_order(*entity);
