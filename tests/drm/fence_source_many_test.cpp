@@ -88,7 +88,7 @@ TEST_CASE("points reached at the call are decided by the kernel at once, with no
   CHECK(r.events.pending() == 0);
 }
 
-TEST_CASE("points that hold a fence cost no registration; once one has won, the others' polls end",
+TEST_CASE("points that hold a fence cost no registration, and once one has won, the others' polls end",
           "[drm][fence_source][wait_many][registrations][vgem]") {
   auto vg = vgem::open_or_skip();
   if (!vg) return;
