@@ -63,6 +63,10 @@ class engine final : public scheduler_core {
   void reset_and_replay() noexcept;
   void enqueue(work_node& node) noexcept;
   void enqueue_job_node(job_block& block, work_node& node) noexcept;
+  // Something threw for `block` (its body: job_threw; its ring: run_job,
+  // replay), which fails with `error`: one log line, then options_.on_exception.
+  void report_exception(job_block& block, std::exception_ptr thrown, job_exception::origin from,
+                        std::error_code error) noexcept;
 
  private:
   // An allocated, one-off event for the pass (the kinds that have no node

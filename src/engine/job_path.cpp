@@ -4,11 +4,16 @@
 // signals, decided, and signalled in its entity's push order. (Push itself is
 // entity_state::push, in entity_state.cpp; recovery.cpp holds the paths a
 // reset takes instead of retirement.)
+#include <exception>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+
+#include <spdlog/spdlog.h>
 
 #include "cosched/error.hpp"
 #include "cosched/job.hpp"
+#include "cosched/log.hpp"
 #include "cosched/scope.hpp"
 #include "engine/engine.hpp"
 
@@ -132,6 +137,46 @@ bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool 
   return false;
 }
 
+void job_threw(job_promise_base& promise, std::exception_ptr thrown) noexcept {
+  auto& block = *promise.block;
+  engine::of(*block.core).report_exception(block, std::move(thrown), job_exception::origin::body, block.finished.error);
+}
+
+void engine::report_exception(job_block& block, std::exception_ptr thrown, job_exception::origin from,
+                              std::error_code error) noexcept {
+  std::string what;
+  try {
+    std::rethrow_exception(thrown);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "(an exception not derived from std::exception)";
+  }
+  const auto& entity = entity_record::of(block);
+  const fence_point point = block.finished.point;
+  const char* source = from == job_exception::origin::body ? "its body" : "its ring, running its command,";
+  try {
+    logger()->error("cosched::scheduler: job {} of entity '{}': {} threw: {}; the job fails `{}`", point.seqno, entity.name,
+                    source, what, error.message());
+  } catch (...) {
+    // Logging is best effort: the job's outcome carries the failure.
+  }
+  if (!options_.on_exception) return;
+  try {
+    options_.on_exception(job_exception{from, entity.name, point, error, what, thrown});
+  } catch (const std::exception& e) {
+    try {
+      logger()->error("cosched::scheduler: scheduler_options::on_exception threw: {}", e.what());
+    } catch (...) {
+    }
+  } catch (...) {
+    try {
+      logger()->error("cosched::scheduler: scheduler_options::on_exception threw");
+    } catch (...) {
+    }
+  }
+}
+
 void job_wait_abandon(job_promise_base& promise) noexcept {
   auto& block = *promise.block;
   if (!block.awaited) return;
@@ -158,7 +203,9 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
   set_head_from(entity, block.entity_next);
   const bool ring_was_idle = slot.idle();
   slot.append(block);
-  block.hardware = slot.run(block.command);
+  std::exception_ptr thrown;
+  block.hardware = slot.run(block.command, thrown);
+  if (thrown) report_exception(block, thrown, job_exception::origin::ring, block.hardware.error());
   if (block.attempts == 1) reach_scheduled(block, false);
   // The timeout counts from the moment the ring had something to do.
   if (ring_was_idle) arm_timeout(slot);

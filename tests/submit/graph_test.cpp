@@ -619,11 +619,26 @@ TEST_CASE("bad fault strings", "[submit][graph][errors]") {
   CHECK(job_error_of(R"("fault": "slow:99999999999999999999999")") ==
         place + R"(in "slow:99999999999999999999999", )" + slow_range);
   CHECK(job_error_of(R"("fault": "hang2")") ==
-        place + R"(must be "hang", "error:<ERRNO name>" or "slow:<us>"; got the string "hang2")");
+        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got the string "hang2")");
   CHECK(job_error_of(R"("fault": "")") ==
-        place + R"(must be "hang", "error:<ERRNO name>" or "slow:<us>"; got an empty string)");
+        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got an empty string)");
   CHECK(job_error_of(R"("fault": null)") ==
-        place + R"(must be "hang", "error:<ERRNO name>" or "slow:<us>"; got null)");
+        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got null)");
+  CHECK(job_error_of(R"("fault": "throw")") ==
+        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got the string "throw")");
+}
+
+TEST_CASE("fault throw:<message>: the body throws the message once its dependencies have signalled",
+          "[submit][graph]") {
+  const auto g = parse_graph(R"({"entities": [{"name": "e"}], "jobs": [
+      {"id": "a", "entity": "e", "fault": "throw:no such texture"},
+      {"id": "b", "entity": "e", "fault": "throw:"}]})",
+                             "graph.json");
+  CHECK(g.jobs[0].fault.kind == fault_kind::body_throws);
+  CHECK(g.jobs[0].fault.throw_message() == "no such texture");
+  CHECK(g.jobs[0].fault.text == "throw:no such texture");
+  CHECK(g.jobs[1].fault.kind == fault_kind::body_throws);
+  CHECK(g.jobs[1].fault.throw_message().empty());
 }
 
 // ---------------------------------------------------------------------------------------

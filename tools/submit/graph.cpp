@@ -705,7 +705,7 @@ class graph_reader {
 
   fault_spec read_fault(const json& value, std::string_view place) const {
     constexpr std::string_view expected =
-        "must be \"hang\", \"error:<ERRNO name>\" or \"slow:<us>\"; got ";
+        "must be \"hang\", \"error:<ERRNO name>\", \"slow:<us>\" or \"throw:<message>\"; got ";
     if (!value.is_string()) fail_field(place, "fault", std::string(expected) + describe(value));
     fault_spec fault;
     fault.text = value.get_ref<const std::string&>();
@@ -723,6 +723,8 @@ class graph_reader {
                    name.empty() ? "\"error:\" needs an errno name, e.g. \"error:EIO\""
                                 : "unknown errno name " + quote(name) + " in " + quote(text));
       }
+    } else if (text.starts_with(fault_spec::throw_prefix)) {
+      fault.kind = fault_kind::body_throws;
     } else if (text.starts_with(slow_prefix)) {
       fault.kind = fault_kind::slow;
       const auto slow_us = parse_decimal(text.substr(slow_prefix.size()));
@@ -906,6 +908,8 @@ std::uint64_t ring_time_us(const job_spec& job, const scheduler_spec& scheduler)
       return job.fault.slow_us;  // reports progress: extended, never cut
     case fault_kind::hang:
       return timeout;
+    case fault_kind::body_throws:
+      return 0;  // never runs
     case fault_kind::none:
     case fault_kind::error:
       break;

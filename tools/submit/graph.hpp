@@ -2,6 +2,7 @@
 // a JSON file into it, rejecting every unusable input with a one-line message.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -20,8 +21,10 @@ enum class ring_mode { shared_ring, ring_per_entity };
 /// Which entity the scheduler serves among those of one priority (`scheduler.policy`).
 enum class policy_kind { fifo, rr, fair, deadline };
 
-/// What the simulated command of a job does instead of succeeding (`fault`).
-enum class fault_kind { none, error, hang, slow };
+/// What the simulated command of a job does instead of succeeding (`fault`);
+/// `body_throws`: the job's body throws once its dependencies have signalled,
+/// so its command never exists.
+enum class fault_kind { none, error, hang, slow, body_throws };
 
 /// A job's `fault` field, decoded.
 struct fault_spec {
@@ -29,6 +32,11 @@ struct fault_spec {
   int errno_value = 0;        ///< for fault_kind::error: the errno value (EIO = 5)
   std::uint64_t slow_us = 0;  ///< for fault_kind::slow: how long the command takes
   std::string text;           ///< as written in the file, e.g. "error:EIO"; empty for none
+  /// For fault_kind::body_throws: the what() of the exception the body throws.
+  std::string_view throw_message() const noexcept {
+    return std::string_view(text).substr(std::min(text.size(), throw_prefix.size()));
+  }
+  static constexpr std::string_view throw_prefix = "throw:";
 };
 
 /// The `scheduler` object; every member holds its default when the field is absent.

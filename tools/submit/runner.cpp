@@ -40,9 +40,10 @@ namespace {
 using sim_job = job<sim::command>;
 
 // The body of every graph job: wait for the dependencies in `deps` order, then
-// hand over the command.
-sim_job graph_job(std::vector<fence> deps, sim::command cmd) {
+// hand over the command (or throw, for the fault "throw:<message>").
+sim_job graph_job(std::vector<fence> deps, sim::command cmd, const fault_spec* throws) {
   for (auto& dependency : deps) co_await dependency;
+  if (throws) throw std::runtime_error(std::string(throws->throw_message()));
   co_return cmd;
 }
 
@@ -52,6 +53,7 @@ sim::fault to_sim(const fault_spec& f) {
     case fault_kind::error: return sim::fault::error(f.errno_value);
     case fault_kind::hang: return sim::fault::hang();
     case fault_kind::slow: return sim::fault::slow(f.slow_us);
+    case fault_kind::body_throws: return sim::fault::none();  // the command is never made
   }
   return sim::fault::none();
 }
@@ -352,6 +354,10 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   options.timeout = std::chrono::microseconds(g.scheduler.timeout_us.value_or(0));
   options.timers = driver.timers();
   options.policy = scheduling_policy_of(g.scheduler.policy);
+  // What job bodies threw (fault "throw:<message>"), by finished point; matched
+  // to jobs once the run is over.
+  std::vector<std::pair<fence_point, std::string>> thrown;
+  options.on_exception = [&thrown](const job_exception& e) { thrown.emplace_back(e.point, std::string(e.what)); };
   std::optional<scheduler<sim::command>> sched_storage;
   if (per_entity) {
     sched_storage.emplace(ctx.get_executor(), options);
@@ -432,7 +438,8 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
       // virtual time (and a few microseconds before it in real time).
       std::optional<std::chrono::nanoseconds> deadline;
       if (spec.deadline_us) deadline = std::chrono::microseconds(*spec.deadline_us);
-      auto pushed = entities[spec.entity].push(graph_job(std::move(deps), cmd),
+      const fault_spec* throws = spec.fault.kind == fault_kind::body_throws ? &spec.fault : nullptr;
+      auto pushed = entities[spec.entity].push(graph_job(std::move(deps), cmd, throws),
                                                {.credits = spec.credits, .deadline = deadline});
       jobs_by_seqno[spec.entity].push_back(index);
       finished[index] = pushed.finished;
@@ -457,6 +464,13 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   if (!done.signalled()) throw std::logic_error("scheduler shutdown did not complete");
   if (open_jobs > 0) throw std::logic_error("a job's finished fence never signalled");
 
+  for (auto& [point, what] : thrown) {
+    const auto owner = entity_by_context.find(point.context);
+    if (owner == entity_by_context.end() || point.seqno < 1 || point.seqno > jobs_by_seqno[owner->second].size())
+      continue;
+    outcome.messages.emplace_back(jobs_by_seqno[owner->second][point.seqno - 1], std::move(what));
+  }
+  std::sort(outcome.messages.begin(), outcome.messages.end());
   outcome.runs = driver.log();
   outcome.rings = driver.ring_count();
   if constexpr (std::is_same_v<Driver, real_driver>) driver.describe_gpu(outcome);
@@ -529,6 +543,7 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
   };
   std::size_t succeeded = 0;
   std::map<std::string, std::size_t> errors;
+  auto message = outcome.messages.begin();  // sorted by job index
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& result = outcome.jobs[i];
     out << "{\"job\": " << json_string(g.jobs[i].id)
@@ -542,6 +557,9 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
     if (g.scheduler.rings > 1) out << ", \"ring\": " << (result.ring ? std::to_string(*result.ring) : "null");
     if (!outcome.verified.empty())
       out << ", \"verified\": " << (outcome.verified[i] ? (*outcome.verified[i] ? "true" : "false") : "null");
+    // What the job's body threw (fault "throw:<message>").
+    if (message != outcome.messages.end() && message->first == i)
+      out << ", \"message\": " << json_string((message++)->second);
     out << "}\n";
     if (result.error.empty()) ++succeeded; else ++errors[result.error];
   }

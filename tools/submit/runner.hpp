@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cosched/drm/device.hpp"
@@ -39,6 +40,8 @@ struct ring_run {
 struct run_outcome {
   std::vector<job_outcome> jobs;        // in the graph's job order
   std::vector<ring_run> runs;           // every run of a command, ring by ring, in run order
+  /// (job index, what()) for each job whose body threw, in job order.
+  std::vector<std::pair<std::size_t, std::string>> messages;
   std::size_t rings = 1;
   std::uint64_t end_us = 0;             // when the last fence signalled
   bool shut_down_early = false;         // "nothing left to do" ended the run

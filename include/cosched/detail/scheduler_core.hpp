@@ -18,6 +18,7 @@
 #include "cosched/detail/entity_state.hpp"
 #include "cosched/detail/job_block.hpp"
 #include "cosched/fence.hpp"
+#include "cosched/job_exception.hpp"
 #include "cosched/priority.hpp"
 #include "cosched/ring.hpp"
 #include "cosched/timer.hpp"
@@ -57,6 +58,7 @@ struct core_options {
   std::chrono::nanoseconds timeout{0};  // 0: no timeout
   timer_service* timers = nullptr;      // null: a steady-clock timer on the executor
   scheduling_policy policy = scheduling_policy::fifo;
+  job_exception_handler on_exception;   // may be empty
 };
 
 /// Counters readable from any thread (scheduler::statistics()).
