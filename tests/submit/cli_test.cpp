@@ -600,7 +600,7 @@ TEST_CASE("an interrupted real-time run still writes every job's outcome and the
   std::filesystem::remove(graph);
 }
 
-TEST_CASE("a job whose body throws fails `exception`; its message is logged and carried to the results",
+TEST_CASE("a job whose body throws fails `exception`, and its message is logged and carried to the results",
           "[submit][cli][errors]") {
   const auto path = write_temp("cosched-cli-throw.json", R"({"entities": [{"name": "gfx"}, {"name": "bg"}],
     "jobs": [{"id": "a", "entity": "gfx", "duration_us": 100},

@@ -126,7 +126,7 @@ TEST_CASE("a job that throws: it fails, the log names the entity, the point and 
   CHECK(down.signalled());
 }
 
-TEST_CASE("an on_exception handler that throws is logged; the job's outcome stands", "[scheduler][exception][log]") {
+TEST_CASE("an on_exception handler that throws is logged, and the job's outcome stands", "[scheduler][exception][log]") {
   captured_log log;
   asio::io_context ctx(1);
   throwing_ring hardware;
