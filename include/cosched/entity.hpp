@@ -31,6 +31,13 @@ struct push_options {
   /// deadline first within a priority; every policy counts a job whose
   /// finished fence signals later as a miss (scheduler::statistics()).
   std::optional<std::chrono::nanoseconds> deadline{};
+  /// Declared dependencies: fences the scheduler waits for, one after another
+  /// in this order, before it first resumes the job's body (which may still
+  /// `co_await` more). A failed one fails the job as an in-body `co_await` of it
+  /// would: its error, and as cause its root. A batch push gives every job of
+  /// the batch this list. Every fence must be valid (push throws
+  /// std::invalid_argument otherwise, pushing nothing).
+  std::vector<fence> after{};
 };
 
 using detail::reset_kind;
@@ -102,7 +109,7 @@ class entity {
   submitted push(job<Command>&& j, push_options options = {}) {
     check(j, options);
     auto handle = j.release();
-    detail::push_request request{handle, &handle.promise(), options.credits, options.deadline};
+    detail::push_request request{handle, &handle.promise(), options.credits, options.deadline, &options.after};
     detail::push_result result;
     state_->push(std::span(&request, 1), options.in, &result);
     return {std::move(result.finished)};
@@ -117,7 +124,7 @@ class entity {
     std::vector<detail::push_result> results(jobs.size());
     for (auto& j : jobs) {
       auto handle = j.release();
-      requests.push_back({handle, &handle.promise(), options.credits, options.deadline});
+      requests.push_back({handle, &handle.promise(), options.credits, options.deadline, &options.after});
     }
     state_->push(requests, options.in, results.data());
     std::vector<submitted> out;
@@ -166,6 +173,8 @@ class entity {
     if (!state_) throw std::invalid_argument("cosched: push on an empty entity handle");
     if (!j.valid()) throw std::invalid_argument("cosched: push of an empty job");
     if (options.credits == 0) throw std::invalid_argument("cosched: a job must cost at least 1 credit");
+    for (const fence& f : options.after)
+      if (!f.valid()) throw std::invalid_argument("cosched: push_options::after holds an empty fence");
     if (options.credits > state_->credit_limit) {
       throw std::invalid_argument("cosched: job costs " + std::to_string(options.credits) +
                                   " credits but the ring's credit limit is " +

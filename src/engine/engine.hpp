@@ -110,6 +110,7 @@ class engine final : public scheduler_core {
   }
   void select() noexcept;
   void run_job(job_block& block, ring_slot& slot) noexcept;
+  void wait_declared(job_block& block) noexcept;
   void watch_hardware(job_block& block, bool may_retire = true) noexcept;
   void retire(job_block& block) noexcept;
   // The job's command leaves its ring's in-flight list and frees its credits.

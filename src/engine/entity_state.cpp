@@ -95,6 +95,12 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
         block->has_deadline = true;
         block->deadline = *request.deadline;
       }
+      if (request.after && !request.after->empty()) {
+        const std::size_t n = request.after->size();
+        block->after = std::make_unique<fence[]>(n);
+        std::copy(request.after->begin(), request.after->end(), block->after.get());
+        block->after_count = static_cast<std::uint32_t>(n);
+      }
       blocks[made++] = block;
     }
   } catch (...) {

@@ -91,6 +91,33 @@ void engine::start_job(job_block& block) noexcept {
   block.phase = job_phase::preparing;
   auto& entity = entity_record::of(block);
   if (!entity.queued.head) set_head_from(entity, &block);
+  wait_declared(block);
+}
+
+void on_job_signal(fence_waiter& waiter, fence_state&) noexcept;
+
+// Waits through the job's declared dependencies in order, then resumes the
+// body; a failed one fails the job as an in-body co_await of it would.
+void engine::wait_declared(job_block& block) noexcept {
+  while (block.after_passed < block.after_count) {
+    const fence_state& dependency = *block.after[block.after_passed].state();
+    if (!dependency.is_signalled()) {
+      block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
+      block.awaited_yields_error = false;
+      block.awaited = &dependency;
+      block.waiting_after = true;
+      if (dependency.add_waiter(block.waiter)) return;  // dispatch() comes back here
+      block.awaited = nullptr;
+      block.waiting_after = false;
+      continue;  // it signalled meanwhile
+    }
+    if (dependency.error) {
+      record_dependency_failure(*block.promise, dependency);
+      record_body_progress(block);  // decided, failed
+      return;
+    }
+    ++block.after_passed;
+  }
   resume_job(block);
 }
 
@@ -249,6 +276,13 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
   // Destroy first (frame, command, awaiter), then record; signalling follows in
   // entity order (signal_in_order), so nothing of the job is alive when its
   // fence signals.
+  if (block.waiting_after) {
+    // A declared dependency's wait is the block's, not the frame's: unlink it
+    // (a wake-up already queued finds the job decided).
+    if (block.awaited) block.awaited->remove_waiter(block.waiter);
+    block.awaited = nullptr;
+    block.waiting_after = false;
+  }
   if (block.frame) {
     block.frame.destroy();
     block.frame = nullptr;

@@ -201,7 +201,10 @@ void engine::dispatch(work_node& node) noexcept {
       const bool held_ref = node.holds_ref;  // before resuming (see finish_job_node)
       // Valid only while the job is still suspended on it (see job_block::awaited).
       const fence_state* awaited = std::exchange(block.awaited, nullptr);
-      if (block.phase == job_phase::preparing && awaited) {
+      if (std::exchange(block.waiting_after, false)) {
+        // A declared dependency: go on through the list (or fail there).
+        if (block.phase == job_phase::preparing && awaited) wait_declared(block);
+      } else if (block.phase == job_phase::preparing && awaited) {
         if (awaited->error && !block.awaited_yields_error) {
           record_dependency_failure(*block.promise, *awaited);
           record_body_progress(block);

@@ -39,10 +39,10 @@ namespace {
 
 using sim_job = job<sim::command>;
 
-// The body of every graph job: wait for the dependencies in `deps` order, then
-// hand over the command (or throw, for the fault "throw:<message>").
-sim_job graph_job(std::vector<fence> deps, sim::command cmd, const fault_spec* throws) {
-  for (auto& dependency : deps) co_await dependency;
+// The body of every graph job, run once the scheduler has waited through its
+// declared dependencies (the graph's `deps`, in order): hand over the command
+// (or throw, for the fault "throw:<message>").
+sim_job graph_job(sim::command cmd, const fault_spec* throws) {
   if (throws) throw std::runtime_error(std::string(throws->throw_message()));
   co_return cmd;
 }
@@ -439,8 +439,8 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
       std::optional<std::chrono::nanoseconds> deadline;
       if (spec.deadline_us) deadline = std::chrono::microseconds(*spec.deadline_us);
       const fault_spec* throws = spec.fault.kind == fault_kind::body_throws ? &spec.fault : nullptr;
-      auto pushed = entities[spec.entity].push(graph_job(std::move(deps), cmd, throws),
-                                               {.credits = spec.credits, .deadline = deadline});
+      auto pushed = entities[spec.entity].push(graph_job(cmd, throws),
+                                               {.credits = spec.credits, .deadline = deadline, .after = std::move(deps)});
       jobs_by_seqno[spec.entity].push_back(index);
       finished[index] = pushed.finished;
       stamps[index].watch(pushed.finished, stamp_clock);

@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "cosched/detail/job_block.hpp"
 #include "cosched/detail/spinlock.hpp"
@@ -65,6 +66,7 @@ struct push_request {
   job_promise_base* promise = nullptr;
   std::uint32_t credits = 1;
   std::optional<std::chrono::nanoseconds> deadline;  // since the scheduler's epoch
+  const std::vector<fence>* after = nullptr;          // declared dependencies (copied at push)
 };
 
 struct push_result {

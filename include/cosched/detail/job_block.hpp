@@ -141,6 +141,15 @@ struct job_block final : ref_block {
   std::chrono::nanoseconds deadline;  // since the scheduler's epoch; valid when has_deadline
   std::chrono::nanoseconds fair_run_at;  // the fair clock's: when the current attempt was run or replayed
 
+  // Declared dependencies (push_options::after), waited for in order before
+  // the body first runs; null for a job that declares none. `after_passed`:
+  // how many have signalled without error so far.
+  std::unique_ptr<fence[]> after;
+  std::uint32_t after_count = 0;
+  std::uint32_t after_passed = 0;
+  // The wait armed is on after[after_passed], not on a dependency of the body.
+  bool waiting_after = false;
+
   // The one fence the job waits for at a time: a dependency of its coroutine
   // while it is prepared, then the hardware fence of its current attempt (a job
   // runs only once prepared, so the two waits never overlap). arm_wait()

@@ -1,0 +1,153 @@
+// Declared dependencies (push_options::after): waited for in order before the
+// body first runs; a failed one fails the job as an in-body co_await would.
+#include <stdexcept>
+#include <vector>
+
+#include "catch.hpp"
+#include "sim_fixture.hpp"
+
+using namespace cosched;
+using namespace cosched::test;
+
+namespace {
+
+/// A body that counts its runs and may await one more fence itself.
+sim_job counted(testing::probe, int& runs, fence more, command cmd) {
+  ++runs;
+  if (more.valid()) co_await more;
+  co_return cmd;
+}
+
+}  // namespace
+
+TEST_CASE("declared dependencies are waited for in order before the body first runs", "[scheduler][after]") {
+  sim_fixture f(2);
+  auto e = f.sched.make_entity();
+  promise first, second, in_body;
+  int runs = 0;
+  testing::live_counter frame;
+  outcome done;
+  auto j = e.push(counted(testing::probe(frame), runs, in_body.get_fence(), {10, {}, 1}),
+                  {.after = {first.get_fence(), second.get_fence()}});
+  f.observe(j.finished, done);
+  f.clock.at(100, sim::phase::other, [&] { second.set_value(); });
+  f.clock.at(150, sim::phase::other, [&] {
+    CHECK(runs == 0);  // the first declared one is still pending
+    first.set_value();
+  });
+  f.clock.at(200, sim::phase::other, [&] {
+    CHECK(runs == 1);  // resumed at 150, now waiting in its body
+    in_body.set_value();
+  });
+  f.run();
+  CHECK(runs == 1);
+  CHECK(done.at == 210);
+  CHECK_FALSE(done.error);
+  CHECK(f.run_at(1) == 200);
+  CHECK(frame.alive() == 0);
+}
+
+TEST_CASE("a failed declared dependency fails the job with its error and its root as cause; the body never runs",
+          "[scheduler][after]") {
+  sim_fixture f(1);
+  auto upstream = f.sched.make_entity({.name = "upstream"});
+  auto e = f.sched.make_entity({.name = "e"});
+  // The root: a job that fails EIO on the ring; a second job fails because of it.
+  auto root = upstream.push(wait_then_run({}, {50, sim::fault::error(EIO), 1}));
+  auto middle = upstream.push(wait_then_run({root.finished}, {50, {}, 2}));
+  promise fine;
+  int runs = 0;
+  testing::live_counter frame;
+  outcome done;
+  auto j = e.push(counted(testing::probe(frame), runs, {}, {10, {}, 3}), {.after = {fine.get_fence(), middle.finished}});
+  f.observe(j.finished, done);
+  f.clock.at(20, sim::phase::other, [&] { fine.set_value(); });
+  f.run();
+  CHECK(runs == 0);
+  CHECK(frame.alive() == 0);
+  CHECK(done.at == 50);
+  CHECK(done.error == std::make_error_code(std::errc::io_error));
+  REQUIRE(j.finished.cause());
+  CHECK(*j.finished.cause() == root.finished.point());
+  CHECK(f.run_order() == std::vector<std::uint64_t>{1});
+}
+
+TEST_CASE("a batch push gives every job the declared list; a kill while they wait unlinks their waits",
+          "[scheduler][after]") {
+  sim_fixture f(1);
+  auto e = f.sched.make_entity();
+  promise gate;
+  int runs = 0;
+  testing::live_counter frames;
+  std::vector<sim_job> batch;
+  for (std::uint64_t tag = 1; tag <= 3; ++tag) batch.push_back(counted(testing::probe(frames), runs, {}, {10, {}, tag}));
+  auto jobs = e.push(std::span(batch), {.after = {gate.get_fence()}});
+  std::vector<outcome> done(3);
+  for (std::size_t i = 0; i < 3; ++i) f.observe(jobs[i].finished, done[i]);
+  f.clock.at(100, sim::phase::kill, [&] { e.kill(); });
+  f.run();
+  for (const auto& d : done) {
+    CHECK(d.at == 100);
+    CHECK(d.error == make_error_code(errc::killed));
+  }
+  CHECK(runs == 0);
+  CHECK(frames.alive() == 0);
+  // The killed jobs no longer wait on the gate: signalling it reaches nobody.
+  gate.set_value();
+  f.run();
+  CHECK(runs == 0);
+  CHECK(f.run_order().empty());
+}
+
+TEST_CASE("push refuses an empty declared dependency and pushes nothing", "[scheduler][after]") {
+  sim_fixture f(1);
+  auto e = f.sched.make_entity();
+  auto job = wait_then_run({}, {10, {}, 1});
+  CHECK_THROWS_AS(e.push(std::move(job), {.after = {fence{}}}), std::invalid_argument);
+  CHECK(job.valid());  // left untouched
+  auto pushed = e.push(std::move(job));
+  CHECK(pushed.seqno() == 1);  // nothing was pushed before
+  f.run();
+  CHECK_FALSE(pushed.finished.error());
+}
+
+TEST_CASE("declared dependencies already signalled let the body run at once", "[scheduler][after]") {
+  sim_fixture f(1);
+  auto e = f.sched.make_entity();
+  int runs = 0;
+  testing::live_counter frame;
+  auto j = e.push(counted(testing::probe(frame), runs, {}, {10, {}, 1}),
+                  {.after = {fence::make_signalled(), fence::make_signalled()}});
+  outcome done;
+  f.observe(j.finished, done);
+  f.run();
+  CHECK(runs == 1);
+  CHECK(done.at == 10);
+  CHECK_FALSE(done.error);
+}
+
+TEST_CASE("a job in a scope waiting on its declared dependencies is cancelled by the scope's stop",
+          "[scheduler][after][scope]") {
+  sim_fixture f(1);
+  auto e = f.sched.make_entity();
+  scope group;
+  promise gate;
+  int runs = 0;
+  testing::live_counter frame;
+  auto j = e.push(counted(testing::probe(frame), runs, {}, {10, {}, 1}), {.in = &group, .after = {gate.get_fence()}});
+  auto other = e.push(counted(testing::probe(frame), runs, {}, {10, {}, 2}));
+  outcome done, next;
+  f.observe(j.finished, done);
+  f.observe(other.finished, next);
+  f.clock.at(100, sim::phase::other, [&] { group.request_stop(); });
+  f.run();
+  CHECK(done.at == 100);
+  CHECK(done.error == make_error_code(errc::cancelled));
+  CHECK(runs == 1);  // only the job outside the scope ran
+  CHECK(next.at == 110);
+  CHECK_FALSE(next.error);
+  CHECK(frame.alive() == 0);
+  auto joined = group.join();
+  f.run();
+  CHECK(joined.signalled());
+}
