@@ -126,6 +126,12 @@ class engine final : public scheduler_core {
   void fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
                   bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept;
   void signal_in_order(entity_record& entity) noexcept;
+  // Fence causality: whether decided `block` may signal now (every declared
+  // dependency and its body's last awaited fence signalled); if not, arms a
+  // wait whose wake-up (gate_wake) calls signal_in_order again.
+  bool causally_clear(job_block& block) noexcept;
+  const fence_state* first_pending_gate(const job_block& block) const noexcept;
+  bool is_own_job_fence(const fence_state& state) const noexcept;
   void signal_job(job_block& block) noexcept;
   static void reach_scheduled(job_block& block, bool unrun) noexcept;
   void count_deadline(const job_block& block) noexcept;
@@ -206,6 +212,9 @@ class engine final : public scheduler_core {
   std::vector<promise> shutdown_waiters_;      // signalled once shutdown completes
   timer_service::timer_id shutdown_timer_ = 0; // the shutdown bound (valid while armed)
   bool shutdown_timer_armed_ = false;
+  // Shutdown's bound has passed: signals no longer wait for fences from
+  // outside the scheduler (only for other jobs' finished fences).
+  bool external_gates_released_ = false;
 };
 
 template <class Visit>

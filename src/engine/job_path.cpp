@@ -282,6 +282,15 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
     if (block.awaited) block.awaited->remove_waiter(block.waiter);
     block.awaited = nullptr;
     block.waiting_after = false;
+  } else if (block.frame && block.awaited && !block.awaited->is_signalled()) {
+    // Decided while its body waits for a fence: the signal waits for that
+    // fence too (causality). A reference is taken before the frame, which
+    // holds the awaited fence, is destroyed.
+    if (!block.gate) block.gate.reset(new (std::nothrow) causal_gate(&block));
+    if (block.gate) {
+      block.awaited->owner->add_ref();
+      block.gate->body = fence::adopt(const_cast<fence_state*>(block.awaited));
+    }
   }
   if (block.frame) {
     block.frame.destroy();
@@ -313,6 +322,7 @@ void engine::fail_unrun(entity_record& entity, std::error_code ec, std::optional
 void engine::signal_in_order(entity_record& entity) noexcept {
   while (entity.jobs_head && entity.jobs_head->phase == job_phase::decided) {
     job_block* block = entity.jobs_head;
+    if (!causally_clear(*block)) break;  // it and the jobs behind it wait
     entity.jobs_head = block->entity_next;
     if (!entity.jobs_head) entity.jobs_tail = nullptr;
     block->entity_next = nullptr;
@@ -320,6 +330,60 @@ void engine::signal_in_order(entity_record& entity) noexcept {
   }
   // Its last job signalled after its handle let go: the scheduler lets go of it.
   if (!entity.jobs_head && entity.handle_gone) note_collectable(entity);
+}
+
+// ------------------------------------------------------------------ fence causality
+
+bool engine::is_own_job_fence(const fence_state& state) const noexcept {
+  return state.owner && state.owner->destroy == &job_block::destroy_block &&
+         static_cast<const job_block*>(state.owner)->core == this;
+}
+
+// The first fence `block` must not signal before that has not signalled yet:
+// its declared dependencies in order, then its body's. Once shutdown's bound
+// has passed, only other jobs' finished fences still count (they signal in
+// the same shutdown: a job's dependencies were pushed before it).
+const fence_state* engine::first_pending_gate(const job_block& block) const noexcept {
+  auto holds = [this](const fence_state& s) {
+    return !s.is_signalled() && (!external_gates_released_ || is_own_job_fence(s));
+  };
+  for (std::uint32_t i = 0; i < block.after_count; ++i) {
+    const fence_state& s = *block.after[i].state();
+    if (holds(s)) return &s;
+  }
+  if (block.gate && block.gate->body.valid() && holds(*block.gate->body.state())) return block.gate->body.state();
+  return nullptr;
+}
+
+void on_gate_signal(fence_waiter& waiter, fence_state&) noexcept {
+  auto& block = *static_cast<job_block*>(waiter.owner);
+  engine::of(*block.core).enqueue_job_node(block, block.gate->node);
+}
+
+bool engine::causally_clear(job_block& block) noexcept {
+  for (;;) {
+    const fence_state* pending = first_pending_gate(block);
+    if (!pending) {
+      // A wait still linked (on a fence no longer counted) goes; one already
+      // notified has its wake-up queued, which finds nothing to do.
+      if (block.gate && block.gate->armed && block.gate->waiting_on->remove_waiter(block.gate->waiter))
+        block.gate->armed = false;
+      return true;
+    }
+    if (block.gate && block.gate->armed) return false;  // woken when that fence signals
+    if (!block.gate) {
+      block.gate.reset(new (std::nothrow) causal_gate(&block));
+      if (!block.gate) return true;  // out of memory: the signal cannot wait
+    }
+    auto& gate = *block.gate;
+    std::construct_at(&gate.waiter);
+    gate.waiter.notify = &on_gate_signal;
+    gate.waiter.owner = &block;
+    gate.waiting_on = pending;
+    gate.armed = true;
+    if (pending->add_waiter(gate.waiter)) return false;
+    gate.armed = false;  // it signalled meanwhile: look again
+  }
 }
 
 void engine::count_deadline(const job_block& block) noexcept {

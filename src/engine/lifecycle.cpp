@@ -216,8 +216,12 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
     fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
   }
   for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) signal_in_order(*entity);
+  // What the bound waits for: commands on the rings, and signals held back
+  // by fence causality.
   bool in_flight = false;
   for_each_ring([&in_flight](const ring_slot& slot) { in_flight = in_flight || !slot.idle(); });
+  for (entity_record* entity = registered_head_; entity && !in_flight; entity = entity->registered_next)
+    in_flight = entity->jobs_head != nullptr;
   if (!in_flight || bound.count() <= 0) {
     cancel_in_flight_for_shutdown();
     return;  // the pass finishes shutdown once every job has signalled
@@ -250,6 +254,9 @@ void engine::cancel_in_flight_for_shutdown() noexcept {
     }
   });
   for (auto* entity : touched) signal_in_order(*entity);
+  // Signals held back by fences from outside the scheduler go now.
+  external_gates_released_ = true;
+  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) signal_in_order(*entity);
 }
 
 void engine::finish_shutdown_if_done() noexcept {

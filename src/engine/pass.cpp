@@ -224,6 +224,15 @@ void engine::dispatch(work_node& node) noexcept {
       finish_job_node(block, held_ref);
       return;
     }
+    case work_node::kind::gate_wake: {
+      // A fence a decided job's signal waits for signalled.
+      auto& block = *static_cast<job_block*>(node.owner);
+      const bool held_ref = node.holds_ref;
+      block.gate->armed = false;
+      if (block.phase == job_phase::decided) signal_in_order(entity_record::of(block));
+      finish_job_node(block, held_ref);
+      return;
+    }
     case work_node::kind::entity_added:
       on_entity_added(entity_record::of(*static_cast<entity_state*>(node.owner)));
       return;

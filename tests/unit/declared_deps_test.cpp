@@ -72,8 +72,8 @@ TEST_CASE("a failed declared dependency fails the job with its error and its roo
   CHECK(f.run_order() == std::vector<std::uint64_t>{1});
 }
 
-TEST_CASE("a batch push gives every job the declared list; a kill while they wait unlinks their waits",
-          "[scheduler][after]") {
+TEST_CASE("a batch push gives every job the declared list, and jobs killed while they wait signal once it has",
+          "[scheduler][after][causality]") {
   sim_fixture f(1);
   auto e = f.sched.make_entity();
   promise gate;
@@ -84,18 +84,22 @@ TEST_CASE("a batch push gives every job the declared list; a kill while they wai
   auto jobs = e.push(std::span(batch), {.after = {gate.get_fence()}});
   std::vector<outcome> done(3);
   for (std::size_t i = 0; i < 3; ++i) f.observe(jobs[i].finished, done[i]);
-  f.clock.at(100, sim::phase::kill, [&] { e.kill(); });
+  f.clock.at(100, sim::phase::kill, [&] {
+    e.kill();
+    f.clock.at(101, sim::phase::other, [&] {
+      CHECK(frames.alive() == 0);  // decided at 100: frames destroyed, the signals wait
+      CHECK_FALSE(jobs[0].finished.signalled());
+    });
+  });
+  f.clock.at(200, sim::phase::other, [&] { gate.set_value(); });
   f.run();
+  // Killed at 100, signalled once their declared dependency has (fence causality).
   for (const auto& d : done) {
-    CHECK(d.at == 100);
+    CHECK(d.at == 200);
     CHECK(d.error == make_error_code(errc::killed));
   }
   CHECK(runs == 0);
   CHECK(frames.alive() == 0);
-  // The killed jobs no longer wait on the gate: signalling it reaches nobody.
-  gate.set_value();
-  f.run();
-  CHECK(runs == 0);
   CHECK(f.run_order().empty());
 }
 
@@ -127,7 +131,7 @@ TEST_CASE("declared dependencies already signalled let the body run at once", "[
 }
 
 TEST_CASE("a job in a scope waiting on its declared dependencies is cancelled by the scope's stop",
-          "[scheduler][after][scope]") {
+          "[scheduler][after][scope][causality]") {
   sim_fixture f(1);
   auto e = f.sched.make_entity();
   scope group;
@@ -140,11 +144,15 @@ TEST_CASE("a job in a scope waiting on its declared dependencies is cancelled by
   f.observe(j.finished, done);
   f.observe(other.finished, next);
   f.clock.at(100, sim::phase::other, [&] { group.request_stop(); });
+  f.clock.at(300, sim::phase::other, [&] { gate.set_value(); });
   f.run();
-  CHECK(done.at == 100);
+  // Cancelled at 100; its signal waits for its declared dependency, and the
+  // next job's (run 100 to 110) for it, in push order.
+  CHECK(done.at == 300);
   CHECK(done.error == make_error_code(errc::cancelled));
   CHECK(runs == 1);  // only the job outside the scope ran
-  CHECK(next.at == 110);
+  CHECK(f.run_at(2) == 100);
+  CHECK(next.at == 300);
   CHECK_FALSE(next.error);
   CHECK(frame.alive() == 0);
   auto joined = group.join();
