@@ -558,8 +558,9 @@ class model {
         break;
       }
       case submit::policy_kind::fair:
+        // Ties in virtual time go to the higher priority, then push order (below).
         if (fair_time(ea) != fair_time(eb)) return fair_time(ea) < fair_time(eb);
-        return rank_[a] < rank_[b];
+        break;
     }
     if (pa != pb) return static_cast<int>(pa) < static_cast<int>(pb);  // kernel is 0
     return rank_[a] < rank_[b];
