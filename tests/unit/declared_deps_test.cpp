@@ -47,7 +47,7 @@ TEST_CASE("declared dependencies are waited for in order before the body first r
   CHECK(frame.alive() == 0);
 }
 
-TEST_CASE("a failed declared dependency fails the job with its error and its root as cause; the body never runs",
+TEST_CASE("a failed declared dependency fails the job with its error and its root as cause, and the body never runs",
           "[scheduler][after]") {
   sim_fixture f(1);
   auto upstream = f.sched.make_entity({.name = "upstream"});
