@@ -42,6 +42,12 @@ struct push_options {
 
 using detail::reset_kind;
 
+/// entity::pending(): a snapshot.
+struct entity_pending {
+  std::uint32_t queued = 0;     ///< pushed, neither run nor decided yet
+  std::uint32_t in_flight = 0;  ///< commands on a ring
+};
+
 /// An entity's involvement in ring resets.
 struct reset_status {
   reset_kind kind = reset_kind::untouched;  ///< the latest: guilty wins over innocent
@@ -147,6 +153,16 @@ class entity {
   /// A fence that signals, without error, once every job pushed before the call
   /// has signalled.
   fence drain() { return state_->drain(); }
+  /// drain(); if that fence has not signalled `bound` from now (on the
+  /// scheduler's timers), the entity is killed then: its jobs not yet run fail
+  /// `killed`, commands on the ring finish (drm_sched's flush and kill).
+  fence flush(std::chrono::nanoseconds bound) { return state_->flush(bound); }
+  /// Any thread: a snapshot of the jobs pushed that have neither run nor been
+  /// decided (`queued`), and of the entity's commands on a ring (`in_flight`).
+  entity_pending pending() const noexcept {
+    // relaxed: a snapshot.
+    return {state_->queued_jobs.load(std::memory_order_relaxed), state_->in_flight_jobs.load(std::memory_order_relaxed)};
+  }
   /// A fence for point `seqno` of the entity's finished timeline (it may be
   /// requested before the job is pushed); it signals, without error, once the
   /// jobs up to `seqno` have signalled (before the scheduler's pass that

@@ -57,6 +57,7 @@ class engine final : public scheduler_core {
   entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring);
   fence shutdown(std::chrono::nanoseconds bound);
   void stop_scope(std::uint64_t scope_id);
+  void flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept;
   void request_pause(std::function<void()> granted);
   void resume() noexcept;
   void visit_in_flight(const std::function<void(void* command, const job_block&, std::size_t ring)>& visit) const;
@@ -121,6 +122,8 @@ class engine final : public scheduler_core {
     if (charged_until) queue_.left_ring(entity.queued, block, *charged_until);
     else queue_.cancelled_on_ring(entity.queued);
     block.ring->remove(block);
+    // relaxed: see entity_state::queued_jobs.
+    entity.in_flight_jobs.fetch_sub(1, std::memory_order_relaxed);
   }
   void decide(job_block& block, std::error_code ec, std::optional<fence_point> cause) noexcept;
   void fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
@@ -227,7 +230,7 @@ void engine::for_each_ring(Visit&& visit) const {
 }
 
 struct engine::message : work_node {
-  enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope, timeout, pause };
+  enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope, timeout, pause, flush };
   explicit message(type t) noexcept : work_node(kind::message, nullptr), what_message(t) {}
   ~message() {
     if (slot_owner) slot_owner->release();
@@ -243,6 +246,7 @@ struct engine::message : work_node {
   std::uint64_t generation = 0;        // timeout: the timer's generation (stale if the slot moved on)
   entity_state* slot_owner = nullptr;  // timeout on an entity's own ring: a reference that keeps the slot alive
   std::function<void()> granted;       // pause: called once the pause is granted
+  fence drained;                       // flush: the entity's drain fence (slot_owner: the entity)
 };
 
 }  // namespace cosched::detail

@@ -131,6 +131,8 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
     return;
   }
 
+  // relaxed: see queued_jobs.
+  queued_jobs.fetch_add(static_cast<std::uint32_t>(blocks.size()), std::memory_order_relaxed);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     auto* block = blocks[i];
     block->finished.point.seqno = ++last_seqno;
@@ -192,6 +194,16 @@ fence entity_state::drain() {
     last = last_seqno;
   }
   return reached.at(last);
+}
+
+fence entity_state::flush(std::chrono::nanoseconds bound) {
+  fence drained = drain();
+  if (drained.signalled()) return drained;
+  std::lock_guard guard(lock);
+  // Attached: the scheduler has not finished shutting down, so its executor is
+  // there for the message (as for kill()).
+  if (core) core->flush_entity(*this, bound, drained);
+  return drained;
 }
 
 void entity_state::release_handle() noexcept {

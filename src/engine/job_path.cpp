@@ -230,6 +230,9 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
   set_head_from(entity, block.entity_next);
   const bool ring_was_idle = slot.idle();
   slot.append(block);
+  // relaxed: see entity_state::queued_jobs.
+  if (block.attempts == 1) entity.queued_jobs.fetch_sub(1, std::memory_order_relaxed);
+  entity.in_flight_jobs.fetch_add(1, std::memory_order_relaxed);
   std::exception_ptr thrown;
   block.hardware = slot.run(block.command, thrown);
   if (thrown) report_exception(block, thrown, job_exception::origin::ring, block.hardware.error());
@@ -300,6 +303,8 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
   block.finished.record(ec, cause);
   block.phase = job_phase::decided;
   auto& entity = entity_record::of(block);
+  // relaxed: see entity_state::queued_jobs. A job that ran left the count then.
+  if (block.attempts == 0) entity.queued_jobs.fetch_sub(1, std::memory_order_relaxed);
   if (entity.queued.head == &block) set_head_from(entity, block.entity_next);
 }
 

@@ -191,6 +191,18 @@ void engine::stop_scope(std::uint64_t scope_id) {
   enqueue(*msg);
 }
 
+// ------------------------------------------------------------------ flush
+
+void engine::flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept {
+  auto* msg = new (std::nothrow) message(message::type::flush);
+  if (!msg) return;  // out of memory: no kill at the bound; the fence still signals
+  msg->bound = bound;
+  msg->drained = drained;
+  entity.add_ref();  // the message's own reference (released with it)
+  msg->slot_owner = &entity;
+  enqueue(*msg);
+}
+
 // ------------------------------------------------------------------ shutdown
 
 fence engine::shutdown(std::chrono::nanoseconds bound) {

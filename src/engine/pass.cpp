@@ -307,6 +307,21 @@ void engine::on_message(message& msg) noexcept {
       pauses_.store(1, std::memory_order_seq_cst);
       msg.granted();
       return;
+    case message::type::flush: {
+      if (down || msg.drained.signalled()) return;
+      // The timer keeps a reference to the entity; its callback may run on
+      // any thread, and kill() may be called from any thread.
+      msg.slot_owner->add_ref();
+      std::shared_ptr<entity_state> entity(msg.slot_owner, [](entity_state* e) { e->release(); });
+      try {
+        timers_->start(msg.bound, [entity, drained = msg.drained] {
+          if (!drained.signalled()) entity->kill();
+        });
+      } catch (...) {
+        // Out of memory: no kill at the bound; the fence still signals.
+      }
+      return;
+    }
     case message::type::stop_scope:
       if (down) return;
       for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) {

@@ -159,3 +159,49 @@ TEST_CASE("a job in a scope waiting on its declared dependencies is cancelled by
   f.run();
   CHECK(joined.signalled());
 }
+
+TEST_CASE("pending() counts queued and in-flight jobs; flush(bound) drains, or kills what is left at the bound",
+          "[scheduler][entity][flush]") {
+  asio::io_context ctx;
+  sim::virtual_clock clock;
+  sim::virtual_timers timers(clock);
+  sim::virtual_ring ring(clock);
+  scheduler<command> sched(ctx.get_executor(), ring, {.credit_limit = 1, .timers = &timers});
+  auto e = sched.make_entity({.name = "e"});
+  auto quick = sched.make_entity({.name = "quick"});
+  CHECK(e.pending().queued == 0);
+  CHECK(e.pending().in_flight == 0);
+  auto a = e.push(wait_then_run({}, {1000, {}, 1}));
+  auto b = e.push(wait_then_run({}, {1000, {}, 2}));
+  auto c = e.push(wait_then_run({}, {1000, {}, 3}));
+  CHECK(e.pending().queued == 3);  // pushed, not yet taken
+  auto q = quick.push(wait_then_run({}, {10, {}, 4}));
+  fence flushed_quick, flushed;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> seen;
+  auto look = [&] { seen.emplace_back(e.pending().queued, e.pending().in_flight); };
+  clock.at(500, sim::phase::other, [&] {
+    look();  // a on the ring, b and c queued
+    flushed = e.flush(std::chrono::microseconds(1000));
+  });
+  clock.at(1200, sim::phase::other, look);  // b on the ring, c queued
+  clock.at(1600, sim::phase::other, look);  // killed at 1500: c decided; b still on the ring
+  clock.at(2500, sim::phase::other, [&] { flushed_quick = quick.flush(std::chrono::microseconds(1)); });  // q ran 2000..2010
+  clock.run(ctx);
+  CHECK(seen == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{2, 1}, {1, 1}, {0, 1}});
+  CHECK_FALSE(a.finished.error());
+  CHECK_FALSE(b.finished.error());  // on the ring at the bound: it finishes
+  CHECK(c.finished.error() == make_error_code(errc::killed));
+  REQUIRE(flushed.signalled());
+  CHECK_FALSE(flushed.error());
+  CHECK(e.pending().queued == 0);
+  CHECK(e.pending().in_flight == 0);
+  // An entity with nothing left: flush signals at once, and kills nothing.
+  CHECK(flushed_quick.signalled());
+  CHECK_FALSE(q.finished.error());
+  auto late = quick.push(wait_then_run({}, {10, {}, 5}));
+  clock.run(ctx);
+  CHECK_FALSE(late.finished.error());
+  auto down = sched.shutdown(std::chrono::nanoseconds(0));
+  clock.run(ctx);
+  CHECK(down.signalled());
+}

@@ -126,6 +126,8 @@ struct entity_state {
   void set_priority(priority p) noexcept;
   /// A fence that signals once every job pushed before the call has signalled.
   fence drain();
+  /// drain(), and if that fence has not signalled `bound` from now, a kill then.
+  fence flush(std::chrono::nanoseconds bound);
   /// The handle lets go: closes the entity and drops the handle's reference.
   void release_handle() noexcept;
 
@@ -155,6 +157,11 @@ struct entity_state {
   // Written by the scheduler, read by anyone. relaxed: independent snapshots.
   std::atomic<reset_kind> reset_status{reset_kind::untouched};
   std::atomic<std::uint32_t> resets{0};
+  // entity::pending(): jobs pushed to the scheduler that have neither run nor
+  // been decided, and commands on a ring. Written by push and the scheduler.
+  // relaxed: a snapshot.
+  std::atomic<std::uint32_t> queued_jobs{0};
+  std::atomic<std::uint32_t> in_flight_jobs{0};
 
   // Guarded by lock.
   spinlock lock;

@@ -131,6 +131,9 @@ class scheduler_core {
 
   /// Any thread: cancels the jobs of a scope that have not reached the ring.
   void stop_scope(std::uint64_t scope_id);
+  /// Any thread, under `entity`'s lock while it is attached: kills `entity`
+  /// `bound` from now unless `drained` has signalled by then (entity::flush).
+  void flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept;
 
   /// Any thread: asks for a pause. Once granted (nothing runs or retires from
   /// then on), `granted` is called on the executor, from within a pass.
