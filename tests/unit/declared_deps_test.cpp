@@ -160,7 +160,7 @@ TEST_CASE("a job in a scope waiting on its declared dependencies is cancelled by
   CHECK(joined.signalled());
 }
 
-TEST_CASE("pending() counts queued and in-flight jobs; flush(bound) drains, or kills what is left at the bound",
+TEST_CASE("pending() counts queued and in-flight jobs, and flush(bound) drains or kills what is left at the bound",
           "[scheduler][entity][flush]") {
   asio::io_context ctx;
   sim::virtual_clock clock;
