@@ -85,15 +85,6 @@ std::array<std::size_t, 3> verified_counts(const run_outcome& outcome) {
   return counts;
 }
 
-}  // namespace
-
-void check_supported(const graph&, std::string_view) {
-  // Every policy, several shared rings and deadlines run; the reader already
-  // rejects what cannot (several rings in ring_per_entity mode).
-}
-
-namespace {
-
 template <class Ring>
 std::vector<ring_run> logs_of(const std::vector<std::unique_ptr<Ring>>& rings) {
   std::vector<ring_run> runs;

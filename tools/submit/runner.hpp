@@ -102,10 +102,6 @@ drm::device open_drm_device(const std::string& path);
 /// Throws backend_unavailable with one line naming what is missing.
 virtgpu::device open_virtgpu_device(const std::string& path);
 
-/// Throws input_error (naming the file and field) for graph features this build
-/// does not run yet.
-void check_supported(const graph& g, std::string_view file_name);
-
 /// Runs `g` on `options.backend`. In virtual time it is deterministic: the same
 /// graph always gives the same outcome, and the drm backend gives exactly the sim
 /// backend's (its host engine signals in virtual-time order, and the clock waits
