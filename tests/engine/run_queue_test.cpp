@@ -270,8 +270,9 @@ TEST_CASE("fair: an entity that was idle rejoins at the floor, not with a burst"
   h.push(c);
   now += nanoseconds(100);
   h.finish("a4", now);  // a: 1600
-  // c turns active at 1200 (the floor), not 0: it runs once, then ties with a
-  // at 1600 and push order lets a5 go first.
+  // c turns active at 1199 (1 ns below the floor), not 0: c1 runs, c is
+  // charged 400 (1599) and is still 1 ns below a's 1600, so c2 runs too; then
+  // a5 and a6 (c at 1999).
   tags order;
   for (int i = 0; i < 4; ++i) {
     const std::string ran = h.step(now);
@@ -279,7 +280,7 @@ TEST_CASE("fair: an entity that was idle rejoins at the floor, not with a burst"
     now += nanoseconds(100);
     h.finish(order.back(), now);
   }
-  CHECK(order == tags{"c1", "a5", "c2", "a6"});
+  CHECK(order == tags{"c1", "c2", "a5", "a6"});
 }
 
 TEST_CASE("fair: a tie in virtual time goes to the higher priority, then push order", "[engine][run_queue][fair]") {

@@ -523,15 +523,17 @@ class model {
   }
 
   // Policy fair, at the start of each selection step: entities that became
-  // active rejoin at no less than the floor; the floor rises to the least
-  // virtual time of the active entities.
+  // active rejoin at no less than 1 ns below the floor (ahead of the entities
+  // active at it); the floor rises to the least virtual time of the active
+  // entities.
   void refresh_fair() {
     std::optional<std::uint64_t> least;
     for (std::size_t e = 0; e < entities_.size(); ++e) {
       auto& state = entities_[e];
       const auto head = head_of(e);
       const bool active = (head && jobs_[*head].prepared) || state.in_flight > 0;
-      if (active && !state.fair_active) state.virtual_ns = std::max(state.virtual_ns, fair_floor_);
+      if (active && !state.fair_active && fair_floor_ > 0)
+        state.virtual_ns = std::max(state.virtual_ns, fair_floor_ - 1);
       state.fair_active = active;
       if (active) least = std::min(least.value_or(fair_time(e)), fair_time(e));
     }
