@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
+#include "cosched/version.hpp"
 
 namespace {
 
@@ -40,8 +41,10 @@ std::string slurp(const std::filesystem::path& path) {
   return text.str();
 }
 
-// Runs the tool with `args`, capturing stdout and stderr through files.
-tool_run run_tool(const std::vector<std::string>& args) {
+// Runs the tool with `args` (and the environment variables `env` set),
+// capturing stdout and stderr through files.
+tool_run run_tool(const std::vector<std::string>& args,
+                  const std::vector<std::pair<std::string, std::string>>& env = {}) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("cosched-cli-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
@@ -53,6 +56,7 @@ tool_run run_tool(const std::vector<std::string>& args) {
     const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ::dup2(out, 1);
     ::dup2(err, 2);
+    for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
     std::vector<char*> argv;
     std::string tool = COSCHED_SUBMIT_PATH;
     argv.push_back(tool.data());
@@ -622,5 +626,40 @@ TEST_CASE("a job whose body throws fails `exception`, and its message is logged 
   CHECK(run.out.find("\"message\"") == run.out.rfind("\"message\""));
   CHECK(run.err.find("job 2 of entity 'gfx': its body threw: texture \"7\" is 0 pixels wide; the job fails "
                      "`exception`") != std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("option version prints the tool's name and the library's version, and exits 0", "[submit][cli]") {
+  auto run = run_tool({"--version"});
+  CHECK(run.exit_status == 0);
+  CHECK(run.out == std::string("cosched-submit ") + cosched::version + "\n");
+  CHECK(run.err.empty());
+}
+
+TEST_CASE("option log-level and COSCHED_LOG_LEVEL set the library's level, and a bad level exits 2",
+          "[submit][cli][errors]") {
+  const auto path = write_temp("cosched-cli-log-level.json", R"({"entities": [{"name": "gfx"}],
+    "jobs": [{"id": "a", "entity": "gfx", "duration_us": 100, "fault": "throw:no texture"}]})");
+  const std::string logged = "its body threw: no texture";
+  // The default, warn, shows the error the library logs.
+  CHECK(run_tool({"--clock", "virtual", path}).err.find(logged) != std::string::npos);
+  auto off = run_tool({"--clock", "virtual", "--log-level", "off", path});
+  CHECK(off.exit_status == 0);
+  CHECK(off.err.empty());
+  auto env_off = run_tool({"--clock", "virtual", path}, {{"COSCHED_LOG_LEVEL", "off"}});
+  CHECK(env_off.exit_status == 0);
+  CHECK(env_off.err.empty());
+  // The option wins over the environment.
+  auto both = run_tool({"--clock", "virtual", "--log-level", "error", path}, {{"COSCHED_LOG_LEVEL", "off"}});
+  CHECK(both.err.find(logged) != std::string::npos);
+  auto bad = run_tool({"--clock", "virtual", "--log-level", "loud", path});
+  CHECK(bad.exit_status == 2);
+  CHECK(bad.out.empty());
+  CHECK(bad.err.find("cosched-submit: --log-level loud: must be one of trace, debug, info, warn, error, critical, "
+                     "off\n") == 0);
+  auto bad_env = run_tool({"--clock", "virtual", path}, {{"COSCHED_LOG_LEVEL", "LOUD\x01"}});
+  CHECK(bad_env.exit_status == 2);
+  CHECK(bad_env.out.empty());
+  CHECK(bad_env.err.find("cosched-submit: COSCHED_LOG_LEVEL=LOUD\\x01: must be one of") == 0);
   std::filesystem::remove(path);
 }
