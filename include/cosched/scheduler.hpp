@@ -53,6 +53,22 @@ struct scheduler_options {
   /// ring run) threw, after the scheduler has logged it and before the job's
   /// finished fence signals (see job_exception). May be empty.
   job_exception_handler on_exception = {};
+  /// Pipelining (drm_sched's): a declared dependency (push_options::after)
+  /// that is a job of this scheduler counts as satisfied once it has been run
+  /// on the ring the dependent will run on, if that ring executes in order
+  /// (ring::executes_in_order) and the dependency's outcome is not a failure,
+  /// so that dependent commands follow each other on the ring without an idle
+  /// gap. The dependent's ring is known when the scheduler has one shared ring,
+  /// or in ring_per_entity mode (its entity's ring); with several shared rings
+  /// the ring is chosen when a command runs, so dependencies are waited for.
+  /// The check is made as the dependent waits through its declared
+  /// dependencies in order, and again when the one it waits for is run. A
+  /// dependent not yet run when such a dependency fails fails at that moment
+  /// with its error (cause: its root); a dependent already run completes on the
+  /// ring, but its outcome is then the first failed dependency's (in `after`
+  /// order) instead of its own. Either way it signals no earlier than its
+  /// dependencies (fence causality).
+  bool pipeline = false;
 };
 
 /// Schedules jobs of type job<Command> onto one ring, several shared rings, or
@@ -199,7 +215,8 @@ class scheduler {
 
  private:
   static detail::core_options core_options_of(const scheduler_options& options) {
-    return {options.credit_limit, options.mode, options.timeout, options.timers, options.policy, options.on_exception};
+    return {options.credit_limit, options.mode,         options.timeout, options.timers,
+            options.policy,       options.on_exception, options.pipeline};
   }
   static std::vector<std::unique_ptr<detail::ring_adapter>> adapters_of(ring<Command>& hardware) {
     std::vector<std::unique_ptr<detail::ring_adapter>> adapters;
@@ -225,6 +242,7 @@ class scheduler {
     timeout_verdict on_timeout(void* command) override { return ring_.on_timeout(*static_cast<Command*>(command)); }
     void reset() override { ring_.reset(); }
     fence replay(void* command) override { return ring_.replay(*static_cast<Command*>(command)); }
+    bool executes_in_order() const noexcept override { return ring_.executes_in_order(); }
 
    private:
     ring<Command>& ring_;

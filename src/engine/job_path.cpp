@@ -102,6 +102,11 @@ void engine::wait_declared(job_block& block) noexcept {
   while (block.after_passed < block.after_count) {
     const fence_state& dependency = *block.after[block.after_passed].state();
     if (!dependency.is_signalled()) {
+      if (options_.pipeline && passes_by_pipelining(block, dependency) &&
+          watch_pipelined(block, block.after_passed, dependency)) {
+        ++block.after_passed;
+        continue;
+      }
       block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
       block.awaited_yields_error = false;
       block.awaited = &dependency;
@@ -119,6 +124,104 @@ void engine::wait_declared(job_block& block) noexcept {
     ++block.after_passed;
   }
   resume_job(block);
+}
+
+// ------------------------------------------------------------------ pipelining
+
+ring_slot* engine::known_ring_of(const job_block& block) const noexcept {
+  if (options_.mode == ring_mode::ring_per_entity) return entity_record::of(*block.entity).own_ring.get();
+  return rings_.size() == 1 ? rings_.front().get() : nullptr;
+}
+
+bool engine::passes_by_pipelining(const job_block& block, const fence_state& dependency) const noexcept {
+  if (!is_own_job_fence(dependency)) return false;
+  const auto& ran = *static_cast<const job_block*>(dependency.owner);
+  if (&ran.finished != &dependency || ran.attempts == 0) return false;  // not run (yet)
+  // Decided as failed: its failure is known, so it is waited for (and fails the job when it signals).
+  if (ran.phase == job_phase::decided && ran.finished.error) return false;
+  // A decided job keeps its entity (and a ring of its own) until it signals.
+  return ran.ring && ran.ring == known_ring_of(block) && ran.ring->executes_in_order();
+}
+
+void on_pipelined_fence_signal(fence_waiter& waiter, fence_state&) noexcept {
+  auto& watch = *static_cast<pipeline_watch*>(waiter.owner);
+  auto& block = *static_cast<job_block*>(watch.node.owner);
+  engine::of(*block.core).enqueue_job_node(block, watch.node);
+}
+
+bool engine::watch_pipelined(job_block& block, std::uint32_t index, const fence_state& dependency) noexcept {
+  if (!block.gate) {
+    block.gate.reset(new (std::nothrow) causal_gate(&block));
+    if (!block.gate) return false;
+  }
+  auto& gate = *block.gate;
+  if (!gate.pipelined) {
+    gate.pipelined.reset(new (std::nothrow) pipeline_watch[block.after_count]);
+    gate.watched.reset(new (std::nothrow) const fence_state*[block.after_count]());
+    if (!gate.pipelined || !gate.watched) {
+      gate.pipelined.reset();
+      gate.watched.reset();
+      return false;
+    }
+    gate.pipelined_count = block.after_count;
+  }
+  auto& watch = gate.pipelined[index];
+  std::construct_at(&watch.waiter);
+  watch.waiter.notify = &on_pipelined_fence_signal;
+  watch.waiter.owner = &watch;
+  std::construct_at(&watch.node, work_node::kind::pipelined_wake, &block);
+  gate.watched[index] = &dependency;
+  watch.armed = true;
+  // A job's finished fence signals on this executor: it cannot have signalled meanwhile.
+  if (!dependency.add_waiter(watch.waiter)) enqueue_job_node(block, watch.node);
+  return true;
+}
+
+void engine::pass_pipelined_dependents(job_block& ran) noexcept {
+  // One at a time, under the fence's lock only while looking: going on may
+  // resume a body, which may wait on other fences.
+  for (;;) {
+    job_block* waiting = nullptr;
+    {
+      std::lock_guard guard(ran.finished.lock);
+      for (fence_waiter* w = ran.finished.head; w; w = w->next) {
+        if (w->notify != &on_job_signal) continue;  // not a job's own wait
+        auto* candidate = static_cast<job_block*>(w->owner);
+        if (candidate->core == this && candidate->waiting_after && candidate->awaited == &ran.finished &&
+            passes_by_pipelining(*candidate, ran.finished)) {
+          waiting = candidate;
+          break;
+        }
+      }
+    }
+    if (!waiting) return;
+    ran.finished.remove_waiter(waiting->waiter);
+    waiting->awaited = nullptr;
+    waiting->waiting_after = false;
+    wait_declared(*waiting);  // passes `ran` now, and goes on
+  }
+}
+
+void engine::on_pipelined_signal(job_block& block, std::uint32_t index) noexcept {
+  // Already run: its outcome is settled at its signal (take_pipelined_outcome);
+  // once it has signalled, it no longer holds the dependency.
+  if (block.phase != job_phase::preparing && block.phase != job_phase::prepared) return;
+  // Not run yet: it fails now if the dependency failed, as a job waiting for it would.
+  const fence_state& dependency = *block.gate->watched[index];
+  if (!dependency.error) return;
+  decide(block, dependency.error, dependency.has_cause ? dependency.cause : dependency.point);
+  signal_in_order(entity_record::of(block));
+}
+
+void engine::take_pipelined_outcome(job_block& block) noexcept {
+  const causal_gate& gate = *block.gate;
+  for (std::uint32_t i = 0; i < gate.pipelined_count; ++i) {
+    const fence_state* dependency = gate.watched[i];
+    if (dependency && dependency->is_signalled() && dependency->error) {
+      block.finished.record(dependency->error, dependency->has_cause ? dependency->cause : dependency->point);
+      return;
+    }
+  }
 }
 
 void engine::resume_job(job_block& block) noexcept {
@@ -240,6 +343,7 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
   // The timeout counts from the moment the ring had something to do.
   if (ring_was_idle) arm_timeout(slot);
   watch_hardware(block);
+  if (options_.pipeline && block.attempts == 1 && slot.executes_in_order()) pass_pipelined_dependents(block);
 }
 
 void engine::watch_hardware(job_block& block, bool may_retire) noexcept {
@@ -400,6 +504,7 @@ void engine::count_deadline(const job_block& block) noexcept {
 }
 
 void engine::signal_job(job_block& block) noexcept {
+  if (block.gate && block.gate->pipelined && block.attempts > 0) take_pipelined_outcome(block);
   block.phase = job_phase::signalled;
   if (block.has_deadline) count_deadline(block);
   // relaxed: only this thread sets scheduled_reached.

@@ -233,6 +233,17 @@ void engine::dispatch(work_node& node) noexcept {
       finish_job_node(block, held_ref);
       return;
     }
+    case work_node::kind::pipelined_wake: {
+      auto& block = *static_cast<job_block*>(node.owner);
+      const bool held_ref = node.holds_ref;
+      auto& gate = *block.gate;
+      std::uint32_t index = 0;
+      while (&gate.pipelined[index].node != &node) ++index;
+      gate.pipelined[index].armed = false;
+      on_pipelined_signal(block, index);
+      finish_job_node(block, held_ref);
+      return;
+    }
     case work_node::kind::entity_added:
       on_entity_added(entity_record::of(*static_cast<entity_state*>(node.owner)));
       return;

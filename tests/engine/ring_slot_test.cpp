@@ -45,6 +45,7 @@ struct scripted_ring final : ring_adapter {
   }
   fence run(void*) override { return answer(); }
   fence replay(void*) override { return answer(); }
+  bool executes_in_order() const noexcept override { return true; }
   void cancel_all() noexcept override { ++cancels; }
   timeout_verdict on_timeout(void*) override {
     if (on_timeout_throws) throw std::runtime_error("verdict failure");

@@ -37,6 +37,7 @@ struct work_node {
     entity_added,     // an entity was created
     message,          // an allocated, one-off message (engine::message)
     gate_wake,        // a fence a decided job's signal waits for signalled (fence causality)
+    pipelined_wake,   // a declared dependency the job passed by pipelining signalled
   };
   work_node(kind k, void* owner_object) noexcept : what(k), owner(owner_object) {}
   work_node* next = nullptr;
@@ -56,10 +57,21 @@ struct work_node {
 /// destroyed; the fences signal once every earlier job of the entity has signalled.
 enum class job_phase : std::uint8_t { mailbox, preparing, prepared, running, decided, signalled };
 
+/// Pipelining (scheduler_options::pipeline): the watch on one declared
+/// dependency the job passed because it had been run on the job's ring. Its
+/// waiter is linked to the dependency's finished fence until it signals; its
+/// node reports that (pipelined_wake).
+struct pipeline_watch {
+  pipeline_watch() noexcept : node(work_node::kind::pipelined_wake, nullptr) {}
+  fence_waiter waiter;
+  work_node node;
+  bool armed = false;  // the waiter is linked, or its node queued
+};
+
 /// What a decided job's signal waits for besides its entity predecessor (fence
 /// causality): its declared dependencies (job_block::after) and the fence its
 /// body was suspended on when it was decided. Allocated for the jobs that have
-/// to wait; executor only.
+/// to wait, and for those that passed a dependency by pipelining; executor only.
 struct causal_gate {
   explicit causal_gate(void* block) noexcept : node(work_node::kind::gate_wake, block) {}
   // The fence the body was suspended on when the job was decided, if pending then.
@@ -70,6 +82,15 @@ struct causal_gate {
   const fence_state* waiting_on = nullptr;  // the fence `waiter` was linked to, while armed
   work_node node;
   bool armed = false;
+  // Pipelining: one watch per declared dependency (job_block::after_count),
+  // made when the first one is passed by pipelining; `watched[i]` is the
+  // fence watch i waits on, null for a dependency passed otherwise. A watched
+  // fence is a job's of this scheduler, which signals on the executor before
+  // this job does (causality), so every watch has been notified and its node
+  // processed before the block goes.
+  std::unique_ptr<pipeline_watch[]> pipelined;
+  std::unique_ptr<const fence_state*[]> watched;
+  std::uint32_t pipelined_count = 0;
 };
 
 struct job_block final : ref_block {

@@ -35,6 +35,7 @@ class ring_adapter {
   virtual timeout_verdict on_timeout(void* command) = 0;
   virtual void reset() = 0;
   virtual fence replay(void* command) = 0;
+  virtual bool executes_in_order() const noexcept = 0;
 };
 
 /// How entities map to rings.
@@ -59,6 +60,7 @@ struct core_options {
   timer_service* timers = nullptr;      // null: a steady-clock timer on the executor
   scheduling_policy policy = scheduling_policy::fifo;
   job_exception_handler on_exception;   // may be empty
+  bool pipeline = false;                // scheduler_options::pipeline
 };
 
 /// Counters readable from any thread (scheduler::statistics()).
