@@ -144,6 +144,7 @@ std::vector<std::string> invariant_violations(const submit::graph& g, const run_
   const auto order = submit::push_order(g);
   std::vector<std::size_t> runs_of(g.jobs.size(), 0);
   std::vector<std::optional<std::size_t>> ring_of(g.jobs.size());
+  std::vector<std::uint64_t> started_at(g.jobs.size(), 0);  // when its last run began executing
   for (const auto& r : run.runs) {
     if (r.record.tag >= g.jobs.size()) {
       out.push_back("a ring ran a command with unknown tag " + std::to_string(r.record.tag));
@@ -151,6 +152,7 @@ std::vector<std::string> invariant_violations(const submit::graph& g, const run_
     }
     ++runs_of[r.record.tag];
     ring_of[r.record.tag] = r.ring;
+    started_at[r.record.tag] = r.record.start;
   }
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& o = run.jobs[i];
@@ -183,11 +185,13 @@ std::vector<std::string> invariant_violations(const submit::graph& g, const run_
       if (g.scheduler.mode == submit::ring_mode::ring_per_entity) {
         out.push_back(who + "replayed although a timeout closes a ring_per_entity ring");
       }
+      // The reset comes when the guilty command times out, T after it started;
+      // its finished fence may signal later (it waits for its predecessor).
       bool reset_before = false;
       for (std::size_t k = 0; k < g.jobs.size(); ++k) {
         const auto& other = run.jobs[k];
-        if (other.error == "timed_out" && ring_of[k] == ring_of[i] && other.finished_us && o.scheduled_us &&
-            *other.finished_us <= *o.scheduled_us) {
+        if (other.error == "timed_out" && ring_of[k] == ring_of[i] && g.scheduler.timeout_us &&
+            o.scheduled_us && started_at[k] + *g.scheduler.timeout_us <= *o.scheduled_us) {
           reset_before = true;
         }
       }
