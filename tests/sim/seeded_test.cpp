@@ -281,7 +281,7 @@ TEST_CASE("the reference model gives the hand-derived results of the examples", 
                    source_dir / "tests/sim/worked" / (std::string(name) + ".expected.jsonl"));
   }
   for (const char* name : {"priorities", "pipeline", "credits", "error-propagation", "kill", "hang-recovery",
-                           "firmware-rings"}) {
+                           "firmware-rings", "affinity"}) {
     check_model_on(source_dir / "examples/graphs" / (std::string(name) + ".json"),
                    source_dir / "tests/sim/expected" / (std::string(name) + ".jsonl"));
   }
