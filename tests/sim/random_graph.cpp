@@ -146,14 +146,14 @@ bool same_graph(const submit::graph& a, const submit::graph& b) {
   return true;
 }
 
-}  // namespace
-
 /// `rings` as a JSON array.
 std::string rings_json(const std::vector<std::size_t>& rings) {
   std::string text = "[";
   for (std::size_t k = 0; k < rings.size(); ++k) text += (k ? ", " : "") + std::to_string(rings[k]);
   return text + "]";
 }
+
+}  // namespace
 
 std::string graph_json(const submit::graph& g) {
   // Names in generated graphs are plain identifiers: no escaping needed.
