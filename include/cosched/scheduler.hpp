@@ -103,9 +103,12 @@ struct scheduler_options {
 ///
 /// Several shared rings: an entity with commands in flight sends its next
 /// command to the same ring (its commands stay in order); an entity with none
-/// goes to the least loaded ring (fewest credits in flight; ties: the lowest
-/// index) among the rings whose best head is not waiting for credits. Credits,
-/// timeouts and recovery are per ring: a hang resets and replays only its ring.
+/// is placed: its head goes to the least loaded of the rings it may use
+/// (entity_options::rings, entity::set_rings; default all), fewest credits in
+/// flight, ties to the lowest index, among the rings whose best head is not
+/// waiting for credits (when all of those wait, the head waits for a later
+/// step). Credits, timeouts and recovery are per ring: a hang resets and
+/// replays only its ring.
 ///
 /// On retirement the scheduler destroys the command and the job's frame, then
 /// signals `finished`, on its executor: on every path (success, failure, kill,
@@ -133,6 +136,10 @@ class scheduler {
     std::string name{};
     /// ring_per_entity mode: the entity's own ring (must outlive the scheduler).
     ring<Command>* own_ring = nullptr;
+    /// shared_ring mode: the rings the entity's commands may run on, by index
+    /// (ring i of the constructor's span is i), in any order; empty: every
+    /// ring. A copy engine, a compute engine. entity::set_rings changes it.
+    std::vector<std::size_t> rings{};
   };
 
   /// shared_ring mode: every entity's commands go to `hardware`.
@@ -163,11 +170,14 @@ class scheduler {
   }
 
   /// Creates an entity. Any thread. In ring_per_entity mode `own_ring` is
-  /// required (std::invalid_argument otherwise).
+  /// required. Throws std::invalid_argument for a missing own ring, and for
+  /// `rings` that name a ring twice, a ring past ring_count(), or any ring in
+  /// ring_per_entity mode.
   entity<Command> make_entity(entity_options options = {}) {
     std::unique_ptr<detail::ring_adapter> own;
     if (options.own_ring) own = std::make_unique<adapter>(*options.own_ring);
-    return entity<Command>(core_->create_entity(options.prio, std::move(options.name), std::move(own)));
+    return entity<Command>(core_->create_entity(options.prio, std::move(options.name), std::move(own),
+                                                std::move(options.rings)));
   }
 
   /// Closes every entity, fails jobs that have not been run with `shutdown`,

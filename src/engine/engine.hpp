@@ -54,7 +54,8 @@ class engine final : public scheduler_core {
 
   // ---- the face's operations (documented in scheduler_core.hpp) ----
   scheduler_statistics statistics() const noexcept;
-  entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring);
+  entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring,
+                              std::vector<std::size_t> rings);
   fence shutdown(std::chrono::nanoseconds bound);
   void stop_scope(std::uint64_t scope_id);
   void flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept;

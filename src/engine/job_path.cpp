@@ -23,6 +23,8 @@ namespace cosched::detail {
 
 void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
   taken_jobs taken;
+  std::vector<std::size_t> rings;
+  bool rings_requested = false;
   {
     std::lock_guard guard(entity.lock);
     switch (how) {
@@ -32,10 +34,13 @@ void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
         break;
       case mailbox_take::update_node:
         entity.update_queued = false;
+        // A set_rings travels with update_node too (under the same lock).
+        rings_requested = entity.take_requested_rings(rings);
         break;
     }
     taken = entity.take_mailbox();
   }
+  if (rings_requested) queue_.restrict_to(entity.queued, rings);
   if (!taken.handle_alive) entity.handle_gone = true;
   for (job_block* block = taken.first; block;) {
     job_block* next = std::exchange(block->entity_next, nullptr);

@@ -29,15 +29,20 @@
 //     fails with the reason of the first death, in the phase order of the instant
 //     when both happen at once (model_readings::first_death_decides_pushes).
 //  7. "Nothing left to do" happens at the instant of the last event that took
-//     effect; pending kills and pushes count as possible progress even when they
-//     would change nothing.
+//     effect; pending actions (kills, ring sets) and pushes count as possible
+//     progress even when they would change nothing.
 //  8. A `slow` command is never timed out (it reports progress until it ends); a
 //     command of any other kind whose duration exceeds T is hung at start + T; one
 //     that ends exactly at start + T completes (completions come first).
 //
 // Policies and several shared rings follow the rules of the README's "Scheduling
 // policies" (selection step by step: a new step after every command run; fair's
-// activity and floor at the start of each step).
+// activity and floor at the start of each step). Ring affinity follows DESIGN.md's
+// "Entity": an entity's "rings" and `set_rings` actions (applied with the kills of
+// their instant, in file order) say which rings its next placement may use; an
+// entity with commands in flight sends its head to their ring, allowed or not; a
+// placed head goes to the least loaded allowed ring not waiting for credits (ties:
+// the lowest index), and waits when every allowed ring waits.
 #include "reference_model.hpp"
 
 #include <algorithm>
@@ -94,6 +99,7 @@ struct entity_state {
   std::string dead_error;
   std::optional<std::size_t> dead_cause;
   std::size_t ring = 0;           // shared rings: where its commands in flight are
+  std::vector<std::size_t> allowed;  // shared rings: where its next placement may go (empty: every ring)
   std::uint32_t in_flight = 0;    // its commands on a ring
   std::uint64_t last_served = 0;  // policy rr: stamp of its latest first run
   std::uint64_t virtual_ns = 0;   // policy fair: weighted ring time of commands that left the ring
@@ -110,6 +116,7 @@ class model {
     for (std::size_t job = 0; job < g.jobs.size(); ++job)
       for (const std::size_t dep : g.jobs[job].deps) dependents_[dep].push_back(job);
     entities_.resize(g.entities.size());
+    for (std::size_t e = 0; e < g.entities.size(); ++e) entities_[e].allowed = g.entities[e].rings;
     shared_ = g.scheduler.mode == submit::ring_mode::shared_ring;
     rings_.resize(shared_ ? g.scheduler.rings : g.entities.size());
 
@@ -121,9 +128,9 @@ class model {
     });
     rank_.resize(g.jobs.size());
     for (std::size_t r = 0; r < push_order_.size(); ++r) rank_[push_order_[r]] = r;
-    kill_order_.resize(g.actions.size());
-    std::iota(kill_order_.begin(), kill_order_.end(), std::size_t{0});
-    std::stable_sort(kill_order_.begin(), kill_order_.end(),
+    action_order_.resize(g.actions.size());
+    std::iota(action_order_.begin(), action_order_.end(), std::size_t{0});
+    std::stable_sort(action_order_.begin(), action_order_.end(),
                      [&](std::size_t a, std::size_t b) { return g.actions[a].at_us < g.actions[b].at_us; });
   }
 
@@ -152,7 +159,7 @@ class model {
       if (!next || t < *next) next = t;
     };
     if (next_push_ < push_order_.size()) consider(g_.jobs[push_order_[next_push_]].submit_at_us);
-    if (next_kill_ < kill_order_.size()) consider(g_.actions[kill_order_[next_kill_]].at_us);
+    if (next_action_ < action_order_.size()) consider(g_.actions[action_order_[next_action_]].at_us);
     for (const auto& r : rings_) {
       // Ends are non-decreasing in run order: the front ends first.
       if (!r.commands.empty() && r.commands.front().end) consider(*r.commands.front().end);
@@ -163,7 +170,7 @@ class model {
     return next;
   }
 
-  // One instant: completions, timeouts, kills, pushes, then selection (reading 3:
+  // One instant: completions, timeouts, actions, pushes, then selection (reading 3:
   // commands ending at this instant because selection or replay just ran them are
   // completed in a further round, followed by another selection).
   void process_instant() {
@@ -174,9 +181,15 @@ class model {
       timeouts_due();
       if (first_round) {
         // Reading 2: the kills of one instant decide all their victims, then signal.
+        // A ring set only changes where the entity's next placement may go.
         std::vector<std::size_t> killed;
-        while (next_kill_ < kill_order_.size() && g_.actions[kill_order_[next_kill_]].at_us == now_) {
-          killed.push_back(g_.actions[kill_order_[next_kill_++]].entity);
+        while (next_action_ < action_order_.size() && g_.actions[action_order_[next_action_]].at_us == now_) {
+          const auto& action = g_.actions[action_order_[next_action_++]];
+          if (action.kind == submit::action_kind::set_rings) {
+            entities_[action.entity].allowed = action.rings;
+            continue;
+          }
+          killed.push_back(action.entity);
           kill(killed.back());
         }
         for (const std::size_t e : killed) signal_ready(e);
@@ -485,21 +498,15 @@ class model {
       std::vector<bool> blocked(rings_.size(), false);
       bool ran = false;
       while (!ran) {
-        // Where an entity with nothing in flight goes: the least loaded ring
-        // that is not blocked (ties: the lowest index).
-        std::optional<std::size_t> least;
-        for (std::size_t r = 0; r < rings_.size(); ++r) {
-          if (!blocked[r] && (!least || rings_[r].used < rings_[*least].used)) least = r;
-        }
-        if (!least) return;
-        // The first ready head in the policy's order, among those whose ring
-        // is not blocked.
+        // The first ready head in the policy's order, among those that have a
+        // ring that is not blocked.
         std::optional<std::size_t> best, best_ring;
         for (std::size_t e = 0; e < entities_.size(); ++e) {
           const auto head = head_of(e);
           if (!head || !jobs_[*head].prepared) continue;
-          const std::size_t target = entities_[e].in_flight > 0 ? entities_[e].ring : *least;
-          if (blocked[target]) continue;
+          const auto target =
+              entities_[e].in_flight > 0 ? std::optional(entities_[e].ring) : placement(e, blocked);
+          if (!target || blocked[*target]) continue;
           if (!best || better(*head, *best)) {
             best = head;
             best_ring = target;
@@ -514,6 +521,19 @@ class model {
         ran = true;
       }
     }
+  }
+
+  // Where the head of entity `e`, with nothing in flight, goes: the least loaded
+  // of its allowed rings that is not blocked (ties: the lowest index); none when
+  // every one of them is blocked.
+  std::optional<std::size_t> placement(std::size_t e, const std::vector<bool>& blocked) const {
+    std::optional<std::size_t> least;
+    for (std::size_t r = 0; r < rings_.size(); ++r) {
+      const auto& allowed = entities_[e].allowed;
+      if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), r) == allowed.end()) continue;
+      if (!blocked[r] && (!least || rings_[r].used < rings_[*least].used)) least = r;
+    }
+    return least;
   }
 
   void run(std::size_t job, std::size_t ring) {
@@ -586,8 +606,8 @@ class model {
   std::vector<std::vector<std::size_t>> dependents_;  // per job: the jobs that list it in `deps`
   std::vector<entity_state> entities_;
   std::vector<ring_state> rings_;
-  std::vector<std::size_t> push_order_, rank_, kill_order_;
-  std::size_t next_push_ = 0, next_kill_ = 0;
+  std::vector<std::size_t> push_order_, rank_, action_order_;
+  std::size_t next_push_ = 0, next_action_ = 0;
   time_us now_ = 0;
   bool deferring_ = false;
   std::uint64_t serve_counter_ = 0;                           // policy rr

@@ -268,6 +268,62 @@ TEST_CASE("real time: hangs time out, innocent work is replayed, slow work is ex
     R"({"job": "s1", "entity": "browser", "error": null, "cause": null, "attempts": 1)"});
 }
 
+TEST_CASE("real time: ring affinity places every job on the ring virtual time gives it",
+          "[submit][cli][real]") {
+  // `copy` may use ring 1 only until 100 ms, then ring 0 only; margins of 100 ms
+  // around every event keep the placements independent of scheduling noise.
+  const auto graph = write_temp("cosched-cli-real-affinity.json", R"({
+    "scheduler": {"credit_limit": 2, "rings": 2},
+    "entities": [ {"name": "copy", "rings": [1]}, {"name": "gfx"} ],
+    "jobs": [ {"id": "c1", "entity": "copy", "duration_us": 400000},
+              {"id": "g1", "entity": "gfx", "duration_us": 100000},
+              {"id": "c2", "entity": "copy", "duration_us": 100000, "submit_at_us": 200000},
+              {"id": "g2", "entity": "gfx", "duration_us": 400000, "submit_at_us": 600000},
+              {"id": "c3", "entity": "copy", "duration_us": 100000, "submit_at_us": 700000} ],
+    "actions": [ {"at_us": 100000, "set_rings": "copy", "rings": [0]} ] })");
+  const auto rings_of = [](const std::string& text) {
+    std::vector<std::string> rings;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("{\"summary\"", 0) == 0) break;
+      rings.push_back(line.substr(line.find("\"ring\": ")));
+    }
+    return rings;
+  };
+  auto real = run_tool({"--results", "-", graph});
+  auto simulated = run_tool({"--clock", "virtual", "--results", "-", graph});
+  REQUIRE(real.exit_status == 0);
+  REQUIRE(simulated.exit_status == 0);
+  CHECK(outcome_fields(real.out) == outcome_fields(simulated.out));
+  CHECK(rings_of(real.out) == rings_of(simulated.out));
+  // c2 follows c1 on ring 1 although `copy` may no longer use it; c3, placed
+  // once nothing of `copy` is in flight, goes to ring 0 beside g2 although ring
+  // 1 is idle.
+  CHECK(rings_of(simulated.out) == std::vector<std::string>{R"("ring": 1})", R"("ring": 0})", R"("ring": 1})",
+                                                            R"("ring": 0})", R"("ring": 0})"});
+  CHECK(simulated.out.find(
+            R"({"job": "c3", "entity": "copy", "error": null, "cause": null, "attempts": 1, )"
+            R"("queued_us": 700000, "scheduled_us": 700000, "finished_us": 1100000, "ring": 0})") !=
+        std::string::npos);
+}
+
+TEST_CASE("an unusable ring set exits 2 with one message naming file, field and entity",
+          "[submit][cli][errors]") {
+  const auto path = write_temp("cosched-cli-bad-rings.json", R"({
+    "scheduler": {"rings": 2},
+    "entities": [ {"name": "copy"} ],
+    "jobs": [ {"id": "a", "entity": "copy"} ],
+    "actions": [ {"at_us": 10, "set_rings": "copy", "rings": [0, 2]} ] })");
+  auto run = run_tool({"--results", "-", path});
+  CHECK(run.exit_status == 2);
+  CHECK(run.out.empty());  // nothing ran
+  CHECK(run.err ==
+        "cosched-submit: " + path +
+            R"(: actions[0] (set_rings "copy"): field "rings[1]": must be a ring index from 0 to 1 )"
+            R"((scheduler.rings is 2), got 2)"
+            "\n");
+}
+
 TEST_CASE("option generate runs a random graph and the same seed gives the same graph", "[submit][cli][generate]") {
   const auto dir = std::filesystem::temp_directory_path();
   const auto first = (dir / "cosched-gen-1.json").string(), second = (dir / "cosched-gen-2.json").string();

@@ -6,6 +6,7 @@
 #include <deque>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <asio/io_context.hpp>
@@ -51,6 +52,17 @@ struct policy_fixture : virtual_run {
 /// Pushes `count` jobs of `duration_us` with tags first, first + 1, ...
 void push_jobs(entity<command>& e, std::uint64_t first, std::size_t count, sim::time_us duration_us) {
   for (std::size_t i = 0; i < count; ++i) e.push(wait_then_run({}, {duration_us, {}, first + i}));
+}
+
+/// What `call` throws as std::invalid_argument ("" if nothing).
+template <class Call>
+std::string invalid_argument_of(Call call) {
+  try {
+    call();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace
@@ -299,6 +311,118 @@ TEST_CASE("several rings: shutdown with commands on both rings destroys everythi
   // follows 1 on ring 0 at 100; 4 waits behind the hang. Shutdown at 500 fails all.
   CHECK(f.run_order(0) == std::vector<std::uint64_t>{1, 3});
   CHECK(f.run_order(1) == std::vector<std::uint64_t>{2});
+}
+
+TEST_CASE("affinity: an entity's rings, placement among them, a new set at the next placement",
+          "[scheduler][policy][rings][affinity]") {
+  policy_fixture f(scheduling_policy::fifo, 2, 2);
+  auto a = f.sched->make_entity({.name = "a", .rings = {1}});
+  auto b = f.sched->make_entity({.name = "b"});
+  outcome a2;
+  a.push(wait_then_run({}, {100, {}, 1}));
+  b.push(wait_then_run({}, {100, {}, 2}));
+  f.clock.at(50, sim::phase::kill, [&] {
+    a.set_rings({0});
+    f.observe(a.push(wait_then_run({}, {100, {}, 3})).finished, a2);
+  });
+  f.clock.at(300, sim::phase::push, [&] { a.push(wait_then_run({}, {100, {}, 4})); });
+  f.run();
+  // a1 goes to ring 1, a's only ring, although ring 0 is empty and lower; b1
+  // to ring 0, then the less loaded. At 50 a may use ring 0 only, but a1 is
+  // still on ring 1: a2 follows it there (run at 50, started at 100). At 300
+  // nothing of a is in flight: a4 is placed on ring 0.
+  CHECK(f.run_order(0) == std::vector<std::uint64_t>{2, 4});
+  CHECK(f.run_order(1) == std::vector<std::uint64_t>{1, 3});
+  CHECK(f.run_at(3, 1) == 50);
+  CHECK(a2.at == 200);
+  CHECK(f.run_at(4, 0) == 300);
+}
+
+TEST_CASE("affinity: a head waits for its rings while another ring is free, until set_rings",
+          "[scheduler][policy][rings][affinity]") {
+  policy_fixture f(scheduling_policy::fifo, 1, 2);
+  auto busy = f.sched->make_entity({.name = "busy", .rings = {0}});
+  auto a = f.sched->make_entity({.prio = priority::high, .name = "a", .rings = {0}});
+  busy.push(wait_then_run({}, {1000, {}, 1}));
+  f.clock.at(10, sim::phase::push, [&] { a.push(wait_then_run({}, {100, {}, 2})); });
+  f.clock.at(400, sim::phase::kill, [&] { a.set_rings({1, 0}); });  // any order
+  f.run();
+  // Ring 1 stays idle until a may use it: a1 runs there at 400, not at 10.
+  CHECK(f.run_order(0) == std::vector<std::uint64_t>{1});
+  CHECK(f.run_order(1) == std::vector<std::uint64_t>{2});
+  CHECK(f.run_at(2, 1) == 400);
+}
+
+TEST_CASE("affinity: unusable ring sets are refused at the call, naming the entity",
+          "[scheduler][policy][rings][affinity]") {
+  policy_fixture f(scheduling_policy::fifo, 1, 2);
+  using sched_type = scheduler<command>;
+  CHECK(invalid_argument_of([&] { f.sched->make_entity({.name = "x", .rings = {2}}); }) ==
+        "cosched: ring 2 is out of range: the scheduler has 2 shared rings (entity \"x\")");
+  const auto twice = [&] { f.sched->make_entity({.name = "x", .rings = {1, 0, 1}}); };
+  CHECK(invalid_argument_of(twice) == "cosched: ring 1 is named twice (entity \"x\")");
+  auto a = f.sched->make_entity({.name = "a", .rings = {1}});
+  CHECK(invalid_argument_of([&] { a.set_rings({}); }) == "cosched: an empty ring set (entity \"a\")");
+  const auto out_of_range = [&] { a.set_rings({0, 5}); };
+  CHECK(invalid_argument_of(out_of_range) ==
+        "cosched: ring 5 is out of range: the scheduler has 2 shared rings (entity \"a\")");
+  CHECK(invalid_argument_of([&] { a.set_rings({0, 0}); }) == "cosched: ring 0 is named twice (entity \"a\")");
+  entity<command> empty;
+  CHECK(invalid_argument_of([&] { empty.set_rings({0}); }) == "cosched: set_rings on an empty entity handle");
+  // A refused set changes nothing: a still runs on ring 1 only.
+  a.push(wait_then_run({}, {100, {}, 1}));
+  f.run();
+  CHECK(f.run_order(1) == std::vector<std::uint64_t>{1});
+  CHECK(f.run_order(0).empty());
+
+  // One ring: ring 0 is the whole set.
+  policy_fixture one(scheduling_policy::fifo);
+  auto solo = one.sched->make_entity({.name = "solo", .rings = {0}});
+  solo.set_rings({0});
+  CHECK(invalid_argument_of([&] { solo.set_rings({1}); }) ==
+        "cosched: ring 1 is out of range: the scheduler has 1 shared ring (entity \"solo\")");
+
+  // ring_per_entity: every entity has its own ring; affinity means nothing there.
+  virtual_run per_entity;
+  sim::virtual_ring own(per_entity.clock);
+  sim::virtual_timers timers(per_entity.clock);
+  sched_type firmware(per_entity.ctx.get_executor(),
+                      scheduler_options{.mode = ring_mode::ring_per_entity, .timers = &timers});
+  CHECK(invalid_argument_of([&] { firmware.make_entity({.name = "p", .own_ring = &own, .rings = {0}}); }) ==
+        "cosched: ring affinity needs shared_ring mode: in ring_per_entity mode each entity has its own ring "
+        "(entity \"p\")");
+  auto p = firmware.make_entity({.name = "p", .own_ring = &own});
+  CHECK_THROWS_AS(p.set_rings({0}), std::invalid_argument);
+  per_entity.shut_down(firmware);
+}
+
+TEST_CASE("affinity: set_rings on a killed, closed or shut-down entity changes nothing and does not throw",
+          "[scheduler][policy][rings][affinity]") {
+  policy_fixture f(scheduling_policy::fifo, 1, 2);
+  auto closed = f.sched->make_entity({.name = "closed", .rings = {0}});
+  auto killed = f.sched->make_entity({.name = "killed"});
+  closed.push(wait_then_run({}, {100, {}, 1}));
+  closed.push(wait_then_run({}, {100, {}, 2}));
+  closed.close();
+  killed.kill();
+  f.clock.at(50, sim::phase::kill, [&] {
+    // A closed entity's queued jobs still run: the new set applies to them.
+    closed.set_rings({1});
+    killed.set_rings({1});
+  });
+  f.run();
+  // 2 waits behind 1 on ring 0 (credit limit 1) and is placed once 1 has left
+  // it, at 100: on ring 1, the set of 50.
+  CHECK(f.run_order(0) == std::vector<std::uint64_t>{1});
+  CHECK(f.run_order(1) == std::vector<std::uint64_t>{2});
+  CHECK(f.run_at(2, 1) == 100);
+  f.shutdown();
+  closed.set_rings({0, 1});
+  killed.set_rings({0});
+  CHECK_THROWS_AS(killed.set_rings({2}), std::invalid_argument);  // still checked
+  f.sched.reset();                                                // the handles outlive their scheduler
+  closed.set_rings({1});
+  CHECK(closed.push(wait_then_run({}, {1, {}, 3})).finished.error() == make_error_code(errc::shutdown));
 }
 
 TEST_CASE("the several-ring constructor checks its rings", "[scheduler][policy][rings]") {

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <system_error>
 #include <unordered_map>
@@ -602,8 +603,48 @@ class graph_reader {
     }
   }
 
+  /// A ring set (an entity's "rings", a set_rings action's): in shared_ring mode, a
+  /// non-empty array of distinct ring indices below scheduler.rings, kept as written.
+  std::vector<std::size_t> read_ring_set(const json& value, std::string_view place,
+                                         std::string_view field) const {
+    const scheduler_spec& scheduler = graph_.scheduler;
+    if (scheduler.mode != ring_mode::shared_ring) {
+      fail_field(place, field,
+                 "ring affinity needs mode \"shared_ring\", mode is \"ring_per_entity\" (each "
+                 "entity has its own ring)");
+    }
+    require_array(value, place, field);
+    if (value.empty()) fail_field(place, field, "an empty ring set: name at least one ring");
+    std::vector<std::size_t> rings;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      const json& item = value[i];
+      const std::string element = indexed(field, i);
+      std::optional<std::uint64_t> index;
+      if (item.is_number_unsigned()) {
+        index = item.get<std::uint64_t>();
+      } else if (item.is_number_integer() && item.get<std::int64_t>() >= 0) {
+        index = static_cast<std::uint64_t>(item.get<std::int64_t>());  // "-0" is a signed zero
+      }
+      if (!index || *index >= scheduler.rings) {
+        fail_field(place, element,
+                   "must be a ring index from 0 to " + std::to_string(scheduler.rings - 1) +
+                       " (scheduler.rings is " + std::to_string(scheduler.rings) + "), got " +
+                       describe(item));
+      }
+      const auto ring = static_cast<std::size_t>(*index);
+      // A ring named twice is most likely a typo for another one.
+      if (const auto first = std::find(rings.begin(), rings.end(), ring); first != rings.end()) {
+        fail_field(place, element,
+                   "ring " + std::to_string(ring) + " is named twice (first at " +
+                       indexed(field, static_cast<std::size_t>(first - rings.begin())) + ")");
+      }
+      rings.push_back(ring);
+    }
+    return rings;
+  }
+
   void read_entities(const json& array) {
-    constexpr std::array<std::string_view, 2> fields = {"name", "priority"};
+    constexpr std::array<std::string_view, 3> fields = {"name", "priority", "rings"};
     for (std::size_t index = 0; index < array.size(); ++index) {
       const json& object = array[index];
       std::string place = indexed("entities", index);
@@ -626,6 +667,7 @@ class graph_reader {
              {"low", priority::low}}};
         entity.prio = read_choice(*prio, place, "priority", priorities);
       }
+      if (const json* rings = find(object, "rings")) entity.rings = read_ring_set(*rings, place, "rings");
       graph_.entities.push_back(std::move(entity));
     }
   }
@@ -754,24 +796,33 @@ class graph_reader {
   }
 
   void read_actions(const json& array) {
-    constexpr std::array<std::string_view, 2> fields = {"at_us", "kill"};
+    constexpr std::array<std::string_view, 4> fields = {"at_us", "kill", "set_rings", "rings"};
     for (std::size_t index = 0; index < array.size(); ++index) {
       const json& object = array[index];
-      const std::string place = indexed("actions", index);
+      std::string place = indexed("actions", index);
       if (!object.is_object()) fail(place, "must be an object, got " + describe(object));
       reject_unknown_fields(object, place, fields);
       action_spec action;
       action.at_us = read_integer(require(object, place, "at_us"), place, "at_us", 0, max_integer);
-      // "kill" is the only verb so far; every action names exactly one.
+      // Every action names exactly one verb: the field that holds its entity.
       const json* kill = find(object, "kill");
-      if (!kill) fail(place, "no action: expected the field \"kill\"");
-      action.kind = action_kind::kill;
-      const std::string& entity = read_name(*kill, place, "kill");
+      const json* set_rings = find(object, "set_rings");
+      if (!kill && !set_rings) fail(place, "no action: expected the field \"kill\" or \"set_rings\"");
+      if (kill && set_rings) fail(place, "both \"kill\" and \"set_rings\": an action does one thing");
+      action.kind = kill ? action_kind::kill : action_kind::set_rings;
+      const std::string_view verb = kill ? "kill" : "set_rings";
+      const std::string& entity = read_name(kill ? *kill : *set_rings, place, verb);
       const auto target = entity_index_.find(entity);
-      if (target == entity_index_.end())
-        fail_field(place, "kill", "unknown entity " + quote(entity));
+      if (target == entity_index_.end()) fail_field(place, verb, "unknown entity " + quote(entity));
       action.entity = target->second;
-      graph_.actions.push_back(action);
+      const json* rings = find(object, "rings");
+      if (action.kind == action_kind::kill) {
+        if (rings) fail_field(place, "rings", "belongs to a \"set_rings\" action, not to \"kill\"");
+      } else {
+        place += " (set_rings " + quote(entity) + ")";
+        action.rings = read_ring_set(require(object, place, "rings"), place, "rings");
+      }
+      graph_.actions.push_back(std::move(action));
     }
   }
 

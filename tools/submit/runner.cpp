@@ -1,5 +1,5 @@
-// The graph runner: pushes and kills are timed events (on the virtual clock, or
-// on a steady timer in real time); the scheduler and job coroutines do the rest,
+// The graph runner: pushes and actions (kills, ring sets) are timed events (on
+// the virtual clock, or on a steady timer in real time); the scheduler and job coroutines do the rest,
 // on the sim backend's rings, the drm backend's host rings or real GPU work
 // (virtgpu's calibrated rings).
 #include "submit/runner.hpp"
@@ -380,7 +380,8 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   for (std::size_t i = 0; i < g.entities.size(); ++i) {
     entities.push_back(sched.make_entity({.prio = g.entities[i].prio,
                                           .name = g.entities[i].name,
-                                          .own_ring = per_entity ? &driver.make_ring() : nullptr}));
+                                          .own_ring = per_entity ? &driver.make_ring() : nullptr,
+                                          .rings = g.entities[i].rings}));
     entity_by_context.emplace(entities.back().context(), i);
   }
 
@@ -438,8 +439,15 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
       pushed.finished.async_wait(ctx.get_executor(), record_finish(index));
     });
   }
+  // Actions take effect with the kills of their instant, in file order.
   for (const auto& action : g.actions) {
-    driver.at(action.at_us, sim::phase::kill, [&, entity_index = action.entity] { entities[entity_index].kill(); });
+    driver.at(action.at_us, sim::phase::kill, [&entities, &action] {
+      auto& target = entities[action.entity];
+      if (action.kind == action_kind::kill)
+        target.kill();
+      else
+        target.set_rings(action.rings);
+    });
   }
 
   driver.run([&] { return open_jobs == 0; });

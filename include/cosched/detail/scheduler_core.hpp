@@ -116,8 +116,11 @@ class scheduler_core {
   scheduler_statistics statistics() const noexcept;
 
   /// Any thread. The entity starts open with one reference for the caller.
-  /// `own_ring` is its ring in ring_per_entity mode (required there, ignored otherwise).
-  entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring);
+  /// `own_ring` is its ring in ring_per_entity mode (required there, ignored
+  /// otherwise); `rings` the shared rings it may use (empty: all; else checked
+  /// by checked_ring_set). Throws std::invalid_argument for unusable arguments.
+  entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring,
+                              std::vector<std::size_t> rings);
 
   /// Any thread: the scheduled fence of the job whose finished fence (from push)
   /// is `finished`, made on the first request; an empty fence for an empty one.
