@@ -66,8 +66,9 @@ struct scheduler_options {
   /// dependent not yet run when such a dependency fails fails at that moment
   /// with its error (cause: its root); a dependent already run completes on the
   /// ring, but its outcome is then the first failed dependency's (in `after`
-  /// order) instead of its own. Either way it signals no earlier than its
-  /// dependencies (fence causality).
+  /// order) instead of its own, if its command completed (one that timed out
+  /// keeps `timed_out`: it is the root of its entity's ban). Either way it
+  /// signals no earlier than its dependencies (fence causality).
   bool pipeline = false;
 };
 

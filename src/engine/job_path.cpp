@@ -218,6 +218,7 @@ void engine::on_pipelined_signal(job_block& block, std::uint32_t index) noexcept
   signal_in_order(entity_record::of(block));
 }
 
+// (Only for a job whose command completed: see causal_gate::completed.)
 void engine::take_pipelined_outcome(job_block& block) noexcept {
   const causal_gate& gate = *block.gate;
   for (std::uint32_t i = 0; i < gate.pipelined_count; ++i) {
@@ -376,6 +377,7 @@ void engine::retire(job_block& block) noexcept {
   const bool was_front = slot.front() == &block;
   lazy_now now = clock();
   leave_ring(block, &now);
+  if (block.gate) block.gate->completed = true;
   decide(block, ec, std::nullopt);
   signal_in_order(entity_record::of(block));
   // Progress: the timeout restarts for the command now at the front.
@@ -509,7 +511,7 @@ void engine::count_deadline(const job_block& block) noexcept {
 }
 
 void engine::signal_job(job_block& block) noexcept {
-  if (block.gate && block.gate->pipelined && block.attempts > 0) take_pipelined_outcome(block);
+  if (block.gate && block.gate->pipelined && block.gate->completed) take_pipelined_outcome(block);
   block.phase = job_phase::signalled;
   if (block.has_deadline) count_deadline(block);
   // relaxed: only this thread sets scheduled_reached.

@@ -114,13 +114,18 @@ submit::graph build(std::uint64_t seed) {
     a.entity = rnd.index(entity_count);
     g.actions.push_back(a);
   }
+  // Pipelining in two graphs of five, from a stream of its own so that the
+  // draws above stay those of earlier builds.
+  seeded_random pipeline_rnd(seed ^ 0x5851f42d4c957f2dULL);
+  g.scheduler.pipeline = pipeline_rnd.chance(40);
   return g;
 }
 
 bool same_graph(const submit::graph& a, const submit::graph& b) {
   if (a.scheduler.mode != b.scheduler.mode || a.scheduler.credit_limit != b.scheduler.credit_limit ||
       a.scheduler.timeout_us != b.scheduler.timeout_us || a.scheduler.policy != b.scheduler.policy ||
-      a.scheduler.rings != b.scheduler.rings || a.entities.size() != b.entities.size() ||
+      a.scheduler.rings != b.scheduler.rings || a.scheduler.pipeline != b.scheduler.pipeline ||
+      a.entities.size() != b.entities.size() ||
       a.jobs.size() != b.jobs.size() || a.actions.size() != b.actions.size()) {
     return false;
   }
@@ -166,6 +171,7 @@ std::string graph_json(const submit::graph& g) {
   if (g.scheduler.policy != submit::policy_kind::fifo)
     out << ", \"policy\": \"" << policies[static_cast<int>(g.scheduler.policy)] << '"';
   if (g.scheduler.rings != 1) out << ", \"rings\": " << g.scheduler.rings;
+  if (g.scheduler.pipeline) out << ", \"pipeline\": true";
   out << "},\n  \"entities\": [";
   for (std::size_t i = 0; i < g.entities.size(); ++i) {
     out << (i ? ", " : " ") << "{\"name\": \"" << g.entities[i].name << "\", \"priority\": \""

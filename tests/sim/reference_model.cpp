@@ -43,6 +43,15 @@
 // entity with commands in flight sends its head to their ring, allowed or not; a
 // placed head goes to the least loaded allowed ring not waiting for credits (ties:
 // the lowest index), and waits when every allowed ring waits.
+//
+// Pipelining follows DESIGN.md's "Scheduler": with "pipeline": true, a dependency
+// that has been run on the dependent's ring (the one shared ring, or in
+// ring_per_entity mode the entity's own, so a dependency of its own entity) and is
+// not decided as failed is passed unsignalled, when the dependent reaches it in
+// `deps` and again when the one it waits for is run (at that step: the dependent
+// may run at the next). A dependent not run yet fails when such a dependency
+// signals a failure; one whose command completed on the ring takes at its signal
+// the error of the first of them in `deps` order that failed (cause: its root).
 #include "reference_model.hpp"
 
 #include <algorithm>
@@ -69,6 +78,8 @@ struct job_state {
   bool in_queue = false;   // in its entity's FIFO: pushed, undecided, not run yet
   bool prepared = false;   // every dependency has signalled without error
   std::size_t awaiting = 0;  // index into deps of the dependency awaited now
+  std::vector<std::size_t> pipelined;  // deps passed unsignalled by pipelining, in deps order
+  bool completed = false;  // its command completed on the ring (not timed out, cancelled or shut down)
   bool on_ring = false;
   std::size_t ring = 0;    // the ring it was placed on
   time_us run_time = 0;    // when it was last run or replayed
@@ -112,6 +123,7 @@ class model {
   model(const submit::graph& g, const model_readings& readings) : g_(g), readings_(readings) {
     jobs_.resize(g.jobs.size());
     waiters_.resize(g.jobs.size());
+    pipelined_dependents_.resize(g.jobs.size());
     dependents_.resize(g.jobs.size());
     for (std::size_t job = 0; job < g.jobs.size(); ++job)
       for (const std::size_t dep : g.jobs[job].deps) dependents_[dep].push_back(job);
@@ -304,6 +316,7 @@ class model {
         if (fault.kind == fault_kind::error) {
           error = error_name(std::error_code(fault.errno_value, std::generic_category()));
         }
+        jobs_[job].completed = true;
         decide(job, error, std::nullopt);
         signal_ready(g_.jobs[job].entity);
       }
@@ -407,6 +420,12 @@ class model {
     while (j.awaiting < deps.size()) {
       const std::size_t dep = deps[j.awaiting];
       if (!jobs_[dep].signalled) {
+        if (pipelines(job, dep)) {
+          j.pipelined.push_back(dep);
+          pipelined_dependents_[dep].push_back(job);
+          ++j.awaiting;
+          continue;
+        }
         waiters_[dep].push_back(job);
         return;
       }
@@ -418,6 +437,33 @@ class model {
       ++j.awaiting;
     }
     j.prepared = true;
+  }
+
+  // Pipelining: whether `job` may pass its dependency `dep`, not signalled yet.
+  bool pipelines(std::size_t job, std::size_t dep) const {
+    if (!g_.scheduler.pipeline || jobs_[dep].out.attempts == 0) return false;
+    if (jobs_[dep].decided && !jobs_[dep].out.error.empty()) return false;
+    // The dependent's ring is known before it runs: the one shared ring, or its entity's.
+    if (shared_) return rings_.size() == 1;
+    return g_.jobs[dep].entity == g_.jobs[job].entity;
+  }
+
+  // Pipelining: `job` was run for the first time; the jobs waiting for it that
+  // may pass it now go on, in the order they started waiting.
+  void pass_pipelined_dependents(std::size_t job) {
+    auto& waiting = waiters_[job];
+    for (std::size_t k = 0; k < waiting.size();) {
+      const std::size_t w = waiting[k];
+      if (jobs_[w].decided || !pipelines(w, job)) {
+        ++k;
+        continue;
+      }
+      waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(k));
+      jobs_[w].pipelined.push_back(job);
+      pipelined_dependents_[job].push_back(w);
+      ++jobs_[w].awaiting;
+      await_next(w);
+    }
   }
 
   void decide(std::size_t job, const std::string& error, std::optional<std::size_t> cause) {
@@ -449,19 +495,46 @@ class model {
 
   void signal(std::size_t job) {
     auto& j = jobs_[job];
+    // Pipelining: a job whose command completed takes the first failed pipelined
+    // dependency's outcome (one that timed out is the root of its entity's ban).
+    if (j.completed) {
+      for (const std::size_t dep : j.pipelined) {
+        if (!jobs_[dep].out.error.empty()) {
+          j.out.error = jobs_[dep].out.error;
+          j.out.cause = root_of(dep);
+          break;
+        }
+      }
+    }
     j.signalled = true;
     j.out.finished_us = now_;
     const auto waiting = std::move(waiters_[job]);
     waiters_[job].clear();
-    for (const std::size_t w : waiting) {
-      if (jobs_[w].decided) continue;  // killed or banned while it waited
-      if (!j.out.error.empty()) {
-        decide(w, j.out.error, root_of(job));
-        signal_ready(g_.jobs[w].entity);
-      } else {
+    if (j.out.error.empty()) {
+      for (const std::size_t w : waiting) {
+        if (jobs_[w].decided) continue;  // killed or banned while it waited
         ++jobs_[w].awaiting;
         await_next(w);
       }
+    } else {
+      // Every job the failure reaches is decided before any of them signals: a
+      // job can be reached by two failures at one instant (one it waits for,
+      // one it passed by pipelining), and the one whose fence signalled first
+      // decides it, as the scheduler handles the wake-ups of a signal in turn.
+      std::vector<std::size_t> failed;
+      for (const std::size_t w : waiting) {
+        if (jobs_[w].decided) continue;  // killed or banned while it waited
+        decide(w, j.out.error, root_of(job));
+        failed.push_back(w);
+      }
+      // Pipelining: dependents that passed it and have not run fail with it.
+      for (const std::size_t d : pipelined_dependents_[job]) {
+        auto& dependent = jobs_[d];
+        if (dependent.decided || dependent.out.attempts > 0) continue;
+        decide(d, j.out.error, root_of(job));
+        failed.push_back(d);
+      }
+      for (const std::size_t w : failed) signal_ready(g_.jobs[w].entity);
     }
     // Decided dependents whose signal waited for this one.
     for (const std::size_t d : dependents_[job])
@@ -540,6 +613,7 @@ class model {
     jobs_[job].in_queue = false;
     entities_[g_.jobs[job].entity].last_served = ++serve_counter_;
     place_on_ring(job, ring);
+    if (g_.scheduler.pipeline) pass_pipelined_dependents(job);
   }
 
   // Policy fair, at the start of each selection step: entities that became
@@ -604,6 +678,7 @@ class model {
   std::vector<job_state> jobs_;
   std::vector<std::vector<std::size_t>> waiters_;  // per job: jobs awaiting it now
   std::vector<std::vector<std::size_t>> dependents_;  // per job: the jobs that list it in `deps`
+  std::vector<std::vector<std::size_t>> pipelined_dependents_;  // per job: the jobs that passed it by pipelining
   std::vector<entity_state> entities_;
   std::vector<ring_state> rings_;
   std::vector<std::size_t> push_order_, rank_, action_order_;

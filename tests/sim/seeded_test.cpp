@@ -429,6 +429,7 @@ class credit_ring final : public ring<counted_command> {
     inner.cancel_all();
   }
   timeout_verdict on_timeout(counted_command& c) override { return inner.on_timeout(c.cmd); }
+  bool executes_in_order() const noexcept override { return inner.executes_in_order(); }
 
   std::uint32_t peak() const noexcept { return peak_; }
   std::uint32_t in_flight() const noexcept { return in_flight_; }
@@ -514,6 +515,7 @@ std::vector<std::string> run_direct(const submit::graph& g, std::vector<job_outc
   options.mode = shared ? ring_mode::shared_ring : ring_mode::ring_per_entity;
   if (g.scheduler.timeout_us) options.timeout = std::chrono::microseconds(*g.scheduler.timeout_us);
   options.timers = &timers;
+  options.pipeline = g.scheduler.pipeline;
   std::optional<scheduler<counted_command>> sched;
   if (shared) {
     sched.emplace(ctx.get_executor(), rings.front(), options);

@@ -430,7 +430,18 @@ TEST_CASE("the same key in different objects is not a duplicate", "[submit][grap
 TEST_CASE("unknown scheduler field", "[submit][graph][errors]") {
   CHECK(
       error_of(R"({"scheduler": {"credits": 2}, "entities": [], "jobs": []})") ==
-      R"(graph.json: scheduler: unknown field "credits"; known fields: mode, credit_limit, timeout_us, policy, rings)");
+      R"(graph.json: scheduler: unknown field "credits"; known fields: mode, credit_limit, timeout_us, policy, rings, pipeline)");
+}
+
+TEST_CASE("scheduler field pipeline is true or false, false when absent", "[submit][graph]") {
+  CHECK_FALSE(parse_graph(R"({"entities": [], "jobs": []})", "g.json").scheduler.pipeline);
+  CHECK(parse_graph(R"({"scheduler": {"pipeline": true}, "entities": [], "jobs": []})", "g.json").scheduler.pipeline);
+  CHECK_FALSE(
+      parse_graph(R"({"scheduler": {"pipeline": false}, "entities": [], "jobs": []})", "g.json").scheduler.pipeline);
+  CHECK(error_of(R"({"scheduler": {"pipeline": 1}, "entities": [], "jobs": []})") ==
+        R"(graph.json: scheduler: field "pipeline": must be true or false, got 1)");
+  CHECK(error_of(R"({"scheduler": {"pipeline": "yes"}, "entities": [], "jobs": []})") ==
+        R"(graph.json: scheduler: field "pipeline": must be true or false, got the string "yes")");
 }
 
 TEST_CASE("bad scheduler mode and policy", "[submit][graph][errors]") {

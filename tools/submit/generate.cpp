@@ -145,6 +145,7 @@ void write_graph(std::ostream& out, const graph& g) {
   constexpr const char* policies[] = {"fifo", "rr", "fair", "deadline"};
   scheduler["policy"] = policies[static_cast<int>(g.scheduler.policy)];
   if (g.scheduler.rings != 1) scheduler["rings"] = g.scheduler.rings;
+  if (g.scheduler.pipeline) scheduler["pipeline"] = true;
   doc["entities"] = nlohmann::ordered_json::array();
   for (const auto& e : g.entities) {
     nlohmann::ordered_json entity = {{"name", e.name}, {"priority", std::string(to_string(e.prio))}};

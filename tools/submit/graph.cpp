@@ -567,8 +567,8 @@ class graph_reader {
 
   void read_scheduler(const json& object) {
     constexpr std::string_view place = "scheduler";
-    constexpr std::array<std::string_view, 5> fields = {"mode", "credit_limit", "timeout_us",
-                                                        "policy", "rings"};
+    constexpr std::array<std::string_view, 6> fields = {"mode", "credit_limit", "timeout_us",
+                                                        "policy", "rings", "pipeline"};
     reject_unknown_fields(object, place, fields);
     scheduler_spec& spec = graph_.scheduler;
     if (const json* mode = find(object, "mode")) {
@@ -591,6 +591,10 @@ class graph_reader {
            {"fair", policy_kind::fair},
            {"deadline", policy_kind::deadline}}};
       spec.policy = read_choice(*policy, place, "policy", policies);
+    }
+    if (const json* pipeline = find(object, "pipeline")) {
+      if (!pipeline->is_boolean()) fail_field(place, "pipeline", "must be true or false, got " + describe(*pipeline));
+      spec.pipeline = pipeline->get<bool>();
     }
     if (const json* rings = find(object, "rings")) {
       spec.rings = static_cast<std::uint32_t>(read_integer(*rings, place, "rings", 1, max_rings));

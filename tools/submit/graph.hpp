@@ -46,6 +46,7 @@ struct scheduler_spec {
   std::optional<std::uint64_t> timeout_us;  ///< absent: no timeout
   policy_kind policy = policy_kind::fifo;
   std::uint32_t rings = 1;  ///< 1 to 1024; more than 1 only with ring_mode::shared_ring
+  bool pipeline = false;    ///< scheduler_options::pipeline
 };
 
 struct entity_spec {

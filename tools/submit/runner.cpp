@@ -345,6 +345,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   options.timeout = std::chrono::microseconds(g.scheduler.timeout_us.value_or(0));
   options.timers = driver.timers();
   options.policy = scheduling_policy_of(g.scheduler.policy);
+  options.pipeline = g.scheduler.pipeline;
   // What job bodies threw (fault "throw:<message>"), by finished point; matched
   // to jobs once the run is over.
   std::vector<std::pair<fence_point, std::string>> thrown;

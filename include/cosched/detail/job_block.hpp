@@ -91,6 +91,10 @@ struct causal_gate {
   std::unique_ptr<pipeline_watch[]> pipelined;
   std::unique_ptr<const fence_state*[]> watched;
   std::uint32_t pipelined_count = 0;
+  // Its command completed on the ring (retired): only then does a failed
+  // pipelined dependency's outcome replace its own (a job that timed out is the
+  // root of its entity's ban, and keeps its outcome).
+  bool completed = false;
 };
 
 struct job_block final : ref_block {
