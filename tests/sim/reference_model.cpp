@@ -190,7 +190,9 @@ class model {
     for (;;) {
       deferring_ = first_round && readings_.cascade_after_bans_and_kills;
       complete_due();
+      drain();
       timeouts_due();
+      drain();
       if (first_round) {
         // Reading 2: the kills of one instant decide all their victims, then signal.
         // A ring set only changes where the entity's next placement may go.
@@ -209,12 +211,17 @@ class model {
           deferring_ = false;
           for (std::size_t e = 0; e < entities_.size(); ++e) signal_ready(e);
         }
+        drain();
         while (next_push_ < push_order_.size() && g_.jobs[push_order_[next_push_]].submit_at_us == now_) {
           push(push_order_[next_push_++]);
         }
+        drain();
         first_round = false;
       }
-      select();
+      // Selection, then what its runs set off (pipelined dependents that fail),
+      // then selection again.
+      do select();
+      while (drain());
       if (!completion_due()) return;
     }
   }
@@ -508,37 +515,46 @@ class model {
     }
     j.signalled = true;
     j.out.finished_us = now_;
-    const auto waiting = std::move(waiters_[job]);
+    // What the signal sets off happens in turn, after the signals of this
+    // step (drain): a job can be reached by two failures at one instant (one it
+    // waits for, one it passed by pipelining), and the first in that order decides it.
+    for (const std::size_t w : waiters_[job]) reactions_.push_back({reaction::wake, w, job});
     waiters_[job].clear();
-    if (j.out.error.empty()) {
-      for (const std::size_t w : waiting) {
-        if (jobs_[w].decided) continue;  // killed or banned while it waited
-        ++jobs_[w].awaiting;
-        await_next(w);
+    for (const std::size_t d : pipelined_dependents_[job]) reactions_.push_back({reaction::pipelined, d, job});
+    for (const std::size_t d : dependents_[job]) reactions_.push_back({reaction::gate, d, job});
+  }
+
+  // Carries out the reactions to the signals so far, and to the signals they
+  // cause, in order. Returns whether there was any.
+  bool drain() {
+    if (reactions_.empty()) return false;
+    while (!reactions_.empty()) {
+      const reaction r = reactions_.front();
+      reactions_.pop_front();
+      auto& j = jobs_[r.job];
+      const auto& dep = jobs_[r.dep];
+      switch (r.what) {
+        case reaction::wake:  // it waited for dep
+          if (j.decided) break;  // killed or banned while it waited
+          if (!dep.out.error.empty()) {
+            decide(r.job, dep.out.error, root_of(r.dep));
+            signal_ready(g_.jobs[r.job].entity);
+          } else {
+            ++j.awaiting;
+            await_next(r.job);
+          }
+          break;
+        case reaction::pipelined:  // it passed dep by pipelining: fails with it if not run yet
+          if (j.decided || j.out.attempts > 0 || dep.out.error.empty()) break;
+          decide(r.job, dep.out.error, root_of(r.dep));
+          signal_ready(g_.jobs[r.job].entity);
+          break;
+        case reaction::gate:  // a decided dependent whose signal waited for dep
+          if (j.decided && !j.signalled) signal_ready(g_.jobs[r.job].entity);
+          break;
       }
-    } else {
-      // Every job the failure reaches is decided before any of them signals: a
-      // job can be reached by two failures at one instant (one it waits for,
-      // one it passed by pipelining), and the one whose fence signalled first
-      // decides it, as the scheduler handles the wake-ups of a signal in turn.
-      std::vector<std::size_t> failed;
-      for (const std::size_t w : waiting) {
-        if (jobs_[w].decided) continue;  // killed or banned while it waited
-        decide(w, j.out.error, root_of(job));
-        failed.push_back(w);
-      }
-      // Pipelining: dependents that passed it and have not run fail with it.
-      for (const std::size_t d : pipelined_dependents_[job]) {
-        auto& dependent = jobs_[d];
-        if (dependent.decided || dependent.out.attempts > 0) continue;
-        decide(d, j.out.error, root_of(job));
-        failed.push_back(d);
-      }
-      for (const std::size_t w : failed) signal_ready(g_.jobs[w].entity);
     }
-    // Decided dependents whose signal waited for this one.
-    for (const std::size_t d : dependents_[job])
-      if (jobs_[d].decided && !jobs_[d].signalled) signal_ready(g_.jobs[d].entity);
+    return true;
   }
 
   // ------------------------------------------------------------ selection
@@ -670,6 +686,7 @@ class model {
     }
     for (auto& r : rings_) r.commands.clear();
     for (std::size_t e = 0; e < entities_.size(); ++e) signal_ready(e);
+    drain();
   }
 
   const submit::graph& g_;
@@ -679,6 +696,12 @@ class model {
   std::vector<std::vector<std::size_t>> waiters_;  // per job: jobs awaiting it now
   std::vector<std::vector<std::size_t>> dependents_;  // per job: the jobs that list it in `deps`
   std::vector<std::vector<std::size_t>> pipelined_dependents_;  // per job: the jobs that passed it by pipelining
+  struct reaction {
+    enum kind : std::uint8_t { wake, pipelined, gate } what;
+    std::size_t job;  // the job it concerns
+    std::size_t dep;  // the job whose signal set it off
+  };
+  std::deque<reaction> reactions_;  // in the order the signals set them off
   std::vector<entity_state> entities_;
   std::vector<ring_state> rings_;
   std::vector<std::size_t> push_order_, rank_, action_order_;
