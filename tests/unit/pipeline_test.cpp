@@ -94,7 +94,6 @@ TEST_CASE("pipelining: a dependent not run yet fails when its pipelined dependen
   auto a = f.sched.make_entity({.name = "a"});
   auto b = f.sched.make_entity({.name = "b"});
   auto failing = a.push(wait_then_run({}, {100, sim::fault::error(EIO), 1}));
-  testing::live_counter frames;
   auto dependent = b.push(wait_then_run({}, {50, {}, 2}), {.after = {failing.finished}});
   outcome done;
   f.observe(dependent.finished, done);
