@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
+#include "trace_check.hpp"
 #include "cosched/version.hpp"
 
 namespace {
@@ -355,15 +356,37 @@ TEST_CASE("option trace writes Chrome trace JSON with a track per entity and per
   auto run = run_tool({"--clock", "virtual", "--trace", trace, (source_dir / "examples/graphs/kill.json").string()});
   REQUIRE(run.exit_status == 0);
   const auto text = slurp(trace);
-  CHECK(text.rfind("{\"displayTimeUnit\": \"ms\", \"traceEvents\": [", 0) == 0);
-  CHECK(text.find(R"("name": "thread_name", "args": {"name": "ring 0"})") != std::string::npos);
-  CHECK(text.find(R"x("name": "thread_name", "args": {"name": "miner (low)"})x") != std::string::npos);
-  // m3 never ran: only its entity event, with its outcome.
-  CHECK(text.find(R"("name": "m3", "ts": 0, "dur": 6000, "args": {"error": "killed", "cause": null, "attempts": 0})") !=
+  CHECK(text.rfind("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[", 0) == 0);
+  CHECK(cosched::submit::testing::check_chrome_trace(nlohmann::json::parse(text)).empty());
+  CHECK(text.find(R"({"ph":"M","pid":1,"tid":1,"name":"thread_name","args":{"name":"ring 0"}})") != std::string::npos);
+  CHECK(text.find(R"x({"ph":"M","pid":1,"tid":3,"name":"thread_name","args":{"name":"miner (low)"}})x") !=
         std::string::npos);
+  // m3 never ran: only its queued-to-finished span on its entity, with its outcome.
+  CHECK(text.find(R"({"ph":"b","pid":1,"tid":3,"cat":"job","id":2,"name":"m3","ts":0,"args":{"error":"killed",)"
+                  R"("cause":null,"attempts":0,"scheduled_us":null}})") != std::string::npos);
+  CHECK(text.find(R"({"ph":"e","pid":1,"tid":3,"cat":"job","id":2,"name":"m3","ts":6000})") != std::string::npos);
   // m2 ran on the ring from 3000 to 6000.
-  CHECK(text.find(R"("tid": 1, "name": "m2", "ts": 3000, "dur": 3000)") != std::string::npos);
+  CHECK(text.find(R"({"ph":"X","pid":1,"tid":1,"cat":"run","name":"m2","ts":3000,"dur":3000,)") != std::string::npos);
+  CHECK(text.find(R"({"ph":"i","s":"t","pid":1,"tid":3,"cat":"scheduler","name":"kill","ts":4000})") !=
+        std::string::npos);
   std::filesystem::remove(trace);
+}
+
+TEST_CASE("option trace-format proto writes a protobuf trace and a bad format exits 2", "[submit][cli][trace]") {
+  const auto trace = (std::filesystem::temp_directory_path() / "cosched-trace.pftrace").string();
+  const auto graph = (source_dir / "examples/graphs/hang-recovery.json").string();
+  auto run = run_tool({"--clock", "virtual", "--trace-format", "proto", "--trace", trace, graph});
+  REQUIRE(run.exit_status == 0);
+  const auto bytes = slurp(trace);
+  CHECK(cosched::submit::testing::check_proto_trace(bytes).empty());
+  const auto decoded = cosched::submit::testing::decode_proto_trace(bytes);
+  CHECK(decoded.tracks.front().name == "cosched scheduler (shared_ring, credit limit 3)");
+  CHECK(decoded.events.size() == 2 * (5 + 6) + 4);  // 5 ring slices, 6 job spans, 4 instants
+  std::filesystem::remove(trace);
+  auto bad = run_tool({"--clock", "virtual", "--trace-format", "xml", "--trace", trace, graph});
+  CHECK(bad.exit_status == 2);
+  CHECK(bad.err.find("--trace-format xml: must be json or proto") != std::string::npos);
+  CHECK(!std::filesystem::exists(trace));
 }
 
 TEST_CASE("a graph nested 200000 levels deep exits 2 with its position, not a signal", "[submit][cli][errors]") {

@@ -3,8 +3,11 @@
 // trace-event rules (trace_check.hpp) in both clocks.
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +16,8 @@
 #include "submit/generate.hpp"
 #include "submit/graph.hpp"
 #include "submit/runner.hpp"
+#include "submit/svg.hpp"
+#include "submit/trace.hpp"
 #include "trace_check.hpp"
 
 namespace {
@@ -75,7 +80,7 @@ std::vector<std::pair<std::string, graph>> generated_graphs() {
 
 }  // namespace
 
-TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in virtual time", "[submit][trace][!shouldfail]") {
+TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in virtual time", "[submit][trace]") {
   CHECK(example_graphs().size() == 12);
   std::vector<std::string> problems, failed;
   for (const auto& path : example_graphs()) {
@@ -88,7 +93,7 @@ TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in virt
   CHECK(problems.empty());
 }
 
-TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in real time", "[submit][trace][real][!shouldfail]") {
+TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in real time", "[submit][trace][real]") {
   std::vector<std::string> problems, failed;
   for (const auto& path : example_graphs()) {
     const auto found = json_problems(path.filename().string(), load_graph(path), clock_kind::real_time);
@@ -101,7 +106,7 @@ TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in real
 }
 
 TEST_CASE("trace: generated graphs give JSON traces that keep the trace-event rules in both clocks",
-          "[submit][trace][real][!shouldfail]") {
+          "[submit][trace][real]") {
   std::vector<std::string> problems;
   for (const auto& [name, g] : generated_graphs()) {
     for (auto clock : {clock_kind::virtual_time, clock_kind::real_time}) {
@@ -112,4 +117,160 @@ TEST_CASE("trace: generated graphs give JSON traces that keep the trace-event ru
   }
   for (const auto& p : problems) UNSCOPED_INFO(p);
   CHECK(problems.empty());
+}
+
+namespace {
+
+std::string proto_trace_of(const graph& g, const run_outcome& outcome) {
+  std::ostringstream out;
+  write_trace_proto(out, g, outcome);
+  return out.str();
+}
+
+std::vector<std::string> proto_problems(const std::string& name, const graph& g, clock_kind clock) {
+  run_options options;
+  options.clock = clock;
+  const auto outcome = run_graph(g, options);
+  auto problems = cosched::submit::testing::check_proto_trace(proto_trace_of(g, outcome), 5);
+  for (auto& p : problems) p = name + ": " + p;
+  return problems;
+}
+
+struct run_result {
+  graph g;
+  run_outcome outcome;
+  nlohmann::json events;  // the JSON trace's traceEvents
+};
+
+run_result run_example(const std::string& file) {
+  run_result r{load_graph(source_dir / "examples" / "graphs" / file), {}, {}};
+  r.outcome = run_virtual(r.g);
+  r.events = nlohmann::json::parse(json_trace_of(r.g, r.outcome))["traceEvents"];
+  return r;
+}
+
+std::vector<nlohmann::json> events_of(const nlohmann::json& events, std::string_view ph) {
+  std::vector<nlohmann::json> found;
+  for (const auto& e : events)
+    if (e["ph"] == ph) found.push_back(e);
+  return found;
+}
+
+// "frame1 (attempt 1): 0-500" for each ring bar of the SVG timeline, in drawing order.
+std::vector<std::string> svg_ring_bars(const graph& g, const run_outcome& outcome) {
+  std::ostringstream out;
+  write_svg(out, g, outcome);
+  const std::string svg = out.str();
+  std::vector<std::string> bars;
+  const std::string open = "<rect class=\"run ";
+  for (auto at = svg.find(open); at != std::string::npos; at = svg.find(open, at + 1)) {
+    const auto title = svg.find("<title>", at) + 7;
+    auto text = svg.substr(title, svg.find(" us,", title) - title);
+    text.replace(text.find("\xe2\x80\x93"), 3, "-");
+    bars.push_back(text);
+  }
+  return bars;
+}
+
+}  // namespace
+
+TEST_CASE("trace: every example's protobuf trace keeps the TrackEvent rules in both clocks",
+          "[submit][trace][proto][real]") {
+  std::vector<std::string> problems;
+  for (const auto& path : example_graphs())
+    for (auto clock : {clock_kind::virtual_time, clock_kind::real_time}) {
+      const auto found = proto_problems(
+          path.filename().string() + (clock == clock_kind::virtual_time ? " virtual" : " real"), load_graph(path), clock);
+      problems.insert(problems.end(), found.begin(), found.end());
+    }
+  for (const auto& [name, g] : generated_graphs())
+    for (auto clock : {clock_kind::virtual_time, clock_kind::real_time}) {
+      const auto found = proto_problems(name + (clock == clock_kind::virtual_time ? " virtual" : " real"), g, clock);
+      problems.insert(problems.end(), found.begin(), found.end());
+    }
+  for (const auto& p : problems) UNSCOPED_INFO(p);
+  CHECK(problems.empty());
+}
+
+TEST_CASE("trace: the ring slices of a hang and its recovery are exactly the SVG's runs", "[submit][trace]") {
+  const auto r = run_example("hang-recovery.json");
+  std::vector<std::string> slices;
+  for (const auto& e : events_of(r.events, "X"))
+    slices.push_back(e["name"].get<std::string>() + " (attempt " + std::to_string(e["args"]["attempt"].get<int>()) +
+                     "): " + std::to_string(e["ts"].get<std::uint64_t>()) + "-" +
+                     std::to_string(e["ts"].get<std::uint64_t>() + e["dur"].get<std::uint64_t>()));
+  CHECK(slices == svg_ring_bars(r.g, r.outcome));
+  CHECK(slices == std::vector<std::string>{"frame1 (attempt 1): 0-500", "frame2 (attempt 1): 500-2500",
+                                           "page1 (attempt 2): 2500-3200", "decode1 (attempt 2): 3200-3500",
+                                           "decode2 (attempt 1): 4000-6500"});
+}
+
+TEST_CASE("trace: a hang and its recovery gives its reset timeout and ban as instants", "[submit][trace]") {
+  const auto r = run_example("hang-recovery.json");
+  std::vector<std::tuple<std::string, std::int64_t, std::uint64_t, std::string>> instants;
+  for (const auto& e : events_of(r.events, "i"))
+    instants.emplace_back(e["name"].get<std::string>(), e["tid"].get<std::int64_t>(), e["ts"].get<std::uint64_t>(),
+                          e.contains("args") ? e["args"]["job"].get<std::string>() : "");
+  // tid 1: ring 0; tid 2: the entity game.
+  using instant = std::tuple<std::string, std::int64_t, std::uint64_t, std::string>;
+  CHECK(instants == std::vector<instant>{{"reset", 1, 2500, ""},
+                                         {"timeout", 1, 2500, "frame2"},
+                                         {"timeout", 2, 2500, "frame2"},
+                                         {"ban", 2, 2500, "frame2"}});
+}
+
+TEST_CASE("trace: a kill is an instant on its entity's track", "[submit][trace]") {
+  const auto r = run_example("kill.json");
+  const auto instants = events_of(r.events, "i");
+  REQUIRE(instants.size() == 1);
+  CHECK(instants[0]["name"] == "kill");
+  CHECK(instants[0]["ts"] == 4000);
+  CHECK(instants[0]["tid"] == 3);  // ring 0, game, miner
+}
+
+TEST_CASE("trace: a flow per declared dependency whose both jobs ran", "[submit][trace]") {
+  for (const std::string file : {"error-propagation.json", "pipeline.json", "kill.json"}) {
+    INFO(file);
+    const auto r = run_example(file);
+    std::size_t both_ran = 0;
+    for (std::size_t j = 0; j < r.g.jobs.size(); ++j) {
+      std::set<std::size_t> deps(r.g.jobs[j].deps.begin(), r.g.jobs[j].deps.end());
+      for (std::size_t d : deps) both_ran += r.outcome.jobs[j].attempts > 0 && r.outcome.jobs[d].attempts > 0;
+    }
+    CHECK(events_of(r.events, "s").size() == both_ran);
+    CHECK(events_of(r.events, "f").size() == both_ran);
+    CHECK(model_trace(r.g, r.outcome).flows.size() == both_ran);
+  }
+  // error-propagation: draw waits for texture, which failed, so draw never ran, nor
+  // did show, which waits for draw: no arrow at all.
+  const auto r = run_example("error-propagation.json");
+  CHECK(events_of(r.events, "s").empty());
+}
+
+TEST_CASE("trace: the protobuf trace has the JSON trace's slices instants and flows", "[submit][trace][proto]") {
+  for (const std::string file : {"hang-recovery.json", "pipeline.json", "kill.json"}) {
+    INFO(file);
+    const auto r = run_example(file);
+    const auto proto = cosched::submit::testing::decode_proto_trace(proto_trace_of(r.g, r.outcome));
+    REQUIRE(proto.problems.empty());
+    std::map<std::uint64_t, std::string> track_names;
+    for (const auto& t : proto.tracks) track_names[t.uuid] = t.name;
+    // Ring slices: (name, begin in us) on tracks named "ring N", in time order.
+    std::vector<std::pair<std::string, std::uint64_t>> proto_slices, json_slices;
+    std::size_t flows = 0, instants = 0, job_spans = 0;
+    for (const auto& e : proto.events) {
+      const auto& track = track_names[e.track_uuid];
+      if (e.type == 1 && track.rfind("ring ", 0) == 0) proto_slices.emplace_back(e.name, e.timestamp_ns / 1000);
+      if (e.type == 1 && track.rfind("jobs ", 0) == 0) ++job_spans;
+      if (e.type == 3) ++instants;
+      flows += e.flow_ids.size();
+    }
+    for (const auto& e : events_of(r.events, "X")) json_slices.emplace_back(e["name"], e["ts"]);
+    std::sort(json_slices.begin(), json_slices.end(),
+              [](const auto& a, const auto& b) { return a.second < b.second; });
+    CHECK(proto_slices == json_slices);
+    CHECK(job_spans == r.g.jobs.size());
+    CHECK(instants == events_of(r.events, "i").size());
+    CHECK(flows == events_of(r.events, "s").size());
+  }
 }

@@ -122,8 +122,6 @@ void write_table(std::ostream& out, const graph& g, const run_outcome& outcome);
 /// One line: how many jobs succeeded and failed, and when the run ended.
 void write_summary(std::ostream& out, const graph& g, const run_outcome& outcome);
 
-/// Chrome trace JSON (opens in Perfetto): one track per entity (each job from
-/// push to finished) and one per ring (each run from start to end).
-void write_trace(std::ostream& out, const graph& g, const run_outcome& outcome);
+// The trace (`--trace`) is written by trace.hpp.
 
 }  // namespace cosched::submit

@@ -47,6 +47,9 @@ struct run_span {
   bool completed = false;     ///< ran to its own end (record.finishes and end <= cut)
   bool replayed = false;      ///< cut by a reset, and the job was run again later
   std::uint64_t busy_us() const noexcept { return stop - begin; }
+  /// Whether the run is drawn on its ring (the picture's bars, the trace's slices):
+  /// it occupied the ring for some time, or ran to its own end (in no time).
+  bool occupied_ring() const noexcept { return busy_us() > 0 || completed; }
 };
 
 /// One span per entry of outcome.runs, in the same order. Pure function.

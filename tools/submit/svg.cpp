@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "submit/marks.hpp"
 #include "submit/stats.hpp"
 
 namespace cosched::submit {
@@ -510,7 +511,7 @@ class svg_writer {
     out_ << "<g class=\"rings\">\n";
     for (std::size_t i = 0; i < spans_.size(); ++i) {
       const auto& span = spans_[i];
-      if (span.busy_us() == 0 && !span.completed) continue;  // never occupied the ring
+      if (!span.occupied_ring()) continue;
       const auto job = static_cast<std::size_t>(outcome_.runs[i].record.tag);
       const auto& ln = lanes_[lane_of_ring_[outcome_.runs[i].ring]];
       const double x1 = scale_.x(static_cast<double>(span.begin));
@@ -744,28 +745,22 @@ class svg_writer {
     // Summarised pictures keep markers only while they stay few.
     constexpr std::size_t summary_marker_limit = 400;
     out_ << "<g class=\"markers\">\n";
-    // Resets: the run_at of replays, per ring.
+    const auto marks = marks_of(g_, outcome_, spans_);
+    // Resets: the run_at of replays, per ring (several rings may share a lane).
     std::set<std::pair<std::size_t, std::uint64_t>> resets;
-    for (std::size_t i = 0; i < spans_.size(); ++i)
-      if (spans_[i].attempt > 1)
-        resets.emplace(lane_of_ring_[outcome_.runs[i].ring], outcome_.runs[i].record.run_at);
+    for (const auto& reset : marks.resets) resets.emplace(lane_of_ring_[reset.ring], reset.at_us);
     if (!summarised_ || resets.size() <= summary_marker_limit)
       for (const auto& [l, t] : resets)
         vertical_mark("reset-mark", static_cast<double>(t), lanes_[l], "reset", side::right);
     // Timeouts: on the guilty job's entity lane and on the ring of its last run.
-    std::vector<std::optional<std::size_t>> last_run(g_.jobs.size());
-    for (std::size_t i = 0; i < outcome_.runs.size(); ++i) last_run[outcome_.runs[i].record.tag] = i;
-    std::vector<std::size_t> timed_out;
-    for (std::size_t i = 0; i < g_.jobs.size(); ++i)
-      if (classify(outcome_.jobs[i]) == outcome_class::timed_out) timed_out.push_back(i);
-    if (!summarised_ || timed_out.size() <= summary_marker_limit) {
-      for (std::size_t i : timed_out) {
-        const auto t = static_cast<double>(outcome_.jobs[i].finished_us.value_or(outcome_.end_us));
-        const auto& entity_lane = lanes_[lane_of_entity_[g_.jobs[i].entity]];
+    if (!summarised_ || marks.timeouts.size() <= summary_marker_limit) {
+      for (const auto& timeout : marks.timeouts) {
+        const auto t = static_cast<double>(timeout.at_us);
+        const auto& entity_lane = lanes_[lane_of_entity_[g_.jobs[timeout.job].entity]];
         vertical_mark("timeout-mark", t, entity_lane, "", side::left);
         timeout_triangle(t, entity_lane);
-        if (last_run[i]) {
-          const auto& ring_lane = lanes_[lane_of_ring_[outcome_.runs[*last_run[i]].ring]];
+        if (timeout.ring) {
+          const auto& ring_lane = lanes_[lane_of_ring_[*timeout.ring]];
           vertical_mark("timeout-mark", t, ring_lane, "timeout", side::left);
           timeout_triangle(t, ring_lane);
         }
