@@ -155,8 +155,8 @@ int main(int argc, char** argv) {
                  "write a trace of the run (opens in Perfetto: a track per ring and per entity, resets, timeouts, "
                  "kills and bans, dependency arrows) to FILE (- for stdout)");
   app.add_option("--trace-format", trace_format_text,
-                 "json (Chrome trace-event JSON; the default) or proto (Perfetto's protobuf trace, about a fifth "
-                 "of the size, for large runs)");
+                 "json (Chrome trace-event JSON; the default) or proto (Perfetto's protobuf trace, about half "
+                 "the size, for large runs)");
   app.add_option("--svg", svg_path,
                  "write a timeline picture (self-contained SVG, a lane per ring and per entity) to FILE "
                  "(- for stdout)");

@@ -16,7 +16,7 @@
 namespace cosched::submit {
 
 /// `--trace-format`: Chrome trace-event JSON, or Perfetto's protobuf trace (about
-/// a fifth of the size; opens in Perfetto, not in chrome://tracing).
+/// half the size; opens in Perfetto, not in chrome://tracing).
 enum class trace_format { json, proto };
 
 /// "json" or "proto"; none for any other text.
