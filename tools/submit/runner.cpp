@@ -8,6 +8,7 @@
 #include <array>
 #include <csignal>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,13 +39,6 @@ namespace cosched::submit {
 namespace {
 
 using sim_job = job<sim::command>;
-
-// The body of every graph job: wait for the dependencies in `deps` order, then
-// hand over the command.
-sim_job graph_job(std::vector<fence> deps, sim::command cmd) {
-  for (auto& dependency : deps) co_await dependency;
-  co_return cmd;
-}
 
 sim::fault to_sim(const fault_spec& f) {
   switch (f.kind) {
@@ -309,42 +303,150 @@ class real_driver {
   std::size_t last_finished_ = 0;
 };
 
-// Records the time at which a fence signals, inline in the signal (an
-// intrusive waiter, as the scheduler's own): `clock` is called on the
-// signalling thread under the fence's lock, so it must be short. One per job:
-// kept small (the clock is shared). Immovable once watching.
-class signal_stamp {
+// What a run keeps per job while it runs, shared by the job bodies and the
+// finish watches. It is made before the scheduler, so that it outlives every
+// job frame (which borrows the finished fences of its dependencies) and every
+// signal (which the watches record).
+struct run_state {
+  run_state(const graph& graph_in, std::function<sim::time_us()> clock_in)
+      : g(graph_in), clock(std::move(clock_in)), finished(graph_in.jobs.size()), open_jobs(graph_in.jobs.size()) {
+    outcome.jobs.resize(g.jobs.size());
+    // Exact sizes, so that no list grows by doubling.
+    std::vector<std::uint32_t> per_entity(g.entities.size(), 0);
+    for (const auto& job : g.jobs) ++per_entity[job.entity];
+    jobs_by_seqno.resize(g.entities.size());
+    for (std::size_t e = 0; e < g.entities.size(); ++e) jobs_by_seqno[e].reserve(per_entity[e]);
+  }
+
+  /// Records job `index`'s outcome from its finished fence, which has just
+  /// signalled (`state`): called inline in the signal.
+  void record(std::size_t index, const detail::fence_state& state) {
+    auto& result = outcome.jobs[index];
+    result.finished_us = clock();
+    result.error = error_name(state.error);
+    if (state.has_cause) {
+      const fence_point cause = state.cause;
+      auto owner = entity_by_context.find(cause.context);
+      if (owner != entity_by_context.end() && cause.seqno >= 1 && cause.seqno <= jobs_by_seqno[owner->second].size())
+        result.cause = jobs_by_seqno[owner->second][cause.seqno - 1];
+    }
+    outcome.end_us = std::max(outcome.end_us, *result.finished_us);
+    --open_jobs;
+    if (state.error) ++failed_jobs;
+    if (finished_counter) *finished_counter = g.jobs.size() - open_jobs;
+    if (failed_counter) *failed_counter = failed_jobs;
+  }
+
+  const graph& g;
+  const std::function<sim::time_us()> clock;  // the driver's now()
+  run_outcome outcome;
+  std::vector<fence> finished;  // each job's finished fence, from its push on
+  std::vector<std::vector<std::uint32_t>> jobs_by_seqno;  // [entity][seqno - 1]: the job pushed
+  std::unordered_map<std::uint64_t, std::size_t> entity_by_context;
+  std::size_t open_jobs;
+  std::size_t failed_jobs = 0;
+  // Real time: the driver's counters for its progress line and its watchdog.
+  std::size_t* finished_counter = nullptr;
+  std::size_t* failed_counter = nullptr;
+};
+
+// The body of every graph job: wait for the dependencies in `deps` order, then
+// hand over the command. The frame holds only the run and the job's index (a
+// million jobs are a million frames): the dependencies' fences are borrowed
+// from run_state::finished, which is set at their push, before this job's,
+// and outlives every frame; the command is made from the graph at co_return.
+std::size_t dependency_count(const run_state& run, std::uint32_t index) noexcept { return run.g.jobs[index].deps.size(); }
+const fence& dependency(const run_state& run, std::uint32_t index, std::uint32_t k) noexcept {
+  return run.finished[run.g.jobs[index].deps[k]];
+}
+sim::command command_of(const run_state& run, std::uint32_t index) noexcept {
+  const auto& spec = run.g.jobs[index];
+  return {spec.duration_us, to_sim(spec.fault), index};
+}
+
+sim_job graph_job(const run_state& run, std::uint32_t index) {
+  for (std::uint32_t k = 0; k < dependency_count(run, index); ++k) co_await dependency(run, index, k);
+  co_return command_of(run, index);
+}
+
+// Records each job's outcome at the moment its finished fence signals, inline
+// in the signal (an intrusive waiter, as the scheduler's own): on the
+// signalling thread, under the fence's lock, so it must be short. An entity's
+// finished fences signal in push order, so one watch per entity serves all
+// its jobs: it waits on the oldest job not signalled yet and moves to the
+// next one when that one signals. Immovable.
+class finish_watch {
  public:
-  using clock_fn = std::function<sim::time_us()>;
-
-  signal_stamp() = default;
-  signal_stamp(const signal_stamp&) = delete;
-  signal_stamp& operator=(const signal_stamp&) = delete;
-  ~signal_stamp() {
-    if (watched_.valid()) watched_.state()->remove_waiter(waiter_);
-  }
-
-  void watch(const fence& f, const clock_fn& clock) {
-    watched_ = f;
-    clock_ = &clock;
+  finish_watch() noexcept {
     waiter_.owner = this;
-    waiter_.notify = [](detail::fence_waiter& self, detail::fence_state&) noexcept {
-      auto& stamp = *static_cast<signal_stamp*>(self.owner);
-      stamp.at = (*stamp.clock_)();
+    waiter_.notify = [](detail::fence_waiter& self, detail::fence_state& state) noexcept {
+      auto& watch = *static_cast<finish_watch*>(self.owner);
+      watch.watched_ = nullptr;
+      watch.run_->record(watch.jobs()[watch.next_++], state);
+      watch.advance();
     };
-    if (!f.state()->add_waiter(waiter_)) at = clock();  // signalled already
+  }
+  finish_watch(const finish_watch&) = delete;
+  finish_watch& operator=(const finish_watch&) = delete;
+  ~finish_watch() {
+    if (watched_) watched_->remove_waiter(waiter_);  // a run left by an exception
   }
 
-  sim::time_us at = 0;  // read once the fence has signalled
+  void attach(run_state& run, std::size_t entity) noexcept {
+    run_ = &run;
+    entity_ = entity;
+  }
+  /// After a push to the entity: watches the job if the entity's earlier jobs
+  /// have all signalled.
+  void pushed() {
+    if (!watched_) advance();
+  }
 
  private:
-  fence watched_;
-  const clock_fn* clock_ = nullptr;
+  const std::vector<std::uint32_t>& jobs() const noexcept { return run_->jobs_by_seqno[entity_]; }
+  // Waits on the next job pushed and not recorded; one that has signalled
+  // already (at its push, on a dead entity) is recorded now.
+  void advance() {
+    while (next_ < jobs().size()) {
+      const detail::fence_state& state = *run_->finished[jobs()[next_]].state();
+      if (state.add_waiter(waiter_)) {
+        watched_ = &state;
+        return;
+      }
+      run_->record(jobs()[next_++], state);
+    }
+  }
+
+  run_state* run_ = nullptr;
+  std::size_t entity_ = 0;
+  std::size_t next_ = 0;  // in jobs(): the job watched, or the next one pushed
+  const detail::fence_state* watched_ = nullptr;
   detail::fence_waiter waiter_;
 };
 
+// The jobs in push order (push_order(g)), as indices of 32 bits; empty when it
+// is the graph's order (every generated graph).
+std::vector<std::uint32_t> push_sequence(const graph& g) {
+  const bool in_file_order = std::is_sorted(g.jobs.begin(), g.jobs.end(), [](const job_spec& a, const job_spec& b) {
+    return a.submit_at_us < b.submit_at_us;
+  });
+  if (in_file_order) return {};
+  const auto order = push_order(g);
+  return std::vector<std::uint32_t>(order.begin(), order.end());
+}
+
 template <class Driver>
 run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
+  if (g.jobs.size() > std::numeric_limits<std::uint32_t>::max())
+    throw std::length_error("cosched::submit::run_graph: more than 2^32 - 1 jobs");
+  run_state run(g, [&driver] { return driver.now(); });
+  if constexpr (std::is_same_v<Driver, real_driver>) {
+    run.finished_counter = &driver.finished_;
+    run.failed_counter = &driver.failed_;
+  }
+  const std::unique_ptr<finish_watch[]> watches(new finish_watch[g.entities.size()]);
+  for (std::size_t e = 0; e < g.entities.size(); ++e) watches[e].attach(run, e);
+
   const bool per_entity = g.scheduler.mode == ring_mode::ring_per_entity;
   scheduler_options options;
   options.credit_limit = g.scheduler.credit_limit;
@@ -379,95 +481,70 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   } guard{sched, driver};
 
   std::vector<entity<sim::command>> entities;
-  std::unordered_map<std::uint64_t, std::size_t> entity_by_context;
   for (std::size_t i = 0; i < g.entities.size(); ++i) {
     entities.push_back(sched.make_entity({.prio = g.entities[i].prio,
                                           .name = g.entities[i].name,
                                           .own_ring = per_entity ? &driver.make_ring() : nullptr}));
-    entity_by_context.emplace(entities.back().context(), i);
+    run.entity_by_context.emplace(entities.back().context(), i);
   }
 
-  run_outcome outcome;
-  outcome.jobs.resize(g.jobs.size());
-  std::vector<fence> finished(g.jobs.size());
-  std::vector<std::vector<std::size_t>> jobs_by_seqno(g.entities.size());  // [entity][seqno-1]
-  std::size_t open_jobs = g.jobs.size();
-  std::size_t failed_jobs = 0;
-
-  // The moment each finished fence signals, taken inline on the signalling
-  // thread: the handler that records the rest runs later, after dependents
-  // may already have been scheduled.
-  std::vector<signal_stamp> stamps(g.jobs.size());
-  const signal_stamp::clock_fn stamp_clock = [&driver] { return driver.now(); };
-  auto record_finish = [&](std::size_t index) {
-    return [&, index](std::error_code ec) {
-      auto& result = outcome.jobs[index];
-      result.finished_us = stamps[index].at;
-      result.error = error_name(ec);
-      if (auto cause = finished[index].cause()) {
-        auto owner = entity_by_context.find(cause->context);
-        if (owner != entity_by_context.end() && cause->seqno >= 1 &&
-            cause->seqno <= jobs_by_seqno[owner->second].size())
-          result.cause = jobs_by_seqno[owner->second][cause->seqno - 1];
-      }
-      outcome.end_us = std::max(outcome.end_us, *result.finished_us);
-      --open_jobs;
-      if (ec) ++failed_jobs;
-      if constexpr (std::is_same_v<Driver, real_driver>) {
-        driver.finished_ = g.jobs.size() - open_jobs;
-        driver.failed_ = failed_jobs;
-      }
-    };
+  auto push = [&](std::uint32_t index) {
+    const auto& spec = g.jobs[index];
+    run.outcome.jobs[index].queued_us = driver.now();
+    // deadline_us: since the run's start, which is the scheduler's epoch in
+    // virtual time (and a few microseconds before it in real time).
+    std::optional<std::chrono::nanoseconds> deadline;
+    if (spec.deadline_us) deadline = std::chrono::microseconds(*spec.deadline_us);
+    auto pushed = entities[spec.entity].push(graph_job(run, index), {.credits = spec.credits, .deadline = deadline});
+    run.jobs_by_seqno[spec.entity].push_back(index);
+    run.finished[index] = std::move(pushed.finished);
+    watches[spec.entity].pushed();
   };
-
-  for (std::size_t index : push_order(g)) {
-    driver.at(g.jobs[index].submit_at_us, sim::phase::push, [&, index] {
-      const auto& spec = g.jobs[index];
-      std::vector<fence> deps;
-      deps.reserve(spec.deps.size());
-      for (std::size_t dep : spec.deps) deps.push_back(finished[dep]);
-      sim::command cmd{spec.duration_us, to_sim(spec.fault), index};
-      outcome.jobs[index].queued_us = driver.now();
-      // deadline_us: since the run's start, which is the scheduler's epoch in
-      // virtual time (and a few microseconds before it in real time).
-      std::optional<std::chrono::nanoseconds> deadline;
-      if (spec.deadline_us) deadline = std::chrono::microseconds(*spec.deadline_us);
-      auto pushed = entities[spec.entity].push(graph_job(std::move(deps), cmd),
-                                               {.credits = spec.credits, .deadline = deadline});
-      jobs_by_seqno[spec.entity].push_back(index);
-      finished[index] = pushed.finished;
-      stamps[index].watch(pushed.finished, stamp_clock);
-      pushed.finished.async_wait(ctx.get_executor(), record_finish(index));
+  // One event per instant with pushes: its jobs are pushed one after another
+  // in push order, as one event per job would push them (nothing else fires
+  // between the pushes of an instant), without an event per job.
+  const std::vector<std::uint32_t> order = push_sequence(g);
+  auto job_at = [&order](std::size_t position) {
+    return order.empty() ? static_cast<std::uint32_t>(position) : order[position];
+  };
+  for (std::size_t begin = 0; begin < g.jobs.size();) {
+    const std::uint64_t at = g.jobs[job_at(begin)].submit_at_us;
+    std::size_t end = begin + 1;
+    while (end < g.jobs.size() && g.jobs[job_at(end)].submit_at_us == at) ++end;
+    driver.at(at, sim::phase::push, [&, begin, end] {
+      for (std::size_t position = begin; position < end; ++position) push(job_at(position));
     });
+    begin = end;
   }
   for (const auto& action : g.actions) {
     driver.at(action.at_us, sim::phase::kill, [&, entity_index = action.entity] { entities[entity_index].kill(); });
   }
 
-  driver.run([&] { return open_jobs == 0; });
+  auto& outcome = run.outcome;
+  driver.run([&] { return run.open_jobs == 0; });
   if constexpr (std::is_same_v<Driver, real_driver>) outcome.interrupted_by = driver.interrupted_by();
-  outcome.shut_down_early = open_jobs > 0 && outcome.interrupted_by == 0;
+  outcome.shut_down_early = run.open_jobs > 0 && outcome.interrupted_by == 0;
   // Every run ends with shutdown; with jobs left, "nothing left to do" (or an
   // interruption) fails whatever is still undecided with `shutdown`, at this instant.
   auto done = sched.shutdown(std::chrono::nanoseconds(0));
   if constexpr (std::is_same_v<Driver, real_driver>) {
     if (outcome.interrupted_by != 0) driver.fire_pending();
   }
-  driver.finish([&] { return done.signalled() && open_jobs == 0; });
+  driver.finish([&] { return done.signalled() && run.open_jobs == 0; });
   if (!done.signalled()) throw std::logic_error("scheduler shutdown did not complete");
-  if (open_jobs > 0) throw std::logic_error("a job's finished fence never signalled");
+  if (run.open_jobs > 0) throw std::logic_error("a job's finished fence never signalled");
 
   outcome.runs = driver.log();
   outcome.rings = driver.ring_count();
   if constexpr (std::is_same_v<Driver, real_driver>) driver.describe_gpu(outcome);
   outcome.deadline_misses = sched.statistics().deadline_misses;
-  for (const auto& run : outcome.runs) {
-    auto& result = outcome.jobs[run.record.tag];
+  for (const auto& ring_entry : outcome.runs) {
+    auto& result = outcome.jobs[ring_entry.record.tag];
     ++result.attempts;
-    result.scheduled_us = run.record.run_at;
-    result.ring = run.ring;
+    result.scheduled_us = ring_entry.record.run_at;
+    result.ring = ring_entry.ring;
   }
-  return outcome;
+  return std::move(outcome);
 }
 
 }  // namespace
