@@ -5,6 +5,7 @@
 #include <concepts>
 #include <coroutine>
 #include <exception>
+#include <memory>
 #include <new>
 #include <optional>
 #include <system_error>
@@ -61,9 +62,12 @@ class dependency_awaiter {
       : promise_(promise), awaited_(awaited.state()) {}
   dependency_awaiter(const dependency_awaiter&) = delete;
   dependency_awaiter& operator=(const dependency_awaiter&) = delete;
-  // Destroying a suspended job's frame destroys this awaiter: it unlinks itself.
+  // Destroying a suspended job's frame destroys this awaiter: it unlinks its
+  // wait, if one is registered (job_wait_abandon asks the job's block). The
+  // awaited fence is cleared once the job resumes, so the awaiter, which lives
+  // in every waiting frame, needs no flag of its own.
   ~dependency_awaiter() {
-    if (suspended_) job_wait_abandon(promise_);
+    if (awaited_) job_wait_abandon(promise_);
   }
 
   bool await_ready() const noexcept {
@@ -77,26 +81,25 @@ class dependency_awaiter {
       promise_.fail(make_error_code(errc::broken), std::nullopt);
       return true;
     }
-    if (job_wait_begin(promise_, *awaited_, YieldsError)) {
-      suspended_ = true;
-      return true;
-    }
+    if (job_wait_begin(promise_, *awaited_, YieldsError)) return true;
     // Signalled in the meantime.
     if (YieldsError || !awaited_->error) return false;
     record_dependency_failure(promise_, *awaited_);
     return true;  // stays suspended; the scheduler destroys the frame
   }
 
-  auto await_resume() const noexcept {
+  auto await_resume() noexcept {
+    const fence_state* awaited = std::exchange(awaited_, nullptr);
     if constexpr (YieldsError) {
-      return awaited_ ? awaited_->error : make_error_code(errc::broken);
+      return awaited ? awaited->error : make_error_code(errc::broken);
+    } else {
+      (void)awaited;
     }
   }
 
  private:
   job_promise_base& promise_;
   const fence_state* awaited_;
-  bool suspended_ = false;
 };
 
 template <class Command>
@@ -105,13 +108,19 @@ class job_promise final : public job_promise_base {
   static void* operator new(std::size_t size) { return pool_allocate(size); }
   static void operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
 
+  job_promise() noexcept {}
+  job_promise(const job_promise&) = delete;
+  job_promise& operator=(const job_promise&) = delete;
+  ~job_promise() {
+    if (state == outcome::prepared) std::destroy_at(&command_);
+  }
+
   job<Command> get_return_object() noexcept;
   std::suspend_always initial_suspend() const noexcept { return {}; }
   std::suspend_always final_suspend() const noexcept { return {}; }
 
   void return_value(Command cmd) noexcept(std::is_nothrow_move_constructible_v<Command>) {
-    command_.emplace(std::move(cmd));
-    command = &*command_;
+    std::construct_at(&command_, std::move(cmd));
     state = outcome::prepared;
   }
   void return_value(failure f) noexcept {
@@ -141,8 +150,16 @@ class job_promise final : public job_promise_base {
                   "into a fence first");
   }
 
+  /// Where the command is kept once the body returns it (push hands it to
+  /// the scheduler's block; the command is alive while `state` is prepared).
+  Command* command_storage() noexcept { return &command_; }
+
  private:
-  std::optional<Command> command_;
+  // No std::optional: `state` already says whether the command is alive, and
+  // every waiting job's frame holds one.
+  union {
+    Command command_;
+  };
 };
 
 }  // namespace detail

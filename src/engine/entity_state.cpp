@@ -90,6 +90,7 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
       block->refs.store(2, std::memory_order_relaxed);  // scheduler + the returned finished fence
       block->frame = request.frame;
       block->promise = request.promise;
+      block->command = request.command;
       block->credits = request.credits;
       if (request.deadline) {
         block->has_deadline = true;

@@ -102,7 +102,6 @@ void engine::record_body_progress(job_block& block) noexcept {
     case job_promise_base::outcome::pending:
       return;  // suspended on a dependency (job_wait_begin)
     case job_promise_base::outcome::prepared: {
-      block.command = promise.command;
       block.phase = job_phase::prepared;
       auto& entity = entity_record::of(block);
       if (entity.queued.head == &block) queue_.changed(entity.queued);  // a ready head now

@@ -63,6 +63,7 @@ enum class entity_event : std::uint8_t { close, kill, ban, shutdown };
 struct push_request {
   std::coroutine_handle<> frame;
   job_promise_base* promise = nullptr;
+  void* command = nullptr;  // where the promise will keep the command
   std::uint32_t credits = 1;
   std::optional<std::chrono::nanoseconds> deadline;  // since the scheduler's epoch
 };

@@ -130,6 +130,8 @@ struct job_block final : ref_block {
   job_block* entity_next = nullptr;    // the entity's jobs, in push order
   job_block* in_flight_prev = nullptr; // the ring's in-flight list, in run order
   job_block* in_flight_next = nullptr;
+  // Where the promise keeps the command (set by push; the command is alive
+  // from the job's preparation until it is decided).
   void* command = nullptr;
   // The ring the command was run on (set by engine::run_job, kept for replays).
   ring_slot* ring = nullptr;
@@ -171,8 +173,7 @@ struct job_block final : ref_block {
 struct job_promise_base {
   enum class outcome : std::uint8_t { pending, prepared, failed };
   job_block* block = nullptr;  // set by push; the body runs only afterwards
-  void* command = nullptr;     // points at the promise's command once prepared
-  outcome state = outcome::pending;
+  outcome state = outcome::pending;  // prepared: the promise's command is alive
 
   /// The body failed: the outcome goes straight to the job's finished fence
   /// (published when it signals), not into the frame.
