@@ -32,17 +32,15 @@ bool fence_state::add_waiter(fence_waiter& w) const noexcept {
   w.next = nullptr;
   if (tail) tail->next = &w; else head = &w;
   tail = &w;
-  w.linked = true;
   return true;
 }
 
 bool fence_state::remove_waiter(fence_waiter& w) const noexcept {
   std::lock_guard guard(lock);
-  if (!w.linked) return false;
+  if (!w.prev && head != &w) return false;  // not linked (notified, or never added)
   if (w.prev) w.prev->next = w.next; else head = w.next;
   if (w.next) w.next->prev = w.prev; else tail = w.prev;
   w.prev = w.next = nullptr;
-  w.linked = false;
   return true;
 }
 
@@ -74,7 +72,6 @@ void fence_state::signal_recorded() noexcept {
   while (w) {
     fence_waiter* next = w->next;
     w->prev = w->next = nullptr;
-    w->linked = false;
     w->notify(*w, *this);
     w = next;
   }

@@ -138,7 +138,6 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
     } else if (in_scope) {
       if (in_scope->enter(core)) {
         block->in_scope = in_scope;
-        block->scope_id = in_scope->id();
       } else {
         block->dead_on_arrival = true;
         block->finished.record(make_error_code(errc::cancelled), std::nullopt);

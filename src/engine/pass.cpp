@@ -7,6 +7,7 @@
 
 #include "cosched/error.hpp"
 #include "cosched/job.hpp"
+#include "cosched/scope.hpp"
 #include "engine/engine.hpp"
 
 namespace cosched::detail {
@@ -301,7 +302,8 @@ void engine::on_message(message& msg) noexcept {
         take_mailbox(*entity, mailbox_take::early);
         fail_unrun(
             *entity, make_error_code(errc::cancelled), std::nullopt,
-            [](const job_block& b, std::uint64_t id) { return b.in_scope && b.scope_id == id; }, msg.scope_id);
+            // A job's scope outlives it (join), so its id can be read.
+            [](const job_block& b, std::uint64_t id) { return b.in_scope && b.in_scope->id() == id; }, msg.scope_id);
       }
       for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
         signal_in_order(*entity);

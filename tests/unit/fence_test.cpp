@@ -481,7 +481,9 @@ TEST_CASE("fence_state notifies linked waiters once, in link order", "[fence][de
   CHECK(w3.calls == 1);
   CHECK(w4.calls == 0);
   // After the signal nothing is linked, and nothing can be.
-  CHECK_FALSE(w1.waiter.linked);
+  CHECK(w1.waiter.prev == nullptr);
+  CHECK(w1.waiter.next == nullptr);
+  CHECK(state->head == nullptr);
   CHECK_FALSE(state->remove_waiter(w1.waiter));
   waiter_probe late(order, 5);
   CHECK_FALSE(state->add_waiter(late.waiter));
@@ -502,6 +504,34 @@ TEST_CASE("fence_state: removing the only waiter leaves an empty list", "[fence]
   CHECK(f.state()->tail == &b.waiter);
   p.set_value();
   CHECK(order == std::vector<int>{2});
+}
+
+TEST_CASE("fence_state: a waiter is linked only in the list it was added to, as its head or after another",
+          "[fence][detail]") {
+  promise p1, p2;
+  fence f1 = p1.get_fence(), f2 = p2.get_fence();
+  std::vector<int> order;
+  waiter_probe a(order, 1), b(order, 2);
+  CHECK_FALSE(f1.state()->remove_waiter(a.waiter));  // never added
+  // Notified by one fence, then the only waiter of another: only that one unlinks it.
+  CHECK(f1.state()->add_waiter(a.waiter));
+  p1.set_value();
+  CHECK(order == std::vector<int>{1});
+  CHECK(f2.state()->add_waiter(a.waiter));
+  CHECK_FALSE(f1.state()->remove_waiter(a.waiter));
+  CHECK(f2.state()->head == &a.waiter);
+  CHECK(f2.state()->remove_waiter(a.waiter));
+  CHECK(f2.state()->head == nullptr);
+  CHECK_FALSE(f2.state()->remove_waiter(a.waiter));
+  // Second in a list (it has a prev): unlinked, the head keeps its place.
+  CHECK(f2.state()->add_waiter(b.waiter));
+  CHECK(f2.state()->add_waiter(a.waiter));
+  CHECK(f2.state()->remove_waiter(a.waiter));
+  CHECK_FALSE(f2.state()->remove_waiter(a.waiter));
+  CHECK(f2.state()->head == &b.waiter);
+  CHECK(f2.state()->tail == &b.waiter);
+  p2.set_value();
+  CHECK(order == std::vector<int>{1, 2});
 }
 
 // ================================================================== async_wait

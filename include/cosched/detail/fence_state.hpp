@@ -33,12 +33,14 @@ struct fence_state;
 /// An intrusive waiter. `notify` is called exactly once, under the fence's lock,
 /// when the fence signals, unless the waiter was removed first. It must be short
 /// and must not block: it hands the wake-up to the waiter's executor.
+///
+/// Linked in a fence's list, it is that list's head or has a `prev`; a waiter
+/// that is not linked has neither (so it needs no flag: every job has one).
 struct fence_waiter {
-  fence_waiter* prev = nullptr;
+  fence_waiter* prev = nullptr;  // guarded by the fence's lock, as `next`
   fence_waiter* next = nullptr;
   void (*notify)(fence_waiter& self, fence_state& state) noexcept = nullptr;
   void* owner = nullptr;  // what notify acts on (a job, an operation)
-  bool linked = false;    // guarded by the fence's lock
 };
 
 /// Reference counting for a block that holds one or more fence states.
@@ -81,6 +83,8 @@ struct fence_state {
 
   /// Unlinks `w` if it is still linked. Returns true when it was unlinked (its
   /// notify will not be called), false when notify has been called already.
+  /// `w` must not be linked to another fence meanwhile (it may have been
+  /// notified and added to another fence as its only waiter).
   bool remove_waiter(fence_waiter& w) const noexcept;
 
   /// Signals the fence and notifies every waiter. Calling it twice is a

@@ -139,7 +139,6 @@ struct job_block final : ref_block {
   fence hardware;
 
   // Written only by the jobs that use them; not initialised before.
-  std::uint64_t scope_id;              // valid when in_scope
   std::chrono::nanoseconds deadline;  // since the scheduler's epoch; valid when has_deadline
   std::chrono::nanoseconds fair_run_at;  // the fair clock's: when the current attempt was run or replayed
 
