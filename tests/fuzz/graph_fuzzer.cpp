@@ -276,7 +276,8 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
   for (std::size_t i = 0; i < n; ++i) {
     if (!nlohmann::json::accept(lines[i])) violation("write_results line " + std::to_string(i + 1) + " is not JSON");
     const auto line = nlohmann::json::parse(lines[i]);
-    if (!line.is_object() || !line.contains("job") || line["job"] != g.jobs[i].id)
+    if (!line.is_object() || !line.contains("job") || !line["job"].is_string() ||
+        line["job"].get_ref<const std::string&>() != g.jobs[i].id)
       violation("write_results line " + std::to_string(i + 1) + " is not " + job_name(g, i));
     succeeded += outcome.jobs[i].error.empty();
   }
@@ -323,7 +324,7 @@ void check_write_graph(const graph& g) {
     const auto& b = back.jobs[i];
     same = a.id == b.id && a.entity == b.entity && a.duration_us == b.duration_us && a.deps == b.deps &&
            a.credits == b.credits && a.submit_at_us == b.submit_at_us && a.fault.kind == b.fault.kind &&
-           a.fault.text == b.fault.text && a.fault.errno_value == b.fault.errno_value &&
+           a.fault.text() == b.fault.text() && a.fault.errno_value == b.fault.errno_value &&
            a.fault.slow_us == b.fault.slow_us;
   }
   if (!same) violation("write_graph then parse_graph changed the graph");

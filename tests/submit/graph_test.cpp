@@ -89,7 +89,7 @@ TEST_CASE("worked example 01 reads field by field", "[submit][graph]") {
   CHECK(a.credits == 1);
   CHECK(a.submit_at_us == 0);
   CHECK(a.fault.kind == fault_kind::none);
-  CHECK(a.fault.text.empty());
+  CHECK(a.fault.text().empty());
   CHECK_FALSE(a.deadline_us.has_value());
 
   const job_spec& b = g.jobs[1];
@@ -103,13 +103,13 @@ TEST_CASE("worked example 01 reads field by field", "[submit][graph]") {
   const job_spec& c = g.jobs[2];
   CHECK(c.entity == 1);
   CHECK(c.fault.kind == fault_kind::hang);
-  CHECK(c.fault.text == "hang");
+  CHECK(c.fault.text() == "hang");
 
   const job_spec& d = g.jobs[3];
   CHECK(d.entity == 0);
   CHECK(d.fault.kind == fault_kind::error);
   CHECK(d.fault.errno_value == EIO);
-  CHECK(d.fault.text == "error:EIO");
+  CHECK(d.fault.text() == "error:EIO");
 
   REQUIRE(g.actions.size() == 1);
   CHECK(g.actions[0].at_us == 20000);
@@ -169,7 +169,7 @@ TEST_CASE("worked example 04 reads hang, slow and the timeout", "[submit][graph]
   CHECK(g.jobs[1].fault.kind == fault_kind::hang);
   CHECK(g.jobs[5].fault.kind == fault_kind::slow);
   CHECK(g.jobs[5].fault.slow_us == 3000);
-  CHECK(g.jobs[5].fault.text == "slow:3000");
+  CHECK(g.jobs[5].fault.text() == "slow:3000");
   CHECK(g.jobs[5].entity == 1);
   CHECK(push_order(g) == std::vector<std::size_t>{0, 1, 2, 3, 4, 5});
 }

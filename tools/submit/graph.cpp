@@ -708,8 +708,7 @@ class graph_reader {
         "must be \"hang\", \"error:<ERRNO name>\" or \"slow:<us>\"; got ";
     if (!value.is_string()) fail_field(place, "fault", std::string(expected) + describe(value));
     fault_spec fault;
-    fault.text = value.get_ref<const std::string&>();
-    const std::string_view text = fault.text;
+    const std::string_view text = value.get_ref<const std::string&>();
     constexpr std::string_view error_prefix = "error:";
     constexpr std::string_view slow_prefix = "slow:";
     if (text == "hang") {
@@ -849,6 +848,16 @@ class file_descriptor {
 }
 
 }  // namespace
+
+std::string fault_spec::text() const {
+  switch (kind) {
+    case fault_kind::none: return {};
+    case fault_kind::hang: return "hang";
+    case fault_kind::error: return "error:" + cosched::error_name(std::error_code(errno_value, std::generic_category()));
+    case fault_kind::slow: return "slow:" + std::to_string(slow_us);
+  }
+  return {};
+}
 
 std::string printable(std::string_view text) {
   constexpr std::string_view hex = "0123456789abcdef";

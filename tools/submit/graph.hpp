@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cosched/priority.hpp"
+#include "submit/compact.hpp"
 
 namespace cosched::submit {
 
@@ -21,14 +22,19 @@ enum class ring_mode { shared_ring, ring_per_entity };
 enum class policy_kind { fifo, rr, fair, deadline };
 
 /// What the simulated command of a job does instead of succeeding (`fault`).
-enum class fault_kind { none, error, hang, slow };
+enum class fault_kind : std::uint8_t { none, error, hang, slow };
 
 /// A job's `fault` field, decoded.
 struct fault_spec {
   fault_kind kind = fault_kind::none;
   int errno_value = 0;        ///< for fault_kind::error: the errno value (EIO = 5)
   std::uint64_t slow_us = 0;  ///< for fault_kind::slow: how long the command takes
-  std::string text;           ///< as written in the file, e.g. "error:EIO"; empty for none
+
+  /// The field's text: "hang", "error:<ERRNO name>" (the name strerrorname_np
+  /// gives the value: "error:EAGAIN" for one written "error:EWOULDBLOCK"),
+  /// "slow:<us>" (decimal, no leading zeros); empty for none.
+  std::string text() const;
+  friend bool operator==(const fault_spec&, const fault_spec&) = default;
 };
 
 /// The `scheduler` object; every member holds its default when the field is absent.
@@ -45,17 +51,19 @@ struct entity_spec {
   cosched::priority prio = cosched::priority::normal;
 };
 
+/// One job. A graph may hold ten million of them (88 bytes each, and an id or
+/// dependencies that do not fit inline): ids and dependency lists are compact.
 struct job_spec {
-  std::string id;
-  std::size_t entity = 0;  ///< index into graph::entities
+  short_string id;
   std::uint64_t duration_us = 1000;
-  std::vector<std::size_t> deps;  ///< indices into graph::jobs, in "deps" order, repeats kept
-  std::uint32_t credits = 1;      ///< at most scheduler_spec::credit_limit
   std::uint64_t submit_at_us = 0;
-  fault_spec fault;
   /// When the job should have finished, in us since the run's start (every policy
   /// counts misses; policy deadline orders by it).
   std::optional<std::uint64_t> deadline_us;
+  dependency_list deps;  ///< indices into graph::jobs, in "deps" order, repeats kept
+  fault_spec fault;
+  std::uint32_t entity = 0;   ///< index into graph::entities
+  std::uint32_t credits = 1;  ///< at most scheduler_spec::credit_limit
 };
 
 enum class action_kind { kill };
