@@ -35,6 +35,10 @@
 #include "cosched/virtgpu/calibrated_ring.hpp"
 #include "submit/stats.hpp"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace cosched::submit {
 namespace {
 
@@ -89,6 +93,9 @@ namespace {
 template <class Ring>
 std::vector<ring_run> logs_of(const std::vector<std::unique_ptr<Ring>>& rings) {
   std::vector<ring_run> runs;
+  std::size_t total = 0;
+  for (const auto& ring : rings) total += ring->log().size();
+  runs.reserve(total);
   for (std::size_t r = 0; r < rings.size(); ++r)
     for (const auto& record : rings[r]->log()) runs.push_back({r, record});
   return runs;
@@ -307,47 +314,121 @@ class real_driver {
 // finish watches. It is made before the scheduler, so that it outlives every
 // job frame (which borrows the finished fences of its dependencies) and every
 // signal (which the watches record).
+//
+// All jobs of a large graph are pushed at once, so what it keeps per job adds
+// to the scheduler's own record and frame of every job: while the run goes
+// on, the moment each job finished (its outcome stays in its finished fence);
+// the job_outcomes are made after the run, once the scheduler's records of
+// the jobs are gone.
 struct run_state {
-  run_state(const graph& graph_in, std::function<sim::time_us()> clock_in)
-      : g(graph_in), clock(std::move(clock_in)), finished(graph_in.jobs.size()), open_jobs(graph_in.jobs.size()) {
-    outcome.jobs.resize(g.jobs.size());
+  run_state(const graph& graph_in, std::function<sim::time_us()> clock_in, bool exact_push_times)
+      : g(graph_in),
+        clock(std::move(clock_in)),
+        finished(graph_in.jobs.size()),
+        // Not initialised: a page of it is touched when its jobs finish.
+        finished_us(new sim::time_us[graph_in.jobs.size()]),
+        open_jobs(graph_in.jobs.size()) {
     // Exact sizes, so that no list grows by doubling.
     std::vector<std::uint32_t> per_entity(g.entities.size(), 0);
     for (const auto& job : g.jobs) ++per_entity[job.entity];
     jobs_by_seqno.resize(g.entities.size());
     for (std::size_t e = 0; e < g.entities.size(); ++e) jobs_by_seqno[e].reserve(per_entity[e]);
+    // In virtual time a job is pushed at its submit_at_us exactly.
+    if (!exact_push_times) queued_us.resize(g.jobs.size());
   }
 
-  /// Records job `index`'s outcome from its finished fence, which has just
-  /// signalled (`state`): called inline in the signal.
-  void record(std::size_t index, const detail::fence_state& state) {
-    auto& result = outcome.jobs[index];
-    result.finished_us = clock();
-    result.error = error_name(state.error);
-    if (state.has_cause) {
-      const fence_point cause = state.cause;
-      auto owner = entity_by_context.find(cause.context);
-      if (owner != entity_by_context.end() && cause.seqno >= 1 && cause.seqno <= jobs_by_seqno[owner->second].size())
-        result.cause = jobs_by_seqno[owner->second][cause.seqno - 1];
-    }
-    outcome.end_us = std::max(outcome.end_us, *result.finished_us);
+  /// Job `index`'s finished fence has just signalled (`state`): called inline
+  /// in the signal, so it only notes the moment and counts.
+  void record(std::size_t index, const detail::fence_state& state) noexcept {
+    const sim::time_us now = clock();
+    finished_us[index] = now;
+    end_us = std::max(end_us, now);
     --open_jobs;
     if (state.error) ++failed_jobs;
     if (finished_counter) *finished_counter = g.jobs.size() - open_jobs;
     if (failed_counter) *failed_counter = failed_jobs;
   }
 
+  /// Once every job has finished: keeps of each job's outcome its error and
+  /// cause, and lets go of the finished fences (and with them of the
+  /// scheduler's records of the jobs), so that what is made after the run
+  /// (the outcomes, the outputs) takes the memory the jobs had.
+  void finish() {
+    std::vector<std::error_code> error_codes(1);  // [0]: none, as error_names
+    errors.assign(g.jobs.size(), 0);
+    causes.assign(g.jobs.size(), no_cause);
+    for (std::size_t i = 0; i < g.jobs.size(); ++i) {
+      const fence& f = finished[i];
+      if (const std::error_code ec = f.error()) {
+        auto known = static_cast<std::size_t>(std::find(error_codes.begin(), error_codes.end(), ec) - error_codes.begin());
+        if (known == error_codes.size()) {
+          if (known > std::numeric_limits<std::uint16_t>::max())
+            throw std::length_error("cosched::submit::run_graph: more than 65535 distinct errors");
+          error_codes.push_back(ec);
+          error_names.push_back(error_name(ec));
+        }
+        errors[i] = static_cast<std::uint16_t>(known);
+      }
+      if (const auto cause = f.cause()) {
+        auto owner = entity_by_context.find(cause->context);
+        if (owner != entity_by_context.end() && cause->seqno >= 1 &&
+            cause->seqno <= jobs_by_seqno[owner->second].size())
+          causes[i] = jobs_by_seqno[owner->second][cause->seqno - 1];
+      }
+    }
+    std::vector<fence>().swap(finished);
+    std::vector<std::vector<std::uint32_t>>().swap(jobs_by_seqno);
+    give_back_free_memory();
+  }
+
+  /// After finish(): each job's outcome, with its runs from `runs`.
+  std::vector<job_outcome> outcomes(const std::vector<ring_run>& runs) const {
+    std::vector<job_outcome> jobs(g.jobs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      auto& result = jobs[i];
+      result.error = error_names[errors[i]];
+      if (causes[i] != no_cause) result.cause = causes[i];
+      result.queued_us = queued_us.empty() ? g.jobs[i].submit_at_us : queued_us[i];
+      result.finished_us = finished_us[i];
+    }
+    for (const auto& ring_entry : runs) {
+      auto& result = jobs[ring_entry.record.tag];
+      ++result.attempts;
+      result.scheduled_us = ring_entry.record.run_at;
+      result.ring = ring_entry.ring;
+    }
+    return jobs;
+  }
+
+  static constexpr std::uint32_t no_cause = std::numeric_limits<std::uint32_t>::max();
+
   const graph& g;
   const std::function<sim::time_us()> clock;  // the driver's now()
-  run_outcome outcome;
   std::vector<fence> finished;  // each job's finished fence, from its push on
+  std::unique_ptr<sim::time_us[]> finished_us;  // when each job's finished fence signalled
+  std::vector<sim::time_us> queued_us;  // when each job was pushed; empty: at its submit_at_us
   std::vector<std::vector<std::uint32_t>> jobs_by_seqno;  // [entity][seqno - 1]: the job pushed
   std::unordered_map<std::uint64_t, std::size_t> entity_by_context;
+  sim::time_us end_us = 0;  // when the last finished fence signalled
+  // From finish() on: each job's error (an index into error_names) and cause.
+  std::vector<std::string> error_names{std::string()};  // [0]: none
+  std::vector<std::uint16_t> errors;
+  std::vector<std::uint32_t> causes;
   std::size_t open_jobs;
   std::size_t failed_jobs = 0;
   // Real time: the driver's counters for its progress line and its watchdog.
   std::size_t* finished_counter = nullptr;
   std::size_t* failed_counter = nullptr;
+
+ private:
+  // The heap keeps what the jobs freed: returned to the system (glibc), a
+  // large run's outcomes and outputs do not add to the memory its jobs took.
+  void give_back_free_memory() const noexcept {
+#if defined(__GLIBC__)
+    if (g.jobs.size() >= large_run_jobs) ::malloc_trim(0);
+#endif
+  }
+  static constexpr std::size_t large_run_jobs = 1u << 16;
 };
 
 // The body of every graph job: wait for the dependencies in `deps` order, then
@@ -439,7 +520,7 @@ template <class Driver>
 run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   if (g.jobs.size() > std::numeric_limits<std::uint32_t>::max())
     throw std::length_error("cosched::submit::run_graph: more than 2^32 - 1 jobs");
-  run_state run(g, [&driver] { return driver.now(); });
+  run_state run(g, [&driver] { return driver.now(); }, std::is_same_v<Driver, virtual_driver>);
   if constexpr (std::is_same_v<Driver, real_driver>) {
     run.finished_counter = &driver.finished_;
     run.failed_counter = &driver.failed_;
@@ -490,7 +571,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
 
   auto push = [&](std::uint32_t index) {
     const auto& spec = g.jobs[index];
-    run.outcome.jobs[index].queued_us = driver.now();
+    if (!run.queued_us.empty()) run.queued_us[index] = driver.now();
     // deadline_us: since the run's start, which is the scheduler's epoch in
     // virtual time (and a few microseconds before it in real time).
     std::optional<std::chrono::nanoseconds> deadline;
@@ -520,7 +601,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
     driver.at(action.at_us, sim::phase::kill, [&, entity_index = action.entity] { entities[entity_index].kill(); });
   }
 
-  auto& outcome = run.outcome;
+  run_outcome outcome;
   driver.run([&] { return run.open_jobs == 0; });
   if constexpr (std::is_same_v<Driver, real_driver>) outcome.interrupted_by = driver.interrupted_by();
   outcome.shut_down_early = run.open_jobs > 0 && outcome.interrupted_by == 0;
@@ -534,17 +615,14 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   if (!done.signalled()) throw std::logic_error("scheduler shutdown did not complete");
   if (run.open_jobs > 0) throw std::logic_error("a job's finished fence never signalled");
 
+  outcome.end_us = run.end_us;
+  outcome.deadline_misses = sched.statistics().deadline_misses;
+  run.finish();
   outcome.runs = driver.log();
   outcome.rings = driver.ring_count();
   if constexpr (std::is_same_v<Driver, real_driver>) driver.describe_gpu(outcome);
-  outcome.deadline_misses = sched.statistics().deadline_misses;
-  for (const auto& ring_entry : outcome.runs) {
-    auto& result = outcome.jobs[ring_entry.record.tag];
-    ++result.attempts;
-    result.scheduled_us = ring_entry.record.run_at;
-    result.ring = ring_entry.ring;
-  }
-  return std::move(outcome);
+  outcome.jobs = run.outcomes(outcome.runs);
+  return outcome;
 }
 
 }  // namespace
