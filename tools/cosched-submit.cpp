@@ -186,7 +186,6 @@ int main(int argc, char** argv) {
     const std::string source = generate_text.empty() ? graph_path : "--generate " + generate_text;
     graph g = generate_text.empty() ? load_graph(graph_path) : generate_graph(parse_generate_spec(generate_text), seed);
     if (!generate_text.empty()) check_run_length(g, source);  // a file's graph is checked as it is read
-    check_supported(g, source);
     // Devices before anything runs or is written.
     cosched::drm::device device;
     if (backend == "drm") device = open_drm_device(device_path);

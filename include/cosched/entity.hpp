@@ -31,9 +31,22 @@ struct push_options {
   /// deadline first within a priority; every policy counts a job whose
   /// finished fence signals later as a miss (scheduler::statistics()).
   std::optional<std::chrono::nanoseconds> deadline{};
+  /// Declared dependencies: fences the scheduler waits for, one after another
+  /// in this order, before it first resumes the job's body (which may still
+  /// `co_await` more). A failed one fails the job as an in-body `co_await` of it
+  /// would: its error, and as cause its root. A batch push gives every job of
+  /// the batch this list. Every fence must be valid (push throws
+  /// std::invalid_argument otherwise, pushing nothing).
+  std::vector<fence> after{};
 };
 
 using detail::reset_kind;
+
+/// entity::pending(): a snapshot.
+struct entity_pending {
+  std::uint32_t queued = 0;     ///< pushed, neither run nor decided yet
+  std::uint32_t in_flight = 0;  ///< commands on a ring
+};
 
 /// An entity's involvement in ring resets.
 struct reset_status {
@@ -102,8 +115,8 @@ class entity {
   submitted push(job<Command>&& j, push_options options = {}) {
     check(j, options);
     auto handle = j.release();
-    detail::push_request request{handle, &handle.promise(), handle.promise().command_storage(), options.credits,
-                                 options.deadline};
+    detail::push_request request{handle,           &handle.promise(), handle.promise().command_storage(),
+                                 options.credits,  options.deadline,  &options.after};
     detail::push_result result;
     state_->push(std::span(&request, 1), options.in, &result);
     return {std::move(result.finished)};
@@ -118,8 +131,8 @@ class entity {
     std::vector<detail::push_result> results(jobs.size());
     for (auto& j : jobs) {
       auto handle = j.release();
-      requests.push_back(
-          {handle, &handle.promise(), handle.promise().command_storage(), options.credits, options.deadline});
+      requests.push_back({handle, &handle.promise(), handle.promise().command_storage(), options.credits,
+                          options.deadline, &options.after});
     }
     state_->push(requests, options.in, results.data());
     std::vector<submitted> out;
@@ -142,6 +155,16 @@ class entity {
   /// A fence that signals, without error, once every job pushed before the call
   /// has signalled.
   fence drain() { return state_->drain(); }
+  /// drain(); if that fence has not signalled `bound` from now (on the
+  /// scheduler's timers), the entity is killed then: its jobs not yet run fail
+  /// `killed`, commands on the ring finish (drm_sched's flush and kill).
+  fence flush(std::chrono::nanoseconds bound) { return state_->flush(bound); }
+  /// Any thread: a snapshot of the jobs pushed that have neither run nor been
+  /// decided (`queued`), and of the entity's commands on a ring (`in_flight`).
+  entity_pending pending() const noexcept {
+    // relaxed: a snapshot.
+    return {state_->queued_jobs.load(std::memory_order_relaxed), state_->in_flight_jobs.load(std::memory_order_relaxed)};
+  }
   /// A fence for point `seqno` of the entity's finished timeline (it may be
   /// requested before the job is pushed); it signals, without error, once the
   /// jobs up to `seqno` have signalled (before the scheduler's pass that
@@ -168,6 +191,8 @@ class entity {
     if (!state_) throw std::invalid_argument("cosched: push on an empty entity handle");
     if (!j.valid()) throw std::invalid_argument("cosched: push of an empty job");
     if (options.credits == 0) throw std::invalid_argument("cosched: a job must cost at least 1 credit");
+    for (const fence& f : options.after)
+      if (!f.valid()) throw std::invalid_argument("cosched: push_options::after holds an empty fence");
     if (options.credits > state_->credit_limit) {
       throw std::invalid_argument("cosched: job costs " + std::to_string(options.credits) +
                                   " credits but the ring's credit limit is " +

@@ -46,6 +46,9 @@ bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool 
 /// Called when a suspended job's frame is destroyed: unlinks the wait if the
 /// fence has not signalled yet.
 void job_wait_abandon(job_promise_base& promise) noexcept;
+/// The job's body threw `thrown` (the job has failed already): the scheduler
+/// logs it and reports it (scheduler_options::on_exception). Defined in the core.
+void job_threw(job_promise_base& promise, std::exception_ptr thrown) noexcept;
 
 /// Failure of a dependency seen by a job: the fence's error, and the root cause
 /// (the dependency's own cause, else the dependency itself).
@@ -136,6 +139,7 @@ class job_promise final : public job_promise_base {
     } catch (...) {
       fail(make_error_code(errc::exception), std::nullopt);
     }
+    job_threw(*this, std::current_exception());
   }
 
   dependency_awaiter<false> await_transform(const fence& f) noexcept { return {*this, f}; }

@@ -49,6 +49,10 @@ struct scheduler_options {
   /// share rings (see scheduler). ring_per_entity: entities do not compete, but
   /// deadline misses are still counted.
   scheduling_policy policy = scheduling_policy::fifo;
+  /// Called on the executor for each job whose body (or whose command's
+  /// ring run) threw, after the scheduler has logged it and before the job's
+  /// finished fence signals (see job_exception). May be empty.
+  job_exception_handler on_exception = {};
 };
 
 /// Schedules jobs of type job<Command> onto one ring, several shared rings, or
@@ -195,7 +199,7 @@ class scheduler {
 
  private:
   static detail::core_options core_options_of(const scheduler_options& options) {
-    return {options.credit_limit, options.mode, options.timeout, options.timers, options.policy};
+    return {options.credit_limit, options.mode, options.timeout, options.timers, options.policy, options.on_exception};
   }
   static std::vector<std::unique_ptr<detail::ring_adapter>> adapters_of(ring<Command>& hardware) {
     std::vector<std::unique_ptr<detail::ring_adapter>> adapters;

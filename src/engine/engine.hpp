@@ -57,12 +57,17 @@ class engine final : public scheduler_core {
   entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring);
   fence shutdown(std::chrono::nanoseconds bound);
   void stop_scope(std::uint64_t scope_id);
+  void flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept;
   void request_pause(std::function<void()> granted);
   void resume() noexcept;
   void visit_in_flight(const std::function<void(void* command, const job_block&, std::size_t ring)>& visit) const;
   void reset_and_replay() noexcept;
   void enqueue(work_node& node) noexcept;
   void enqueue_job_node(job_block& block, work_node& node) noexcept;
+  // Something threw for `block` (its body: job_threw; its ring: run_job,
+  // replay), which fails with `error`: one log line, then options_.on_exception.
+  void report_exception(job_block& block, std::exception_ptr thrown, job_exception::origin from,
+                        std::error_code error) noexcept;
 
  private:
   // An allocated, one-off event for the pass (the kinds that have no node
@@ -106,6 +111,7 @@ class engine final : public scheduler_core {
   }
   void select() noexcept;
   void run_job(job_block& block, ring_slot& slot) noexcept;
+  void wait_declared(job_block& block) noexcept;
   void watch_hardware(job_block& block, bool may_retire = true) noexcept;
   void retire(job_block& block) noexcept;
   // The job's command leaves its ring's in-flight list and frees its credits.
@@ -116,11 +122,19 @@ class engine final : public scheduler_core {
     if (charged_until) queue_.left_ring(entity.queued, block, *charged_until);
     else queue_.cancelled_on_ring(entity.queued);
     block.ring->remove(block);
+    // relaxed: see entity_state::queued_jobs.
+    entity.in_flight_jobs.fetch_sub(1, std::memory_order_relaxed);
   }
   void decide(job_block& block, std::error_code ec, std::optional<fence_point> cause) noexcept;
   void fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
                   bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept;
   void signal_in_order(entity_record& entity) noexcept;
+  // Fence causality: whether decided `block` may signal now (every declared
+  // dependency and its body's last awaited fence signalled); if not, arms a
+  // wait whose wake-up (gate_wake) calls signal_in_order again.
+  bool causally_clear(job_block& block) noexcept;
+  const fence_state* first_pending_gate(const job_block& block) const noexcept;
+  bool is_own_job_fence(const fence_state& state) const noexcept;
   void signal_job(job_block& block) noexcept;
   static void reach_scheduled(job_block& block, bool unrun) noexcept;
   void count_deadline(const job_block& block) noexcept;
@@ -201,6 +215,9 @@ class engine final : public scheduler_core {
   std::vector<promise> shutdown_waiters_;      // signalled once shutdown completes
   timer_service::timer_id shutdown_timer_ = 0; // the shutdown bound (valid while armed)
   bool shutdown_timer_armed_ = false;
+  // Shutdown's bound has passed: signals no longer wait for fences from
+  // outside the scheduler (only for other jobs' finished fences).
+  bool external_gates_released_ = false;
 };
 
 template <class Visit>
@@ -213,7 +230,7 @@ void engine::for_each_ring(Visit&& visit) const {
 }
 
 struct engine::message : work_node {
-  enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope, timeout, pause };
+  enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope, timeout, pause, flush };
   explicit message(type t) noexcept : work_node(kind::message, nullptr), what_message(t) {}
   ~message() {
     if (slot_owner) slot_owner->release();
@@ -229,6 +246,7 @@ struct engine::message : work_node {
   std::uint64_t generation = 0;        // timeout: the timer's generation (stale if the slot moved on)
   entity_state* slot_owner = nullptr;  // timeout on an entity's own ring: a reference that keeps the slot alive
   std::function<void()> granted;       // pause: called once the pause is granted
+  fence drained;                       // flush: the entity's drain fence (slot_owner: the entity)
 };
 
 }  // namespace cosched::detail

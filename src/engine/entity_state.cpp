@@ -96,6 +96,12 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
         block->has_deadline = true;
         block->deadline = *request.deadline;
       }
+      if (request.after && !request.after->empty()) {
+        const std::size_t n = request.after->size();
+        block->after = std::make_unique<fence[]>(n);
+        std::copy(request.after->begin(), request.after->end(), block->after.get());
+        block->after_count = static_cast<std::uint32_t>(n);
+      }
       blocks[made++] = block;
     }
   } catch (...) {
@@ -126,6 +132,8 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
     return;
   }
 
+  // relaxed: see queued_jobs.
+  queued_jobs.fetch_add(static_cast<std::uint32_t>(blocks.size()), std::memory_order_relaxed);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     auto* block = blocks[i];
     block->finished.point.seqno = ++last_seqno;
@@ -186,6 +194,16 @@ fence entity_state::drain() {
     last = last_seqno;
   }
   return reached.at(last);
+}
+
+fence entity_state::flush(std::chrono::nanoseconds bound) {
+  fence drained = drain();
+  if (drained.signalled()) return drained;
+  std::lock_guard guard(lock);
+  // Attached: the scheduler has not finished shutting down, so its executor is
+  // there for the message (as for kill()).
+  if (core) core->flush_entity(*this, bound, drained);
+  return drained;
 }
 
 void entity_state::release_handle() noexcept {

@@ -21,14 +21,16 @@ std::uint64_t fair_clock::multiplier(priority p) noexcept {
 
 order_key fair_clock::key(const queue_entry& entry, priority p) const noexcept {
   const fair_entity& fair = entry.fair;
-  if (entry.in_flight == 0) return {0, 0, fair.virtual_time};
+  // Ties in virtual time go to the higher priority (kernel is 0).
+  const auto tie = static_cast<std::uint64_t>(p);
+  if (entry.in_flight == 0) return {0, 0, fair.virtual_time, tie};
   const std::uint64_t commands = saturating_mul(multiplier(p), entry.in_flight);
   // Before a measurement of its own, the estimate is the scheduler-wide mean,
   // which moves: the entry is grouped by the mean's coefficient. (Multiplying
   // by multiplier and then by in_flight saturates exactly when multiplying by
   // their product does.)
-  if (fair.ring_time_estimate == 0) return {commands, 0, fair.virtual_time};
-  return {0, 0, saturating_add(fair.virtual_time, saturating_mul(fair.ring_time_estimate, commands))};
+  if (fair.ring_time_estimate == 0) return {commands, 0, fair.virtual_time, tie};
+  return {0, 0, saturating_add(fair.virtual_time, saturating_mul(fair.ring_time_estimate, commands)), tie};
 }
 
 void fair_clock::note_activity(fair_entity& entity, bool active) noexcept {

@@ -4,11 +4,16 @@
 // signals, decided, and signalled in its entity's push order. (Push itself is
 // entity_state::push, in entity_state.cpp; recovery.cpp holds the paths a
 // reset takes instead of retirement.)
+#include <exception>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+
+#include <spdlog/spdlog.h>
 
 #include "cosched/error.hpp"
 #include "cosched/job.hpp"
+#include "cosched/log.hpp"
 #include "cosched/scope.hpp"
 #include "engine/engine.hpp"
 
@@ -86,6 +91,33 @@ void engine::start_job(job_block& block) noexcept {
   block.phase = job_phase::preparing;
   auto& entity = entity_record::of(block);
   if (!entity.queued.head) set_head_from(entity, &block);
+  wait_declared(block);
+}
+
+void on_job_signal(fence_waiter& waiter, fence_state&) noexcept;
+
+// Waits through the job's declared dependencies in order, then resumes the
+// body; a failed one fails the job as an in-body co_await of it would.
+void engine::wait_declared(job_block& block) noexcept {
+  while (block.after_passed < block.after_count) {
+    const fence_state& dependency = *block.after[block.after_passed].state();
+    if (!dependency.is_signalled()) {
+      block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
+      block.awaited_yields_error = false;
+      block.awaited = &dependency;
+      block.waiting_after = true;
+      if (dependency.add_waiter(block.waiter)) return;  // dispatch() comes back here
+      block.awaited = nullptr;
+      block.waiting_after = false;
+      continue;  // it signalled meanwhile
+    }
+    if (dependency.error) {
+      record_dependency_failure(*block.promise, dependency);
+      record_body_progress(block);  // decided, failed
+      return;
+    }
+    ++block.after_passed;
+  }
   resume_job(block);
 }
 
@@ -131,6 +163,46 @@ bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool 
   return false;
 }
 
+void job_threw(job_promise_base& promise, std::exception_ptr thrown) noexcept {
+  auto& block = *promise.block;
+  engine::of(*block.core).report_exception(block, std::move(thrown), job_exception::origin::body, block.finished.error);
+}
+
+void engine::report_exception(job_block& block, std::exception_ptr thrown, job_exception::origin from,
+                              std::error_code error) noexcept {
+  std::string what;
+  try {
+    std::rethrow_exception(thrown);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "(an exception not derived from std::exception)";
+  }
+  const auto& entity = entity_record::of(block);
+  const fence_point point = block.finished.point;
+  const char* source = from == job_exception::origin::body ? "its body" : "its ring, running its command,";
+  try {
+    logger()->error("cosched::scheduler: job {} of entity '{}': {} threw: {}; the job fails `{}`", point.seqno, entity.name,
+                    source, what, error.message());
+  } catch (...) {
+    // Logging is best effort: the job's outcome carries the failure.
+  }
+  if (!options_.on_exception) return;
+  try {
+    options_.on_exception(job_exception{from, entity.name, point, error, what, thrown});
+  } catch (const std::exception& e) {
+    try {
+      logger()->error("cosched::scheduler: scheduler_options::on_exception threw: {}", e.what());
+    } catch (...) {
+    }
+  } catch (...) {
+    try {
+      logger()->error("cosched::scheduler: scheduler_options::on_exception threw");
+    } catch (...) {
+    }
+  }
+}
+
 void job_wait_abandon(job_promise_base& promise) noexcept {
   auto& block = *promise.block;
   if (!block.awaited) return;
@@ -157,7 +229,12 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
   set_head_from(entity, block.entity_next);
   const bool ring_was_idle = slot.idle();
   slot.append(block);
-  block.hardware = slot.run(block.command);
+  // relaxed: see entity_state::queued_jobs.
+  if (block.attempts == 1) entity.queued_jobs.fetch_sub(1, std::memory_order_relaxed);
+  entity.in_flight_jobs.fetch_add(1, std::memory_order_relaxed);
+  std::exception_ptr thrown;
+  block.hardware = slot.run(block.command, thrown);
+  if (thrown) report_exception(block, thrown, job_exception::origin::ring, block.hardware.error());
   if (block.attempts == 1) reach_scheduled(block, false);
   // The timeout counts from the moment the ring had something to do.
   if (ring_was_idle) arm_timeout(slot);
@@ -201,6 +278,22 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
   // Destroy first (frame, command, awaiter), then record; signalling follows in
   // entity order (signal_in_order), so nothing of the job is alive when its
   // fence signals.
+  if (block.waiting_after) {
+    // A declared dependency's wait is the block's, not the frame's: unlink it
+    // (a wake-up already queued finds the job decided).
+    if (block.awaited) block.awaited->remove_waiter(block.waiter);
+    block.awaited = nullptr;
+    block.waiting_after = false;
+  } else if (block.frame && block.awaited && !block.awaited->is_signalled()) {
+    // Decided while its body waits for a fence: the signal waits for that
+    // fence too (causality). A reference is taken before the frame, which
+    // holds the awaited fence, is destroyed.
+    if (!block.gate) block.gate.reset(new (std::nothrow) causal_gate(&block));
+    if (block.gate) {
+      block.awaited->owner->add_ref();
+      block.gate->body = fence::adopt(const_cast<fence_state*>(block.awaited));
+    }
+  }
   if (block.frame) {
     block.frame.destroy();
     block.frame = nullptr;
@@ -209,6 +302,8 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
   block.finished.record(ec, cause);
   block.phase = job_phase::decided;
   auto& entity = entity_record::of(block);
+  // relaxed: see entity_state::queued_jobs. A job that ran left the count then.
+  if (block.attempts == 0) entity.queued_jobs.fetch_sub(1, std::memory_order_relaxed);
   if (entity.queued.head == &block) set_head_from(entity, block.entity_next);
 }
 
@@ -231,6 +326,7 @@ void engine::fail_unrun(entity_record& entity, std::error_code ec, std::optional
 void engine::signal_in_order(entity_record& entity) noexcept {
   while (entity.jobs_head && entity.jobs_head->phase == job_phase::decided) {
     job_block* block = entity.jobs_head;
+    if (!causally_clear(*block)) break;  // it and the jobs behind it wait
     entity.jobs_head = block->entity_next;
     if (!entity.jobs_head) entity.jobs_tail = nullptr;
     block->entity_next = nullptr;
@@ -238,6 +334,60 @@ void engine::signal_in_order(entity_record& entity) noexcept {
   }
   // Its last job signalled after its handle let go: the scheduler lets go of it.
   if (!entity.jobs_head && entity.handle_gone) note_collectable(entity);
+}
+
+// ------------------------------------------------------------------ fence causality
+
+bool engine::is_own_job_fence(const fence_state& state) const noexcept {
+  return state.owner && state.owner->destroy == &job_block::destroy_block &&
+         static_cast<const job_block*>(state.owner)->core == this;
+}
+
+// The first fence `block` must not signal before that has not signalled yet:
+// its declared dependencies in order, then its body's. Once shutdown's bound
+// has passed, only other jobs' finished fences still count (they signal in
+// the same shutdown: a job's dependencies were pushed before it).
+const fence_state* engine::first_pending_gate(const job_block& block) const noexcept {
+  auto holds = [this](const fence_state& s) {
+    return !s.is_signalled() && (!external_gates_released_ || is_own_job_fence(s));
+  };
+  for (std::uint32_t i = 0; i < block.after_count; ++i) {
+    const fence_state& s = *block.after[i].state();
+    if (holds(s)) return &s;
+  }
+  if (block.gate && block.gate->body.valid() && holds(*block.gate->body.state())) return block.gate->body.state();
+  return nullptr;
+}
+
+void on_gate_signal(fence_waiter& waiter, fence_state&) noexcept {
+  auto& block = *static_cast<job_block*>(waiter.owner);
+  engine::of(*block.core).enqueue_job_node(block, block.gate->node);
+}
+
+bool engine::causally_clear(job_block& block) noexcept {
+  for (;;) {
+    const fence_state* pending = first_pending_gate(block);
+    if (!pending) {
+      // A wait still linked (on a fence no longer counted) goes; one already
+      // notified has its wake-up queued, which finds nothing to do.
+      if (block.gate && block.gate->armed && block.gate->waiting_on->remove_waiter(block.gate->waiter))
+        block.gate->armed = false;
+      return true;
+    }
+    if (block.gate && block.gate->armed) return false;  // woken when that fence signals
+    if (!block.gate) {
+      block.gate.reset(new (std::nothrow) causal_gate(&block));
+      if (!block.gate) return true;  // out of memory: the signal cannot wait
+    }
+    auto& gate = *block.gate;
+    std::construct_at(&gate.waiter);
+    gate.waiter.notify = &on_gate_signal;
+    gate.waiter.owner = &block;
+    gate.waiting_on = pending;
+    gate.armed = true;
+    if (pending->add_waiter(gate.waiter)) return false;
+    gate.armed = false;  // it signalled meanwhile: look again
+  }
 }
 
 void engine::count_deadline(const job_block& block) noexcept {

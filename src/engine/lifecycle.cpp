@@ -191,6 +191,18 @@ void engine::stop_scope(std::uint64_t scope_id) {
   enqueue(*msg);
 }
 
+// ------------------------------------------------------------------ flush
+
+void engine::flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept {
+  auto* msg = new (std::nothrow) message(message::type::flush);
+  if (!msg) return;  // out of memory: no kill at the bound; the fence still signals
+  msg->bound = bound;
+  msg->drained = drained;
+  entity.add_ref();  // the message's own reference (released with it)
+  msg->slot_owner = &entity;
+  enqueue(*msg);
+}
+
 // ------------------------------------------------------------------ shutdown
 
 fence engine::shutdown(std::chrono::nanoseconds bound) {
@@ -216,8 +228,12 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
     fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
   }
   for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) signal_in_order(*entity);
+  // What the bound waits for: commands on the rings, and signals held back
+  // by fence causality.
   bool in_flight = false;
   for_each_ring([&in_flight](const ring_slot& slot) { in_flight = in_flight || !slot.idle(); });
+  for (entity_record* entity = registered_head_; entity && !in_flight; entity = entity->registered_next)
+    in_flight = entity->jobs_head != nullptr;
   if (!in_flight || bound.count() <= 0) {
     cancel_in_flight_for_shutdown();
     return;  // the pass finishes shutdown once every job has signalled
@@ -250,6 +266,9 @@ void engine::cancel_in_flight_for_shutdown() noexcept {
     }
   });
   for (auto* entity : touched) signal_in_order(*entity);
+  // Signals held back by fences from outside the scheduler go now.
+  external_gates_released_ = true;
+  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) signal_in_order(*entity);
 }
 
 void engine::finish_shutdown_if_done() noexcept {

@@ -202,7 +202,10 @@ void engine::dispatch(work_node& node) noexcept {
       const bool held_ref = node.holds_ref;  // before resuming (see finish_job_node)
       // Valid only while the job is still suspended on it (see job_block::awaited).
       const fence_state* awaited = std::exchange(block.awaited, nullptr);
-      if (block.phase == job_phase::preparing && awaited) {
+      if (std::exchange(block.waiting_after, false)) {
+        // A declared dependency: go on through the list (or fail there).
+        if (block.phase == job_phase::preparing && awaited) wait_declared(block);
+      } else if (block.phase == job_phase::preparing && awaited) {
         if (awaited->error && !block.awaited_yields_error) {
           record_dependency_failure(*block.promise, *awaited);
           record_body_progress(block);
@@ -219,6 +222,15 @@ void engine::dispatch(work_node& node) noexcept {
       // Tagged with the attempt: a completion from before a reset is ignored.
       if (block.phase == job_phase::running && block.hardware.valid() && block.wake_attempt == block.attempts)
         retire(block);
+      finish_job_node(block, held_ref);
+      return;
+    }
+    case work_node::kind::gate_wake: {
+      // A fence a decided job's signal waits for signalled.
+      auto& block = *static_cast<job_block*>(node.owner);
+      const bool held_ref = node.holds_ref;
+      block.gate->armed = false;
+      if (block.phase == job_phase::decided) signal_in_order(entity_record::of(block));
       finish_job_node(block, held_ref);
       return;
     }
@@ -296,6 +308,21 @@ void engine::on_message(message& msg) noexcept {
       pauses_.store(1, std::memory_order_seq_cst);
       msg.granted();
       return;
+    case message::type::flush: {
+      if (down || msg.drained.signalled()) return;
+      // The timer keeps a reference to the entity; its callback may run on
+      // any thread, and kill() may be called from any thread.
+      msg.slot_owner->add_ref();
+      std::shared_ptr<entity_state> entity(msg.slot_owner, [](entity_state* e) { e->release(); });
+      try {
+        timers_->start(msg.bound, [entity, drained = msg.drained] {
+          if (!drained.signalled()) entity->kill();
+        });
+      } catch (...) {
+        // Out of memory: no kill at the bound; the fence still signals.
+      }
+      return;
+    }
     case message::type::stop_scope:
       if (down) return;
       for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) {

@@ -51,13 +51,15 @@ struct fair_entity {
 };
 
 /// Where an entry goes in a policy's order: by group, then rank, then time,
-/// then its head's push order (unique, so the order is total). `group` is a
-/// coefficient the fair policy adds a scheduler-wide estimate with (see
-/// fair_clock); the other policies leave it 0.
+/// then tie, then its head's push order (unique, so the order is total).
+/// `group` is a coefficient the fair policy adds a scheduler-wide estimate with
+/// (see fair_clock); `tie` is fair's priority (ties in virtual time go to the
+/// higher priority); the other policies leave both 0.
 struct order_key {
   std::uint64_t group = 0;
   std::uint64_t rank = 0;
   std::uint64_t time = 0;
+  std::uint64_t tie = 0;
 };
 
 struct queue_cell;

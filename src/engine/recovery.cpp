@@ -173,7 +173,9 @@ void engine::reset_ring_and_replay(ring_slot& slot, job_block* guilty,
 void engine::replay(job_block& block, ring_slot& slot, lazy_now& reset_at) noexcept {
   queue_.replayed(block, reset_at);
   ++block.attempts;
-  block.hardware = slot.replay(block.command);
+  std::exception_ptr thrown;
+  block.hardware = slot.replay(block.command, thrown);
+  if (thrown) report_exception(block, thrown, job_exception::origin::ring, block.hardware.error());
   auto& owner = entity_record::of(block);
   // relaxed: independent snapshots for readers of the status.
   if (owner.reset_status.load(std::memory_order_relaxed) != reset_kind::guilty)

@@ -89,13 +89,14 @@ class ring_slot {
 
   // ---- calling the ring (an exception becomes a failed hardware fence) ----
   /// ring.run(command): its hardware fence; a std::system_error becomes a fence
-  /// failed with its code, any other exception `exception`, an empty fence `broken`.
-  fence run(void* command) noexcept {
-    return hardware_fence_of([this, command] { return ring_->run(command); });
+  /// failed with its code, any other exception `exception`, an empty fence
+  /// `broken`. What the ring threw is left in `thrown` (else it is left as is).
+  fence run(void* command, std::exception_ptr& thrown) noexcept {
+    return hardware_fence_of([this, command] { return ring_->run(command); }, thrown);
   }
   /// ring.replay(command), with the same conversions as run().
-  fence replay(void* command) noexcept {
-    return hardware_fence_of([this, command] { return ring_->replay(command); });
+  fence replay(void* command, std::exception_ptr& thrown) noexcept {
+    return hardware_fence_of([this, command] { return ring_->replay(command); }, thrown);
   }
   /// ring.on_timeout(command); an exception counts as `hung`.
   timeout_verdict on_timeout(void* command) noexcept;
@@ -133,12 +134,13 @@ class ring_slot {
   // into a hardware fence the engine can wait for: the one place where that
   // conversion is written.
   template <class Call>
-  static fence hardware_fence_of(Call call) noexcept {
+  static fence hardware_fence_of(Call call, std::exception_ptr& thrown) noexcept {
     try {
       fence hardware = call();
       if (hardware.valid()) return hardware;
     } catch (...) {
-      return failed_fence(std::current_exception());
+      thrown = std::current_exception();
+      return failed_fence(thrown);
     }
     return failed_fence(nullptr);
   }

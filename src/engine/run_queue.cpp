@@ -180,9 +180,11 @@ queue_entry* run_queue::first_of(const queue_cell& cell) const noexcept {
   queue_entry* first = cell.heap.top();
   if (cell.group == 0 || fair_.effective_time(first->key) != fair_clock::saturated) return first;
   // Every entry of the cell saturates (absurd ring times only): they tie, and
-  // the tie goes to push order.
+  // the tie goes to the higher priority, then push order.
   for (queue_entry* entry : cell.heap.items()) {
-    if (entry->key_push_order < first->key_push_order) first = entry;
+    if (entry->key.tie < first->key.tie ||
+        (entry->key.tie == first->key.tie && entry->key_push_order < first->key_push_order))
+      first = entry;
   }
   return first;
 }
@@ -191,6 +193,7 @@ bool run_queue::goes_before(const queue_entry& a, const order_key& ka, const que
                             const order_key& kb) const noexcept {
   if (ka.rank != kb.rank) return ka.rank < kb.rank;
   if (ka.time != kb.time) return ka.time < kb.time;
+  if (ka.tie != kb.tie) return ka.tie < kb.tie;
   return a.key_push_order < b.key_push_order;
 }
 

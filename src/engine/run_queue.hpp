@@ -27,6 +27,7 @@ struct entry_order {
   bool operator()(const queue_entry& a, const queue_entry& b) const noexcept {
     if (a.key.rank != b.key.rank) return a.key.rank < b.key.rank;
     if (a.key.time != b.key.time) return a.key.time < b.key.time;
+    if (a.key.tie != b.key.tie) return a.key.tie < b.key.tie;
     return a.key_push_order < b.key_push_order;
   }
 };

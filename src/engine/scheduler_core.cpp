@@ -29,6 +29,9 @@ entity_state* scheduler_core::create_entity(priority p, std::string name, std::u
 fence scheduler_core::shutdown(std::chrono::nanoseconds bound) { return engine::of(*this).shutdown(bound); }
 
 void scheduler_core::stop_scope(std::uint64_t scope_id) { engine::of(*this).stop_scope(scope_id); }
+void scheduler_core::flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept {
+  engine::of(*this).flush_entity(entity, bound, drained);
+}
 
 void scheduler_core::request_pause(std::function<void()> granted) {
   engine::of(*this).request_pause(std::move(granted));

@@ -9,12 +9,8 @@
 
 #include <asio/post.hpp>
 
-#include <spdlog/sinks/null_sink.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
-#include <spdlog/spdlog.h>
-
+#include "captured_log.hpp"
 #include "cosched/drm/syncobj.hpp"
-#include "cosched/log.hpp"
 #include "drm_fixture.hpp"
 #include "raw_syncobj.hpp"
 
@@ -23,29 +19,7 @@ using namespace cosched::drm::test;
 using drm::binary_syncobj;
 using drm::timeline_syncobj;
 
-namespace {
-
-// Captures cosched's log for one test, then puts the null sink back.
-struct captured_log {
-  captured_log() : sink(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64)) {
-    auto logger = std::make_shared<spdlog::logger>("cosched-test", sink);
-    logger->set_level(spdlog::level::debug);
-    logger->set_pattern("%v");
-    set_logger(std::move(logger));
-  }
-  ~captured_log() {
-    set_logger(
-        std::make_shared<spdlog::logger>("cosched-test", std::make_shared<spdlog::sinks::null_sink_mt>()));
-  }
-  std::string text() const {
-    std::string all;
-    for (const auto& line : sink->last_formatted()) all += line;
-    return all;
-  }
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
-};
-
-}  // namespace
+using testing::captured_log;
 
 TEST_CASE("host_signal signals a timeline point when the cosched fence signals and the kernel's wait sees it",
           "[drm][host_signal]") {

@@ -90,25 +90,36 @@ TEST_CASE("ring_slot: what the ring throws or returns becomes a hardware fence",
   ring_slot slot(std::move(ring), 0);
   int command = 0;
 
+  // What the ring threw is handed back, for the engine to report.
+  std::exception_ptr thrown;
+  auto run = [&] { return slot.run(&command, thrown); };
+  auto replay = [&] { return slot.replay(&command, thrown); };
+
   script.run_does = scripted_ring::how::ok;
-  fence f = slot.run(&command);
+  fence f = run();
   CHECK((f.signalled() && !f.error()));
+  CHECK(thrown == nullptr);
 
   script.run_does = scripted_ring::how::system_error;
-  for (fence g : {slot.run(&command), slot.replay(&command)}) {
+  for (fence g : {run(), replay()}) {
     REQUIRE(g.signalled());
     CHECK(g.error() == std::make_error_code(std::errc::io_error));
   }
+  CHECK(thrown != nullptr);
+  thrown = nullptr;
   script.run_does = scripted_ring::how::other_exception;
-  for (fence g : {slot.run(&command), slot.replay(&command)}) {
+  for (fence g : {run(), replay()}) {
     REQUIRE(g.signalled());
     CHECK(g.error() == make_error_code(errc::exception));
   }
+  CHECK(thrown != nullptr);
+  thrown = nullptr;
   script.run_does = scripted_ring::how::empty_fence;
-  for (fence g : {slot.run(&command), slot.replay(&command)}) {
+  for (fence g : {run(), replay()}) {
     REQUIRE(g.signalled());
     CHECK(g.error() == make_error_code(errc::broken));
   }
+  CHECK(thrown == nullptr);  // nothing was thrown
 
   CHECK(slot.on_timeout(&command) == timeout_verdict::progressing);
   script.on_timeout_throws = true;

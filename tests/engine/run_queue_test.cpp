@@ -282,6 +282,37 @@ TEST_CASE("fair: an entity that was idle rejoins at the floor, not with a burst"
   CHECK(order == tags{"c1", "a5", "c2", "a6"});
 }
 
+TEST_CASE("fair: a tie in virtual time goes to the higher priority, then push order", "[engine][run_queue][fair]") {
+  harness h(scheduling_policy::fair, 1);
+  auto& a = h.add("a");
+  for (int i = 0; i < 8; ++i) h.push(a);
+  nanoseconds now(0);
+  for (const char* tag : {"a1", "a2", "a3"}) {
+    CHECK(h.step(now) == std::string(tag) + "@0");
+    now += nanoseconds(100);
+    h.finish(tag, now);
+  }
+  CHECK(h.step(now) == "a4@0");  // the floor rises to a's 1200; a4 in flight keeps a above it
+  CHECK(h.queue.fair().floor() == 1200);
+  // Two clients turn active at the floor, the normal one pushed first: they tie
+  // at 1200, and the high one goes first.
+  auto& n = h.add("n");
+  auto& x = h.add("x", priority::high);
+  auto& y = h.add("y");
+  h.push(n);
+  h.push(x);
+  h.push(y);
+  now += nanoseconds(100);
+  h.finish("a4", now);  // a: 1600
+  CHECK(h.step(now) == "x1@0");
+  now += nanoseconds(10);
+  h.finish("x1", now);  // x: 1200 + 10 x 8 / 4 = 1220
+  CHECK(h.step(now) == "n1@0");  // n and y tie at 1200, both normal: push order
+  now += nanoseconds(10);
+  h.finish("n1", now);
+  CHECK(h.step(now) == "y1@0");
+}
+
 TEST_CASE("fair: commands in flight without a measurement follow the scheduler's mean, without re-keying",
           "[engine][run_queue][fair]") {
   harness h(scheduling_policy::fair, 8);

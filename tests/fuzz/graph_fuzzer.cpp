@@ -324,7 +324,7 @@ void check_write_graph(const graph& g) {
     const auto& b = back.jobs[i];
     same = a.id == b.id && a.entity == b.entity && a.duration_us == b.duration_us && a.deps == b.deps &&
            a.credits == b.credits && a.submit_at_us == b.submit_at_us && a.fault.kind == b.fault.kind &&
-           a.fault.text() == b.fault.text() && a.fault.errno_value == b.fault.errno_value &&
+           a.fault.text == b.fault.text && a.fault.errno_value == b.fault.errno_value &&
            a.fault.slow_us == b.fault.slow_us;
   }
   if (!same) violation("write_graph then parse_graph changed the graph");
@@ -376,7 +376,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   graph g;
   try {
     g = parse_graph(text, "fuzz.json");
-    check_supported(g, "fuzz.json");
   } catch (const input_error& e) {
     // The documented rejection; its message is one line, printable (no control
     // character, no byte of malformed UTF-8 from the input).

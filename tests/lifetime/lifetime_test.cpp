@@ -425,7 +425,7 @@ TEST_CASE("kill: commands on the ring finish, queued and waiting jobs fail kille
   });
   bool never_signalled_without_effect = false;
   f.clock.at(3000, sim::phase::other, [&] {
-    never.set_value();  // its waiter was unlinked with v4's frame
+    never.set_value();  // v4 (and the jobs behind it) signal now: fence causality
     never_signalled_without_effect = true;
   });
   f.run();
@@ -442,7 +442,9 @@ TEST_CASE("kill: commands on the ring finish, queued and waiting jobs fail kille
     // v3 was prepared before the kill; v4 and v5 were never resumed; the late
     // jobs' bodies never started.
     CHECK(f[label].resumed == (std::string(label) == "v3"));
-    CHECK(f[label].finished_at == 2000);  // in push order, after v2
+    // In push order, after v2 (2000); v4 was killed while its body waited for
+    // `never`, so its signal, and those behind it, wait for that fence (3000).
+    CHECK(f[label].finished_at == (std::string(label) == "v3" ? 2000 : 3000));
   }
   CHECK(f["late1"].fences.seqno() == 6);
   CHECK(f["late2"].fences.seqno() == 7);
@@ -747,12 +749,15 @@ TEST_CASE("scope request_stop and join with running, queued and waiting jobs", "
     joined_at = f.clock.now();
   });
   f.clock.at(100, sim::phase::other, [&] { s.request_stop(); });
+  f.clock.at(1500, sim::phase::other, [&] { never.set_value(); });
   f.run();
 
   CHECK(s.stop_requested());
   CHECK(joined.signalled());
   CHECK_FALSE(joined.error());
-  CHECK(joined_at == 1000);  // a2 retires, then a3 (cancelled) signals after it
+  // a2 retires at 1000, then a3 (cancelled) signals after it; b1, cancelled at
+  // 100 while its body waited for `never`, signals once `never` has (causality).
+  CHECK(joined_at == 1500);
   CHECK(scope_frames_at_join == 0);
   CHECK(scope_commands_at_join == 0);
   CHECK(s.active() == 0);
@@ -761,10 +766,10 @@ TEST_CASE("scope request_stop and join with running, queued and waiting jobs", "
   CHECK(outcome(f["a3"]) == "cancelled");
   CHECK(f["a3"].finished_at == 1000);
   CHECK(outcome(f["b1"]) == "cancelled");
-  CHECK(f["b1"].finished_at == 100);
+  CHECK(f["b1"].finished_at == 1500);
   CHECK_FALSE(f["b1"].resumed);
   CHECK(outcome(f["b2"]) == "ok");
-  CHECK(f["b2"].finished_at == 1100);
+  CHECK(f["b2"].finished_at == 1500);  // ran 1000 to 1100, signals after b1
   CHECK(outcome(f["a4"]) == "ok");
   CHECK(f["a4"].finished_at == 1200);
   CHECK(f.run_order() == std::vector<std::string>{"a1", "a2", "b2", "a4"});

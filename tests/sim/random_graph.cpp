@@ -87,12 +87,12 @@ submit::graph build(std::uint64_t seed) {
     const auto roll = rnd.between(0, 99);
     if (roll < 8) {
       const std::size_t e = rnd.index(errno_names.size());
-      j.fault = {fault_kind::error, errno_values[e], 0};
+      j.fault = {fault_kind::error, errno_values[e], 0, submit::short_string("error:" + std::string(errno_names[e]))};
     } else if (roll < 13) {
-      j.fault = {fault_kind::hang, 0, 0};
+      j.fault = {fault_kind::hang, 0, 0, submit::short_string("hang")};
     } else if (roll < 18) {
       const auto slow_us = rnd.time(0, 6000);
-      j.fault = {fault_kind::slow, 0, slow_us};
+      j.fault = {fault_kind::slow, 0, slow_us, submit::short_string("slow:" + std::to_string(slow_us))};
     }
   }
   // Dependencies on jobs earlier in push order (repeats allowed: the reader keeps them).
@@ -131,7 +131,7 @@ bool same_graph(const submit::graph& a, const submit::graph& b) {
     if (x.id != y.id || x.entity != y.entity || x.duration_us != y.duration_us || x.deps != y.deps ||
         x.credits != y.credits || x.submit_at_us != y.submit_at_us || x.fault.kind != y.fault.kind ||
         x.fault.errno_value != y.fault.errno_value || x.fault.slow_us != y.fault.slow_us ||
-        x.fault.text() != y.fault.text() || x.deadline_us != y.deadline_us) {
+        x.fault.text != y.fault.text || x.deadline_us != y.deadline_us) {
       return false;
     }
   }
@@ -171,7 +171,7 @@ std::string graph_json(const submit::graph& g) {
     }
     if (j.credits != 1) out << ", \"credits\": " << j.credits;
     if (j.submit_at_us) out << ", \"submit_at_us\": " << j.submit_at_us;
-    if (j.fault.kind != fault_kind::none) out << ", \"fault\": \"" << j.fault.text() << '"';
+    if (j.fault.kind != fault_kind::none) out << ", \"fault\": \"" << j.fault.text << '"';
     if (j.deadline_us) out << ", \"deadline_us\": " << *j.deadline_us;
     out << "}";
   }

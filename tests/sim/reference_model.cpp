@@ -106,6 +106,9 @@ class model {
   model(const submit::graph& g, const model_readings& readings) : g_(g), readings_(readings) {
     jobs_.resize(g.jobs.size());
     waiters_.resize(g.jobs.size());
+    dependents_.resize(g.jobs.size());
+    for (std::size_t job = 0; job < g.jobs.size(); ++job)
+      for (const std::size_t dep : g.jobs[job].deps) dependents_[dep].push_back(job);
     entities_.resize(g.entities.size());
     shared_ = g.scheduler.mode == submit::ring_mode::shared_ring;
     rings_.resize(shared_ ? g.scheduler.rings : g.entities.size());
@@ -413,12 +416,19 @@ class model {
     j.out.cause = cause;
   }
 
+  // Fence causality: a job signals no earlier than every one of its `deps`.
+  bool deps_signalled(std::size_t job) const {
+    return std::all_of(g_.jobs[job].deps.begin(), g_.jobs[job].deps.end(),
+                       [this](std::size_t dep) { return jobs_[dep].signalled; });
+  }
+
   // Signals, in push order, the entity's jobs whose outcome is decided and whose
-  // predecessors have all signalled.
+  // predecessors and dependencies have all signalled.
   void signal_ready(std::size_t entity) {
     if (deferring_) return;  // model_readings::cascade_after_bans_and_kills: done after the kills
     auto& e = entities_[entity];
-    while (e.next_signal < e.pushed.size() && jobs_[e.pushed[e.next_signal]].decided) {
+    while (e.next_signal < e.pushed.size() && jobs_[e.pushed[e.next_signal]].decided &&
+           deps_signalled(e.pushed[e.next_signal])) {
       const std::size_t job = e.pushed[e.next_signal++];
       signal(job);
     }
@@ -440,6 +450,9 @@ class model {
         await_next(w);
       }
     }
+    // Decided dependents whose signal waited for this one.
+    for (const std::size_t d : dependents_[job])
+      if (jobs_[d].decided && !jobs_[d].signalled) signal_ready(g_.jobs[d].entity);
   }
 
   // ------------------------------------------------------------ selection
@@ -545,8 +558,9 @@ class model {
         break;
       }
       case submit::policy_kind::fair:
+        // Ties in virtual time go to the higher priority, then push order (below).
         if (fair_time(ea) != fair_time(eb)) return fair_time(ea) < fair_time(eb);
-        return rank_[a] < rank_[b];
+        break;
     }
     if (pa != pb) return static_cast<int>(pa) < static_cast<int>(pb);  // kernel is 0
     return rank_[a] < rank_[b];
@@ -567,6 +581,7 @@ class model {
   bool shared_ = true;
   std::vector<job_state> jobs_;
   std::vector<std::vector<std::size_t>> waiters_;  // per job: jobs awaiting it now
+  std::vector<std::vector<std::size_t>> dependents_;  // per job: the jobs that list it in `deps`
   std::vector<entity_state> entities_;
   std::vector<ring_state> rings_;
   std::vector<std::size_t> push_order_, rank_, kill_order_;

@@ -599,3 +599,28 @@ TEST_CASE("an interrupted real-time run still writes every job's outcome and the
   std::filesystem::remove(results + ".trace");
   std::filesystem::remove(graph);
 }
+
+TEST_CASE("a job whose body throws fails `exception`, and its message is logged and carried to the results",
+          "[submit][cli][errors]") {
+  const auto path = write_temp("cosched-cli-throw.json", R"({"entities": [{"name": "gfx"}, {"name": "bg"}],
+    "jobs": [{"id": "a", "entity": "gfx", "duration_us": 100},
+             {"id": "b", "entity": "gfx", "duration_us": 100, "deps": ["a"],
+              "fault": "throw:texture \"7\" is 0 pixels wide"},
+             {"id": "c", "entity": "bg", "duration_us": 50, "deps": ["b"]},
+             {"id": "d", "entity": "gfx", "duration_us": 10}]})");
+  auto run = run_tool({"--clock", "virtual", "--results", "-", path});
+  REQUIRE(run.exit_status == 0);
+  // b's body runs once a has signalled (at 100 us), throws, and never makes a command.
+  CHECK(run.out.find(R"({"job": "b", "entity": "gfx", "error": "exception", "cause": null, "attempts": 0, )"
+                     R"("queued_us": 0, "scheduled_us": null, "finished_us": 100, )"
+                     R"("message": "texture \"7\" is 0 pixels wide"})" "\n") != std::string::npos);
+  CHECK(run.out.find(R"({"job": "c", "entity": "bg", "error": "exception", "cause": "b", "attempts": 0, )"
+                     R"("queued_us": 0, "scheduled_us": null, "finished_us": 100})" "\n") != std::string::npos);
+  CHECK(run.out.find(R"({"job": "d", "entity": "gfx", "error": null, "cause": null, "attempts": 1, )"
+                     R"("queued_us": 0, "scheduled_us": 100, "finished_us": 110})" "\n") != std::string::npos);
+  // "message" only where a body threw.
+  CHECK(run.out.find("\"message\"") == run.out.rfind("\"message\""));
+  CHECK(run.err.find("job 2 of entity 'gfx': its body threw: texture \"7\" is 0 pixels wide; the job fails "
+                     "`exception`") != std::string::npos);
+  std::filesystem::remove(path);
+}

@@ -89,7 +89,7 @@ TEST_CASE("worked example 01 reads field by field", "[submit][graph]") {
   CHECK(a.credits == 1);
   CHECK(a.submit_at_us == 0);
   CHECK(a.fault.kind == fault_kind::none);
-  CHECK(a.fault.text().empty());
+  CHECK(a.fault.text.empty());
   CHECK_FALSE(a.deadline_us.has_value());
 
   const job_spec& b = g.jobs[1];
@@ -103,13 +103,13 @@ TEST_CASE("worked example 01 reads field by field", "[submit][graph]") {
   const job_spec& c = g.jobs[2];
   CHECK(c.entity == 1);
   CHECK(c.fault.kind == fault_kind::hang);
-  CHECK(c.fault.text() == "hang");
+  CHECK(c.fault.text == "hang");
 
   const job_spec& d = g.jobs[3];
   CHECK(d.entity == 0);
   CHECK(d.fault.kind == fault_kind::error);
   CHECK(d.fault.errno_value == EIO);
-  CHECK(d.fault.text() == "error:EIO");
+  CHECK(d.fault.text == "error:EIO");
 
   REQUIRE(g.actions.size() == 1);
   CHECK(g.actions[0].at_us == 20000);
@@ -169,7 +169,7 @@ TEST_CASE("worked example 04 reads hang, slow and the timeout", "[submit][graph]
   CHECK(g.jobs[1].fault.kind == fault_kind::hang);
   CHECK(g.jobs[5].fault.kind == fault_kind::slow);
   CHECK(g.jobs[5].fault.slow_us == 3000);
-  CHECK(g.jobs[5].fault.text() == "slow:3000");
+  CHECK(g.jobs[5].fault.text == "slow:3000");
   CHECK(g.jobs[5].entity == 1);
   CHECK(push_order(g) == std::vector<std::size_t>{0, 1, 2, 3, 4, 5});
 }
@@ -619,11 +619,26 @@ TEST_CASE("bad fault strings", "[submit][graph][errors]") {
   CHECK(job_error_of(R"("fault": "slow:99999999999999999999999")") ==
         place + R"(in "slow:99999999999999999999999", )" + slow_range);
   CHECK(job_error_of(R"("fault": "hang2")") ==
-        place + R"(must be "hang", "error:<ERRNO name>" or "slow:<us>"; got the string "hang2")");
+        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got the string "hang2")");
   CHECK(job_error_of(R"("fault": "")") ==
-        place + R"(must be "hang", "error:<ERRNO name>" or "slow:<us>"; got an empty string)");
+        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got an empty string)");
   CHECK(job_error_of(R"("fault": null)") ==
-        place + R"(must be "hang", "error:<ERRNO name>" or "slow:<us>"; got null)");
+        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got null)");
+  CHECK(job_error_of(R"("fault": "throw")") ==
+        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got the string "throw")");
+}
+
+TEST_CASE("fault throw:<message>: the body throws the message once its dependencies have signalled",
+          "[submit][graph]") {
+  const auto g = parse_graph(R"({"entities": [{"name": "e"}], "jobs": [
+      {"id": "a", "entity": "e", "fault": "throw:no such texture"},
+      {"id": "b", "entity": "e", "fault": "throw:"}]})",
+                             "graph.json");
+  CHECK(g.jobs[0].fault.kind == fault_kind::body_throws);
+  CHECK(g.jobs[0].fault.throw_message() == "no such texture");
+  CHECK(g.jobs[0].fault.text == "throw:no such texture");
+  CHECK(g.jobs[1].fault.kind == fault_kind::body_throws);
+  CHECK(g.jobs[1].fault.throw_message().empty());
 }
 
 // ---------------------------------------------------------------------------------------

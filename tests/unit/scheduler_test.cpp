@@ -310,12 +310,14 @@ TEST_CASE("kill fails the jobs not yet run, commands on the ring finish", "[sche
   submitted late;
   f.clock.at(100, sim::phase::kill, [&] { e.kill(); });
   f.clock.at(100, sim::phase::push, [&] { late = e.push(wait_then_run({}, {10, {}, 5})); });
+  f.clock.at(700, sim::phase::other, [&] { never.set_value(); });
   f.run();
   CHECK(!o1.error);
   CHECK(o1.at == 500);
   CHECK(o2.error == make_error_code(errc::killed));
   CHECK(o2.at == 500);  // after its predecessor
   CHECK(o3.error == make_error_code(errc::killed));
+  CHECK(o3.at == 700);  // killed while its body waited for `never`: signals once it has
   CHECK_FALSE(queued.finished.cause().has_value());
   // Another entity's job fails through the killed one: cause is the killed job.
   CHECK(o4.error == make_error_code(errc::killed));

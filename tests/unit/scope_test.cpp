@@ -60,12 +60,16 @@ TEST_CASE("request_stop cancels what has not reached the ring", "[scope]") {
   auto waiting = other.push(wait_then_run({never.get_fence()}, {10, {}, 3}), {.in = &s});
   auto unrelated = other.push(wait_then_run({}, {10, {}, 4}));
   f.clock.at(100, sim::phase::other, [&] { s.request_stop(); });
+  f.clock.at(800, sim::phase::other, [&] { never.set_value(); });
   auto joined = s.join();
+  outcome waited;
+  f.observe(waiting.finished, waited);
   f.run();
   CHECK(s.stop_requested());
   CHECK_FALSE(running.finished.error());
   CHECK(queued.finished.error() == make_error_code(errc::cancelled));
   CHECK(waiting.finished.error() == make_error_code(errc::cancelled));
+  CHECK(waited.at == 800);  // cancelled at 100 while its body waited for `never`
   CHECK(joined.signalled());
   // `unrelated` is behind `waiting` on its entity but not in the scope: it runs.
   CHECK_FALSE(unrelated.finished.error());

@@ -129,7 +129,7 @@ graph generate_graph(const generate_spec& spec, std::uint64_t seed) {
     job.deps = candidates;
     // A fraction `faults` of the jobs: compare against 2^53 steps of the engine.
     if (spec.faults > 0 && static_cast<double>(rng() >> 11) < spec.faults * 9007199254740992.0) {
-      job.fault = fault_spec{fault_kind::error, EIO, 0};
+      job.fault = fault_spec{fault_kind::error, EIO, 0, short_string("error:EIO")};
     }
     g.jobs.push_back(std::move(job));
   }
@@ -160,7 +160,7 @@ void write_graph(std::ostream& out, const graph& g) {
     }
     if (j.credits != 1) job["credits"] = j.credits;
     if (j.submit_at_us) job["submit_at_us"] = j.submit_at_us;
-    if (j.fault.kind != fault_kind::none) job["fault"] = j.fault.text();
+    if (j.fault.kind != fault_kind::none) job["fault"] = j.fault.text.view();
     if (j.deadline_us) job["deadline_us"] = *j.deadline_us;
     doc["jobs"].push_back(job);
   }

@@ -705,10 +705,11 @@ class graph_reader {
 
   fault_spec read_fault(const json& value, std::string_view place) const {
     constexpr std::string_view expected =
-        "must be \"hang\", \"error:<ERRNO name>\" or \"slow:<us>\"; got ";
+        "must be \"hang\", \"error:<ERRNO name>\", \"slow:<us>\" or \"throw:<message>\"; got ";
     if (!value.is_string()) fail_field(place, "fault", std::string(expected) + describe(value));
     fault_spec fault;
-    const std::string_view text = value.get_ref<const std::string&>();
+    fault.text = value.get_ref<const std::string&>();
+    const std::string_view text = fault.text;
     constexpr std::string_view error_prefix = "error:";
     constexpr std::string_view slow_prefix = "slow:";
     if (text == "hang") {
@@ -722,6 +723,8 @@ class graph_reader {
                    name.empty() ? "\"error:\" needs an errno name, e.g. \"error:EIO\""
                                 : "unknown errno name " + quote(name) + " in " + quote(text));
       }
+    } else if (text.starts_with(fault_spec::throw_prefix)) {
+      fault.kind = fault_kind::body_throws;
     } else if (text.starts_with(slow_prefix)) {
       fault.kind = fault_kind::slow;
       const auto slow_us = parse_decimal(text.substr(slow_prefix.size()));
@@ -849,16 +852,6 @@ class file_descriptor {
 
 }  // namespace
 
-std::string fault_spec::text() const {
-  switch (kind) {
-    case fault_kind::none: return {};
-    case fault_kind::hang: return "hang";
-    case fault_kind::error: return "error:" + cosched::error_name(std::error_code(errno_value, std::generic_category()));
-    case fault_kind::slow: return "slow:" + std::to_string(slow_us);
-  }
-  return {};
-}
-
 std::string printable(std::string_view text) {
   constexpr std::string_view hex = "0123456789abcdef";
   auto escape = [&](std::string& out, unsigned char byte) {
@@ -915,6 +908,8 @@ std::uint64_t ring_time_us(const job_spec& job, const scheduler_spec& scheduler)
       return job.fault.slow_us;  // reports progress: extended, never cut
     case fault_kind::hang:
       return timeout;
+    case fault_kind::body_throws:
+      return 0;  // never runs
     case fault_kind::none:
     case fault_kind::error:
       break;

@@ -2,6 +2,7 @@
 // a JSON file into it, rejecting every unusable input with a one-line message.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -21,20 +22,23 @@ enum class ring_mode { shared_ring, ring_per_entity };
 /// Which entity the scheduler serves among those of one priority (`scheduler.policy`).
 enum class policy_kind { fifo, rr, fair, deadline };
 
-/// What the simulated command of a job does instead of succeeding (`fault`).
-enum class fault_kind : std::uint8_t { none, error, hang, slow };
+/// What the simulated command of a job does instead of succeeding (`fault`);
+/// `body_throws`: the job's body throws once its dependencies have signalled,
+/// so its command never exists.
+enum class fault_kind : std::uint8_t { none, error, hang, slow, body_throws };
 
 /// A job's `fault` field, decoded.
 struct fault_spec {
   fault_kind kind = fault_kind::none;
   int errno_value = 0;        ///< for fault_kind::error: the errno value (EIO = 5)
   std::uint64_t slow_us = 0;  ///< for fault_kind::slow: how long the command takes
-
-  /// The field's text: "hang", "error:<ERRNO name>" (the name strerrorname_np
-  /// gives the value: "error:EAGAIN" for one written "error:EWOULDBLOCK"),
-  /// "slow:<us>" (decimal, no leading zeros); empty for none.
-  std::string text() const;
-  friend bool operator==(const fault_spec&, const fault_spec&) = default;
+  short_string text;          ///< as written in the file, e.g. "error:EIO"; empty for none
+  /// For fault_kind::body_throws: the what() of the exception the body throws.
+  std::string_view throw_message() const noexcept {
+    const std::string_view written = text;
+    return written.substr(std::min(written.size(), throw_prefix.size()));
+  }
+  static constexpr std::string_view throw_prefix = "throw:";
 };
 
 /// The `scheduler` object; every member holds its default when the field is absent.
@@ -51,8 +55,8 @@ struct entity_spec {
   cosched::priority prio = cosched::priority::normal;
 };
 
-/// One job. A graph may hold ten million of them (88 bytes each, and an id or
-/// dependencies that do not fit inline): ids and dependency lists are compact.
+/// One job. A graph may hold ten million of them (104 bytes each, and an id,
+/// dependencies or a fault's text that do not fit inline): compact members.
 struct job_spec {
   short_string id;
   std::uint64_t duration_us = 1000;

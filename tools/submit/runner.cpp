@@ -50,6 +50,7 @@ sim::fault to_sim(const fault_spec& f) {
     case fault_kind::error: return sim::fault::error(f.errno_value);
     case fault_kind::hang: return sim::fault::hang();
     case fault_kind::slow: return sim::fault::slow(f.slow_us);
+    case fault_kind::body_throws: return sim::fault::none();  // the command is never made
   }
   return sim::fault::none();
 }
@@ -80,15 +81,6 @@ std::array<std::size_t, 3> verified_counts(const run_outcome& outcome) {
   for (const auto& v : outcome.verified) ++counts[v ? (*v ? 0 : 1) : 2];
   return counts;
 }
-
-}  // namespace
-
-void check_supported(const graph&, std::string_view) {
-  // Every policy, several shared rings and deadlines run; the reader already
-  // rejects what cannot (several rings in ring_per_entity mode).
-}
-
-namespace {
 
 template <class Ring>
 std::vector<ring_run> logs_of(const std::vector<std::unique_ptr<Ring>>& rings) {
@@ -310,10 +302,9 @@ class real_driver {
   std::size_t last_finished_ = 0;
 };
 
-// What a run keeps per job while it runs, shared by the job bodies and the
-// finish watches. It is made before the scheduler, so that it outlives every
-// job frame (which borrows the finished fences of its dependencies) and every
-// signal (which the watches record).
+// What a run keeps per job while it runs, shared with the finish watches and
+// the scheduler's exception handler. It is made before the scheduler, so that
+// it outlives every signal (which the watches record) and every exception.
 //
 // All jobs of a large graph are pushed at once, so what it keeps per job adds
 // to the scheduler's own record and frame of every job: while the run goes
@@ -370,12 +361,14 @@ struct run_state {
         errors[i] = static_cast<std::uint16_t>(known);
       }
       if (const auto cause = f.cause()) {
-        auto owner = entity_by_context.find(cause->context);
-        if (owner != entity_by_context.end() && cause->seqno >= 1 &&
-            cause->seqno <= jobs_by_seqno[owner->second].size())
-          causes[i] = jobs_by_seqno[owner->second][cause->seqno - 1];
+        if (const auto job = job_at(*cause)) causes[i] = *job;
       }
     }
+    for (auto& [point, what] : thrown) {
+      if (const auto job = job_at(point)) messages.emplace_back(*job, std::move(what));
+    }
+    std::sort(messages.begin(), messages.end());
+    std::vector<std::pair<fence_point, std::string>>().swap(thrown);
     std::vector<fence>().swap(finished);
     std::vector<std::vector<std::uint32_t>>().swap(jobs_by_seqno);
     give_back_free_memory();
@@ -402,6 +395,14 @@ struct run_state {
 
   static constexpr std::uint32_t no_cause = std::numeric_limits<std::uint32_t>::max();
 
+  /// The job whose finished fence is at `point`, if it is one of the run's.
+  std::optional<std::uint32_t> job_at(const fence_point& point) const {
+    const auto owner = entity_by_context.find(point.context);
+    if (owner == entity_by_context.end() || point.seqno < 1 || point.seqno > jobs_by_seqno[owner->second].size())
+      return std::nullopt;
+    return jobs_by_seqno[owner->second][point.seqno - 1];
+  }
+
   const graph& g;
   const std::function<sim::time_us()> clock;  // the driver's now()
   std::vector<fence> finished;  // each job's finished fence, from its push on
@@ -410,10 +411,14 @@ struct run_state {
   std::vector<std::vector<std::uint32_t>> jobs_by_seqno;  // [entity][seqno - 1]: the job pushed
   std::unordered_map<std::uint64_t, std::size_t> entity_by_context;
   sim::time_us end_us = 0;  // when the last finished fence signalled
-  // From finish() on: each job's error (an index into error_names) and cause.
+  // What job bodies threw (fault "throw:<message>"), by finished point.
+  std::vector<std::pair<fence_point, std::string>> thrown;
+  // From finish() on: each job's error (an index into error_names) and cause,
+  // and what bodies threw by job index, in job order.
   std::vector<std::string> error_names{std::string()};  // [0]: none
   std::vector<std::uint16_t> errors;
   std::vector<std::uint32_t> causes;
+  std::vector<std::pair<std::size_t, std::string>> messages;
   std::size_t open_jobs;
   std::size_t failed_jobs = 0;
   // Real time: the driver's counters for its progress line and its watchdog.
@@ -431,23 +436,23 @@ struct run_state {
   static constexpr std::size_t large_run_jobs = 1u << 16;
 };
 
-// The body of every graph job: wait for the dependencies in `deps` order, then
-// hand over the command. The frame holds only the run and the job's index (a
-// million jobs are a million frames): the dependencies' fences are borrowed
-// from run_state::finished, which is set at their push, before this job's,
-// and outlives every frame; the command is made from the graph at co_return.
-std::size_t dependency_count(const run_state& run, std::uint32_t index) noexcept { return run.g.jobs[index].deps.size(); }
-const fence& dependency(const run_state& run, std::uint32_t index, std::uint32_t k) noexcept {
-  return run.finished[run.g.jobs[index].deps[k]];
-}
-sim::command command_of(const run_state& run, std::uint32_t index) noexcept {
-  const auto& spec = run.g.jobs[index];
+// The body of every graph job, run once the scheduler has waited through its
+// declared dependencies (the graph's `deps`, in order): hand over the command
+// (or throw, for the fault "throw:<message>"). The frame holds only the graph
+// and the job's index (a million jobs are a million frames): the command is
+// made from the graph at co_return.
+sim::command command_of(const graph& g, std::uint32_t index) noexcept {
+  const auto& spec = g.jobs[index];
   return {spec.duration_us, to_sim(spec.fault), index};
 }
 
-sim_job graph_job(const run_state& run, std::uint32_t index) {
-  for (std::uint32_t k = 0; k < dependency_count(run, index); ++k) co_await dependency(run, index, k);
-  co_return command_of(run, index);
+[[noreturn]] void throw_fault(const graph& g, std::uint32_t index) {
+  throw std::runtime_error(std::string(g.jobs[index].fault.throw_message()));
+}
+
+sim_job graph_job(const graph& g, std::uint32_t index) {
+  if (g.jobs[index].fault.kind == fault_kind::body_throws) throw_fault(g, index);
+  co_return command_of(g, index);
 }
 
 // Records each job's outcome at the moment its finished fence signals, inline
@@ -535,6 +540,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   options.timeout = std::chrono::microseconds(g.scheduler.timeout_us.value_or(0));
   options.timers = driver.timers();
   options.policy = scheduling_policy_of(g.scheduler.policy);
+  options.on_exception = [&run](const job_exception& e) { run.thrown.emplace_back(e.point, std::string(e.what)); };
   std::optional<scheduler<sim::command>> sched_storage;
   if (per_entity) {
     sched_storage.emplace(ctx.get_executor(), options);
@@ -576,7 +582,13 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
     // virtual time (and a few microseconds before it in real time).
     std::optional<std::chrono::nanoseconds> deadline;
     if (spec.deadline_us) deadline = std::chrono::microseconds(*spec.deadline_us);
-    auto pushed = entities[spec.entity].push(graph_job(run, index), {.credits = spec.credits, .deadline = deadline});
+    // The graph's deps are declared: the scheduler waits for them, in order,
+    // before it first runs the body.
+    std::vector<fence> deps;
+    deps.reserve(spec.deps.size());
+    for (const std::uint32_t dep : spec.deps) deps.push_back(run.finished[dep]);
+    auto pushed = entities[spec.entity].push(graph_job(g, index),
+                                             {.credits = spec.credits, .deadline = deadline, .after = std::move(deps)});
     run.jobs_by_seqno[spec.entity].push_back(index);
     run.finished[index] = std::move(pushed.finished);
     watches[spec.entity].pushed();
@@ -618,6 +630,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   outcome.end_us = run.end_us;
   outcome.deadline_misses = sched.statistics().deadline_misses;
   run.finish();
+  outcome.messages = std::move(run.messages);
   outcome.runs = driver.log();
   outcome.rings = driver.ring_count();
   if constexpr (std::is_same_v<Driver, real_driver>) driver.describe_gpu(outcome);
@@ -684,6 +697,7 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
   };
   std::size_t succeeded = 0;
   std::map<std::string, std::size_t> errors;
+  auto message = outcome.messages.begin();  // sorted by job index
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& result = outcome.jobs[i];
     out << "{\"job\": " << json_string(g.jobs[i].id)
@@ -697,6 +711,9 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
     if (g.scheduler.rings > 1) out << ", \"ring\": " << (result.ring ? std::to_string(*result.ring) : "null");
     if (!outcome.verified.empty())
       out << ", \"verified\": " << (outcome.verified[i] ? (*outcome.verified[i] ? "true" : "false") : "null");
+    // What the job's body threw (fault "throw:<message>").
+    if (message != outcome.messages.end() && message->first == i)
+      out << ", \"message\": " << json_string((message++)->second);
     out << "}\n";
     if (result.error.empty()) ++succeeded; else ++errors[result.error];
   }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cosched/drm/device.hpp"
@@ -39,6 +40,8 @@ struct ring_run {
 struct run_outcome {
   std::vector<job_outcome> jobs;        // in the graph's job order
   std::vector<ring_run> runs;           // every run of a command, ring by ring, in run order
+  /// (job index, what()) for each job whose body threw, in job order.
+  std::vector<std::pair<std::size_t, std::string>> messages;
   std::size_t rings = 1;
   std::uint64_t end_us = 0;             // when the last fence signalled
   bool shut_down_early = false;         // "nothing left to do" ended the run
@@ -98,10 +101,6 @@ drm::device open_drm_device(const std::string& path);
 /// the first virtio_gpu node with virgl under /dev/dri when `path` is empty.
 /// Throws backend_unavailable with one line naming what is missing.
 virtgpu::device open_virtgpu_device(const std::string& path);
-
-/// Throws input_error (naming the file and field) for graph features this build
-/// does not run yet.
-void check_supported(const graph& g, std::string_view file_name);
 
 /// Runs `g` on `options.backend`. In virtual time it is deterministic: the same
 /// graph always gives the same outcome, and the drm backend gives exactly the sim

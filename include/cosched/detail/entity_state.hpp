@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "cosched/detail/job_block.hpp"
 #include "cosched/detail/spinlock.hpp"
@@ -66,6 +67,7 @@ struct push_request {
   void* command = nullptr;  // where the promise will keep the command
   std::uint32_t credits = 1;
   std::optional<std::chrono::nanoseconds> deadline;  // since the scheduler's epoch
+  const std::vector<fence>* after = nullptr;          // declared dependencies (copied at push)
 };
 
 struct push_result {
@@ -125,6 +127,8 @@ struct entity_state {
   void set_priority(priority p) noexcept;
   /// A fence that signals once every job pushed before the call has signalled.
   fence drain();
+  /// drain(), and if that fence has not signalled `bound` from now, a kill then.
+  fence flush(std::chrono::nanoseconds bound);
   /// The handle lets go: closes the entity and drops the handle's reference.
   void release_handle() noexcept;
 
@@ -154,6 +158,11 @@ struct entity_state {
   // Written by the scheduler, read by anyone. relaxed: independent snapshots.
   std::atomic<reset_kind> reset_status{reset_kind::untouched};
   std::atomic<std::uint32_t> resets{0};
+  // entity::pending(): jobs pushed to the scheduler that have neither run nor
+  // been decided, and commands on a ring. Written by push and the scheduler.
+  // relaxed: a snapshot.
+  std::atomic<std::uint32_t> queued_jobs{0};
+  std::atomic<std::uint32_t> in_flight_jobs{0};
 
   // Guarded by lock.
   spinlock lock;

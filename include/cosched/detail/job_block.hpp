@@ -36,6 +36,7 @@ struct work_node {
     entity_killed,    // an entity was killed
     entity_added,     // an entity was created
     message,          // an allocated, one-off message (engine::message)
+    gate_wake,        // a fence a decided job's signal waits for signalled (fence causality)
   };
   work_node(kind k, void* owner_object) noexcept : what(k), owner(owner_object) {}
   work_node* next = nullptr;
@@ -54,6 +55,22 @@ struct work_node {
 /// `decided`: the outcome is known and the frame (with the command) has been
 /// destroyed; the fences signal once every earlier job of the entity has signalled.
 enum class job_phase : std::uint8_t { mailbox, preparing, prepared, running, decided, signalled };
+
+/// What a decided job's signal waits for besides its entity predecessor (fence
+/// causality): its declared dependencies (job_block::after) and the fence its
+/// body was suspended on when it was decided. Allocated for the jobs that have
+/// to wait; executor only.
+struct causal_gate {
+  explicit causal_gate(void* block) noexcept : node(work_node::kind::gate_wake, block) {}
+  // The fence the body was suspended on when the job was decided, if pending then.
+  fence body;
+  // While `armed`: linked to the first pending fence of the gate, or notified
+  // with `node` queued (it clears `armed` when processed).
+  fence_waiter waiter;
+  const fence_state* waiting_on = nullptr;  // the fence `waiter` was linked to, while armed
+  work_node node;
+  bool armed = false;
+};
 
 struct job_block final : ref_block {
   static void* operator new(std::size_t size) { return pool_allocate(size); }
@@ -142,6 +159,17 @@ struct job_block final : ref_block {
   std::chrono::nanoseconds deadline;  // since the scheduler's epoch; valid when has_deadline
   std::chrono::nanoseconds fair_run_at;  // the fair clock's: when the current attempt was run or replayed
 
+  // Declared dependencies (push_options::after), waited for in order before
+  // the body first runs; null for a job that declares none. `after_passed`:
+  // how many have signalled without error so far.
+  std::unique_ptr<fence[]> after;
+  std::uint32_t after_count = 0;
+  std::uint32_t after_passed = 0;
+  // The wait armed is on after[after_passed], not on a dependency of the body.
+  bool waiting_after = false;
+  // Fence causality: allocated when the job's signal has to wait (engine::causally_clear).
+  std::unique_ptr<causal_gate> gate;
+
   // The one fence the job waits for at a time: a dependency of its coroutine
   // while it is prepared, then the hardware fence of its current attempt (a job
   // runs only once prepared, so the two waits never overlap). arm_wait()
@@ -155,10 +183,11 @@ struct job_block final : ref_block {
   union {
     work_node wake_node;
   };
-  // The dependency the coroutine is suspended on, set when such a wait is
-  // armed. It is borrowed from the suspended frame, so it is valid only while
-  // the frame is.
-  const fence_state* awaited;
+  // The dependency the coroutine is suspended on (or, with waiting_after, the
+  // declared dependency waited for), set when such a wait is armed and null
+  // otherwise. A body's is borrowed from the suspended frame, so it is valid
+  // only while the frame is.
+  const fence_state* awaited = nullptr;
 
   void arm_wait(work_node::kind what, void (*notify)(fence_waiter&, fence_state&) noexcept) noexcept {
     std::construct_at(&waiter);

@@ -18,6 +18,7 @@
 #include "cosched/detail/entity_state.hpp"
 #include "cosched/detail/job_block.hpp"
 #include "cosched/fence.hpp"
+#include "cosched/job_exception.hpp"
 #include "cosched/priority.hpp"
 #include "cosched/ring.hpp"
 #include "cosched/timer.hpp"
@@ -57,6 +58,7 @@ struct core_options {
   std::chrono::nanoseconds timeout{0};  // 0: no timeout
   timer_service* timers = nullptr;      // null: a steady-clock timer on the executor
   scheduling_policy policy = scheduling_policy::fifo;
+  job_exception_handler on_exception;   // may be empty
 };
 
 /// Counters readable from any thread (scheduler::statistics()).
@@ -129,6 +131,9 @@ class scheduler_core {
 
   /// Any thread: cancels the jobs of a scope that have not reached the ring.
   void stop_scope(std::uint64_t scope_id);
+  /// Any thread, under `entity`'s lock while it is attached: kills `entity`
+  /// `bound` from now unless `drained` has signalled by then (entity::flush).
+  void flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept;
 
   /// Any thread: asks for a pause. Once granted (nothing runs or retires from
   /// then on), `granted` is called on the executor, from within a pass.
