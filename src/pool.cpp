@@ -56,16 +56,18 @@ struct thread_cache {
 
 thread_local thread_cache cache{};
 
-struct thread_cache_cleanup {
-  ~thread_cache_cleanup() {
-    for (std::size_t c = 0; c < class_count; ++c) {
-      while (free_block* b = cache.heads[c]) {
-        cache.heads[c] = b->next;
-        release_to_heap(b);
-      }
-      cache.counts[c] = 0;
+void release_cache() noexcept {
+  for (std::size_t c = 0; c < class_count; ++c) {
+    while (free_block* b = cache.heads[c]) {
+      cache.heads[c] = b->next;
+      release_to_heap(b);
     }
+    cache.counts[c] = 0;
   }
+}
+
+struct thread_cache_cleanup {
+  ~thread_cache_cleanup() { release_cache(); }
   void arm() noexcept {}
 };
 
@@ -82,6 +84,8 @@ std::size_t pool_block_size(std::size_t size) noexcept {
   const std::size_t c = class_of(size);
   return pooling && c < class_count ? class_size(c) : size;
 }
+
+void pool_release_cache() noexcept { release_cache(); }
 
 std::size_t pool_blocks_outstanding() noexcept {
   // relaxed: a snapshot.

@@ -84,3 +84,22 @@ TEST_CASE("pool: a freed block is handed out again for any size of its class", "
   if (pooled) CHECK(second == first);
   pool_deallocate(second, 328);
 }
+
+TEST_CASE("pool: a thread gives its cached blocks back on request, and keeps pooling afterwards", "[pool]") {
+  constexpr std::size_t blocks = 1000, size = 328;
+  const std::size_t before = pool_blocks_outstanding();
+  std::vector<void*> made(blocks);
+  for (auto& p : made) p = pool_allocate(size);
+  void* kept = pool_allocate(size);  // in use across the release
+  for (void* p : made) pool_deallocate(p, size);
+  const bool pooled = cosched::detail::pool_block_size(1) != 1;
+  CHECK(pool_blocks_outstanding() - before == (pooled ? blocks + 1 : 0));  // cached, and the one in use
+  cosched::detail::pool_release_cache();
+  CHECK(pool_blocks_outstanding() - before == (pooled ? 1 : 0));
+  void* again = pool_allocate(size);  // a fresh block: nothing is cached
+  CHECK(pool_blocks_outstanding() - before == (pooled ? 2 : 0));
+  pool_deallocate(again, size);
+  pool_deallocate(kept, size);
+  cosched::detail::pool_release_cache();
+  CHECK(pool_blocks_outstanding() == before);
+}

@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cosched/cosched.hpp"
+#include "cosched/detail/pool.hpp"
 #include "cosched/drm/fence_source.hpp"
 #include "cosched/drm/host_ring.hpp"
 #include "cosched/reactor.hpp"
@@ -426,11 +427,14 @@ struct run_state {
   std::size_t* failed_counter = nullptr;
 
  private:
-  // The heap keeps what the jobs freed: returned to the system (glibc), a
+  // The pools keep freed job blocks and frames (up to 64 MiB per size class),
+  // the heap what the jobs freed: given back (to the system with glibc), a
   // large run's outcomes and outputs do not add to the memory its jobs took.
   void give_back_free_memory() const noexcept {
+    if (g.jobs.size() < large_run_jobs) return;
+    detail::pool_release_cache();
 #if defined(__GLIBC__)
-    if (g.jobs.size() >= large_run_jobs) ::malloc_trim(0);
+    ::malloc_trim(0);
 #endif
   }
   static constexpr std::size_t large_run_jobs = 1u << 16;
