@@ -414,6 +414,13 @@ void engine::signal_job(job_block& block) noexcept {
     reached_dirty_.push_back(&entity);  // capacity reserved at registration
   }
   if (block.in_scope) block.in_scope->leave();
+  // The fences the signal waited for (declared dependencies, the body's) go
+  // now: a signalled job holds no other job's block, so that a long chain of
+  // dependent jobs is not destroyed recursively, one stack frame per job, when
+  // its last reference goes.
+  block.after.reset();
+  block.after_count = 0;
+  if (block.gate) block.gate->body = fence();
   if (block.local_nodes) block.release_deferred = true;
   else block.release();
 }

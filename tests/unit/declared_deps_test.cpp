@@ -205,3 +205,28 @@ TEST_CASE("pending() counts queued and in-flight jobs, and flush(bound) drains o
   clock.run(ctx);
   CHECK(down.signalled());
 }
+
+TEST_CASE("a signalled job holds no other job: a long chain of declared dependencies is let go without recursion",
+          "[scheduler][after]") {
+  // Each job declares the one before. Were a signalled job's block to keep its
+  // declared dependencies, dropping the last handle would destroy the chain
+  // recursively, a stack frame or more per job: far beyond any stack here.
+  constexpr std::size_t jobs = 200'000;
+  sim_fixture f(8);
+  auto e = f.sched.make_entity();
+  std::vector<fence> finished;
+  finished.reserve(jobs);
+  for (std::size_t i = 0; i < jobs; ++i) {
+    std::vector<fence> after;
+    if (i > 0) after.push_back(finished.back());
+    finished.push_back(e.push(wait_then_run({}, {1, {}, i}), {.after = std::move(after)}).finished);
+  }
+  f.run();
+  std::size_t ok = 0;
+  for (const auto& done : finished) ok += done.signalled() && !done.error();
+  CHECK(ok == jobs);
+  // First first: every job but the last is then held only by the job after it,
+  // were the signalled jobs to keep what they declared.
+  for (auto& done : finished) done = fence();
+  CHECK(f.ring.log().size() == jobs);
+}
