@@ -10,10 +10,11 @@
 //    all N are live in the scheduler at once. Figures: peak RSS (getrusage), the
 //    heap the graph takes, wall time.
 //  - scheduler: N jobs pushed at one instant to one entity on a virtual ring, each
-//    waiting for the finished fence of the job before it (kept, as cosched-submit
-//    keeps them). Figures: the heap in use per job once all are taken (glibc's
-//    mallinfo2: the scheduler's record of the job and its frame, with the
-//    allocator's headers), wall time per job from the first push to the last
+//    declaring the finished fence of the job before it as its dependency (kept,
+//    as cosched-submit keeps them, and declared as it declares a graph's deps).
+//    Figures: the heap in use per job once all are taken (glibc's mallinfo2: the
+//    scheduler's record of the job, its frame and its declared dependency, with
+//    the allocator's headers), wall time per job from the first push to the last
 //    retirement.
 // Memory per job is marginal: the difference of the peaks of the largest and the
 // smallest size over the difference of their job counts, so that what does not
@@ -94,12 +95,12 @@ figures measure_submit(std::size_t jobs) {
   return f;
 }
 
-// Each job waits for the one pushed before it (borrowed from `finished`, which
-// is set before the next push), as cosched-submit's jobs wait for theirs.
-cosched::job<command> chained(const std::vector<cosched::fence>& finished, std::uint32_t index) {
-  if (index > 0) co_await finished[index - 1];
-  co_return command{1, {}, index};
-}
+// A job's body as cosched-submit's: it holds what makes its command and its
+// index, and runs once its declared dependencies have signalled.
+struct job_kind {
+  cosched::sim::time_us duration_us = 1;
+};
+cosched::job<command> body(const job_kind& kind, std::uint32_t index) { co_return command{kind.duration_us, {}, index}; }
 
 figures measure_scheduler(std::size_t jobs) {
   figures f;
@@ -113,7 +114,12 @@ figures measure_scheduler(std::size_t jobs) {
   std::vector<cosched::fence> finished(jobs);
   const std::uint64_t before = heap_in_use();
   const auto run_start = clock_type::now();
-  for (std::size_t i = 0; i < jobs; ++i) finished[i] = queue.push(chained(finished, static_cast<std::uint32_t>(i))).finished;
+  const job_kind kind;
+  for (std::size_t i = 0; i < jobs; ++i) {
+    std::vector<cosched::fence> after;
+    if (i > 0) after.push_back(finished[i - 1]);
+    finished[i] = queue.push(body(kind, static_cast<std::uint32_t>(i)), {.after = std::move(after)}).finished;
+  }
   cosched::sim::virtual_clock::settle(io);  // every job taken, each waiting for the one before
   f.heap_bytes = heap_in_use() - before;
   clock.run(io);
@@ -217,7 +223,7 @@ int main(int argc, char** argv) {
   std::printf("cosched-scale-bench: virtual time; every job pushed at time 0 (all live at once)\n");
   std::printf("submit: cosched-submit --clock virtual --generate jobs=N (entities=4, deps=2, duration=1-20,\n"
               "        credits=8, seed 1): graph made, run, summary written\n");
-  std::printf("scheduler: N jobs on one entity, each waiting for the one before, on a virtual ring\n\n");
+  std::printf("scheduler: N jobs on one entity, each declaring the one before as its dependency, on a virtual ring\n\n");
   std::printf("%12s  %14s  %14s  %12s  %12s  %16s  %14s\n", "jobs", "submit RSS", "submit time", "graph heap",
               "per job", "scheduler heap", "per job");
   std::vector<figures> submit, sched;
@@ -244,8 +250,8 @@ int main(int argc, char** argv) {
   std::printf("\nmemory per job (peak RSS, marginal from %s to %s jobs): %.0f B\n", thousands(sizes[low]).c_str(),
               thousands(sizes[high]).c_str(), rss_per_job);
   std::printf("  of which the graph: %.0f B; the scheduler, per live job: %.0f B (its job block %zu B in a %zu B\n"
-              "  pool block, and the job's frame, with the allocator's headers); the rest (the run's records,\n"
-              "  the rings' run logs, what is left of freed memory): %.0f B\n",
+              "  pool block, the job's frame and its declared dependency, with the allocator's headers); the rest\n"
+              "  (the run's own records, the rings' run logs): %.0f B\n",
               graph_per_job, scheduler_per_job, sizeof(cosched::detail::job_block),
               cosched::detail::pool_block_size(sizeof(cosched::detail::job_block)),
               rss_per_job - graph_per_job - scheduler_per_job);
