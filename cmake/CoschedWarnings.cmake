@@ -10,7 +10,8 @@ endfunction()
 # Release) reports -Wrestrict inside libstdc++'s char_traits.h, a memcpy of
 # 2^63 bytes "overlapping at offset -3", for "literal" + std::string, once
 # operator+ and string::insert are inlined: a false positive (GCC bug 105329).
-# Off for the files named, with GCC 12 or later only; each call names its files.
+# Off for the files named, with GCC 12 or later only. Source file properties
+# belong to a directory: a file that two directories compile is named in both.
 function(cosched_gcc_restrict_false_positive)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_GREATER_EQUAL 12)
     set_property(SOURCE ${ARGN} APPEND PROPERTY COMPILE_OPTIONS -Wno-restrict)
