@@ -100,7 +100,9 @@ figures measure_submit(std::size_t jobs) {
 struct job_kind {
   cosched::sim::time_us duration_us = 1;
 };
-cosched::job<command> body(const job_kind& kind, std::uint32_t index) { co_return command{kind.duration_us, {}, index}; }
+cosched::job<command> body(const job_kind& kind, std::uint32_t index) {
+  co_return command{kind.duration_us, {}, index};
+}
 
 figures measure_scheduler(std::size_t jobs) {
   figures f;
@@ -176,13 +178,15 @@ std::vector<std::size_t> parse_sizes(const char* text) {
     char* end = nullptr;
     const unsigned long long n = std::strtoull(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || n < 1000 || n > 10'000'000) {
-      std::fprintf(stderr, "cosched-scale-bench: --jobs takes sizes from 1000 to 10000000, got '%s'\n", item.c_str());
+      std::fprintf(stderr, "cosched-scale-bench: --jobs takes sizes from 1000 to 10000000, got '%s'\n",
+                   item.c_str());
       std::exit(2);
     }
     sizes.push_back(static_cast<std::size_t>(n));
   }
   if (sizes.size() < 2) {
-    std::fprintf(stderr, "cosched-scale-bench: --jobs needs at least two sizes (memory per job is marginal)\n");
+    std::fprintf(stderr,
+                 "cosched-scale-bench: --jobs needs at least two sizes (memory per job is marginal)\n");
     std::exit(2);
   }
   return sizes;
@@ -208,7 +212,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--help" || arg == "-h") {
       std::printf(
           "usage: cosched-scale-bench [--jobs N,N[,...]]\n"
-          "  memory and time per job in virtual time, each size in a child process (default 100000,1000000):\n"
+          "  memory and time per job in virtual time, each size in a child process (default "
+          "100000,1000000):\n"
           "  cosched-submit's run of a generated graph (peak RSS, time) and the scheduler alone (heap per\n"
           "  live job, time); memory per job is marginal between the smallest and the largest size\n");
       return 0;
@@ -221,9 +226,12 @@ int main(int argc, char** argv) {
   std::printf("WARNING: built without NDEBUG: this is not a release build\n");
 #endif
   std::printf("cosched-scale-bench: virtual time; every job pushed at time 0 (all live at once)\n");
-  std::printf("submit: cosched-submit --clock virtual --generate jobs=N (entities=4, deps=2, duration=1-20,\n"
-              "        credits=8, seed 1): graph made, run, summary written\n");
-  std::printf("scheduler: N jobs on one entity, each declaring the one before as its dependency, on a virtual ring\n\n");
+  std::printf(
+      "submit: cosched-submit --clock virtual --generate jobs=N (entities=4, deps=2, duration=1-20,\n"
+      "        credits=8, seed 1): graph made, run, summary written\n");
+  std::printf(
+      "scheduler: N jobs on one entity, each declaring the one before as its dependency, on a virtual "
+      "ring\n\n");
   std::printf("%12s  %14s  %14s  %12s  %12s  %16s  %14s\n", "jobs", "submit RSS", "submit time", "graph heap",
               "per job", "scheduler heap", "per job");
   std::vector<figures> submit, sched;
@@ -238,7 +246,8 @@ int main(int argc, char** argv) {
     }
     std::printf("%12s  %11.1f MB  %12.2f s  %9.1f MB  %10.0f B  %13.1f MB  %12.0f B\n", thousands(n).c_str(),
                 double(s.peak_rss_kb) / 1024.0, s.seconds, double(s.heap_bytes) / 1048576.0,
-                double(s.heap_bytes) / double(n), double(c.heap_bytes) / 1048576.0, double(c.heap_bytes) / double(n));
+                double(s.heap_bytes) / double(n), double(c.heap_bytes) / 1048576.0,
+                double(c.heap_bytes) / double(n));
   }
   const std::size_t low = 0, high = sizes.size() - 1;
   const double jobs = double(sizes[high] - sizes[low]);
@@ -247,16 +256,18 @@ int main(int argc, char** argv) {
   const double graph_per_job = double(submit[high].heap_bytes) / double(sizes[high]);
   const double scheduler_per_job = double(sched[high].heap_bytes) / double(sizes[high]);
   const double scheduler_time = sched[high].run_seconds / double(sizes[high]);
-  std::printf("\nmemory per job (peak RSS, marginal from %s to %s jobs): %.0f B\n", thousands(sizes[low]).c_str(),
-              thousands(sizes[high]).c_str(), rss_per_job);
-  std::printf("  of which the graph: %.0f B; the scheduler, per live job: %.0f B (its job block %zu B in a %zu B\n"
-              "  pool block, the job's frame and its declared dependency, with the allocator's headers); the rest\n"
-              "  (the run's own records, the rings' run logs): %.0f B\n",
-              graph_per_job, scheduler_per_job, sizeof(cosched::detail::job_block),
-              cosched::detail::pool_block_size(sizeof(cosched::detail::job_block)),
-              rss_per_job - graph_per_job - scheduler_per_job);
-  std::printf("time per job (wall, marginal, whole cosched-submit run): %.2f us; the scheduler alone, push to\n"
-              "  retirement at %s jobs: %.2f us\n",
-              time_per_job * 1e6, thousands(sizes[high]).c_str(), scheduler_time * 1e6);
+  std::printf("\nmemory per job (peak RSS, marginal from %s to %s jobs): %.0f B\n",
+              thousands(sizes[low]).c_str(), thousands(sizes[high]).c_str(), rss_per_job);
+  std::printf(
+      "  of which the graph: %.0f B; the scheduler, per live job: %.0f B (its job block %zu B in a %zu B\n"
+      "  pool block, the job's frame and its declared dependency, with the allocator's headers); the rest\n"
+      "  (the run's own records, the rings' run logs): %.0f B\n",
+      graph_per_job, scheduler_per_job, sizeof(cosched::detail::job_block),
+      cosched::detail::pool_block_size(sizeof(cosched::detail::job_block)),
+      rss_per_job - graph_per_job - scheduler_per_job);
+  std::printf(
+      "time per job (wall, marginal, whole cosched-submit run): %.2f us; the scheduler alone, push to\n"
+      "  retirement at %s jobs: %.2f us\n",
+      time_per_job * 1e6, thousands(sizes[high]).c_str(), scheduler_time * 1e6);
   return 0;
 }

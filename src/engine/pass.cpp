@@ -330,7 +330,8 @@ void engine::on_message(message& msg) noexcept {
         fail_unrun(
             *entity, make_error_code(errc::cancelled), std::nullopt,
             // A job's scope outlives it (join), so its id can be read.
-            [](const job_block& b, std::uint64_t id) { return b.in_scope && b.in_scope->id() == id; }, msg.scope_id);
+            [](const job_block& b, std::uint64_t id) { return b.in_scope && b.in_scope->id() == id; },
+            msg.scope_id);
       }
       for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
         signal_in_order(*entity);

@@ -136,8 +136,8 @@ std::vector<std::string> outcome_fields(const graph& g, const run_outcome& outco
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& r = outcome.jobs[i];
     out.push_back(g.jobs[i].id + " " + g.entities[g.jobs[i].entity].name + " " +
-                  (r.error.empty() ? "ok" : r.error) + " " + (r.cause ? g.jobs[*r.cause].id.str() : "-") + " " +
-                  std::to_string(r.attempts));
+                  (r.error.empty() ? "ok" : r.error) + " " + (r.cause ? g.jobs[*r.cause].id.str() : "-") +
+                  " " + std::to_string(r.attempts));
   }
   return out;
 }

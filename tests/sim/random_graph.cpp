@@ -87,7 +87,8 @@ submit::graph build(std::uint64_t seed) {
     const auto roll = rnd.between(0, 99);
     if (roll < 8) {
       const std::size_t e = rnd.index(errno_names.size());
-      j.fault = {fault_kind::error, errno_values[e], 0, submit::short_string("error:" + std::string(errno_names[e]))};
+      j.fault = {fault_kind::error, errno_values[e], 0,
+                 submit::short_string("error:" + std::string(errno_names[e]))};
     } else if (roll < 13) {
       j.fault = {fault_kind::hang, 0, 0, submit::short_string("hang")};
     } else if (roll < 18) {

@@ -12,7 +12,8 @@
 using cosched::submit::dependency_list;
 using cosched::submit::short_string;
 
-TEST_CASE("short_string: up to 15 bytes inline, longer ones on the heap, read back whole", "[submit][compact]") {
+TEST_CASE("short_string: up to 15 bytes inline, longer ones on the heap, read back whole",
+          "[submit][compact]") {
   CHECK(sizeof(short_string) == 16);
   const short_string empty;
   CHECK(empty.empty());
@@ -42,7 +43,8 @@ TEST_CASE("short_string: up to 15 bytes inline, longer ones on the heap, read ba
   CHECK(short_string(long_with_nul).view() == long_with_nul);
 }
 
-TEST_CASE("short_string: copies and moves keep the text, assignment replaces it, from itself too", "[submit][compact]") {
+TEST_CASE("short_string: copies and moves keep the text, assignment replaces it, from itself too",
+          "[submit][compact]") {
   for (const std::string& text : {std::string("short"), std::string(40, 'L')}) {
     short_string a(text);
     short_string b = a;  // copy
@@ -104,8 +106,9 @@ TEST_CASE("dependency_list: two inline, more on the heap, in order with repeats"
 }
 
 TEST_CASE("dependency_list: copies and moves, inline and on the heap", "[submit][compact]") {
-  for (const std::vector<std::size_t>& values : {std::vector<std::size_t>{}, std::vector<std::size_t>{9},
-                                                 std::vector<std::size_t>{1, 2}, std::vector<std::size_t>{1, 2, 3, 4, 5}}) {
+  for (const std::vector<std::size_t>& values :
+       {std::vector<std::size_t>{}, std::vector<std::size_t>{9}, std::vector<std::size_t>{1, 2},
+        std::vector<std::size_t>{1, 2, 3, 4, 5}}) {
     dependency_list a(values);
     dependency_list b = a;
     CHECK(b == values);

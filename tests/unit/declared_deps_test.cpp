@@ -206,8 +206,9 @@ TEST_CASE("pending() counts queued and in-flight jobs, and flush(bound) drains o
   CHECK(down.signalled());
 }
 
-TEST_CASE("a signalled job holds no other job: a long chain of declared dependencies is let go without recursion",
-          "[scheduler][after]") {
+TEST_CASE(
+    "a signalled job holds no other job: a long chain of declared dependencies is let go without recursion",
+    "[scheduler][after]") {
   // Each job declares the one before. Were a signalled job's block to keep its
   // declared dependencies, dropping the last handle would destroy the chain
   // recursively, a stack frame or more per job: far beyond any stack here.

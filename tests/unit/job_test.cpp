@@ -76,7 +76,8 @@ struct counted_command {
 
 }  // namespace
 
-TEST_CASE("a job's command lives in its promise from co_return until the frame goes, once", "[job][lifetime]") {
+TEST_CASE("a job's command lives in its promise from co_return until the frame goes, once",
+          "[job][lifetime]") {
   testing::live_counter commands;
   auto body = [&commands](int value) -> job<counted_command> {
     co_return counted_command{testing::probe(commands), value};
@@ -115,8 +116,9 @@ TEST_CASE("a job's command lives in its promise from co_return until the frame g
   }
 }
 
-TEST_CASE("a job's waits: one signalled before is not registered, a pending one is unlinked when the frame goes",
-          "[job][lifetime]") {
+TEST_CASE(
+    "a job's waits: one signalled before is not registered, a pending one is unlinked when the frame goes",
+    "[job][lifetime]") {
   sim_fixture f(1);
   auto e = f.sched.make_entity();
   promise earlier, pending;
@@ -147,7 +149,8 @@ TEST_CASE("a job's waits: one signalled before is not registered, a pending one 
   CHECK(f.run_order().empty());
 }
 
-TEST_CASE("try_wait yields a failed dependency's error, whether it failed before or during the wait", "[job]") {
+TEST_CASE("try_wait yields a failed dependency's error, whether it failed before or during the wait",
+          "[job]") {
   sim_fixture f(1);
   auto e = f.sched.make_entity();
   promise before, during;
@@ -162,7 +165,8 @@ TEST_CASE("try_wait yields a failed dependency's error, whether it failed before
   auto pushed = e.push(body(before_fence, during_fence));
   f.clock.at(20, sim::phase::other, [&] { during.set_error(make_error_code(errc::broken)); });
   f.run();
-  CHECK(seen == std::vector<std::error_code>{std::make_error_code(std::errc::io_error), make_error_code(errc::broken)});
+  CHECK(seen == std::vector<std::error_code>{std::make_error_code(std::errc::io_error),
+                                             make_error_code(errc::broken)});
   CHECK(pushed.finished.signalled());
   CHECK_FALSE(pushed.finished.error());
   CHECK(f.run_order() == std::vector<std::uint64_t>{1});

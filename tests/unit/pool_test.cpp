@@ -71,8 +71,10 @@ TEST_CASE("pool: a block takes its size rounded up to a class of 16n + 24 bytes"
   for (std::size_t size = 1; size <= 1032; ++size) {
     const std::size_t block = pool_block_size(size);
     CHECK(block % 16 == 8);
-    if (size <= 24) CHECK(block == 24);
-    else CHECK(block - size < 16);
+    if (size <= 24)
+      CHECK(block == 24);
+    else
+      CHECK(block - size < 16);
   }
 }
 

@@ -93,8 +93,10 @@ dependency_list::dependency_list(const dependency_list& other) {
 
 dependency_list::dependency_list(dependency_list&& other) noexcept
     : size_(std::exchange(other.size_, 0)), capacity_(std::exchange(other.capacity_, inline_capacity)) {
-  if (on_heap()) heap_ = other.heap_;
-  else std::copy(other.inline_, other.inline_ + size_, inline_);
+  if (on_heap())
+    heap_ = other.heap_;
+  else
+    std::copy(other.inline_, other.inline_ + size_, inline_);
 }
 
 dependency_list& dependency_list::operator=(const dependency_list& other) {
@@ -107,8 +109,10 @@ dependency_list& dependency_list::operator=(dependency_list&& other) noexcept {
     release();
     size_ = std::exchange(other.size_, 0);
     capacity_ = std::exchange(other.capacity_, inline_capacity);
-    if (on_heap()) heap_ = other.heap_;
-    else std::copy(other.inline_, other.inline_ + size_, inline_);
+    if (on_heap())
+      heap_ = other.heap_;
+    else
+      std::copy(other.inline_, other.inline_ + size_, inline_);
   }
   return *this;
 }
@@ -120,7 +124,8 @@ void dependency_list::push_back(std::size_t index) {
     if (capacity_ == std::numeric_limits<std::uint32_t>::max())
       throw std::length_error("cosched::submit::dependency_list: more than 2^32 - 1 dependencies");
     const std::uint64_t doubled = std::uint64_t{capacity_} * 2;
-    reserve(static_cast<std::uint32_t>(std::min<std::uint64_t>(doubled, std::numeric_limits<std::uint32_t>::max())));
+    reserve(static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(doubled, std::numeric_limits<std::uint32_t>::max())));
   }
   storage()[size_++] = static_cast<std::uint32_t>(index);
 }

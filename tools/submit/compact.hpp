@@ -43,12 +43,16 @@ class short_string {
   /// Whether the text is on the heap (longer than inline_capacity).
   bool on_heap() const noexcept { return tag() == heap_tag; }
 
-  friend bool operator==(const short_string& a, const short_string& b) noexcept { return a.view() == b.view(); }
+  friend bool operator==(const short_string& a, const short_string& b) noexcept {
+    return a.view() == b.view();
+  }
   friend bool operator==(const short_string& a, std::string_view b) noexcept { return a.view() == b; }
   friend bool operator==(const short_string& a, const std::string& b) noexcept { return a.view() == b; }
   friend bool operator==(const short_string& a, const char* b) noexcept { return a.view() == b; }
   friend std::string operator+(const short_string& a, std::string_view b) { return a.str().append(b); }
-  friend std::string operator+(std::string_view a, const short_string& b) { return std::string(a).append(b.view()); }
+  friend std::string operator+(std::string_view a, const short_string& b) {
+    return std::string(a).append(b.view());
+  }
   friend std::ostream& operator<<(std::ostream& out, const short_string& s);
 
  private:
@@ -87,8 +91,12 @@ class dependency_list {
   dependency_list(dependency_list&& other) noexcept;
   dependency_list& operator=(const dependency_list& other);
   dependency_list& operator=(dependency_list&& other) noexcept;
-  dependency_list& operator=(std::initializer_list<std::size_t> indices) { return *this = dependency_list(indices); }
-  dependency_list& operator=(const std::vector<std::size_t>& indices) { return *this = dependency_list(indices); }
+  dependency_list& operator=(std::initializer_list<std::size_t> indices) {
+    return *this = dependency_list(indices);
+  }
+  dependency_list& operator=(const std::vector<std::size_t>& indices) {
+    return *this = dependency_list(indices);
+  }
   ~dependency_list() { release(); }
 
   /// Appends `index`; throws std::length_error when it does not fit 32 bits.

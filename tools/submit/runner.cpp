@@ -352,7 +352,8 @@ struct run_state {
     for (std::size_t i = 0; i < g.jobs.size(); ++i) {
       const fence& f = finished[i];
       if (const std::error_code ec = f.error()) {
-        auto known = static_cast<std::size_t>(std::find(error_codes.begin(), error_codes.end(), ec) - error_codes.begin());
+        auto known = static_cast<std::size_t>(std::find(error_codes.begin(), error_codes.end(), ec) -
+                                              error_codes.begin());
         if (known == error_codes.size()) {
           if (known > std::numeric_limits<std::uint16_t>::max())
             throw std::length_error("cosched::submit::run_graph: more than 65535 distinct errors");
@@ -399,16 +400,17 @@ struct run_state {
   /// The job whose finished fence is at `point`, if it is one of the run's.
   std::optional<std::uint32_t> job_at(const fence_point& point) const {
     const auto owner = entity_by_context.find(point.context);
-    if (owner == entity_by_context.end() || point.seqno < 1 || point.seqno > jobs_by_seqno[owner->second].size())
+    if (owner == entity_by_context.end() || point.seqno < 1 ||
+        point.seqno > jobs_by_seqno[owner->second].size())
       return std::nullopt;
     return jobs_by_seqno[owner->second][point.seqno - 1];
   }
 
   const graph& g;
-  const std::function<sim::time_us()> clock;  // the driver's now()
-  std::vector<fence> finished;  // each job's finished fence, from its push on
+  const std::function<sim::time_us()> clock;    // the driver's now()
+  std::vector<fence> finished;                  // each job's finished fence, from its push on
   std::unique_ptr<sim::time_us[]> finished_us;  // when each job's finished fence signalled
-  std::vector<sim::time_us> queued_us;  // when each job was pushed; empty: at its submit_at_us
+  std::vector<sim::time_us> queued_us;          // when each job was pushed; empty: at its submit_at_us
   std::vector<std::vector<std::uint32_t>> jobs_by_seqno;  // [entity][seqno - 1]: the job pushed
   std::unordered_map<std::uint64_t, std::size_t> entity_by_context;
   sim::time_us end_us = 0;  // when the last finished fence signalled
@@ -517,9 +519,9 @@ class finish_watch {
 // The jobs in push order (push_order(g)), as indices of 32 bits; empty when it
 // is the graph's order (every generated graph).
 std::vector<std::uint32_t> push_sequence(const graph& g) {
-  const bool in_file_order = std::is_sorted(g.jobs.begin(), g.jobs.end(), [](const job_spec& a, const job_spec& b) {
-    return a.submit_at_us < b.submit_at_us;
-  });
+  const bool in_file_order =
+      std::is_sorted(g.jobs.begin(), g.jobs.end(),
+                     [](const job_spec& a, const job_spec& b) { return a.submit_at_us < b.submit_at_us; });
   if (in_file_order) return {};
   const auto order = push_order(g);
   return std::vector<std::uint32_t>(order.begin(), order.end());
@@ -529,7 +531,8 @@ template <class Driver>
 run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   if (g.jobs.size() > std::numeric_limits<std::uint32_t>::max())
     throw std::length_error("cosched::submit::run_graph: more than 2^32 - 1 jobs");
-  run_state run(g, [&driver] { return driver.now(); }, std::is_same_v<Driver, virtual_driver>);
+  run_state run(
+      g, [&driver] { return driver.now(); }, std::is_same_v<Driver, virtual_driver>);
   if constexpr (std::is_same_v<Driver, real_driver>) {
     run.finished_counter = &driver.finished_;
     run.failed_counter = &driver.failed_;
@@ -544,7 +547,9 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   options.timeout = std::chrono::microseconds(g.scheduler.timeout_us.value_or(0));
   options.timers = driver.timers();
   options.policy = scheduling_policy_of(g.scheduler.policy);
-  options.on_exception = [&run](const job_exception& e) { run.thrown.emplace_back(e.point, std::string(e.what)); };
+  options.on_exception = [&run](const job_exception& e) {
+    run.thrown.emplace_back(e.point, std::string(e.what));
+  };
   std::optional<scheduler<sim::command>> sched_storage;
   if (per_entity) {
     sched_storage.emplace(ctx.get_executor(), options);
@@ -591,8 +596,8 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
     std::vector<fence> deps;
     deps.reserve(spec.deps.size());
     for (const std::uint32_t dep : spec.deps) deps.push_back(run.finished[dep]);
-    auto pushed = entities[spec.entity].push(graph_job(g, index),
-                                             {.credits = spec.credits, .deadline = deadline, .after = std::move(deps)});
+    auto pushed = entities[spec.entity].push(
+        graph_job(g, index), {.credits = spec.credits, .deadline = deadline, .after = std::move(deps)});
     run.jobs_by_seqno[spec.entity].push_back(index);
     run.finished[index] = std::move(pushed.finished);
     watches[spec.entity].pushed();
