@@ -53,7 +53,7 @@ void job_threw(job_promise_base& promise, std::exception_ptr thrown) noexcept;
 /// Failure of a dependency seen by a job: the fence's error, and the root cause
 /// (the dependency's own cause, else the dependency itself).
 inline void record_dependency_failure(job_promise_base& promise, const fence_state& dependency) noexcept {
-  promise.fail(dependency.error, dependency.has_cause ? dependency.cause : dependency.point);
+  promise.fail(dependency.error(), dependency.has_cause ? dependency.cause : dependency.point);
 }
 
 // The awaited fence is borrowed: the operand of `co_await` (a named fence or a
@@ -76,7 +76,7 @@ class dependency_awaiter {
   bool await_ready() const noexcept {
     if (!awaited_) return YieldsError;
     if (!awaited_->is_signalled()) return false;
-    return YieldsError || !awaited_->error;
+    return YieldsError || !awaited_->error();
   }
 
   bool await_suspend(std::coroutine_handle<>) noexcept {
@@ -86,7 +86,7 @@ class dependency_awaiter {
     }
     if (job_wait_begin(promise_, *awaited_, YieldsError)) return true;
     // Signalled in the meantime.
-    if (YieldsError || !awaited_->error) return false;
+    if (YieldsError || !awaited_->error()) return false;
     record_dependency_failure(promise_, *awaited_);
     return true;  // stays suspended; the scheduler destroys the frame
   }
@@ -94,7 +94,7 @@ class dependency_awaiter {
   auto await_resume() noexcept {
     const fence_state* awaited = std::exchange(awaited_, nullptr);
     if constexpr (YieldsError) {
-      return awaited ? awaited->error : make_error_code(errc::broken);
+      return awaited ? awaited->error() : make_error_code(errc::broken);
     } else {
       (void)awaited;
     }

@@ -75,7 +75,7 @@ void engine::adopt_job(entity_record& entity, job_block& block) noexcept {
   if (entity.jobs_tail) entity.jobs_tail->entity_next = &block; else entity.jobs_head = &block;
   entity.jobs_tail = &block;
   if (block.dead_on_arrival) {
-    decide(block, block.finished.error, block.finished.recorded_cause());
+    decide(block, block.finished.error(), block.finished.recorded_cause());
     return;
   }
   if (stage() != lifecycle::running) {
@@ -111,7 +111,7 @@ void engine::wait_declared(job_block& block) noexcept {
       block.waiting_after = false;
       continue;  // it signalled meanwhile
     }
-    if (dependency.error) {
+    if (dependency.error()) {
       record_dependency_failure(*block.promise, dependency);
       record_body_progress(block);  // decided, failed
       return;
@@ -140,7 +140,7 @@ void engine::record_body_progress(job_block& block) noexcept {
       return;
     }
     case job_promise_base::outcome::failed:
-      decide(block, block.finished.error, block.finished.recorded_cause());
+      decide(block, block.finished.error(), block.finished.recorded_cause());
       signal_in_order(entity_record::of(block));
       return;
   }
@@ -165,7 +165,8 @@ bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool 
 
 void job_threw(job_promise_base& promise, std::exception_ptr thrown) noexcept {
   auto& block = *promise.block;
-  engine::of(*block.core).report_exception(block, std::move(thrown), job_exception::origin::body, block.finished.error);
+  engine::of(*block.core)
+      .report_exception(block, std::move(thrown), job_exception::origin::body, block.finished.error());
 }
 
 void engine::report_exception(job_block& block, std::exception_ptr thrown, job_exception::origin from,

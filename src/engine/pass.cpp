@@ -206,7 +206,7 @@ void engine::dispatch(work_node& node) noexcept {
         // A declared dependency: go on through the list (or fail there).
         if (block.phase == job_phase::preparing && awaited) wait_declared(block);
       } else if (block.phase == job_phase::preparing && awaited) {
-        if (awaited->error && !block.awaited_yields_error) {
+        if (awaited->error() && !block.awaited_yields_error) {
           record_dependency_failure(*block.promise, *awaited);
           record_body_progress(block);
         } else {

@@ -336,7 +336,7 @@ struct run_state {
     finished_us[index] = now;
     end_us = std::max(end_us, now);
     --open_jobs;
-    if (state.error) ++failed_jobs;
+    if (state.error()) ++failed_jobs;
     if (finished_counter) *finished_counter = g.jobs.size() - open_jobs;
     if (failed_counter) *failed_counter = failed_jobs;
   }

@@ -34,11 +34,13 @@ struct fence_state;
 /// when the fence signals, unless the waiter was removed first. It must be short
 /// and must not block: it hands the wake-up to the waiter's executor.
 ///
-/// Linked in a fence's list, it is that list's head or has a `prev`; a waiter
-/// that is not linked has neither (so it needs no flag: every job has one).
+/// Linked in a fence's list, a waiter has a `prev`: the waiter before it, or,
+/// for the list's head, the list's tail (itself when it waits alone), so that a
+/// fence needs no tail pointer; a waiter that is not linked has none (so it
+/// needs no flag: every job has one).
 struct fence_waiter {
   fence_waiter* prev = nullptr;  // guarded by the fence's lock, as `next`
-  fence_waiter* next = nullptr;
+  fence_waiter* next = nullptr;  // null for the list's tail
   void (*notify)(fence_waiter& self, fence_state& state) noexcept = nullptr;
   void* owner = nullptr;  // what notify acts on (a job, an operation)
 };
@@ -64,8 +66,11 @@ struct ref_block {
 };
 
 /// State machine (one transition): pending --signal()--> signalled.
-/// `error`, `cause` and `has_cause` are written before `signalled` is stored with
-/// release, and read only after an acquire load of `signalled` returned true.
+/// The outcome (error, `cause`, `has_cause`) is written before `signalled` is
+/// stored with release, and read only after an acquire load of `signalled`
+/// returned true.
+///
+/// 72 bytes: every job's block holds one, and a run may hold a million jobs.
 struct fence_state {
   explicit fence_state(ref_block* owner_block, fence_point p) noexcept
       : owner(owner_block), point(p) {}
@@ -95,9 +100,14 @@ struct fence_state {
   /// signalling side may call it, before the fence signals: nobody reads the
   /// outcome of a pending fence.
   void record(std::error_code ec, std::optional<fence_point> root_cause) noexcept {
-    error = ec;
+    error_value = ec.value();
+    error_category = &ec.category();
     has_cause = ec && root_cause.has_value();
     if (has_cause) cause = *root_cause;
+  }
+  /// The recorded error (meaningful for the signalling side, or once signalled).
+  std::error_code error() const noexcept {
+    return error_category ? std::error_code(error_value, *error_category) : std::error_code();
   }
   /// The recorded root cause (meaningful for the signalling side, or once signalled).
   std::optional<fence_point> recorded_cause() const noexcept {
@@ -116,11 +126,13 @@ struct fence_state {
   mutable spinlock lock;
   std::atomic<bool> signalled{false};
   bool has_cause = false;
-  std::error_code error;
+  // The error, as a std::error_code's two parts (it has a 4-byte hole of its
+  // own); no category: none recorded, a default std::error_code.
+  int error_value = 0;
+  const std::error_category* error_category = nullptr;
   fence_point cause;
   std::atomic<std::int64_t> deadline_ns{INT64_MAX};
-  mutable fence_waiter* head = nullptr;  // guarded by lock
-  mutable fence_waiter* tail = nullptr;  // guarded by lock
+  mutable fence_waiter* head = nullptr;  // guarded by lock; head->prev is the tail
 };
 
 /// A block holding exactly one fence state: what a standalone promise allocates.

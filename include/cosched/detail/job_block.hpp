@@ -112,7 +112,7 @@ struct job_block final : ref_block {
   /// command ran, the finished fence's recorded outcome for a job that never ran.
   void signal_scheduled(fence_state& state, bool unrun) const noexcept {
     if (unrun)
-      state.signal(finished.error, finished.recorded_cause());
+      state.signal(finished.error(), finished.recorded_cause());
     else
       state.signal({}, std::nullopt);
   }
