@@ -115,8 +115,8 @@ class entity {
   submitted push(job<Command>&& j, push_options options = {}) {
     check(j, options);
     auto handle = j.release();
-    detail::push_request request{handle,          &handle.promise(), handle.promise().command_storage(),
-                                 options.credits, options.deadline,  &options.after};
+    detail::push_request request{handle, &handle.promise(), options.credits, options.deadline,
+                                 &options.after};
     detail::push_result result;
     state_->push(std::span(&request, 1), options.in, &result);
     return {std::move(result.finished)};
@@ -131,8 +131,7 @@ class entity {
     std::vector<detail::push_result> results(jobs.size());
     for (auto& j : jobs) {
       auto handle = j.release();
-      requests.push_back({handle, &handle.promise(), handle.promise().command_storage(), options.credits,
-                          options.deadline, &options.after});
+      requests.push_back({handle, &handle.promise(), options.credits, options.deadline, &options.after});
     }
     state_->push(requests, options.in, results.data());
     std::vector<submitted> out;

@@ -115,7 +115,8 @@ class job_promise final : public job_promise_base {
   job_promise(const job_promise&) = delete;
   job_promise& operator=(const job_promise&) = delete;
   ~job_promise() {
-    if (state == outcome::prepared) std::destroy_at(&command_);
+    // No block: never pushed, so the body never ran.
+    if (block && block->body == body_outcome::prepared) std::destroy_at(&command_);
   }
 
   job<Command> get_return_object() noexcept;
@@ -124,7 +125,7 @@ class job_promise final : public job_promise_base {
 
   void return_value(Command cmd) noexcept(std::is_nothrow_move_constructible_v<Command>) {
     std::construct_at(&command_, std::move(cmd));
-    state = outcome::prepared;
+    block->body = body_outcome::prepared;
   }
   void return_value(failure f) noexcept {
     fail(f.error ? f.error : make_error_code(errc::broken), std::nullopt);
@@ -154,13 +155,13 @@ class job_promise final : public job_promise_base {
                   "into a fence first");
   }
 
-  /// Where the command is kept once the body returns it (push hands it to
-  /// the scheduler's block; the command is alive while `state` is prepared).
+  /// Where the command is kept once the body returns it (the ring adapter
+  /// finds it there; it is alive while the block's `body` is prepared).
   Command* command_storage() noexcept { return &command_; }
 
  private:
-  // No std::optional: `state` already says whether the command is alive, and
-  // every waiting job's frame holds one.
+  // No std::optional: the block's `body` already says whether the command is
+  // alive, and every waiting job's frame holds one.
   union {
     Command command_;
   };

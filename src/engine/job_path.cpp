@@ -4,6 +4,7 @@
 // signals, decided, and signalled in its entity's push order. (Push itself is
 // entity_state::push, in entity_state.cpp; recovery.cpp holds the paths a
 // reset takes instead of retirement.)
+#include <atomic>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -18,6 +19,20 @@
 #include "engine/engine.hpp"
 
 namespace cosched::detail {
+
+namespace {
+
+// relaxed: a count read by tests after the work that changed it (same thread,
+// or ordered by the scheduler's shutdown).
+std::atomic<std::size_t> live_cold_records{0};
+
+}  // namespace
+
+void job_cold::count_live(int change) noexcept {
+  live_cold_records.fetch_add(static_cast<std::size_t>(change), std::memory_order_relaxed);
+}
+
+std::size_t job_cold::live() noexcept { return live_cold_records.load(std::memory_order_relaxed); }
 
 // ------------------------------------------------------------------ taken from the mailbox
 
@@ -100,14 +115,14 @@ void on_job_signal(fence_waiter& waiter, fence_state&) noexcept;
 // body; a failed one fails the job as an in-body co_await of it would.
 void engine::wait_declared(job_block& block) noexcept {
   while (block.after_passed < block.after_count) {
-    const fence_state& dependency = *block.after[block.after_passed].state();
+    const fence_state& dependency = block.before_run.after.at(block.after_passed, block.after_count);
     if (!dependency.is_signalled()) {
       block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
       block.awaited_yields_error = false;
-      block.awaited = &dependency;
+      block.before_run.awaited = &dependency;
       block.waiting_after = true;
       if (dependency.add_waiter(block.waiter)) return;  // dispatch() comes back here
-      block.awaited = nullptr;
+      block.before_run.awaited = nullptr;
       block.waiting_after = false;
       continue;  // it signalled meanwhile
     }
@@ -118,28 +133,30 @@ void engine::wait_declared(job_block& block) noexcept {
     }
     ++block.after_passed;
   }
+  // All signalled without error: nothing waits for them any more (fence
+  // causality counts only pending ones), so they go now.
+  block.release_declared();
   resume_job(block);
 }
 
 void engine::resume_job(job_block& block) noexcept {
-  block.frame.resume();
+  frame_of(block).resume();
   record_body_progress(block);
 }
 
 // Where the body got to: suspended on a dependency, prepared (co_returned its
 // command), or failed.
 void engine::record_body_progress(job_block& block) noexcept {
-  auto& promise = *block.promise;
-  switch (promise.state) {
-    case job_promise_base::outcome::pending:
+  switch (block.body) {
+    case body_outcome::pending:
       return;  // suspended on a dependency (job_wait_begin)
-    case job_promise_base::outcome::prepared: {
+    case body_outcome::prepared: {
       block.phase = job_phase::prepared;
       auto& entity = entity_record::of(block);
       if (entity.queued.head == &block) queue_.changed(entity.queued);  // a ready head now
       return;
     }
-    case job_promise_base::outcome::failed:
+    case body_outcome::failed:
       decide(block, block.finished.error(), block.finished.recorded_cause());
       signal_in_order(entity_record::of(block));
       return;
@@ -150,22 +167,22 @@ void engine::record_body_progress(job_block& block) noexcept {
 // (wake_node says which).
 void on_job_signal(fence_waiter& waiter, fence_state&) noexcept {
   auto& block = *static_cast<job_block*>(waiter.owner);
-  engine::of(*block.core).enqueue_job_node(block, block.wake_node);
+  engine::of(*block.entity->home_core).enqueue_job_node(block, block.wake_node);
 }
 
 bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept {
   auto& block = *promise.block;
   block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
   block.awaited_yields_error = yields_error;
-  block.awaited = &awaited;
+  block.before_run.awaited = &awaited;
   if (awaited.add_waiter(block.waiter)) return true;
-  block.awaited = nullptr;
+  block.before_run.awaited = nullptr;
   return false;
 }
 
 void job_threw(job_promise_base& promise, std::exception_ptr thrown) noexcept {
   auto& block = *promise.block;
-  engine::of(*block.core)
+  engine::of(*block.entity->home_core)
       .report_exception(block, std::move(thrown), job_exception::origin::body, block.finished.error());
 }
 
@@ -206,10 +223,11 @@ void engine::report_exception(job_block& block, std::exception_ptr thrown, job_e
 
 void job_wait_abandon(job_promise_base& promise) noexcept {
   auto& block = *promise.block;
-  if (!block.awaited) return;
+  const fence_state*& awaited = block.before_run.awaited;  // a suspended body: the job has not run
+  if (!awaited) return;
   // If the wake-up is already queued, processing it finds the job decided.
-  block.awaited->remove_waiter(block.waiter);
-  block.awaited = nullptr;
+  awaited->remove_waiter(block.waiter);
+  awaited = nullptr;
 }
 
 // ------------------------------------------------------------------ selection and running
@@ -224,18 +242,18 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
   auto& entity = entity_record::of(block);
   block.phase = job_phase::running;
   ++block.attempts;
-  block.ring = &slot;
   lazy_now now = clock();
   queue_.ran(entity.queued, block, slot, now);
   set_head_from(entity, block.entity_next);
   const bool ring_was_idle = slot.idle();
-  slot.append(block);
+  slot.append(block);  // its declared dependencies are gone: the storage is the ring's part now
   // relaxed: see entity_state::queued_jobs.
   if (block.attempts == 1) entity.queued_jobs.fetch_sub(1, std::memory_order_relaxed);
   entity.in_flight_jobs.fetch_add(1, std::memory_order_relaxed);
   std::exception_ptr thrown;
-  block.hardware = slot.run(block.command, thrown);
-  if (thrown) report_exception(block, thrown, job_exception::origin::ring, block.hardware.error());
+  fence& hardware = block.on_ring.hardware;
+  hardware = slot.run(*block.promise, thrown);
+  if (thrown) report_exception(block, thrown, job_exception::origin::ring, hardware.error());
   if (block.attempts == 1) reach_scheduled(block, false);
   // The timeout counts from the moment the ring had something to do.
   if (ring_was_idle) arm_timeout(slot);
@@ -248,12 +266,13 @@ void engine::watch_hardware(job_block& block, bool may_retire) noexcept {
   // at once) retires now, and selection goes on with the credits it frees,
   // without touching the block's wait fields; during a pause its retirement
   // waits in the queue.
-  if (may_retire && block.hardware.signalled()) {
+  const fence& hardware = block.on_ring.hardware;
+  if (may_retire && hardware.signalled()) {
     retire(block);
     return;
   }
   block.arm_wait(work_node::kind::hardware_done, &on_job_signal);
-  if (!block.hardware.signalled() && block.hardware.state()->add_waiter(block.waiter)) return;
+  if (!hardware.signalled() && hardware.state()->add_waiter(block.waiter)) return;
   if (may_retire) retire(block);
   else enqueue_job_node(block, block.wake_node);
 }
@@ -261,12 +280,11 @@ void engine::watch_hardware(job_block& block, bool may_retire) noexcept {
 // ------------------------------------------------------------------ retirement
 
 void engine::retire(job_block& block) noexcept {
-  auto& slot = *block.ring;
-  const std::error_code ec = block.hardware.error();
-  block.hardware = fence();
+  auto& slot = entity_record::ring_of(block);
+  const std::error_code ec = block.on_ring.hardware.error();
   const bool was_front = slot.front() == &block;
   lazy_now now = clock();
-  leave_ring(block, &now);
+  leave_ring(block, &now);  // the hardware fence goes
   decide(block, ec, std::nullopt);
   signal_in_order(entity_record::of(block));
   // Progress: the timeout restarts for the command now at the front.
@@ -279,27 +297,29 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
   // Destroy first (frame, command, awaiter), then record; signalling follows in
   // entity order (signal_in_order), so nothing of the job is alive when its
   // fence signals.
+  // A job that ran is off its ring by now: its part before running is back, empty.
+  const fence_state*& awaited = block.before_run.awaited;
   if (block.waiting_after) {
     // A declared dependency's wait is the block's, not the frame's: unlink it
     // (a wake-up already queued finds the job decided).
-    if (block.awaited) block.awaited->remove_waiter(block.waiter);
-    block.awaited = nullptr;
+    if (awaited) awaited->remove_waiter(block.waiter);
+    awaited = nullptr;
     block.waiting_after = false;
-  } else if (block.frame && block.awaited && !block.awaited->is_signalled()) {
+  } else if (block.promise && awaited && !awaited->is_signalled()) {
     // Decided while its body waits for a fence: the signal waits for that
     // fence too (causality). A reference is taken before the frame, which
     // holds the awaited fence, is destroyed.
-    if (!block.gate) block.gate.reset(new (std::nothrow) causal_gate(&block));
-    if (block.gate) {
-      block.awaited->owner->add_ref();
-      block.gate->body = fence::adopt(const_cast<fence_state*>(block.awaited));
+    if (job_cold* cold = block.try_make_cold(); cold && !cold->gate)
+      cold->gate.reset(new (std::nothrow) causal_gate(&block));
+    if (causal_gate* gate = block.gate()) {
+      awaited->owner->add_ref();
+      gate->body = fence::adopt(const_cast<fence_state*>(awaited));
     }
   }
-  if (block.frame) {
-    block.frame.destroy();
-    block.frame = nullptr;
+  if (block.promise) {
+    frame_of(block).destroy();
+    block.promise = nullptr;
   }
-  block.command = nullptr;
   block.finished.record(ec, cause);
   block.phase = job_phase::decided;
   auto& entity = entity_record::of(block);
@@ -340,8 +360,9 @@ void engine::signal_in_order(entity_record& entity) noexcept {
 // ------------------------------------------------------------------ fence causality
 
 bool engine::is_own_job_fence(const fence_state& state) const noexcept {
+  // A pending job's entity is alive (let go of only once its jobs signalled).
   return state.owner && state.owner->destroy == &job_block::destroy_block &&
-         static_cast<const job_block*>(state.owner)->core == this;
+         static_cast<const job_block*>(state.owner)->entity->home_core == this;
 }
 
 // The first fence `block` must not signal before that has not signalled yet:
@@ -353,34 +374,38 @@ const fence_state* engine::first_pending_gate(const job_block& block) const noex
     return !s.is_signalled() && (!external_gates_released_ || is_own_job_fence(s));
   };
   for (std::uint32_t i = 0; i < block.after_count; ++i) {
-    const fence_state& s = *block.after[i].state();
+    const fence_state& s = block.before_run.after.at(i, block.after_count);
     if (holds(s)) return &s;
   }
-  if (block.gate && block.gate->body.valid() && holds(*block.gate->body.state())) return block.gate->body.state();
+  const causal_gate* gate = block.gate();
+  if (gate && gate->body.valid() && holds(*gate->body.state())) return gate->body.state();
   return nullptr;
 }
 
 void on_gate_signal(fence_waiter& waiter, fence_state&) noexcept {
   auto& block = *static_cast<job_block*>(waiter.owner);
-  engine::of(*block.core).enqueue_job_node(block, block.gate->node);
+  engine::of(*block.entity->home_core).enqueue_job_node(block, block.gate()->node);
 }
 
 bool engine::causally_clear(job_block& block) noexcept {
   for (;;) {
     const fence_state* pending = first_pending_gate(block);
+    causal_gate* existing = block.gate();
     if (!pending) {
       // A wait still linked (on a fence no longer counted) goes; one already
       // notified has its wake-up queued, which finds nothing to do.
-      if (block.gate && block.gate->armed && block.gate->waiting_on->remove_waiter(block.gate->waiter))
-        block.gate->armed = false;
+      if (existing && existing->armed && existing->waiting_on->remove_waiter(existing->waiter))
+        existing->armed = false;
       return true;
     }
-    if (block.gate && block.gate->armed) return false;  // woken when that fence signals
-    if (!block.gate) {
-      block.gate.reset(new (std::nothrow) causal_gate(&block));
-      if (!block.gate) return true;  // out of memory: the signal cannot wait
+    if (existing && existing->armed) return false;  // woken when that fence signals
+    if (!existing) {
+      job_cold* cold = block.try_make_cold();
+      if (cold) cold->gate.reset(new (std::nothrow) causal_gate(&block));
+      existing = block.gate();
+      if (!existing) return true;  // out of memory: the signal cannot wait
     }
-    auto& gate = *block.gate;
+    auto& gate = *existing;
     std::construct_at(&gate.waiter);
     gate.waiter.notify = &on_gate_signal;
     gate.waiter.owner = &block;
@@ -391,9 +416,9 @@ bool engine::causally_clear(job_block& block) noexcept {
   }
 }
 
-void engine::count_deadline(const job_block& block) noexcept {
+void engine::count_deadline(std::chrono::nanoseconds deadline) noexcept {
   // relaxed: independent counters (see statistics()).
-  if (now() > block.deadline)
+  if (now() > deadline)
     deadline_misses_.fetch_add(1, std::memory_order_relaxed);
   else
     deadlines_met_.fetch_add(1, std::memory_order_relaxed);
@@ -401,7 +426,7 @@ void engine::count_deadline(const job_block& block) noexcept {
 
 void engine::signal_job(job_block& block) noexcept {
   block.phase = job_phase::signalled;
-  if (block.has_deadline) count_deadline(block);
+  if (const auto deadline = block.deadline()) count_deadline(*deadline);
   // relaxed: only this thread sets scheduled_reached.
   if (!(block.scheduled_word.load(std::memory_order_relaxed) & job_block::scheduled_reached))
     reach_scheduled(block, true);
@@ -414,14 +439,13 @@ void engine::signal_job(job_block& block) noexcept {
     entity.reached_dirty = true;
     reached_dirty_.push_back(&entity);  // capacity reserved at registration
   }
-  if (block.in_scope) block.in_scope->leave();
+  if (cosched::scope* joined = block.in_scope()) joined->leave();
   // The fences the signal waited for (declared dependencies, the body's) go
   // now: a signalled job holds no other job's block, so that a long chain of
   // dependent jobs is not destroyed recursively, one stack frame per job, when
   // its last reference goes.
-  block.after.reset();
-  block.after_count = 0;
-  if (block.gate) block.gate->body = fence();
+  block.release_declared();
+  if (causal_gate* gate = block.gate()) gate->body = fence();
   if (block.local_nodes) block.release_deferred = true;
   else block.release();
 }

@@ -200,9 +200,17 @@ void engine::dispatch(work_node& node) noexcept {
       // fail the job with the dependency's error.
       auto& block = *static_cast<job_block*>(node.owner);
       const bool held_ref = node.holds_ref;  // before resuming (see finish_job_node)
-      // Valid only while the job is still suspended on it (see job_block::awaited).
-      const fence_state* awaited = std::exchange(block.awaited, nullptr);
-      if (std::exchange(block.waiting_after, false)) {
+      // Never for a job on a ring (it ran once its waits were over); its part
+      // before running is the ring's then.
+      if (block.phase == job_phase::running) {
+        finish_job_node(block, held_ref);
+        return;
+      }
+      // Valid only while the job is still suspended on it (see job_block::before_run).
+      const fence_state* awaited = std::exchange(block.before_run.awaited, nullptr);
+      const bool waiting_after = block.waiting_after;
+      block.waiting_after = false;
+      if (waiting_after) {
         // A declared dependency: go on through the list (or fail there).
         if (block.phase == job_phase::preparing && awaited) wait_declared(block);
       } else if (block.phase == job_phase::preparing && awaited) {
@@ -220,7 +228,8 @@ void engine::dispatch(work_node& node) noexcept {
       auto& block = *static_cast<job_block*>(node.owner);
       const bool held_ref = node.holds_ref;
       // Tagged with the attempt: a completion from before a reset is ignored.
-      if (block.phase == job_phase::running && block.hardware.valid() && block.wake_attempt == block.attempts)
+      if (block.phase == job_phase::running && block.on_ring.hardware.valid() &&
+          block.wake_attempt == block.attempts)
         retire(block);
       finish_job_node(block, held_ref);
       return;
@@ -229,7 +238,7 @@ void engine::dispatch(work_node& node) noexcept {
       // A fence a decided job's signal waits for signalled.
       auto& block = *static_cast<job_block*>(node.owner);
       const bool held_ref = node.holds_ref;
-      block.gate->armed = false;
+      block.gate()->armed = false;
       if (block.phase == job_phase::decided) signal_in_order(entity_record::of(block));
       finish_job_node(block, held_ref);
       return;
@@ -330,7 +339,7 @@ void engine::on_message(message& msg) noexcept {
         fail_unrun(
             *entity, make_error_code(errc::cancelled), std::nullopt,
             // A job's scope outlives it (join), so its id can be read.
-            [](const job_block& b, std::uint64_t id) { return b.in_scope && b.in_scope->id() == id; },
+            [](const job_block& b, std::uint64_t id) { return b.in_scope() && b.in_scope()->id() == id; },
             msg.scope_id);
       }
       for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)

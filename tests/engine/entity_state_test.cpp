@@ -20,7 +20,8 @@ struct release_entity {
 };
 
 std::unique_ptr<entity_state, release_entity> make_entity() {
-  return std::unique_ptr<entity_state, release_entity>(new entity_record(1, priority::normal, "e", nullptr));
+  return std::unique_ptr<entity_state, release_entity>(
+      new entity_record(nullptr, 1, priority::normal, "e", nullptr));
 }
 
 struct table_row {

@@ -231,3 +231,40 @@ TEST_CASE(
   for (auto& done : finished) done = fence();
   CHECK(f.ring.log().size() == jobs);
 }
+
+TEST_CASE(
+    "more declared dependencies than fit inline are waited for in order and let go of before the body runs",
+    "[scheduler][after]") {
+  // Each upstream job has a deadline, so a cold record that lives as long as
+  // its block: the count says when the downstream job lets go of them.
+  const std::size_t before = detail::job_cold::live();
+  sim_fixture f(1);
+  auto up = f.sched.make_entity({.name = "up"});
+  auto down = f.sched.make_entity({.name = "down"});
+  std::vector<fence> deps;
+  for (std::uint64_t tag = 1; tag <= 5; ++tag)
+    deps.push_back(
+        up.push(wait_then_run({}, {10, {}, tag}), {.deadline = std::chrono::microseconds(1000)}).finished);
+  promise in_body;
+  int runs = 0;
+  testing::live_counter frame;
+  auto j = down.push(counted(testing::probe(frame), runs, in_body.get_fence(), {10, {}, 6}), {.after = deps});
+  deps.clear();  // the downstream job's references are the last ones
+  CHECK(detail::job_cold::live() == before + 5);
+  f.clock.at(35, sim::phase::other, [&] {
+    CHECK(runs == 0);  // three of five signalled
+    CHECK(detail::job_cold::live() == before + 5);
+  });
+  f.clock.at(100, sim::phase::other, [&] {
+    CHECK(runs == 1);  // resumed at 50, now waiting in its body
+    CHECK(detail::job_cold::live() == before);
+    in_body.set_value();
+  });
+  outcome done;
+  f.observe(j.finished, done);
+  f.run();
+  CHECK(done.at == 110);
+  CHECK_FALSE(done.error);
+  CHECK(f.run_order() == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6});
+  CHECK(frame.alive() == 0);
+}

@@ -87,14 +87,18 @@ TEST_CASE("a job's command lives in its promise from co_return until the frame g
     CHECK(commands.alive() == 0);
     CHECK(commands.created.load() == 0);
   }
-  SECTION("run to co_return: the command is where push tells the scheduler, destroyed with the frame") {
+  SECTION(
+      "run to co_return: the command is in the promise, where the ring adapter finds it, destroyed with the "
+      "frame") {
     auto handle = body(7).release();
     auto& promised = handle.promise();
+    detail::job_block block(fence_point{1, 1});  // as push gives it
+    promised.block = &block;
     counted_command* storage = promised.command_storage();
-    CHECK(promised.state == detail::job_promise_base::outcome::pending);
+    CHECK(block.body == detail::body_outcome::pending);
     CHECK(commands.alive() == 0);
     handle.resume();  // no co_await: the body runs to co_return
-    CHECK(promised.state == detail::job_promise_base::outcome::prepared);
+    CHECK(block.body == detail::body_outcome::prepared);
     CHECK(commands.alive() == 1);
     CHECK(storage->value == 7);
     handle.destroy();
@@ -109,7 +113,7 @@ TEST_CASE("a job's command lives in its promise from co_return until the frame g
     detail::job_block block(fence_point{1, 1});  // receives the failure
     handle.promise().block = &block;
     handle.resume();
-    CHECK(handle.promise().state == detail::job_promise_base::outcome::failed);
+    CHECK(block.body == detail::body_outcome::failed);
     CHECK(block.finished.error() == make_error_code(errc::killed));
     handle.destroy();
     CHECK(commands.created.load() == 0);

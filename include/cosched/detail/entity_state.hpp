@@ -63,8 +63,7 @@ enum class entity_event : std::uint8_t { close, kill, ban, shutdown };
 
 struct push_request {
   std::coroutine_handle<> frame;
-  job_promise_base* promise = nullptr;
-  void* command = nullptr;  // where the promise will keep the command
+  job_promise_base* promise = nullptr;  // in `frame`
   std::uint32_t credits = 1;
   std::optional<std::chrono::nanoseconds> deadline;  // since the scheduler's epoch
   const std::vector<fence>* after = nullptr;          // declared dependencies (copied at push)
@@ -146,6 +145,13 @@ struct entity_state {
   std::atomic<std::uint32_t> refs{1};
 
   // Constant after construction.
+  // The scheduler that created the entity: the only one it is ever attached to
+  // (`core` is it while attached). Its jobs reach their scheduler through it
+  // while they are live; it may be gone once the entity is detached.
+  scheduler_core* const home_core;
+  // That scheduler's fair clock runs (policy fair on shared rings): every job
+  // keeps its ring time in its cold record, made at push.
+  const bool fair_clock_runs;
   const std::uint64_t finished_context;  // its scheduled fences: job_block::scheduled_context_of()
   const std::uint32_t credit_limit;
   const std::string name;
@@ -184,7 +190,7 @@ struct entity_state {
   work_node added_node{work_node::kind::entity_added, this};
 
  protected:
-  entity_state(std::uint32_t credit_limit, priority p, std::string entity_name);
+  entity_state(scheduler_core* home, std::uint32_t credit_limit, priority p, std::string entity_name);
   ~entity_state() = default;
 };
 

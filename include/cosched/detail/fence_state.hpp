@@ -45,13 +45,15 @@ struct fence_waiter {
   void* owner = nullptr;  // what notify acts on (a job, an operation)
 };
 
-/// Reference counting for a block that holds one or more fence states.
+/// Reference counting for a block that holds one or more fence states. The
+/// pointer comes first: a derived block keeps small fields in the 3 bytes of
+/// tail padding (job_block).
 struct ref_block {
+  void (*destroy)(ref_block* self) noexcept = nullptr;
   std::atomic<std::uint32_t> refs{1};
   // Set once, before the block is shared (the stub fence's block): it is never
   // destroyed, so references to it are not counted.
   bool immortal = false;
-  void (*destroy)(ref_block* self) noexcept = nullptr;
 
   void add_ref() noexcept {
     if (immortal) return;
