@@ -260,8 +260,8 @@ int main(int argc, char** argv) {
               thousands(sizes[low]).c_str(), thousands(sizes[high]).c_str(), rss_per_job);
   std::printf(
       "  of which the graph: %.0f B; the scheduler, per live job: %.0f B (its job block %zu B in a %zu B\n"
-      "  pool block, the job's frame and its declared dependency, with the allocator's headers); the rest\n"
-      "  (the run's own records, the rings' run logs): %.0f B\n",
+      "  pool block, its declared dependency inline, and the job's frame, with the allocator's headers);\n"
+      "  the rest (the run's own records, the rings' run logs): %.0f B\n",
       graph_per_job, scheduler_per_job, sizeof(cosched::detail::job_block),
       cosched::detail::pool_block_size(sizeof(cosched::detail::job_block)),
       rss_per_job - graph_per_job - scheduler_per_job);

@@ -102,12 +102,12 @@ graph generated_graph(std::uint64_t seed) {
     job.submit_at_us = at;
     const auto roll = rng() % 100;
     if (roll < 3) {
-      job.fault = fault_spec{fault_kind::hang, 0, 0, short_string("hang")};
+      job.fault = fault_spec{fault_kind::hang, 0, 0, rare_string("hang")};
     } else if (roll < 7) {
       const std::uint64_t us = 100 + rng() % 4000;
-      job.fault = fault_spec{fault_kind::slow, 0, us, short_string("slow:" + std::to_string(us))};
+      job.fault = fault_spec{fault_kind::slow, 0, us, rare_string("slow:" + std::to_string(us))};
     } else if (roll < 9) {
-      job.fault = fault_spec{fault_kind::error, ENOMEM, 0, short_string("error:ENOMEM")};
+      job.fault = fault_spec{fault_kind::error, ENOMEM, 0, rare_string("error:ENOMEM")};
     }
     if (rng() % 8 == 0) job.credits = static_cast<std::uint32_t>(1 + rng() % g.scheduler.credit_limit);
   }

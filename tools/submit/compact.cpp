@@ -71,6 +71,57 @@ short_string& short_string::operator=(std::string_view text) {
 
 std::ostream& operator<<(std::ostream& out, const short_string& s) { return out << s.view(); }
 
+// ------------------------------------------------------------------ rare_string
+
+void rare_string::assign(std::string_view text) {
+  if (text.empty()) return;
+  if (text.size() > std::numeric_limits<std::uint32_t>::max())
+    throw std::length_error("cosched::submit::rare_string: longer than 2^32 - 1 bytes");
+  const auto size = static_cast<std::uint32_t>(text.size());
+  heap_ = new char[sizeof size + text.size()];
+  std::memcpy(heap_, &size, sizeof size);
+  std::memcpy(heap_ + sizeof size, text.data(), text.size());
+}
+
+void rare_string::release() noexcept {
+  delete[] heap_;
+  heap_ = nullptr;
+}
+
+std::string_view rare_string::view() const noexcept {
+  if (!heap_) return {};
+  std::uint32_t size = 0;
+  std::memcpy(&size, heap_, sizeof size);
+  return {heap_ + sizeof size, size};
+}
+
+rare_string& rare_string::operator=(const rare_string& other) {
+  if (this != &other) *this = other.view();
+  return *this;
+}
+
+rare_string& rare_string::operator=(rare_string&& other) noexcept {
+  if (this != &other) {
+    release();
+    heap_ = std::exchange(other.heap_, nullptr);
+  }
+  return *this;
+}
+
+rare_string& rare_string::operator=(std::string_view text) {
+  rare_string copy(text);  // `text` may be this string's own
+  return *this = std::move(copy);
+}
+
+std::ostream& operator<<(std::ostream& out, const rare_string& s) { return out << s.view(); }
+
+// ------------------------------------------------------------------ optional_time
+
+std::uint64_t optional_time::checked(std::uint64_t value) {
+  if (value == none) throw std::out_of_range("cosched::submit::optional_time: 2^64 - 1 is no time");
+  return value;
+}
+
 // ------------------------------------------------------------------ dependency_list
 
 dependency_list::dependency_list(std::initializer_list<std::size_t> indices) {

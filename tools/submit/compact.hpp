@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,6 +74,94 @@ template <class BasicJson>
 void to_json(BasicJson& json, const short_string& s) {
   json = s.view();
 }
+
+/// A string in 8 bytes, for a text most jobs do not have (a fault's): the empty
+/// string costs nothing, any other is on the heap (at most 2^32 - 1 bytes).
+/// short_string's interface.
+///
+/// @par Thread Safety
+/// A plain value: distinct objects safe, shared objects safe for reading only.
+class rare_string {
+ public:
+  rare_string() noexcept = default;
+  explicit rare_string(std::string_view text) { assign(text); }
+  explicit rare_string(const std::string& text) { assign(text); }
+  explicit rare_string(const char* text) { assign(text); }
+  rare_string(const rare_string& other) { assign(other.view()); }
+  rare_string(rare_string&& other) noexcept : heap_(other.heap_) { other.heap_ = nullptr; }
+  rare_string& operator=(const rare_string& other);
+  rare_string& operator=(rare_string&& other) noexcept;
+  rare_string& operator=(std::string_view text);
+  rare_string& operator=(const std::string& text) { return *this = std::string_view(text); }
+  rare_string& operator=(const char* text) { return *this = std::string_view(text); }
+  ~rare_string() { release(); }
+
+  std::string_view view() const noexcept;
+  operator std::string_view() const noexcept { return view(); }  // NOLINT: implicit
+  std::string str() const { return std::string(view()); }
+  const char* data() const noexcept { return view().data(); }
+  std::size_t size() const noexcept { return view().size(); }
+  bool empty() const noexcept { return heap_ == nullptr; }
+
+  friend bool operator==(const rare_string& a, const rare_string& b) noexcept { return a.view() == b.view(); }
+  friend bool operator==(const rare_string& a, std::string_view b) noexcept { return a.view() == b; }
+  friend bool operator==(const rare_string& a, const std::string& b) noexcept { return a.view() == b; }
+  friend bool operator==(const rare_string& a, const char* b) noexcept { return a.view() == b; }
+  friend std::string operator+(const rare_string& a, std::string_view b) { return a.str().append(b); }
+  friend std::string operator+(std::string_view a, const rare_string& b) {
+    return std::string(a).append(b.view());
+  }
+  friend std::ostream& operator<<(std::ostream& out, const rare_string& s);
+
+ private:
+  void assign(std::string_view text);  // *this holds nothing on the heap
+  void release() noexcept;
+
+  // Null for the empty string; else the size (4 bytes), then the text.
+  char* heap_ = nullptr;
+};
+
+template <class BasicJson>
+void to_json(BasicJson& json, const rare_string& s) {
+  json = s.view();
+}
+
+/// An optional time in 8 bytes, instead of std::optional's 16: its interface
+/// as far as a graph uses it, with 2^64 - 1 for none. No graph time comes near
+/// it (every time field is at most 1e15 us, max_run_us); holding 2^64 - 1
+/// throws std::out_of_range.
+///
+/// @par Thread Safety
+/// A plain value: distinct objects safe, shared objects safe for reading only.
+class optional_time {
+ public:
+  constexpr optional_time() noexcept = default;
+  constexpr optional_time(std::nullopt_t) noexcept {}             // NOLINT: implicit, as std::optional's
+  optional_time(std::uint64_t value) : value_(checked(value)) {}  // NOLINT: implicit, as std::optional's
+  optional_time(const std::optional<std::uint64_t>& value)        // NOLINT: implicit
+      : value_(value ? checked(*value) : none) {}
+
+  constexpr bool has_value() const noexcept { return value_ != none; }
+  constexpr explicit operator bool() const noexcept { return has_value(); }
+  /// The value; meaningful only when there is one (as std::optional's).
+  constexpr std::uint64_t operator*() const noexcept { return value_; }
+  constexpr std::uint64_t value_or(std::uint64_t fallback) const noexcept {
+    return has_value() ? value_ : fallback;
+  }
+  operator std::optional<std::uint64_t>() const noexcept {  // NOLINT: implicit
+    return has_value() ? std::optional<std::uint64_t>(value_) : std::nullopt;
+  }
+
+  friend constexpr bool operator==(optional_time a, optional_time b) noexcept { return a.value_ == b.value_; }
+  friend bool operator==(optional_time a, const std::optional<std::uint64_t>& b) noexcept {
+    return std::optional<std::uint64_t>(a) == b;
+  }
+
+ private:
+  static constexpr std::uint64_t none = std::numeric_limits<std::uint64_t>::max();
+  static std::uint64_t checked(std::uint64_t value);
+  std::uint64_t value_ = none;
+};
 
 /// A job's dependencies: indices of 32 bits into graph::jobs, in order, repeats
 /// kept. Up to two inline (16 bytes in all), more on the heap.

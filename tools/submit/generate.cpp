@@ -129,7 +129,7 @@ graph generate_graph(const generate_spec& spec, std::uint64_t seed) {
     job.deps = candidates;
     // A fraction `faults` of the jobs: compare against 2^53 steps of the engine.
     if (spec.faults > 0 && static_cast<double>(rng() >> 11) < spec.faults * 9007199254740992.0) {
-      job.fault = fault_spec{fault_kind::error, EIO, 0, short_string("error:EIO")};
+      job.fault = fault_spec{fault_kind::error, EIO, 0, rare_string("error:EIO")};
     }
     g.jobs.push_back(std::move(job));
   }

@@ -32,7 +32,7 @@ struct fault_spec {
   fault_kind kind = fault_kind::none;
   int errno_value = 0;        ///< for fault_kind::error: the errno value (EIO = 5)
   std::uint64_t slow_us = 0;  ///< for fault_kind::slow: how long the command takes
-  short_string text;          ///< as written in the file, e.g. "error:EIO"; empty for none
+  rare_string text;           ///< as written in the file, e.g. "error:EIO"; empty for none
   /// For fault_kind::body_throws: the what() of the exception the body throws.
   std::string_view throw_message() const noexcept {
     const std::string_view written = text;
@@ -55,15 +55,15 @@ struct entity_spec {
   cosched::priority prio = cosched::priority::normal;
 };
 
-/// One job. A graph may hold ten million of them (104 bytes each, and an id,
-/// dependencies or a fault's text that do not fit inline): compact members.
+/// One job. A graph may hold ten million of them (88 bytes each, and an id or
+/// dependencies that do not fit inline, or a fault's text): compact members.
 struct job_spec {
   short_string id;
   std::uint64_t duration_us = 1000;
   std::uint64_t submit_at_us = 0;
   /// When the job should have finished, in us since the run's start (every policy
   /// counts misses; policy deadline orders by it).
-  std::optional<std::uint64_t> deadline_us;
+  optional_time deadline_us;
   dependency_list deps;  ///< indices into graph::jobs, in "deps" order, repeats kept
   fault_spec fault;
   std::uint32_t entity = 0;   ///< index into graph::entities
