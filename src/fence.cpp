@@ -7,6 +7,8 @@
 #include <mutex>
 #include <vector>
 
+#include "cosched/detail/job_block.hpp"
+
 namespace cosched {
 
 namespace {
@@ -27,6 +29,20 @@ static_assert(sizeof(fence_state) == 72, "a fence state is 72 bytes (see fence_s
 std::uint64_t new_contexts(std::uint32_t n) noexcept {
   // relaxed: only uniqueness matters.
   return next_context.fetch_add(n, std::memory_order_relaxed);
+}
+
+void destroy_fence_block(ref_block* block) noexcept {
+  switch (block->type) {
+    case block_kind::single:
+      delete static_cast<single_fence_block*>(block);
+      return;
+    case block_kind::job:
+      delete static_cast<job_block*>(block);
+      return;
+    case block_kind::combinator:
+      destroy_combinator_block(block);
+      return;
+  }
 }
 
 bool fence_state::add_waiter(fence_waiter& w) const noexcept {

@@ -237,7 +237,7 @@ void engine::for_each_ring(Visit&& visit) const {
 
 struct engine::message : work_node {
   enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope, timeout, pause, flush };
-  explicit message(type t) noexcept : work_node(kind::message, nullptr), what_message(t) {}
+  explicit message(type t) noexcept : work_node(kind::message), what_message(t) {}
   ~message() {
     if (slot_owner) slot_owner->release();
   }

@@ -121,7 +121,7 @@ void engine::wait_declared(job_block& block) noexcept {
       block.awaited_yields_error = false;
       block.before_run.awaited = &dependency;
       block.waiting_after = true;
-      if (dependency.add_waiter(block.waiter)) return;  // dispatch() comes back here
+      if (dependency.add_waiter(block.waiter())) return;  // dispatch() comes back here
       block.before_run.awaited = nullptr;
       block.waiting_after = false;
       continue;  // it signalled meanwhile
@@ -164,10 +164,10 @@ void engine::record_body_progress(job_block& block) noexcept {
 }
 
 // The job's waiter was notified: its dependency or its hardware fence signalled
-// (wake_node says which).
+// (its wake node's kind says which).
 void on_job_signal(fence_waiter& waiter, fence_state&) noexcept {
-  auto& block = *static_cast<job_block*>(waiter.owner);
-  engine::of(*block.entity->home_core).enqueue_job_node(block, block.wake_node);
+  auto& block = static_cast<job_block&>(waiter);
+  engine::of(*block.entity->home_core).enqueue_job_node(block, block.wake_node());
 }
 
 bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept {
@@ -175,7 +175,7 @@ bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool 
   block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
   block.awaited_yields_error = yields_error;
   block.before_run.awaited = &awaited;
-  if (awaited.add_waiter(block.waiter)) return true;
+  if (awaited.add_waiter(block.waiter())) return true;
   block.before_run.awaited = nullptr;
   return false;
 }
@@ -226,7 +226,7 @@ void job_wait_abandon(job_promise_base& promise) noexcept {
   const fence_state*& awaited = block.before_run.awaited;  // a suspended body: the job has not run
   if (!awaited) return;
   // If the wake-up is already queued, processing it finds the job decided.
-  awaited->remove_waiter(block.waiter);
+  awaited->remove_waiter(block.waiter());
   awaited = nullptr;
 }
 
@@ -272,9 +272,11 @@ void engine::watch_hardware(job_block& block, bool may_retire) noexcept {
     return;
   }
   block.arm_wait(work_node::kind::hardware_done, &on_job_signal);
-  if (!hardware.signalled() && hardware.state()->add_waiter(block.waiter)) return;
-  if (may_retire) retire(block);
-  else enqueue_job_node(block, block.wake_node);
+  if (!hardware.signalled() && hardware.state()->add_waiter(block.waiter())) return;
+  if (may_retire)
+    retire(block);
+  else
+    enqueue_job_node(block, block.wake_node());
 }
 
 // ------------------------------------------------------------------ retirement
@@ -302,7 +304,7 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
   if (block.waiting_after) {
     // A declared dependency's wait is the block's, not the frame's: unlink it
     // (a wake-up already queued finds the job decided).
-    if (awaited) awaited->remove_waiter(block.waiter);
+    if (awaited) awaited->remove_waiter(block.waiter());
     awaited = nullptr;
     block.waiting_after = false;
   } else if (block.promise && awaited && !awaited->is_signalled()) {
@@ -310,7 +312,7 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
     // fence too (causality). A reference is taken before the frame, which
     // holds the awaited fence, is destroyed.
     if (job_cold* cold = block.try_make_cold(); cold && !cold->gate)
-      cold->gate.reset(new (std::nothrow) causal_gate(&block));
+      cold->gate.reset(new (std::nothrow) causal_gate(block));
     if (causal_gate* gate = block.gate()) {
       awaited->owner->add_ref();
       gate->body = fence::adopt(const_cast<fence_state*>(awaited));
@@ -361,7 +363,7 @@ void engine::signal_in_order(entity_record& entity) noexcept {
 
 bool engine::is_own_job_fence(const fence_state& state) const noexcept {
   // A pending job's entity is alive (let go of only once its jobs signalled).
-  return state.owner && state.owner->destroy == &job_block::destroy_block &&
+  return state.owner && state.owner->type == block_kind::job &&
          static_cast<const job_block*>(state.owner)->entity->home_core == this;
 }
 
@@ -383,8 +385,8 @@ const fence_state* engine::first_pending_gate(const job_block& block) const noex
 }
 
 void on_gate_signal(fence_waiter& waiter, fence_state&) noexcept {
-  auto& block = *static_cast<job_block*>(waiter.owner);
-  engine::of(*block.entity->home_core).enqueue_job_node(block, block.gate()->node);
+  auto& gate = static_cast<causal_gate&>(waiter);
+  engine::of(*gate.block.entity->home_core).enqueue_job_node(gate.block, gate);
 }
 
 bool engine::causally_clear(job_block& block) noexcept {
@@ -394,24 +396,23 @@ bool engine::causally_clear(job_block& block) noexcept {
     if (!pending) {
       // A wait still linked (on a fence no longer counted) goes; one already
       // notified has its wake-up queued, which finds nothing to do.
-      if (existing && existing->armed && existing->waiting_on->remove_waiter(existing->waiter))
+      if (existing && existing->armed && existing->waiting_on->remove_waiter(*existing))
         existing->armed = false;
       return true;
     }
     if (existing && existing->armed) return false;  // woken when that fence signals
     if (!existing) {
       job_cold* cold = block.try_make_cold();
-      if (cold) cold->gate.reset(new (std::nothrow) causal_gate(&block));
+      if (cold) cold->gate.reset(new (std::nothrow) causal_gate(block));
       existing = block.gate();
       if (!existing) return true;  // out of memory: the signal cannot wait
     }
     auto& gate = *existing;
-    std::construct_at(&gate.waiter);
-    gate.waiter.notify = &on_gate_signal;
-    gate.waiter.owner = &block;
+    gate.prev = gate.fence_waiter::next = nullptr;
+    gate.notify = &on_gate_signal;
     gate.waiting_on = pending;
     gate.armed = true;
-    if (pending->add_waiter(gate.waiter)) return false;
+    if (pending->add_waiter(gate)) return false;
     gate.armed = false;  // it signalled meanwhile: look again
   }
 }
@@ -465,7 +466,7 @@ void engine::reach_scheduled(job_block& block, bool unrun) noexcept {
 fence scheduler_core::scheduled_fence(const fence& finished) {
   if (!finished.valid()) return {};
   ref_block* owner = finished.state()->owner;
-  if (owner->destroy != &job_block::destroy_block || finished.state() != &static_cast<job_block*>(owner)->finished)
+  if (owner->type != block_kind::job || finished.state() != &static_cast<job_block*>(owner)->finished)
     throw std::invalid_argument("cosched: scheduled() needs the finished fence push returned, not another fence");
   auto& block = *static_cast<job_block*>(owner);
   // acquire: pairs with reach_scheduled (the outcome) and with another

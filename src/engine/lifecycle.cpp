@@ -256,7 +256,7 @@ void engine::cancel_in_flight_for_shutdown() noexcept {
     slot.cancel_all();
     while (job_block* block = slot.front()) {
       // A hardware wake-up already queued finds the job decided and is dropped.
-      if (block->on_ring.hardware.valid()) block->on_ring.hardware.state()->remove_waiter(block->waiter);
+      if (block->on_ring.hardware.valid()) block->on_ring.hardware.state()->remove_waiter(block->waiter());
       leave_ring(*block, nullptr);  // the hardware fence goes
       decide(*block, ec, std::nullopt);
       touched.push_back(&entity_record::of(*block));

@@ -198,7 +198,7 @@ void engine::dispatch(work_node& node) noexcept {
     case work_node::kind::dependency_wake: {
       // A dependency the job's body waits for signalled: resume the body, or
       // fail the job with the dependency's error.
-      auto& block = *static_cast<job_block*>(node.owner);
+      auto& block = static_cast<job_block&>(node);
       const bool held_ref = node.holds_ref;  // before resuming (see finish_job_node)
       // Never for a job on a ring (it ran once its waits were over); its part
       // before running is the ring's then.
@@ -225,7 +225,7 @@ void engine::dispatch(work_node& node) noexcept {
       return;
     }
     case work_node::kind::hardware_done: {
-      auto& block = *static_cast<job_block*>(node.owner);
+      auto& block = static_cast<job_block&>(node);
       const bool held_ref = node.holds_ref;
       // Tagged with the attempt: a completion from before a reset is ignored.
       if (block.phase == job_phase::running && block.on_ring.hardware.valid() &&
@@ -236,21 +236,22 @@ void engine::dispatch(work_node& node) noexcept {
     }
     case work_node::kind::gate_wake: {
       // A fence a decided job's signal waits for signalled.
-      auto& block = *static_cast<job_block*>(node.owner);
+      auto& gate = static_cast<causal_gate&>(node);
+      job_block& block = gate.block;
       const bool held_ref = node.holds_ref;
-      block.gate()->armed = false;
+      gate.armed = false;
       if (block.phase == job_phase::decided) signal_in_order(entity_record::of(block));
       finish_job_node(block, held_ref);
       return;
     }
     case work_node::kind::entity_added:
-      on_entity_added(entity_record::of(*static_cast<entity_state*>(node.owner)));
+      on_entity_added(entity_record::of(*static_cast<entity_node&>(node).entity));
       return;
     case work_node::kind::entity_updated:
-      on_entity_updated(entity_record::of(*static_cast<entity_state*>(node.owner)), node);
+      on_entity_updated(entity_record::of(*static_cast<entity_node&>(node).entity), node);
       return;
     case work_node::kind::entity_killed:
-      on_entity_killed(entity_record::of(*static_cast<entity_state*>(node.owner)), node);
+      on_entity_killed(entity_record::of(*static_cast<entity_node&>(node).entity), node);
       return;
     case work_node::kind::message: {
       std::unique_ptr<message> msg(static_cast<message*>(&node));

@@ -39,7 +39,7 @@ enum class at_reset : std::uint8_t {
 
 at_reset stop_watching_hardware(job_block& block) noexcept {
   const fence& hardware = block.on_ring.hardware;
-  if (!hardware.state()->remove_waiter(block.waiter)) return at_reset::retire_queued;
+  if (!hardware.state()->remove_waiter(block.waiter())) return at_reset::retire_queued;
   return hardware.signalled() ? at_reset::retire : at_reset::replay;
 }
 
@@ -149,7 +149,7 @@ void engine::reset_ring_and_replay(ring_slot& slot, job_block* guilty,
     } else if (next != at_reset::replay) {
       if (!hang) {
         // Armed for this attempt by watch_hardware.
-        if (next == at_reset::retire) enqueue_job_node(*block, block->wake_node);
+        if (next == at_reset::retire) enqueue_job_node(*block, block->wake_node());
         continue;
       }
       const std::error_code ec = block->on_ring.hardware.error();

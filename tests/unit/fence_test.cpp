@@ -439,17 +439,18 @@ TEST_CASE("new_context hands out unique contexts, also across threads", "[fence]
 namespace {
 
 struct waiter_probe {
-  cosched::detail::fence_waiter waiter;
+  struct probe_waiter : cosched::detail::fence_waiter {
+    waiter_probe* probe = nullptr;
+  } waiter;
   std::vector<int>* order = nullptr;
   int id = 0;
   int calls = 0;
   std::error_code seen;
 
   waiter_probe(std::vector<int>& o, int i) : order(&o), id(i) {
-    waiter.owner = this;
-    waiter.notify = [](cosched::detail::fence_waiter& self,
-                       cosched::detail::fence_state& state) noexcept {
-      auto& probe = *static_cast<waiter_probe*>(self.owner);
+    waiter.probe = this;
+    waiter.notify = [](cosched::detail::fence_waiter& self, cosched::detail::fence_state& state) noexcept {
+      auto& probe = *static_cast<probe_waiter&>(self).probe;
       ++probe.calls;
       probe.seen = state.error();
       probe.order->push_back(probe.id);

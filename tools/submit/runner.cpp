@@ -466,13 +466,12 @@ sim_job graph_job(const graph& g, std::uint32_t index) {
 // signalling thread, under the fence's lock, so it must be short. An entity's
 // finished fences signal in push order, so one watch per entity serves all
 // its jobs: it waits on the oldest job not signalled yet and moves to the
-// next one when that one signals. Immovable.
-class finish_watch {
+// next one when that one signals. Immovable; its waiter is its base.
+class finish_watch : detail::fence_waiter {
  public:
   finish_watch() noexcept {
-    waiter_.owner = this;
-    waiter_.notify = [](detail::fence_waiter& self, detail::fence_state& state) noexcept {
-      auto& watch = *static_cast<finish_watch*>(self.owner);
+    notify = [](detail::fence_waiter& self, detail::fence_state& state) noexcept {
+      auto& watch = static_cast<finish_watch&>(self);
       watch.watched_ = nullptr;
       watch.run_->record(watch.jobs()[watch.next_++], state);
       watch.advance();
@@ -481,7 +480,7 @@ class finish_watch {
   finish_watch(const finish_watch&) = delete;
   finish_watch& operator=(const finish_watch&) = delete;
   ~finish_watch() {
-    if (watched_) watched_->remove_waiter(waiter_);  // a run left by an exception
+    if (watched_) watched_->remove_waiter(*this);  // a run left by an exception
   }
 
   void attach(run_state& run, std::size_t entity) noexcept {
@@ -501,7 +500,7 @@ class finish_watch {
   void advance() {
     while (next_ < jobs().size()) {
       const detail::fence_state& state = *run_->finished[jobs()[next_]].state();
-      if (state.add_waiter(waiter_)) {
+      if (state.add_waiter(*this)) {
         watched_ = &state;
         return;
       }
@@ -513,7 +512,6 @@ class finish_watch {
   std::size_t entity_ = 0;
   std::size_t next_ = 0;  // in jobs(): the job watched, or the next one pushed
   const detail::fence_state* watched_ = nullptr;
-  detail::fence_waiter waiter_;
 };
 
 // The jobs in push order (push_order(g)), as indices of 32 bits; empty when it

@@ -84,6 +84,12 @@ struct taken_jobs {
   std::optional<fence_point> cause;
 };
 
+/// A node of an entity's (its kind says which of the three).
+struct entity_node final : work_node {
+  entity_node(kind k, entity_state& owner) noexcept : work_node(k), entity(&owner) {}
+  entity_state* entity;
+};
+
 /// The part of an entity that its handle and its scheduler share.
 ///
 /// @par Thread Safety
@@ -185,9 +191,10 @@ struct entity_state {
   bool release_when_idle = false;  // detached after shutdown: release once no node is queued
 
   // Nodes the scheduler processes on its executor (never allocated).
-  work_node update_node{work_node::kind::entity_updated, this};  // new jobs, a new priority, or the handle gone
-  work_node kill_node{work_node::kind::entity_killed, this};
-  work_node added_node{work_node::kind::entity_added, this};
+  entity_node update_node{work_node::kind::entity_updated,
+                          *this};  // new jobs, a new priority, or the handle gone
+  entity_node kill_node{work_node::kind::entity_killed, *this};
+  entity_node added_node{work_node::kind::entity_added, *this};
 
  protected:
   entity_state(scheduler_core* home, std::uint32_t credit_limit, priority p, std::string entity_name);

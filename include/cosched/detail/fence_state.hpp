@@ -38,22 +38,39 @@ struct fence_state;
 /// for the list's head, the list's tail (itself when it waits alone), so that a
 /// fence needs no tail pointer; a waiter that is not linked has none (so it
 /// needs no flag: every job has one).
+///
+/// What `notify` acts on derives from the waiter (a job's block, an
+/// asynchronous wait, a combinator's link), so a waiter needs no pointer to it.
 struct fence_waiter {
   fence_waiter* prev = nullptr;  // guarded by the fence's lock, as `next`
   fence_waiter* next = nullptr;  // null for the list's tail
   void (*notify)(fence_waiter& self, fence_state& state) noexcept = nullptr;
-  void* owner = nullptr;  // what notify acts on (a job, an operation)
 };
 
-/// Reference counting for a block that holds one or more fence states. The
-/// pointer comes first: a derived block keeps small fields in the 3 bytes of
-/// tail padding (job_block).
+/// The kinds of fence blocks: how the last reference destroys one.
+enum class block_kind : std::uint8_t {
+  single,      // single_fence_block: a promise's, a signalled fence's
+  job,         // job_block: a job's finished fence
+  combinator,  // when_all / when_any (combinators.cpp)
+};
+
+struct ref_block;
+/// Destroys `block` as its kind says (the last reference is gone).
+void destroy_fence_block(ref_block* block) noexcept;
+/// Destroys a when_all / when_any block (defined in combinators.cpp).
+void destroy_combinator_block(ref_block* block) noexcept;
+
+/// Reference counting for a block that holds one or more fence states. 8 bytes:
+/// a kind instead of a pointer to a destroy function (a run may hold a million
+/// job blocks).
 struct ref_block {
-  void (*destroy)(ref_block* self) noexcept = nullptr;
+  explicit ref_block(block_kind k) noexcept : type(k) {}
+
   std::atomic<std::uint32_t> refs{1};
   // Set once, before the block is shared (the stub fence's block): it is never
   // destroyed, so references to it are not counted.
   bool immortal = false;
+  const block_kind type;  // also tells a job's block from other fence blocks
 
   void add_ref() noexcept {
     if (immortal) return;
@@ -63,7 +80,7 @@ struct ref_block {
   void release() noexcept {
     if (immortal) return;
     // acq_rel: the last releaser must see every write made through other references.
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(this);
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy_fence_block(this);
   }
 };
 
@@ -139,9 +156,7 @@ struct fence_state {
 
 /// A block holding exactly one fence state: what a standalone promise allocates.
 struct single_fence_block final : ref_block {
-  explicit single_fence_block(fence_point p) noexcept : state(this, p) {
-    destroy = [](ref_block* self) noexcept { delete static_cast<single_fence_block*>(self); };
-  }
+  explicit single_fence_block(fence_point p) noexcept : ref_block(block_kind::single), state(this, p) {}
   fence_state state;
 };
 

@@ -30,7 +30,9 @@ class ring_slot;
 struct job_promise_base;
 
 /// A unit of work for the scheduler's pass. Nodes are embedded in the objects
-/// they concern (a job, an entity), so queueing them never allocates.
+/// they concern (a job, an entity), so queueing them never allocates; what a
+/// node concerns derives from it, as its kind says (a job's block, a causal
+/// gate, an entity's node, a message), so a node needs no pointer to it.
 struct work_node {
   enum class kind : std::uint8_t {
     dependency_wake,  // a job's awaited fence signalled
@@ -41,10 +43,8 @@ struct work_node {
     message,          // an allocated, one-off message (engine::message)
     gate_wake,        // a fence a decided job's signal waits for signalled (fence causality)
   };
-  work_node(kind k, void* owner_object) noexcept : owner(owner_object), what(k) {}
-  // The pointers first: a job block keeps small fields in the tail padding.
+  explicit work_node(kind k) noexcept : what(k) {}
   work_node* next = nullptr;
-  void* owner;  // the job_block or entity_state the node is embedded in
   kind what;
   bool holds_ref = false;  // a job node queued from another thread holds a job reference
 };
@@ -67,16 +67,16 @@ enum class body_outcome : std::uint8_t { pending, prepared, failed };
 /// What a decided job's signal waits for besides its entity predecessor (fence
 /// causality): its declared dependencies (job_block::before_run) and the fence
 /// its body was suspended on when it was decided. Allocated for the jobs that
-/// have to wait, in their cold record; executor only.
-struct causal_gate {
-  explicit causal_gate(void* block) noexcept : node(work_node::kind::gate_wake, block) {}
+/// have to wait, in their cold record; executor only. Its waiter (linked to a
+/// fence the signal waits for) and its node (the wake-up, gate_wake) are its bases.
+struct causal_gate final : fence_waiter, work_node {
+  explicit causal_gate(job_block& waiting) noexcept : work_node(kind::gate_wake), block(waiting) {}
+  job_block& block;  // the job whose signal waits
   // The fence the body was suspended on when the job was decided, if pending then.
   fence body;
   // While `armed`: linked to the first pending fence of the gate, or notified
-  // with `node` queued (it clears `armed` when processed).
-  fence_waiter waiter;
-  const fence_state* waiting_on = nullptr;  // the fence `waiter` was linked to, while armed
-  work_node node;
+  // with the node queued (it clears `armed` when processed).
+  const fence_state* waiting_on = nullptr;  // the fence the waiter was linked to, while armed
   bool armed = false;
 };
 
@@ -155,7 +155,7 @@ class declared_fences {
 
 /// The scheduler's record of a job, and the block of its finished fence.
 ///
-/// 232 bytes on a 64-bit target (a 240-byte chunk of glibc's malloc, through
+/// 216 bytes on a 64-bit target (a 224-byte chunk of glibc's malloc, through
 /// the pool's size classes): a run may hold a million of them. The fields
 /// every job uses are here; what only some use is in the cold record; what a
 /// job needs only before it runs (its declared dependencies, the fence it
@@ -165,17 +165,25 @@ class declared_fences {
 /// from the promise (core_options::frame_of, the ring adapter), the scheduler
 /// from the entity (entity_state::home_core), the ring of a command in flight
 /// from the entity's run-queue entry (every command of an entity in flight is
-/// on one ring).
-struct job_block final : ref_block {
+/// on one ring), the block from its waiter and its node (its bases).
+///
+/// The one fence the job waits for at a time is a dependency while it is being
+/// prepared (before_run.awaited), then the hardware fence of its current
+/// attempt (on_ring.hardware; a job runs only once prepared, so the two waits
+/// never overlap). Its waiter (the fence_waiter base) is linked to that fence,
+/// its wake node (the work_node base) reports that it signalled: kind
+/// dependency_wake or hardware_done. arm_wait() sets both afresh for each wait;
+/// never while the node is queued or the waiter linked. A job whose hardware
+/// fence has signalled when run() returns never arms them.
+struct job_block final : ref_block, fence_waiter, work_node {
   static void* operator new(std::size_t size) { return pool_allocate(size); }
   static void operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
 
   explicit job_block(fence_point finished_point) noexcept
-      : finished(this, finished_point), before_run{}, wake_node(work_node::kind::dependency_wake, this) {
-    destroy = &destroy_block;
-  }
-  // Also tells a job's block from other fence blocks (scheduler_core::scheduled_fence).
-  static void destroy_block(ref_block* self) noexcept { delete static_cast<job_block*>(self); }
+      : ref_block(block_kind::job),
+        work_node(work_node::kind::dependency_wake),
+        finished(this, finished_point),
+        before_run{} {}
   ~job_block() {
     // relaxed: the last reference is gone; acq_rel release ordered everything before it.
     if (auto* requested = scheduled_block(scheduled_word.load(std::memory_order_relaxed))) requested->release();
@@ -185,8 +193,11 @@ struct job_block final : ref_block {
       release_declared();
   }
 
-  // Small fields first: they fill ref_block's tail padding (offsets 13 to 15).
-  // The executor's only, but for dead_on_arrival: the entity was dead at push
+  fence_waiter& waiter() noexcept { return *this; }
+  work_node& wake_node() noexcept { return *this; }
+
+  // Small fields first: they fill the wake node's tail padding (offsets 42 to
+  // 44). The executor's only, but for dead_on_arrival: the entity was dead at push
   // (push sets it, before the job is handed to the scheduler) or when the
   // scheduler took the job; it never starts (the finished fence's recorded
   // outcome says why).
@@ -202,6 +213,12 @@ struct job_block final : ref_block {
   // Nodes of this job queued on the executor's own list (they hold no
   // reference); signalling defers the scheduler's release until they are processed.
   std::uint8_t local_nodes = 0;
+
+  std::uint32_t credits = 1;
+  std::uint32_t attempts = 0;
+  std::uint32_t after_count = 0;
+  std::uint32_t after_passed = 0;  // how many declared dependencies signalled without error so far
+  std::uint32_t wake_attempt = 0;  // the attempt whose completion the wake node reports (hardware_done)
 
   // The finished fence. Its outcome (error, cause) is recorded when the job is
   // decided (or at push, for a job dead on arrival) and published when it signals.
@@ -287,31 +304,10 @@ struct job_block final : ref_block {
     after_passed = 0;
   }
 
-  std::uint32_t credits = 1;
-  std::uint32_t attempts = 0;
-  std::uint32_t after_count = 0;
-  std::uint32_t after_passed = 0;  // how many declared dependencies signalled without error so far
-
-  // The one fence the job waits for at a time: a dependency while it is being
-  // prepared (before_run.awaited), then the hardware fence of its current
-  // attempt (on_ring.hardware; a job runs only once prepared, so the two waits
-  // never overlap). arm_wait()
-  // constructs the waiter afresh and sets the node's kind for each wait;
-  // wake_node says which wait it reports (dependency_wake or hardware_done).
-  // Never re-armed while the node is queued or the waiter linked. A job whose
-  // hardware fence has signalled when run() returns never arms them. The
-  // node's tail padding holds wake_attempt.
-  [[no_unique_address]] work_node wake_node;
-  std::uint32_t wake_attempt = 0;  // the attempt whose completion wake_node reports (hardware_done)
-  union {
-    fence_waiter waiter;
-  };
-
-  void arm_wait(work_node::kind what, void (*notify)(fence_waiter&, fence_state&) noexcept) noexcept {
-    std::construct_at(&waiter);
-    waiter.notify = notify;
-    waiter.owner = this;
-    wake_node.what = what;
+  void arm_wait(work_node::kind wait, void (*on_signal)(fence_waiter&, fence_state&) noexcept) noexcept {
+    fence_waiter::prev = fence_waiter::next = nullptr;
+    notify = on_signal;
+    what = wait;
   }
 
   /// The record of what only some jobs use, made if the job has none yet.
@@ -347,8 +343,8 @@ struct job_promise_base {
 };
 
 #if defined(__x86_64__) || defined(__aarch64__)
-// The layout above: a job block in the pool's size class of 232 bytes.
-static_assert(sizeof(job_block) <= 232, "a job block fills a 240-byte chunk of malloc's");
+// The layout above: a job block in the pool's size class of 216 bytes.
+static_assert(sizeof(job_block) <= 216, "a job block fills a 224-byte chunk of malloc's");
 #endif
 
 }  // namespace cosched::detail
