@@ -303,6 +303,54 @@ class real_driver {
   std::size_t last_finished_ = 0;
 };
 
+// Each job's finished fence, from its push until the run is over (one
+// reference to the job's block), then the outcome read from it: an index into
+// the run's error names and the job of its root cause. One word per job
+// either way, so that reading the outcomes of a million jobs takes no memory
+// beside the jobs' blocks it lets go of. Not copyable.
+class finished_fences {
+ public:
+  static constexpr std::uint32_t no_cause = std::numeric_limits<std::uint32_t>::max();
+
+  explicit finished_fences(std::size_t jobs) : words_(jobs, 0) {}
+  finished_fences(const finished_fences&) = delete;
+  finished_fences& operator=(const finished_fences&) = delete;
+  ~finished_fences() {
+    // Those not settled yet (a run left by an exception).
+    for (std::size_t i = settled_; i < words_.size(); ++i)
+      if (words_[i]) state(i).owner->release();
+  }
+
+  /// Job `i`'s fence, pushed and not settled yet.
+  detail::fence_state& state(std::size_t i) const noexcept {
+    return *reinterpret_cast<detail::fence_state*>(static_cast<std::uintptr_t>(words_[i]));
+  }
+  fence get(std::size_t i) const noexcept {
+    state(i).owner->add_ref();
+    return fence::adopt(&state(i));
+  }
+  /// At its push: job `i`'s fence (every job is pushed once).
+  void hold(std::size_t i, const fence& f) noexcept {
+    f.state()->owner->add_ref();
+    words_[i] = reinterpret_cast<std::uintptr_t>(f.state());
+  }
+
+  /// Once every job has signalled, in job order: the next job's fence goes,
+  /// its outcome stays.
+  void settle_next(std::uint16_t error, std::uint32_t cause) noexcept {
+    detail::fence_state& f = state(settled_);
+    words_[settled_++] = std::uint64_t{error} << 32 | cause;
+    f.owner->release();
+  }
+  std::uint16_t error(std::size_t i) const noexcept { return static_cast<std::uint16_t>(words_[i] >> 32); }
+  std::uint32_t cause(std::size_t i) const noexcept { return static_cast<std::uint32_t>(words_[i]); }
+
+ private:
+  // [0, settled_): outcomes; from settled_ on: a fence_state* (0: not pushed yet).
+  std::vector<std::uint64_t> words_;
+  std::size_t settled_ = 0;
+};
+
 // What a run keeps per job while it runs, shared with the finish watches and
 // the scheduler's exception handler. It is made before the scheduler, so that
 // it outlives every signal (which the watches record) and every exception.
@@ -342,16 +390,17 @@ struct run_state {
   }
 
   /// Once every job has finished: keeps of each job's outcome its error and
-  /// cause, and lets go of the finished fences (and with them of the
-  /// scheduler's records of the jobs), so that what is made after the run
-  /// (the outcomes, the outputs) takes the memory the jobs had.
+  /// cause, in place of its finished fence, which it lets go of (and with it
+  /// of the scheduler's record of the job), so that what is made after the
+  /// run (the outcomes, the outputs) takes the memory the jobs had.
   void finish() {
     std::vector<std::error_code> error_codes(1);  // [0]: none, as error_names
-    errors.assign(g.jobs.size(), 0);
-    causes.assign(g.jobs.size(), no_cause);
     for (std::size_t i = 0; i < g.jobs.size(); ++i) {
-      const fence& f = finished[i];
-      if (const std::error_code ec = f.error()) {
+      const detail::fence_state& f = finished.state(i);
+      const bool signalled = f.is_signalled();  // every job's has, by now
+      std::uint16_t error = 0;
+      std::uint32_t cause = finished_fences::no_cause;
+      if (const std::error_code ec = signalled ? f.error() : std::error_code()) {
         auto known = static_cast<std::size_t>(std::find(error_codes.begin(), error_codes.end(), ec) -
                                               error_codes.begin());
         if (known == error_codes.size()) {
@@ -360,18 +409,18 @@ struct run_state {
           error_codes.push_back(ec);
           error_names.push_back(error_name(ec));
         }
-        errors[i] = static_cast<std::uint16_t>(known);
+        error = static_cast<std::uint16_t>(known);
       }
-      if (const auto cause = f.cause()) {
-        if (const auto job = job_at(*cause)) causes[i] = *job;
+      if (const auto root = signalled ? f.recorded_cause() : std::nullopt) {
+        if (const auto job = job_at(*root)) cause = *job;
       }
+      finished.settle_next(error, cause);
     }
     for (auto& [point, what] : thrown) {
       if (const auto job = job_at(point)) messages.emplace_back(*job, std::move(what));
     }
     std::sort(messages.begin(), messages.end());
     std::vector<std::pair<fence_point, std::string>>().swap(thrown);
-    std::vector<fence>().swap(finished);
     std::vector<std::vector<std::uint32_t>>().swap(jobs_by_seqno);
     give_back_free_memory();
   }
@@ -381,8 +430,8 @@ struct run_state {
     std::vector<job_outcome> jobs(g.jobs.size());
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       auto& result = jobs[i];
-      result.error = error_names[errors[i]];
-      if (causes[i] != no_cause) result.cause = causes[i];
+      result.error = error_names[finished.error(i)];
+      if (finished.cause(i) != finished_fences::no_cause) result.cause = finished.cause(i);
       result.queued_us = queued_us.empty() ? g.jobs[i].submit_at_us : queued_us[i];
       result.finished_us = finished_us[i];
     }
@@ -395,8 +444,6 @@ struct run_state {
     return jobs;
   }
 
-  static constexpr std::uint32_t no_cause = std::numeric_limits<std::uint32_t>::max();
-
   /// The job whose finished fence is at `point`, if it is one of the run's.
   std::optional<std::uint32_t> job_at(const fence_point& point) const {
     const auto owner = entity_by_context.find(point.context);
@@ -408,7 +455,7 @@ struct run_state {
 
   const graph& g;
   const std::function<sim::time_us()> clock;    // the driver's now()
-  std::vector<fence> finished;                  // each job's finished fence, from its push on
+  finished_fences finished;                     // each job's finished fence, then its outcome
   std::unique_ptr<sim::time_us[]> finished_us;  // when each job's finished fence signalled
   std::vector<sim::time_us> queued_us;          // when each job was pushed; empty: at its submit_at_us
   std::vector<std::vector<std::uint32_t>> jobs_by_seqno;  // [entity][seqno - 1]: the job pushed
@@ -416,11 +463,9 @@ struct run_state {
   sim::time_us end_us = 0;  // when the last finished fence signalled
   // What job bodies threw (fault "throw:<message>"), by finished point.
   std::vector<std::pair<fence_point, std::string>> thrown;
-  // From finish() on: each job's error (an index into error_names) and cause,
-  // and what bodies threw by job index, in job order.
+  // From finish() on: the names of the errors (finished's error indices), and
+  // what bodies threw by job index, in job order.
   std::vector<std::string> error_names{std::string()};  // [0]: none
-  std::vector<std::uint16_t> errors;
-  std::vector<std::uint32_t> causes;
   std::vector<std::pair<std::size_t, std::string>> messages;
   std::size_t open_jobs;
   std::size_t failed_jobs = 0;
@@ -499,7 +544,7 @@ class finish_watch : detail::fence_waiter {
   // already (at its push, on a dead entity) is recorded now.
   void advance() {
     while (next_ < jobs().size()) {
-      const detail::fence_state& state = *run_->finished[jobs()[next_]].state();
+      const detail::fence_state& state = run_->finished.state(jobs()[next_]);
       if (state.add_waiter(*this)) {
         watched_ = &state;
         return;
@@ -593,11 +638,11 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
     // before it first runs the body.
     std::vector<fence> deps;
     deps.reserve(spec.deps.size());
-    for (const std::uint32_t dep : spec.deps) deps.push_back(run.finished[dep]);
+    for (const std::uint32_t dep : spec.deps) deps.push_back(run.finished.get(dep));
     auto pushed = entities[spec.entity].push(
         graph_job(g, index), {.credits = spec.credits, .deadline = deadline, .after = std::move(deps)});
     run.jobs_by_seqno[spec.entity].push_back(index);
-    run.finished[index] = std::move(pushed.finished);
+    run.finished.hold(index, pushed.finished);
     watches[spec.entity].pushed();
   };
   // One event per instant with pushes: its jobs are pushed one after another
