@@ -83,8 +83,9 @@ struct causal_gate final : fence_waiter, work_node {
 /// What only some jobs use (a scope, a deadline, policy fair's clock, a
 /// signal that waits for fences), in a record of its own (job_block::cold):
 /// allocated at push for a job that joins a scope or has a deadline and for
-/// every job of a scheduler whose fair clock runs (run_queue::uses_fair_),
-/// lazily for a decided job whose signal has to wait (fence causality).
+/// every job of a scheduler whose fair clock runs (entity_state::fair_clock_runs),
+/// lazily for a decided job whose signal has to wait (fence causality). 40
+/// bytes, from the pool.
 struct job_cold {
   static void* operator new(std::size_t size) { return pool_allocate(size); }
   static void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
@@ -197,8 +198,8 @@ struct job_block final : ref_block, fence_waiter, work_node {
   work_node& wake_node() noexcept { return *this; }
 
   // Small fields first: they fill the wake node's tail padding (offsets 42 to
-  // 44). The executor's only, but for dead_on_arrival: the entity was dead at push
-  // (push sets it, before the job is handed to the scheduler) or when the
+  // 44). The executor's only, but for dead_on_arrival: the entity was dead at
+  // push (push sets it, before the job is handed to the scheduler) or when the
   // scheduler took the job; it never starts (the finished fence's recorded
   // outcome says why).
   job_phase phase = job_phase::mailbox;
