@@ -10,6 +10,7 @@
 #include <charconv>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +27,8 @@
 #include "submit/graph.hpp"
 #include "submit/runner.hpp"
 #include "submit/svg.hpp"
+#include "cosched/log.hpp"
+#include "cosched/version.hpp"
 
 namespace {
 
@@ -156,8 +159,24 @@ int main(int argc, char** argv) {
   // Read as text: CLI11 turned -1, 2^64 and 1e23 into 2^64-1 without a word.
   CLI::Option* seed_option = app.add_option("--seed", seed_text, "seed for --generate: an integer from 0 to 2^64-1 (default 1)");
   app.add_option("--save-graph", save_graph_path, "with --generate: also write the graph to FILE");
+  std::string log_level;
+  app.add_option("--log-level", log_level,
+                 "the library's log level: trace, debug, info, warn (the default), error, critical or off; "
+                 "without it, the environment variable COSCHED_LOG_LEVEL's");
+  app.set_version_flag("--version", std::string("cosched-submit ") + cosched::version);
   try {
     app.parse(argc, argv);
+    // The option first, else the environment, which the library reads itself;
+    // the tool refuses a bad value of either instead of keeping warn.
+    const char* env_level = std::getenv("COSCHED_LOG_LEVEL");
+    if (!log_level.empty()) {
+      if (!cosched::set_log_level(log_level))
+        throw CLI::ValidationError("--log-level " + cosched::submit::printable(log_level) + ": must be one of " +
+                                   std::string(cosched::log_level_names));
+    } else if (env_level && *env_level && !cosched::is_log_level(env_level)) {
+      throw CLI::ValidationError("COSCHED_LOG_LEVEL=" + cosched::submit::printable(env_level) +
+                                 ": must be one of " + std::string(cosched::log_level_names));
+    }
     if (graph_path.empty() == generate_text.empty())
       throw CLI::ValidationError("give either a GRAPH file or --generate SPEC (not both)");
     if (!save_graph_path.empty() && generate_text.empty())
@@ -175,6 +194,8 @@ int main(int argc, char** argv) {
     if (backend == "virtgpu" && clock == "virtual")
       throw CLI::ValidationError("--backend virtgpu runs real GPU work: it has no --clock virtual");
   } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::Error& e) {
     std::cerr << "cosched-submit: " << cosched::submit::printable(e.what()) << "\nrun with --help for usage\n";

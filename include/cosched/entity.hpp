@@ -84,7 +84,8 @@ struct submitted {
 ///
 /// @par Thread Safety
 /// Distinct objects: Safe. Shared objects: Safe for push, close, kill,
-/// set_priority, drain and at(); move-assignment and destruction are Unsafe.
+/// set_priority, set_rings, drain and at(); move-assignment and destruction are
+/// Unsafe.
 ///
 /// @par Ownership
 /// Movable. Destroying the handle closes the entity; the scheduler owns the
@@ -147,6 +148,21 @@ class entity {
   void kill() noexcept { state_->kill(); }
   /// Takes effect at the next selection.
   void set_priority(priority p) noexcept { state_->set_priority(p); }
+  /// shared_ring mode: the scheduler's rings (by index, in any order) that the
+  /// entity's commands may run on from now on, replacing the previous set
+  /// (drm_sched's modify_sched). It takes effect at the entity's next
+  /// placement: a head of an entity with no command in flight goes to the least
+  /// loaded of these rings (ties: the lowest index); while commands are in
+  /// flight, the next ones follow them on their ring, allowed or not, until
+  /// they have all left it. On a closed entity it applies to the jobs still
+  /// queued; on a dead one (killed, banned, shut down) nothing is placed again,
+  /// so it changes nothing. Throws std::invalid_argument, changing nothing, for
+  /// an empty handle, an empty set, a ring named twice, a ring past the
+  /// scheduler's ring_count(), and in ring_per_entity mode.
+  void set_rings(std::vector<std::size_t> rings) {
+    if (!state_) throw std::invalid_argument("cosched: set_rings on an empty entity handle");
+    state_->set_rings(std::move(rings));
+  }
   priority get_priority() const noexcept {
     // relaxed: a snapshot.
     return state_->prio.load(std::memory_order_relaxed);

@@ -56,6 +56,12 @@ class ring {
   /// Runs `cmd` again after a reset (commands are replayed in their original
   /// order) and returns its new hardware fence. The default is run().
   virtual fence replay(Command& cmd) { return run(cmd); }
+  /// Whether the ring executes its commands one after another in the order
+  /// they were run, each starting once the previous one has finished (a GPU
+  /// queue with an implicit barrier between submissions). Only such a ring
+  /// lets scheduler_options::pipeline count a dependency run on it as
+  /// satisfied. The default says no.
+  virtual bool executes_in_order() const noexcept { return false; }
 };
 
 }  // namespace cosched

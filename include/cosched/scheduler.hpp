@@ -55,6 +55,23 @@ struct scheduler_options {
   /// ring run) threw, after the scheduler has logged it and before the job's
   /// finished fence signals (see job_exception). May be empty.
   job_exception_handler on_exception = {};
+  /// Pipelining (drm_sched's): a declared dependency (push_options::after)
+  /// that is a job of this scheduler counts as satisfied once it has been run
+  /// on the ring the dependent will run on, if that ring executes in order
+  /// (ring::executes_in_order) and the dependency's outcome is not a failure,
+  /// so that dependent commands follow each other on the ring without an idle
+  /// gap. The dependent's ring is known when the scheduler has one shared ring,
+  /// or in ring_per_entity mode (its entity's ring); with several shared rings
+  /// the ring is chosen when a command runs, so dependencies are waited for.
+  /// The check is made as the dependent waits through its declared
+  /// dependencies in order, and again when the one it waits for is run. A
+  /// dependent not yet run when such a dependency fails fails at that moment
+  /// with its error (cause: its root); a dependent already run completes on the
+  /// ring, but its outcome is then the first failed dependency's (in `after`
+  /// order) instead of its own, if its command completed (one that timed out
+  /// keeps `timed_out`: it is the root of its entity's ban). Either way it
+  /// signals no earlier than its dependencies (fence causality).
+  bool pipeline = false;
 };
 
 /// Schedules jobs of type job<Command> onto one ring, several shared rings, or
@@ -89,9 +106,12 @@ struct scheduler_options {
 ///
 /// Several shared rings: an entity with commands in flight sends its next
 /// command to the same ring (its commands stay in order); an entity with none
-/// goes to the least loaded ring (fewest credits in flight; ties: the lowest
-/// index) among the rings whose best head is not waiting for credits. Credits,
-/// timeouts and recovery are per ring: a hang resets and replays only its ring.
+/// is placed: its head goes to the least loaded of the rings it may use
+/// (entity_options::rings, entity::set_rings; default all), fewest credits in
+/// flight, ties to the lowest index, among the rings whose best head is not
+/// waiting for credits (when all of those wait, the head waits for a later
+/// step). Credits, timeouts and recovery are per ring: a hang resets and
+/// replays only its ring.
 ///
 /// On retirement the scheduler destroys the command and the job's frame, then
 /// signals `finished`, on its executor: on every path (success, failure, kill,
@@ -119,6 +139,10 @@ class scheduler {
     std::string name{};
     /// ring_per_entity mode: the entity's own ring (must outlive the scheduler).
     ring<Command>* own_ring = nullptr;
+    /// shared_ring mode: the rings the entity's commands may run on, by index
+    /// (ring i of the constructor's span is i), in any order; empty: every
+    /// ring. A copy engine, a compute engine. entity::set_rings changes it.
+    std::vector<std::size_t> rings{};
   };
 
   /// shared_ring mode: every entity's commands go to `hardware`.
@@ -149,11 +173,14 @@ class scheduler {
   }
 
   /// Creates an entity. Any thread. In ring_per_entity mode `own_ring` is
-  /// required (std::invalid_argument otherwise).
+  /// required. Throws std::invalid_argument for a missing own ring, and for
+  /// `rings` that name a ring twice, a ring past ring_count(), or any ring in
+  /// ring_per_entity mode.
   entity<Command> make_entity(entity_options options = {}) {
     std::unique_ptr<detail::ring_adapter> own;
     if (options.own_ring) own = std::make_unique<adapter>(*options.own_ring);
-    return entity<Command>(core_->create_entity(options.prio, std::move(options.name), std::move(own)));
+    return entity<Command>(core_->create_entity(options.prio, std::move(options.name), std::move(own),
+                                                std::move(options.rings)));
   }
 
   /// Closes every entity, fails jobs that have not been run with `shutdown`,
@@ -202,7 +229,7 @@ class scheduler {
  private:
   static detail::core_options core_options_of(const scheduler_options& options) {
     return {options.credit_limit, options.mode,         options.timeout, options.timers,
-            options.policy,       options.on_exception, &frame_of};
+            options.policy,       options.on_exception, &frame_of,   options.pipeline};
   }
   static detail::job_promise<Command>& promise_of(detail::job_promise_base& promise) noexcept {
     return static_cast<detail::job_promise<Command>&>(promise);
@@ -236,6 +263,7 @@ class scheduler {
     }
     void reset() override { ring_.reset(); }
     fence replay(detail::job_promise_base& command) override { return ring_.replay(command_of(command)); }
+    bool executes_in_order() const noexcept override { return ring_.executes_in_order(); }
 
    private:
     static Command& command_of(detail::job_promise_base& promise) noexcept {

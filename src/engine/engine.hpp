@@ -54,7 +54,8 @@ class engine final : public scheduler_core {
 
   // ---- the face's operations (documented in scheduler_core.hpp) ----
   scheduler_statistics statistics() const noexcept;
-  entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring);
+  entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring,
+                              std::vector<std::size_t> rings);
   fence shutdown(std::chrono::nanoseconds bound);
   void stop_scope(std::uint64_t scope_id);
   void flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept;
@@ -112,6 +113,26 @@ class engine final : public scheduler_core {
   void select() noexcept;
   void run_job(job_block& block, ring_slot& slot) noexcept;
   void wait_declared(job_block& block) noexcept;
+  // ---- pipelining (scheduler_options::pipeline) ----
+  // The ring `block` will run on, when it is known before it runs (one shared
+  // ring, or its entity's own ring); null otherwise.
+  ring_slot* known_ring_of(const job_block& block) const noexcept;
+  // Whether `block` may pass its declared dependency `dependency` unsignalled:
+  // a job of this scheduler run on `block`'s ring, which executes in order,
+  // and not decided as failed.
+  bool passes_by_pipelining(const job_block& block, const fence_state& dependency) const noexcept;
+  // Watches `block`'s declared dependency `index` that it passes by
+  // pipelining (pipelined_wake when it signals). False when out of memory:
+  // the dependency is then waited for.
+  bool watch_pipelined(job_block& block, std::uint32_t index, const fence_state& dependency) noexcept;
+  // `ran` was run for the first time: the jobs waiting for it as a declared
+  // dependency that may pass it now go on.
+  void pass_pipelined_dependents(job_block& ran) noexcept;
+  // A dependency `block` passed by pipelining signalled (watch `index`).
+  void on_pipelined_signal(job_block& block, std::uint32_t index) noexcept;
+  // A job that ran takes the outcome of the first of its pipelined
+  // dependencies that failed, if one did (at its signal: they have all signalled).
+  static void take_pipelined_outcome(job_block& block) noexcept;
   void watch_hardware(job_block& block, bool may_retire = true) noexcept;
   void retire(job_block& block) noexcept;
   // The job's command leaves its ring's in-flight list and frees its credits.

@@ -27,9 +27,9 @@ namespace cosched::detail {
 /// The scheduler lets go of it (unregister, release) once its handle is gone
 /// and its last job has signalled; the slot goes with it.
 struct entity_record final : entity_state {
-  entity_record(scheduler_core* home, std::uint32_t credit_limit, priority p, std::string entity_name,
-                std::unique_ptr<ring_slot> own) noexcept
-      : entity_state(home, credit_limit, p, std::move(entity_name)), own_ring(std::move(own)) {
+  entity_record(scheduler_core* home, std::uint32_t credit_limit, std::size_t shared_rings, priority p,
+                std::string entity_name, std::unique_ptr<ring_slot> own) noexcept
+      : entity_state(home, credit_limit, shared_rings, p, std::move(entity_name)), own_ring(std::move(own)) {
     queued.prio = &prio;
   }
 

@@ -1,9 +1,12 @@
 // Entity lifecycle: the transition function of entity_status's table and the
 // operations an entity handle performs from any thread (push, close, kill,
-// set_priority, drain, release).
+// set_priority, set_rings, drain, release).
 #include "cosched/detail/entity_state.hpp"
 
+#include <algorithm>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "cosched/error.hpp"
@@ -13,12 +16,14 @@
 
 namespace cosched::detail {
 
-entity_state::entity_state(scheduler_core* home, std::uint32_t limit, priority p, std::string entity_name)
+entity_state::entity_state(scheduler_core* home, std::uint32_t limit, std::size_t rings, priority p,
+                           std::string entity_name)
     : home_core(home),
       fair_clock_runs(home && home->policy() == scheduling_policy::fair &&
                       home->mode() == ring_mode::shared_ring),
       finished_context(new_contexts(2)),  // and the scheduled one after it (job_block::scheduled_context_of)
       credit_limit(limit),
+      shared_rings(rings),
       name(std::move(entity_name)),
       prio(p),
       reached(finished_context) {}
@@ -69,6 +74,14 @@ taken_jobs entity_state::take_mailbox() noexcept {
   return taken;
 }
 
+bool entity_state::take_requested_rings(std::vector<std::size_t>& rings) noexcept {
+  if (!rings_requested) return false;
+  rings_requested = false;
+  rings = std::move(requested_rings);
+  requested_rings.clear();
+  return true;
+}
+
 void entity_state::notify_update() noexcept {
   // One wake-up per batch, and none while the node is already queued.
   if (update_queued) return;
@@ -77,6 +90,27 @@ void entity_state::notify_update() noexcept {
 }
 
 // ------------------------------------------------------------------ any-thread operations
+
+std::vector<std::size_t> checked_ring_set(std::vector<std::size_t> rings, std::size_t ring_count,
+                                          std::string_view entity_name) {
+  const std::string of_entity = " (entity \"" + std::string(entity_name) + "\")";
+  if (ring_count == 0) {
+    const std::string why = "cosched: ring affinity needs shared_ring mode: in ring_per_entity mode ";
+    throw std::invalid_argument(why + "each entity has its own ring" + of_entity);
+  }
+  // An empty set would leave the entity's jobs nowhere to run.
+  if (rings.empty()) throw std::invalid_argument("cosched: an empty ring set" + of_entity);
+  std::sort(rings.begin(), rings.end());
+  if (rings.back() >= ring_count) {
+    throw std::invalid_argument("cosched: ring " + std::to_string(rings.back()) +
+                                " is out of range: the scheduler has " + std::to_string(ring_count) +
+                                (ring_count == 1 ? " shared ring" : " shared rings") + of_entity);
+  }
+  // A ring named twice is most likely a mistake for another ring: refused rather than merged.
+  if (const auto twice = std::adjacent_find(rings.begin(), rings.end()); twice != rings.end())
+    throw std::invalid_argument("cosched: ring " + std::to_string(*twice) + " is named twice" + of_entity);
+  return rings;
+}
 
 void entity_state::push(std::span<push_request> requests, scope* in_scope, push_result* results) {
   // Blocks are made outside the lock; seqnos are assigned inside it. A single
@@ -182,6 +216,18 @@ void entity_state::set_priority(priority p) noexcept {
   // relaxed: update_node, queued below, orders the change before the next selection.
   prio.store(p, std::memory_order_relaxed);
   std::lock_guard guard(lock);
+  if (core) notify_update();
+}
+
+void entity_state::set_rings(std::vector<std::size_t> rings) {
+  rings = checked_ring_set(std::move(rings), shared_rings, name);
+  std::vector<std::size_t> replaced;  // freed outside the lock
+  std::lock_guard guard(lock);
+  replaced = std::exchange(requested_rings, std::move(rings));
+  rings_requested = true;
+  // Detached (the scheduler is gone or going): nothing is placed any more, so
+  // the set changes nothing. Otherwise the update node carries it to the
+  // executor, in order with the entity's other events, before the next selection.
   if (core) notify_update();
 }
 

@@ -34,7 +34,10 @@ order_key fair_clock::key(const queue_entry& entry, priority p) const noexcept {
 }
 
 void fair_clock::note_activity(fair_entity& entity, bool active) noexcept {
-  if (active && !entity.active) entity.virtual_time = std::max(entity.virtual_time, floor_);
+  // Just below the floor: ahead of the entities already active at it, by 1 ns
+  // of virtual time, so its first command goes at the next free credit and
+  // nothing more (its charge for it puts it past them).
+  if (active && !entity.active && floor_ > 0) entity.virtual_time = std::max(entity.virtual_time, floor_ - 1);
   entity.active = active;
 }
 

@@ -33,9 +33,12 @@ namespace cosched::detail {
 ///
 /// At each selection step, an entity that is active (a ready head, or commands
 /// in flight) and was not at the previous step rejoins at no less than the
-/// floor, so that time spent idle (or waiting for dependencies) is not credited
-/// to it as a burst; the floor then rises to the least virtual time of the
-/// active entities (it never decreases).
+/// floor - 1 ns, so that time spent idle (or waiting for dependencies) is not
+/// credited to it as a burst, yet its first command goes before the heads of
+/// the entities already active at the floor (an interactive client beside a
+/// saturating one waits only for what is on the ring, not also for the other's
+/// older head); the floor then rises to the least virtual time of the active
+/// entities (it never decreases).
 ///
 /// Ordering without a scan: an entity's virtual time is either a number fixed
 /// until one of its own events (no commands in flight, or an estimate of its
@@ -80,7 +83,7 @@ class fair_clock {
   }
 
   /// At a selection step, for an entry whose activity may have changed: an
-  /// entity turning active rejoins at no less than the floor.
+  /// entity turning active rejoins at no less than the floor - 1 ns.
   void note_activity(fair_entity& entity, bool active) noexcept;
   /// At a selection step, after note_activity: the least virtual time of the
   /// active entities (if any is active) raises the floor.

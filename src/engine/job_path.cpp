@@ -38,6 +38,8 @@ std::size_t job_cold::live() noexcept { return live_cold_records.load(std::memor
 
 void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
   taken_jobs taken;
+  std::vector<std::size_t> rings;
+  bool rings_requested = false;
   {
     std::lock_guard guard(entity.lock);
     switch (how) {
@@ -47,10 +49,13 @@ void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
         break;
       case mailbox_take::update_node:
         entity.update_queued = false;
+        // A set_rings travels with update_node too (under the same lock).
+        rings_requested = entity.take_requested_rings(rings);
         break;
     }
     taken = entity.take_mailbox();
   }
+  if (rings_requested) queue_.restrict_to(entity.queued, rings);
   if (!taken.handle_alive) entity.handle_gone = true;
   for (job_block* block = taken.first; block;) {
     job_block* next = std::exchange(block->entity_next, nullptr);
@@ -117,6 +122,11 @@ void engine::wait_declared(job_block& block) noexcept {
   while (block.after_passed < block.after_count) {
     const fence_state& dependency = block.before_run.after.at(block.after_passed, block.after_count);
     if (!dependency.is_signalled()) {
+      if (options_.pipeline && passes_by_pipelining(block, dependency) &&
+          watch_pipelined(block, block.after_passed, dependency)) {
+        ++block.after_passed;
+        continue;
+      }
       block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
       block.awaited_yields_error = false;
       block.before_run.awaited = &dependency;
@@ -133,10 +143,130 @@ void engine::wait_declared(job_block& block) noexcept {
     }
     ++block.after_passed;
   }
-  // All signalled without error: nothing waits for them any more (fence
-  // causality counts only pending ones), so they go now.
+  // All signalled without error (or passed by pipelining: their watches hold
+  // them): nothing waits for them any more (fence causality counts only
+  // pending ones), so they go now.
   block.release_declared();
   resume_job(block);
+}
+
+// ------------------------------------------------------------------ pipelining
+
+ring_slot* engine::known_ring_of(const job_block& block) const noexcept {
+  if (options_.mode == ring_mode::ring_per_entity) return entity_record::of(*block.entity).own_ring.get();
+  return rings_.size() == 1 ? rings_.front().get() : nullptr;
+}
+
+bool engine::passes_by_pipelining(const job_block& block, const fence_state& dependency) const noexcept {
+  if (!is_own_job_fence(dependency)) return false;
+  const auto& ran = *static_cast<const job_block*>(dependency.owner);
+  if (&ran.finished != &dependency || ran.attempts == 0) return false;  // not run (yet)
+  // Decided as failed: its failure is known, so it is waited for (and fails the job when it signals).
+  if (ran.phase == job_phase::decided && ran.finished.error()) return false;
+  // Where the ring is known before a job runs (one shared ring, or the
+  // entity's own), a job that ran ran there; a decided job keeps its entity
+  // (and a ring of its own) until it signals.
+  ring_slot* ring = known_ring_of(block);
+  return ring && known_ring_of(ran) == ring && ring->executes_in_order();
+}
+
+void on_pipelined_fence_signal(fence_waiter& waiter, fence_state&) noexcept {
+  auto& watch = static_cast<pipeline_watch&>(waiter);
+  engine::of(*watch.block->entity->home_core).enqueue_job_node(*watch.block, watch);
+}
+
+bool engine::watch_pipelined(job_block& block, std::uint32_t index, const fence_state& dependency) noexcept {
+  causal_gate* gate = block.gate();
+  if (!gate) {
+    job_cold* cold = block.try_make_cold();
+    if (!cold) return false;
+    cold->gate.reset(new (std::nothrow) causal_gate(block));
+    gate = block.gate();
+    if (!gate) return false;
+  }
+  if (!gate->pipelined) {
+    gate->pipelined.reset(new (std::nothrow) pipeline_watch[block.after_count]);
+    if (!gate->pipelined) return false;
+    gate->pipelined_count = block.after_count;
+  }
+  auto& watch = gate->pipelined[index];
+  watch.prev = watch.fence_waiter::next = nullptr;
+  watch.notify = &on_pipelined_fence_signal;
+  watch.block = &block;
+  dependency.owner->add_ref();
+  watch.watched = fence::adopt(const_cast<fence_state*>(&dependency));
+  watch.armed = true;
+  // A job's finished fence signals on this executor: it cannot have signalled meanwhile.
+  if (!dependency.add_waiter(watch)) enqueue_job_node(block, watch);
+  return true;
+}
+
+namespace {
+
+// A job of `core` waiting in its declared list for `ran`'s finished fence.
+bool waits_declared_for(const job_block& candidate, const job_block& ran, const scheduler_core* core) noexcept {
+  return candidate.entity->home_core == core && candidate.waiting_after &&
+         candidate.before_run.awaited == &ran.finished;
+}
+
+}  // namespace
+
+void engine::pass_pipelined_dependents(job_block& ran) noexcept {
+  // The jobs waiting in their declared lists for `ran` are collected in one
+  // look under the fence's lock, then let go one at a time without it: going
+  // on may resume a body, which may wait on other fences. One that changed
+  // meanwhile (it no longer waits here) is left alone. If memory runs out
+  // while collecting, the rest are collected in another look.
+  bool more = true;
+  while (more) {
+    more = false;
+    std::vector<job_block*> waiting;
+    {
+      std::lock_guard guard(ran.finished.lock);
+      for (fence_waiter* w = ran.finished.head; w; w = w->next) {
+        if (w->notify != &on_job_signal) continue;  // not a job's own wait
+        auto* candidate = static_cast<job_block*>(w);
+        if (!waits_declared_for(*candidate, ran, this) || !passes_by_pipelining(*candidate, ran.finished))
+          continue;
+        try {
+          waiting.push_back(candidate);
+        } catch (const std::bad_alloc&) {
+          more = true;
+          break;
+        }
+      }
+    }
+    for (job_block* candidate : waiting) {
+      if (!waits_declared_for(*candidate, ran, this) || !ran.finished.remove_waiter(candidate->waiter()))
+        continue;
+      candidate->before_run.awaited = nullptr;
+      candidate->waiting_after = false;
+      wait_declared(*candidate);  // passes `ran` now, and goes on
+    }
+  }
+}
+
+void engine::on_pipelined_signal(job_block& block, std::uint32_t index) noexcept {
+  // Already run: its outcome is settled at its signal (take_pipelined_outcome);
+  // once it has signalled, it no longer holds the dependency.
+  if (block.phase != job_phase::preparing && block.phase != job_phase::prepared) return;
+  // Not run yet: it fails now if the dependency failed, as a job waiting for it would.
+  const fence_state& dependency = *block.gate()->pipelined[index].watched.state();
+  if (!dependency.error()) return;
+  decide(block, dependency.error(), dependency.has_cause ? dependency.cause : dependency.point);
+  signal_in_order(entity_record::of(block));
+}
+
+// (Only for a job whose command completed: see causal_gate::completed.)
+void engine::take_pipelined_outcome(job_block& block) noexcept {
+  const causal_gate& gate = *block.gate();
+  for (std::uint32_t i = 0; i < gate.pipelined_count; ++i) {
+    const fence_state* dependency = gate.pipelined[i].watched.state();
+    if (dependency && dependency->is_signalled() && dependency->error()) {
+      block.finished.record(dependency->error(), dependency->has_cause ? dependency->cause : dependency->point);
+      return;
+    }
+  }
 }
 
 void engine::resume_job(job_block& block) noexcept {
@@ -258,6 +388,7 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
   // The timeout counts from the moment the ring had something to do.
   if (ring_was_idle) arm_timeout(slot);
   watch_hardware(block);
+  if (options_.pipeline && block.attempts == 1 && slot.executes_in_order()) pass_pipelined_dependents(block);
 }
 
 void engine::watch_hardware(job_block& block, bool may_retire) noexcept {
@@ -287,6 +418,8 @@ void engine::retire(job_block& block) noexcept {
   const bool was_front = slot.front() == &block;
   lazy_now now = clock();
   leave_ring(block, &now);  // the hardware fence goes
+  // Pipelining: its command completed (see causal_gate::completed).
+  if (causal_gate* gate = block.gate(); gate && gate->pipelined) gate->completed = true;
   decide(block, ec, std::nullopt);
   signal_in_order(entity_record::of(block));
   // Progress: the timeout restarts for the command now at the front.
@@ -380,7 +513,13 @@ const fence_state* engine::first_pending_gate(const job_block& block) const noex
     if (holds(s)) return &s;
   }
   const causal_gate* gate = block.gate();
-  if (gate && gate->body.valid() && holds(*gate->body.state())) return gate->body.state();
+  if (!gate) return nullptr;
+  if (gate->body.valid() && holds(*gate->body.state())) return gate->body.state();
+  // Dependencies passed by pipelining (a job that ran no longer has its declared list).
+  for (std::uint32_t i = 0; i < gate->pipelined_count; ++i) {
+    const fence& watched = gate->pipelined[i].watched;
+    if (watched.valid() && holds(*watched.state())) return watched.state();
+  }
   return nullptr;
 }
 
@@ -425,7 +564,23 @@ void engine::count_deadline(std::chrono::nanoseconds deadline) noexcept {
     deadlines_met_.fetch_add(1, std::memory_order_relaxed);
 }
 
+namespace {
+
+// A signalled job lets go of the fences its signal waited for (every one has
+// signalled by then: a wake-up still queued finds the job signalled).
+void release_gate_fences(causal_gate& gate) noexcept {
+  gate.body = fence();
+  for (std::uint32_t i = 0; i < gate.pipelined_count; ++i) {
+    auto& watch = gate.pipelined[i];
+    if (watch.watched.valid() && watch.watched.state()->remove_waiter(watch)) watch.armed = false;
+    watch.watched = fence();
+  }
+}
+
+}  // namespace
+
 void engine::signal_job(job_block& block) noexcept {
+  if (const causal_gate* gate = block.gate(); gate && gate->completed) take_pipelined_outcome(block);
   block.phase = job_phase::signalled;
   if (const auto deadline = block.deadline()) count_deadline(*deadline);
   // relaxed: only this thread sets scheduled_reached.
@@ -446,7 +601,7 @@ void engine::signal_job(job_block& block) noexcept {
   // dependent jobs is not destroyed recursively, one stack frame per job, when
   // its last reference goes.
   block.release_declared();
-  if (causal_gate* gate = block.gate()) gate->body = fence();
+  if (causal_gate* gate = block.gate()) release_gate_fences(*gate);
   if (block.local_nodes) block.release_deferred = true;
   else block.release();
 }

@@ -76,14 +76,19 @@ scheduler_statistics engine::statistics() const noexcept {
 
 // ------------------------------------------------------------------ entities
 
-entity_state* engine::create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring) {
+entity_state* engine::create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring,
+                                    std::vector<std::size_t> rings) {
+  if (!rings.empty()) rings = checked_ring_set(std::move(rings), ring_count_, name);
   std::unique_ptr<ring_slot> slot;
   if (options_.mode == ring_mode::ring_per_entity) {
     if (!own_ring) throw std::invalid_argument("cosched: in ring_per_entity mode every entity needs its own ring");
     slot = std::make_unique<ring_slot>(std::move(own_ring), 0);  // its index is set at registration
   }
-  auto* entity = new entity_record(this, options_.credit_limit, p, std::move(name), std::move(slot));
+  auto* entity = new entity_record(this, options_.credit_limit, ring_count_, p, std::move(name), std::move(slot));
   if (entity->own_ring) entity->own_ring->set_owner(entity);
+  // Taken at registration, as a later set_rings's set would be.
+  entity->rings_requested = !rings.empty();
+  entity->requested_rings = std::move(rings);
   std::lock_guard guard(entity->lock);
   // Created after shutdown: born dead, never registered.
   if (!enqueue_added(*entity)) entity->become(entity_event::shutdown);
@@ -122,6 +127,14 @@ void engine::register_entity(entity_record& entity) noexcept {
   collectable_.reserve(registered_count_);
   queue_.add(entity.queued, entity.own_ring.get());
   if (entity.own_ring) entity.own_ring->set_index(entity.queued.ordinal);
+  // The rings given to make_entity, or those of a set_rings made since.
+  std::vector<std::size_t> rings;
+  bool requested;
+  {
+    std::lock_guard guard(entity.lock);
+    requested = entity.take_requested_rings(rings);
+  }
+  if (requested) queue_.restrict_to(entity.queued, rings);
 }
 
 // The entity may be done (handle gone, no job left): it is checked once the

@@ -244,6 +244,16 @@ void engine::dispatch(work_node& node) noexcept {
       finish_job_node(block, held_ref);
       return;
     }
+    case work_node::kind::pipelined_wake: {
+      // A declared dependency the job passed by pipelining signalled.
+      auto& watch = static_cast<pipeline_watch&>(node);
+      job_block& block = *watch.block;
+      const bool held_ref = node.holds_ref;
+      watch.armed = false;
+      on_pipelined_signal(block, static_cast<std::uint32_t>(&watch - block.gate()->pipelined.get()));
+      finish_job_node(block, held_ref);
+      return;
+    }
     case work_node::kind::entity_added:
       on_entity_added(entity_record::of(*static_cast<entity_node&>(node).entity));
       return;

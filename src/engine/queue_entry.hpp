@@ -64,6 +64,7 @@ struct order_key {
 
 struct queue_cell;
 struct fair_group;
+struct ring_set;
 
 /// The run queue's record of one entity, embedded in the engine's entity record.
 ///
@@ -84,6 +85,9 @@ struct queue_entry {
   // ---- placement: changed by run_queue::ran() / left_ring() / cancelled_on_ring() ----
   std::uint32_t in_flight = 0;  // its commands on a ring (run, not retired)
   ring_slot* ring = nullptr;    // shared_ring: the ring they are on (while in_flight > 0); ring_per_entity: its own
+
+  // ---- ring affinity: changed by run_queue::restrict_to() ----
+  ring_set* allowed = nullptr;  // shared_ring: the rings its heads may be placed on (null: every ring)
 
   // ---- the policies' state of the entity ----
   std::uint64_t last_served = 0;  // rr: stamp of its latest run (0: never)

@@ -104,6 +104,8 @@ class ring_slot {
   fence run(job_promise_base& command, std::exception_ptr& thrown) noexcept {
     return hardware_fence_of([this, &command] { return ring_->run(command); }, thrown);
   }
+  /// ring.executes_in_order() (false for a slot without a ring).
+  bool executes_in_order() const noexcept { return ring_ && ring_->executes_in_order(); }
   /// ring.replay(command), with the same conversions as run().
   fence replay(job_promise_base& command, std::exception_ptr& thrown) noexcept {
     return hardware_fence_of([this, &command] { return ring_->replay(command); }, thrown);

@@ -3,6 +3,7 @@
 #include "engine/run_queue.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace cosched::detail {
 
@@ -43,8 +44,54 @@ void run_queue::remove(queue_entry& entry) noexcept {
   unlink_dirty(entry);
   move_to(entry, static_cast<queue_cell*>(nullptr));
   move_to(entry, static_cast<fair_group*>(nullptr));
+  release_set(entry);
   if (entry.own_ring_position.linked()) own_rings_.erase(entry);
   entry.registered = false;
+}
+
+void run_queue::restrict_to(queue_entry& entry, std::span<const std::size_t> indices) {
+  ring_set* set = nullptr;
+  if (indices.size() < rings_.size()) {
+    // Entries restricted to the same rings share one set, so that their heads
+    // compete in one cell as unrestricted heads do.
+    for (const auto& candidate : ring_sets_) {
+      if (std::equal(candidate->rings.begin(), candidate->rings.end(), indices.begin(), indices.end(),
+                     [](const ring_slot* ring, std::size_t index) { return ring->index() == index; })) {
+        set = candidate.get();
+        break;
+      }
+    }
+    if (!set) {
+      auto made = std::make_unique<ring_set>();
+      for (const std::size_t index : indices) made->rings.push_back(rings_[index]);
+      auto cell = std::make_unique<queue_cell>();
+      cell->allowed = made.get();
+      made->cells.push_back(std::move(cell));
+      ring_sets_.push_back(std::move(made));
+      set = ring_sets_.back().get();
+    }
+  }
+  if (set == entry.allowed) return;
+  if (set) ++set->users;
+  release_set(entry);
+  entry.allowed = set;
+  if (entry.registered) mark_dirty(entry);  // its next placement uses the new set
+}
+
+void run_queue::release_set(queue_entry& entry) noexcept {
+  ring_set* set = std::exchange(entry.allowed, nullptr);
+  if (!set) return;
+  // Its head leaves the set's cell now; a registered entry is re-placed at the
+  // next step (restrict_to marked it), one that goes is not.
+  if (entry.cell && entry.cell->allowed == set) move_to(entry, static_cast<queue_cell*>(nullptr));
+  if (--set->users != 0) return;
+  // No entry uses the set any more, so none is in its cells.
+  for (auto& owned : ring_sets_) {
+    if (owned.get() != set) continue;
+    owned = std::move(ring_sets_.back());
+    ring_sets_.pop_back();
+    return;
+  }
 }
 
 void run_queue::charge(queue_entry& entry, const job_block& job, lazy_now& now) noexcept {
@@ -107,14 +154,17 @@ void run_queue::rekey_fair(queue_entry& entry, bool ready) {
 }
 
 queue_cell& run_queue::cell_for(const queue_entry& entry) {
-  const std::size_t placement = cells_.size() > 1 && entry.in_flight > 0 ? 1 + entry.ring->index() : 0;
-  auto& by_group = cells_[placement];
+  // Commands in flight pin the head to their ring, whatever rings the entry may use now.
+  auto& by_group = cells_.size() > 1 && entry.in_flight > 0 ? cells_[1 + entry.ring->index()]
+                   : entry.allowed                          ? entry.allowed->cells
+                                                            : cells_.front();
   if (entry.key.group == 0) return *by_group.front();
   for (auto& cell : by_group) {
     if (cell->group == entry.key.group) return *cell;
   }
   auto cell = std::make_unique<queue_cell>();
   cell->placed_on = by_group.front()->placed_on;
+  cell->allowed = by_group.front()->allowed;
   cell->group = entry.key.group;
   by_group.push_back(std::move(cell));
   return *by_group.back();
@@ -198,25 +248,36 @@ bool run_queue::goes_before(const queue_entry& a, const order_key& ka, const que
   return a.key_push_order < b.key_push_order;
 }
 
-queue_entry* run_queue::best_head(const std::vector<unsigned char>* blocked, queue_cell** in_cell) const noexcept {
+ring_slot* run_queue::target_of(const queue_cell& cell, ring_slot* least_loaded) const noexcept {
+  if (cell.placed_on) return blocked_[cell.placed_on->index()] ? nullptr : cell.placed_on;
+  if (!cell.allowed) return least_loaded;
+  ring_slot* target = nullptr;  // by ascending index: a tie keeps the lowest
+  for (ring_slot* ring : cell.allowed->rings) {
+    if (blocked_[ring->index()]) continue;
+    if (!target || ring->credits_in_flight() < target->credits_in_flight()) target = ring;
+  }
+  return target;
+}
+
+queue_entry* run_queue::best_head(ring_slot* least_loaded, ring_slot** target) const noexcept {
   queue_entry* best = nullptr;
   order_key best_key;
   for (queue_cell* cell : nonempty_cells_) {
-    if (blocked && cell->placed_on && (*blocked)[cell->placed_on->index()]) continue;
+    ring_slot* ring = least_loaded ? target_of(*cell, least_loaded) : nullptr;
+    if (least_loaded && !ring) continue;  // every ring its heads may use waits for credits
     queue_entry* first = first_of(*cell);
     order_key key = first->key;
     if (cell->group != 0) key.time = fair_.effective_time(key);
     if (!best || goes_before(*first, key, *best, best_key)) {
       best = first;
       best_key = key;
-      if (in_cell) *in_cell = cell;
+      if (target) *target = ring;
     }
   }
   return best;
 }
 
 queue_choice run_queue::next_on_several_rings() {
-  queue_cell* cell = nullptr;
   std::fill(blocked_.begin(), blocked_.end(), static_cast<unsigned char>(0));
   for (;;) {
     ring_slot* least_loaded = nullptr;
@@ -225,9 +286,9 @@ queue_choice run_queue::next_on_several_rings() {
       if (!least_loaded || ring->credits_in_flight() < least_loaded->credits_in_flight()) least_loaded = ring;
     }
     if (!least_loaded) return {};  // every ring waits for credits
-    queue_entry* best = best_head(&blocked_, &cell);
+    ring_slot* target = nullptr;
+    queue_entry* best = best_head(least_loaded, &target);
     if (!best) return {};
-    ring_slot* target = cell->placed_on ? cell->placed_on : least_loaded;
     if (!target->fits(best->head->credits, credit_limit_)) {
       blocked_[target->index()] = 1;  // its best head waits for credits
       continue;

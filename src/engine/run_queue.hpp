@@ -43,14 +43,28 @@ struct registration_order {
 };
 
 /// The entries with a ready head that go to the same place (one ring, or the
-/// least loaded ring) and, under fair, have the same group: ordered by key,
-/// which within one cell is their order under the policy. Owned by the run
-/// queue (created on first use, kept until it goes); the executor only.
+/// least loaded ring of every ring or of one ring_set) and, under fair, have
+/// the same group: ordered by key, which within one cell is their order under
+/// the policy. Owned by the run queue (created on first use, kept until it
+/// goes; a ring_set's until the set goes); the executor only.
 struct queue_cell {
-  ring_slot* placed_on = nullptr;  // the ring its heads go to; null: the least loaded ring
-  std::uint64_t group = 0;         // fair: the mean's coefficient of its entries
+  ring_slot* placed_on = nullptr;     // the ring its heads go to; null: the least loaded ring of `allowed`
+  const ring_set* allowed = nullptr;  // placed_on null: the rings its heads may go to (null: every ring)
+  std::uint64_t group = 0;            // fair: the mean's coefficient of its entries
   indexed_heap<queue_entry, &queue_entry::cell_position, entry_order> heap;
   std::size_t nonempty_index = 0;  // its place in run_queue::nonempty_cells_ (while not empty)
+};
+
+/// Ring affinity (entity_options::rings, entity::set_rings): the shared rings
+/// that the heads of some entries may be placed on, a proper subset of the
+/// scheduler's rings (all of them is no restriction), with the cells of those
+/// entries while they have nothing in flight. One per distinct subset in use:
+/// created when a first entry is restricted to it, gone with its last entry.
+/// Owned by the run queue; the executor only.
+struct ring_set {
+  std::vector<ring_slot*> rings;                   // by index, ascending
+  std::vector<std::unique_ptr<queue_cell>> cells;  // by fair group, group 0 first
+  std::size_t users = 0;                           // entries restricted to it
 };
 
 /// Policy fair: the active entries (a ready head or commands in flight) of one
@@ -79,13 +93,15 @@ struct queue_choice {
 ///
 /// Selection (shared_ring), one step per next(): the heads are taken in the
 /// policy's order. A head whose entity has commands in flight goes to the ring
-/// they are on (its commands stay in order on one ring); any other head goes to
-/// the least loaded ring (fewest credits in flight; ties: the lowest index)
-/// among the rings not waiting for credits. The first head that a ring gets
-/// either runs, or, when it does not fit the ring's free credits, makes the
-/// ring wait: nothing else runs on it until credits free up (the best head
-/// waits rather than being skipped). With one ring: the best head runs if it
-/// fits, else nothing runs.
+/// they are on (its commands stay in order on one ring), whatever rings the
+/// entity may use now; any other head is placed: it goes to the least loaded
+/// of the rings its entity may use (restrict_to; default all), fewest credits
+/// in flight, ties to the lowest index, among the rings not waiting for
+/// credits, and is passed over in this step when every one of them waits. The
+/// first head that a ring gets either runs, or, when it does not fit the
+/// ring's free credits, makes the ring wait: nothing else runs on it until
+/// credits free up (the best head waits rather than being skipped). With one
+/// ring: the best head runs if it fits, else nothing runs.
 ///
 /// Selection (ring_per_entity): entities do not compete; each ring is served
 /// in registration order, running its entity's head while it fits.
@@ -114,6 +130,11 @@ class run_queue {
   void add(queue_entry& entry, ring_slot* own_ring);
   /// The scheduler lets go of the entity (no head, nothing in flight).
   void remove(queue_entry& entry) noexcept;
+  /// shared_ring: from the entry's next placement on, its heads may go only to
+  /// the rings `indices` (sorted, distinct, in range, at least one; all of
+  /// them: no restriction). Its commands in flight keep their ring, and so does
+  /// its next head while any is in flight. May come before add().
+  void restrict_to(queue_entry& entry, std::span<const std::size_t> indices);
   /// The entry's head, or its entity's priority, changed (ignored before add:
   /// add re-reads the entry).
   void changed(queue_entry& entry) noexcept {
@@ -228,9 +249,18 @@ class run_queue {
   void move_to(queue_entry& entry, queue_cell* cell);
   void move_to(queue_entry& entry, fair_group* group);
   void raise_fair_floor() noexcept;
-  // The first head in the policy's order among the cells whose ring is not
-  // blocked (`blocked` null: none is), with the cell it is in (if `in_cell`).
-  queue_entry* best_head(const std::vector<unsigned char>* blocked, queue_cell** in_cell) const noexcept;
+  // The entry stops using its ring_set (leaving the set's cell it is in); the
+  // set goes with its last entry.
+  void release_set(queue_entry& entry) noexcept;
+  // Several rings, in this step: where the heads of `cell` go (its ring, or the
+  // least loaded ring they may use among those not waiting for credits, which
+  // is `least_loaded` when they may use every ring), or null when each of
+  // those rings waits for credits.
+  ring_slot* target_of(const queue_cell& cell, ring_slot* least_loaded) const noexcept;
+  // The first head in the policy's order among the cells whose heads have a
+  // ring in this step, with that ring in `*target`. `least_loaded` null: one
+  // ring, where every head goes (and `target` is not written).
+  queue_entry* best_head(ring_slot* least_loaded, ring_slot** target) const noexcept;
   // The first entry of `cell` in the policy's order at the current mean.
   queue_entry* first_of(const queue_cell& cell) const noexcept;
   bool goes_before(const queue_entry& a, const order_key& ka, const queue_entry& b,
@@ -247,8 +277,9 @@ class run_queue {
   fair_clock fair_;                       // policy fair: the clock
   std::uint64_t registrations_ = 0;       // ordinals handed out
   queue_entry* dirty_head_ = nullptr;     // entries changed since the latest step
-  // Candidate cells by placement: [0] the least loaded ring (with one ring:
-  // every head), [1 + i] ring i; each a list by fair group (group 0 first).
+  // Candidate cells by placement: [0] the least loaded ring, for entries that
+  // may use every ring (with one ring: every head), [1 + i] ring i; each a list
+  // by fair group (group 0 first). Restricted entries use their ring_set's.
   std::vector<std::vector<std::unique_ptr<queue_cell>>> cells_;
   std::vector<queue_cell*> nonempty_cells_;
   queue_cell* only_cell_ = nullptr;       // with one placement: its group-0 cell (the only one outside fair)
@@ -256,6 +287,7 @@ class run_queue {
   std::vector<fair_group*> nonempty_groups_;
   indexed_heap<queue_entry, &queue_entry::own_ring_position, registration_order> own_rings_;  // ring_per_entity
   std::vector<unsigned char> blocked_;    // next_on_several_rings: rings waiting for credits in this step
+  std::vector<std::unique_ptr<ring_set>> ring_sets_;  // the restrictions entries use (restrict_to)
 };
 
 }  // namespace cosched::detail

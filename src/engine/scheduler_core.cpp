@@ -22,8 +22,10 @@ void scheduler_core::release() noexcept {
 
 scheduler_statistics scheduler_core::statistics() const noexcept { return engine::of(*this).statistics(); }
 
-entity_state* scheduler_core::create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring) {
-  return engine::of(*this).create_entity(p, std::move(name), std::move(own_ring));
+entity_state* scheduler_core::create_entity(priority p, std::string name,
+                                            std::unique_ptr<ring_adapter> own_ring,
+                                            std::vector<std::size_t> rings) {
+  return engine::of(*this).create_entity(p, std::move(name), std::move(own_ring), std::move(rings));
 }
 
 fence scheduler_core::shutdown(std::chrono::nanoseconds bound) { return engine::of(*this).shutdown(bound); }

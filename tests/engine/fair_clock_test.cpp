@@ -84,12 +84,16 @@ TEST_CASE("fair_clock: times saturate instead of wrapping", "[engine][fair_clock
   CHECK(clock.effective_time(clock.key(entry, priority::low)) == fair_clock::saturated);
 }
 
-TEST_CASE("fair_clock: an entity turning active rejoins at the floor, which never decreases", "[engine][fair_clock]") {
+TEST_CASE("fair_clock: an entity turning active rejoins 1 ns below the floor, which never decreases",
+          "[engine][fair_clock]") {
   fair_clock clock(1);
   fair_entity a, b;
+  clock.note_activity(b, true);  // a floor of 0: nothing below it
+  CHECK(b.virtual_time == 0);
+  clock.note_activity(b, false);
   clock.raise_floor(500);
   clock.note_activity(a, true);
-  CHECK(a.virtual_time == 500);
+  CHECK(a.virtual_time == 499);
   a.virtual_time = 800;
   clock.note_activity(a, true);  // was active already: unchanged
   CHECK(a.virtual_time == 800);
@@ -101,5 +105,9 @@ TEST_CASE("fair_clock: an entity turning active rejoins at the floor, which neve
   clock.note_activity(a, false);
   clock.raise_floor(850);
   clock.note_activity(a, true);
-  CHECK(a.virtual_time == 850);
+  CHECK(a.virtual_time == 849);
+  fair_entity c;
+  c.virtual_time = 849;
+  clock.note_activity(c, true);  // already at floor - 1 ns: unchanged
+  CHECK(c.virtual_time == 849);
 }

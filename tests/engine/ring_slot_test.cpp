@@ -45,6 +45,7 @@ struct scripted_ring final : ring_adapter {
   }
   fence run(job_promise_base&) override { return answer(); }
   fence replay(job_promise_base&) override { return answer(); }
+  bool executes_in_order() const noexcept override { return true; }
   void cancel_all() noexcept override { ++cancels; }
   timeout_verdict on_timeout(job_promise_base&) override {
     if (on_timeout_throws) throw std::runtime_error("verdict failure");

@@ -270,8 +270,9 @@ TEST_CASE("fair: an entity that was idle rejoins at the floor, not with a burst"
   h.push(c);
   now += nanoseconds(100);
   h.finish("a4", now);  // a: 1600
-  // c turns active at 1200 (the floor), not 0: it runs once, then ties with a
-  // at 1600 and push order lets a5 go first.
+  // c turns active at 1199 (1 ns below the floor), not 0: c1 runs, c is
+  // charged 400 (1599) and is still 1 ns below a's 1600, so c2 runs too; then
+  // a5 and a6 (c at 1999).
   tags order;
   for (int i = 0; i < 4; ++i) {
     const std::string ran = h.step(now);
@@ -279,7 +280,7 @@ TEST_CASE("fair: an entity that was idle rejoins at the floor, not with a burst"
     now += nanoseconds(100);
     h.finish(order.back(), now);
   }
-  CHECK(order == tags{"c1", "a5", "c2", "a6"});
+  CHECK(order == tags{"c1", "c2", "a5", "a6"});
 }
 
 TEST_CASE("fair: a tie in virtual time goes to the higher priority, then push order", "[engine][run_queue][fair]") {
@@ -384,6 +385,129 @@ TEST_CASE("several rings: a ring whose best head does not fit waits, the others 
   CHECK(h.drain() == tags{"a2@0"});
   h.finish("b1", nanoseconds(6));
   CHECK(h.drain() == tags{"d1@1"});
+}
+
+TEST_CASE("affinity: a head goes to the least loaded of its rings, ties to the lowest index",
+          "[engine][run_queue][rings][affinity]") {
+  harness h(scheduling_policy::fifo, 2, 3);
+  auto& p = h.add("p");
+  auto& q = h.add("q");
+  auto& r = h.add("r");
+  auto& s = h.add("s");
+  auto& y = h.add("y");
+  auto& z = h.add("z");
+  const std::vector<std::size_t> y_rings{0, 1}, z_rings{0, 2};
+  h.queue.restrict_to(y.entry, y_rings);
+  h.queue.restrict_to(z.entry, z_rings);
+  for (auto* e : {&p, &q, &r, &s, &z, &y}) h.push(*e);
+  // p1, q1, r1 to rings 0, 1, 2 (each the least loaded, ties to the lowest
+  // index); s1 to ring 0 (a three-way tie). Then ring 0 holds 2 credits and
+  // the others 1: z1 goes to ring 2, the less loaded of its rings 0 and 2
+  // (ring 1 is the lowest least loaded ring, but not one of z's), and y1 to
+  // ring 1, the less loaded of its rings 0 and 1.
+  CHECK(h.drain() == tags{"p1@0", "q1@1", "r1@2", "s1@0", "z1@2", "y1@1"});
+}
+
+TEST_CASE("affinity: a tie among a head's rings goes to the lowest index of them",
+          "[engine][run_queue][rings][affinity]") {
+  harness h(scheduling_policy::fifo, 1, 3);
+  auto& a = h.add("a");
+  auto& b = h.add("b");
+  const std::vector<std::size_t> upper{1, 2};
+  h.queue.restrict_to(a.entry, upper);
+  h.push(a);
+  h.push(b);
+  // Every ring is empty: a1 takes ring 1, the lowest of its rings (not ring 0);
+  // b1 may use every ring and takes ring 0.
+  CHECK(h.drain() == tags{"a1@1", "b1@0"});
+}
+
+TEST_CASE("affinity: commands in flight keep their ring, a new set takes effect at the next placement",
+          "[engine][run_queue][rings][affinity]") {
+  harness h(scheduling_policy::fifo, 2, 2);
+  auto& a = h.add("a");
+  h.push(a);
+  CHECK(h.drain() == tags{"a1@0"});
+  const std::vector<std::size_t> ring_1{1};
+  h.queue.restrict_to(a.entry, ring_1);
+  h.push(a);
+  // a1 is still on ring 0: a2 follows it there, although a may no longer use ring 0.
+  CHECK(h.drain() == tags{"a2@0"});
+  h.finish("a1", nanoseconds(10));
+  h.push(a);
+  CHECK(h.drain() == tags{"a3@0"});  // a2 is still in flight
+  h.finish("a2", nanoseconds(20));
+  h.finish("a3", nanoseconds(30));
+  h.push(a);
+  // Nothing in flight: a4 is placed, on ring 1 (ring 0 is empty too, and lower).
+  CHECK(h.drain() == tags{"a4@1"});
+  // Every ring is no restriction: back to the lowest least loaded ring.
+  const std::vector<std::size_t> both{0, 1};
+  h.finish("a4", nanoseconds(40));
+  h.queue.restrict_to(a.entry, both);
+  h.push(a);
+  CHECK(h.drain() == tags{"a5@0"});
+}
+
+TEST_CASE("affinity: a waiting head moves to its new rings at the next step",
+          "[engine][run_queue][rings][affinity]") {
+  harness h(scheduling_policy::fifo, 1, 2);
+  auto& busy = h.add("busy");
+  auto& a = h.add("a");
+  const std::vector<std::size_t> ring_0{0}, ring_1{1};
+  h.queue.restrict_to(busy.entry, ring_0);
+  h.queue.restrict_to(a.entry, ring_0);
+  h.push(busy);
+  CHECK(h.drain() == tags{"busy1@0"});
+  h.push(a);
+  CHECK(h.drain().empty());  // ring 0 is full and a may use no other
+  h.queue.restrict_to(a.entry, ring_1);
+  CHECK(h.drain() == tags{"a1@1"});
+}
+
+TEST_CASE("affinity: a head whose rings all wait for credits is passed over, other rings go on",
+          "[engine][run_queue][rings][affinity]") {
+  harness h(scheduling_policy::fifo, 1, 2);
+  auto& y = h.add("y");
+  auto& x = h.add("x", priority::high);
+  auto& z = h.add("z", priority::low);
+  const std::vector<std::size_t> ring_1{1};
+  h.queue.restrict_to(y.entry, ring_1);
+  h.queue.restrict_to(x.entry, ring_1);
+  h.push(y);
+  CHECK(h.drain() == tags{"y1@1"});
+  h.push(x);
+  h.push(z);
+  // x1 comes first but ring 1, its only ring, is full: ring 1 waits for it,
+  // and z1 runs on ring 0. (Were x free to use ring 0, x1 would run there.)
+  CHECK(h.drain() == tags{"z1@0"});
+  h.finish("y1", nanoseconds(5));
+  CHECK(h.drain() == tags{"x1@1"});
+}
+
+TEST_CASE("affinity: heads restricted to the same rings compete by the policy, under fair too",
+          "[engine][run_queue][rings][affinity][fair]") {
+  harness h(scheduling_policy::fair, 1, 2);
+  auto& hi = h.add("hi", priority::high);
+  auto& lo = h.add("lo", priority::low);
+  const std::vector<std::size_t> ring_1{1};
+  h.queue.restrict_to(hi.entry, ring_1);
+  h.queue.restrict_to(lo.entry, ring_1);
+  for (int i = 0; i < 5; ++i) {
+    h.push(hi);
+    h.push(lo);
+  }
+  // One ring for both, by weight: hi 4, lo 1 (equal ring times of 1000 ns).
+  std::vector<std::string> order;
+  nanoseconds now(0);
+  for (int i = 0; i < 6; ++i) {
+    const auto ran = h.drain(now);
+    REQUIRE(ran.size() == 1);
+    order.push_back(ran.front());
+    now += nanoseconds(1000);
+    h.finish(ran.front().substr(0, ran.front().find('@')), now);
+  }
+  CHECK(order == tags{"hi1@1", "lo1@1", "hi2@1", "hi3@1", "hi4@1", "hi5@1"});
 }
 
 TEST_CASE("ring_per_entity: each ring runs its entity's head while it fits, closed rings none",

@@ -209,7 +209,8 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
       } else if (result.error == "killed") {
         bool killed = false;
         for (const auto& action : g.actions)
-          killed = killed || (action.entity == spec.entity && action.at_us <= finished);
+          killed = killed || (action.kind == action_kind::kill && action.entity == spec.entity &&
+                              action.at_us <= finished);
         if (!killed) violation(name + ": killed, but its entity was not killed by then");
       } else {
         violation(name + ": failed `" + result.error + "` with cause null");
@@ -225,7 +226,8 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
     }
     // A kill fails every later push of the entity (kills take effect before pushes).
     for (const auto& action : g.actions) {
-      if (action.entity == spec.entity && action.at_us <= result.queued_us && result.error.empty())
+      if (action.kind == action_kind::kill && action.entity == spec.entity &&
+          action.at_us <= result.queued_us && result.error.empty())
         violation(name + ": succeeded although pushed after a kill of its entity");
     }
     // A timeout bans the guilty job's entity (shared_ring) or closes its ring

@@ -43,17 +43,29 @@ elseif(WAY STREQUAL "pkg-config")
     run("pkg-config --validate ${module}" "${PKG_CONFIG}" --validate "${module}")
     run("pkg-config --cflags --libs ${module}" "${PKG_CONFIG}" --print-errors --cflags --libs "${module}")
   endforeach()
-  execute_process(COMMAND "${PKG_CONFIG}" --cflags --libs cosched-sim
-                  OUTPUT_VARIABLE pc_flags OUTPUT_STRIP_TRAILING_WHITESPACE)
-  separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+  # Compiled and linked in two steps, as a build system would: the linker flags
+  # (a sanitizer build's -fsanitize=...) must not come after the compiler flags
+  # on a compile line, where they would turn back on what those turned off
+  # (clang 14's -fsanitize=function breaks coroutine code: "Cannot represent a
+  # difference across sections").
+  execute_process(COMMAND "${PKG_CONFIG}" --cflags cosched-sim
+                  OUTPUT_VARIABLE pc_cflags OUTPUT_STRIP_TRAILING_WHITESPACE)
+  execute_process(COMMAND "${PKG_CONFIG}" --libs cosched-sim
+                  OUTPUT_VARIABLE pc_libs OUTPUT_STRIP_TRAILING_WHITESPACE)
+  separate_arguments(pc_cflags UNIX_COMMAND "${pc_cflags}")
+  separate_arguments(pc_libs UNIX_COMMAND "${pc_libs}")
   separate_arguments(cxx_flags UNIX_COMMAND "${CXX_FLAGS}")
   separate_arguments(linker_flags UNIX_COMMAND "${LINKER_FLAGS}")
   file(MAKE_DIRECTORY "${CONSUMER_BUILD}")
-  set(command "${CXX}" -std=c++20 ${cxx_flags} "${CONSUMER_SOURCE}/main.cpp" ${pc_flags} ${linker_flags}
+  set(compile "${CXX}" -std=c++20 ${cxx_flags} ${pc_cflags} -c "${CONSUMER_SOURCE}/main.cpp"
+      -o "${CONSUMER_BUILD}/main.o")
+  set(link "${CXX}" ${cxx_flags} ${linker_flags} "${CONSUMER_BUILD}/main.o" ${pc_libs}
       -o "${CONSUMER_BUILD}/consumer")
-  list(JOIN command " " shown)
-  message(STATUS "${shown}")
-  run("compiling the consumer" ${command})
+  foreach(step IN ITEMS compile link)
+    list(JOIN ${step} " " shown)
+    message(STATUS "${shown}")
+    run("${step} step of the consumer" ${${step}})
+  endforeach()
 else()
   message(FATAL_ERROR "WAY must be install, cmake or pkg-config, not '${WAY}'")
 endif()

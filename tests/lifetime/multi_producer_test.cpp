@@ -1,6 +1,7 @@
 // Several producer threads push to shared and own entities while one thread
-// runs the scheduler's executor and others kill and reprioritise; pushes race
-// with shutdown. Race-free by design: CI runs this file under ThreadSanitizer.
+// runs the scheduler's executor and others kill, reprioritise and change ring
+// sets; pushes and set_rings race with shutdown. Race-free by design: CI runs
+// this file under ThreadSanitizer.
 #include "cosched/entity.hpp"
 
 #include <algorithm>
@@ -519,4 +520,116 @@ TEST_CASE("pushes from other threads race with scheduler shutdown", "[lifetime][
       if (logs[e].on_executor[i]) seen_on_executor.push_back(logs[e].seqnos[i]);
     CHECK(std::is_sorted(seen_on_executor.begin(), seen_on_executor.end()));
   }
+}
+
+namespace {
+
+/// A ring whose hardware fences have signalled when run() returns, and which
+/// records the tag of every command it ran.
+class tagging_ring final : public ring<counted_command> {
+ public:
+  fence run(counted_command& c) override {
+    tags.push_back(c.cmd.tag);
+    return fence::make_signalled();
+  }
+  void cancel_all() noexcept override {}
+
+  std::vector<std::uint64_t> tags;  // the scheduler's executor only; read once that thread joined
+};
+
+}  // namespace
+
+TEST_CASE("set_rings from other threads races with pushes, kill, close and shutdown",
+          "[lifetime][threads][affinity]") {
+  constexpr std::size_t jobs_per_entity = 1500;
+  constexpr std::uint64_t pinned_tag = 1'000'000;  // tags of the entity that may only use ring 1
+
+  tagging_ring ring0, ring1;
+  std::optional<executor_thread> executor(std::in_place);
+  std::optional<scheduler<counted_command>> sched(
+      std::in_place, executor->executor(), std::initializer_list<ring<counted_command>*>{&ring0, &ring1},
+      scheduler_options{.credit_limit = 2});
+  // moved: its rings change all the time; pinned: ring 1 only, never changed;
+  // killed and closed: their rings change while they die.
+  auto moved = sched->make_entity({.name = "moved"});
+  auto pinned = sched->make_entity({.name = "pinned", .rings = {1}});
+  auto killed = sched->make_entity({.name = "killed", .rings = {0}});
+  auto closed = sched->make_entity({.name = "closed"});
+  testing::fence_checker checker;
+  std::vector<std::deque<mp_job>> jobs(4);
+  // relaxed below: a flag and a count read by the thread that joins the writers.
+  std::atomic<bool> pushing{true};
+  std::atomic<std::size_t> refused{0};
+
+  auto produce = [&](entity<counted_command>& e, std::size_t index, std::uint64_t first_tag) {
+    for (std::size_t i = 0; i < jobs_per_entity; ++i) {
+      mp_job& j = jobs[index].emplace_back();
+      auto body = [](testing::probe, testing::live_counter& commands, std::uint64_t tag) -> counted_job {
+        co_return counted_command{{0, {}, tag}, testing::probe(commands)};
+      };
+      auto made = body(testing::probe(j.frame), j.command, first_tag + i);
+      j.fences = e.push(std::move(made));
+      checker.watch(j.fences.finished);
+    }
+  };
+  auto change_rings = [&] {
+    const std::vector<std::vector<std::size_t>> sets = {{0}, {1}, {0, 1}, {1, 0}};
+    for (std::size_t i = 0; pushing.load(std::memory_order_relaxed) || i < 100; ++i) {
+      moved.set_rings(sets[i % sets.size()]);
+      killed.set_rings(sets[(i + 1) % sets.size()]);
+      closed.set_rings(sets[(i + 2) % sets.size()]);
+      try {
+        moved.set_rings({i % 2 ? 2u : 0u, 0});  // out of range or named twice: refused, nothing changes
+      } catch (const std::invalid_argument&) {
+        refused.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  };
+  std::thread rings_thread(change_rings);
+  std::thread producers[] = {
+      std::thread(produce, std::ref(moved), 0, 0),
+      std::thread(produce, std::ref(pinned), 1, pinned_tag),
+      std::thread(produce, std::ref(killed), 2, 2 * pinned_tag),
+      std::thread(produce, std::ref(closed), 3, 3 * pinned_tag),
+  };
+  std::thread killer([&] {
+    killed.kill();
+    closed.close();
+  });
+  for (auto& t : producers) t.join();
+  killer.join();
+  for (auto* e : {&moved, &pinned, &closed}) {
+    const auto drained = wait_for(e->drain(), executor->executor());
+    REQUIRE(drained);
+    CHECK_FALSE(*drained);
+  }
+  // Shut down while set_rings goes on; it goes on after the scheduler is gone too.
+  const auto down = wait_for(sched->shutdown(std::chrono::seconds(5)), executor->executor());
+  if (!down) shutdown_stuck();
+  CHECK_FALSE(*down);
+  pushing.store(false, std::memory_order_relaxed);
+  rings_thread.join();
+  executor->stop();
+  sched.reset();
+  moved.set_rings({1});
+
+  CHECK(refused.load(std::memory_order_relaxed) >= 100);
+  CHECK(checker.all_exactly_once());
+  std::size_t alive = 0;
+  for (const auto& list : jobs)
+    for (const auto& j : list) alive += j.frame.alive() + j.command.alive();
+  CHECK(alive == 0);
+  // Whatever the timing, the entity that may only use ring 1 never ran on ring 0,
+  // and every job of the entities never killed or closed ran once.
+  CHECK(std::none_of(ring0.tags.begin(), ring0.tags.end(),
+                     [](std::uint64_t tag) { return tag >= pinned_tag && tag < 2 * pinned_tag; }));
+  std::size_t ran_moved = 0, ran_pinned = 0;
+  for (const auto* r : {&ring0, &ring1}) {
+    for (const std::uint64_t tag : r->tags) {
+      ran_moved += tag < pinned_tag;
+      ran_pinned += tag >= pinned_tag && tag < 2 * pinned_tag;
+    }
+  }
+  CHECK(ran_moved == jobs_per_entity);
+  CHECK(ran_pinned == jobs_per_entity);
 }

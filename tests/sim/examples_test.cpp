@@ -53,7 +53,7 @@ void check_against(const std::filesystem::path& graph_path, const std::filesyste
 
 TEST_CASE("bundled examples give their hand-derived results", "[sim][examples]") {
   for (const char* name : {"priorities", "pipeline", "credits", "error-propagation", "kill", "hang-recovery",
-                           "firmware-rings"}) {
+                           "firmware-rings", "affinity"}) {
     check_against(source_dir / "examples/graphs" / (std::string(name) + ".json"),
                   source_dir / "tests/sim/expected" / (std::string(name) + ".jsonl"));
   }
@@ -68,7 +68,7 @@ TEST_CASE("worked examples of DESIGN.md", "[sim][worked]") {
 
 TEST_CASE("the same graph gives byte-identical results", "[sim][determinism]") {
   for (const char* name : {"priorities", "pipeline", "credits", "error-propagation", "kill", "hang-recovery",
-                           "firmware-rings"}) {
+                           "firmware-rings", "affinity"}) {
     const auto path = source_dir / "examples/graphs" / (std::string(name) + ".json");
     const auto first = results_of(path);
     CHECK(results_of(path) == first);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -114,18 +115,25 @@ submit::graph build(std::uint64_t seed) {
     a.entity = rnd.index(entity_count);
     g.actions.push_back(a);
   }
+  // Pipelining in two graphs of five, from a stream of its own so that the
+  // draws above stay those of earlier builds.
+  seeded_random pipeline_rnd(seed ^ 0x5851f42d4c957f2dULL);
+  g.scheduler.pipeline = pipeline_rnd.chance(40);
   return g;
 }
 
 bool same_graph(const submit::graph& a, const submit::graph& b) {
   if (a.scheduler.mode != b.scheduler.mode || a.scheduler.credit_limit != b.scheduler.credit_limit ||
       a.scheduler.timeout_us != b.scheduler.timeout_us || a.scheduler.policy != b.scheduler.policy ||
-      a.scheduler.rings != b.scheduler.rings || a.entities.size() != b.entities.size() ||
+      a.scheduler.rings != b.scheduler.rings || a.scheduler.pipeline != b.scheduler.pipeline ||
+      a.entities.size() != b.entities.size() ||
       a.jobs.size() != b.jobs.size() || a.actions.size() != b.actions.size()) {
     return false;
   }
   for (std::size_t i = 0; i < a.entities.size(); ++i) {
-    if (a.entities[i].name != b.entities[i].name || a.entities[i].prio != b.entities[i].prio) return false;
+    if (a.entities[i].name != b.entities[i].name || a.entities[i].prio != b.entities[i].prio ||
+        a.entities[i].rings != b.entities[i].rings)
+      return false;
   }
   for (std::size_t i = 0; i < a.jobs.size(); ++i) {
     const auto &x = a.jobs[i], &y = b.jobs[i];
@@ -137,9 +145,18 @@ bool same_graph(const submit::graph& a, const submit::graph& b) {
     }
   }
   for (std::size_t i = 0; i < a.actions.size(); ++i) {
-    if (a.actions[i].at_us != b.actions[i].at_us || a.actions[i].entity != b.actions[i].entity) return false;
+    if (a.actions[i].at_us != b.actions[i].at_us || a.actions[i].kind != b.actions[i].kind ||
+        a.actions[i].entity != b.actions[i].entity || a.actions[i].rings != b.actions[i].rings)
+      return false;
   }
   return true;
+}
+
+/// `rings` as a JSON array.
+std::string rings_json(const std::vector<std::size_t>& rings) {
+  std::string text = "[";
+  for (std::size_t k = 0; k < rings.size(); ++k) text += (k ? ", " : "") + std::to_string(rings[k]);
+  return text + "]";
 }
 
 }  // namespace
@@ -155,10 +172,13 @@ std::string graph_json(const submit::graph& g) {
   if (g.scheduler.policy != submit::policy_kind::fifo)
     out << ", \"policy\": \"" << policies[static_cast<int>(g.scheduler.policy)] << '"';
   if (g.scheduler.rings != 1) out << ", \"rings\": " << g.scheduler.rings;
+  if (g.scheduler.pipeline) out << ", \"pipeline\": true";
   out << "},\n  \"entities\": [";
   for (std::size_t i = 0; i < g.entities.size(); ++i) {
     out << (i ? ", " : " ") << "{\"name\": \"" << g.entities[i].name << "\", \"priority\": \""
-        << to_string(g.entities[i].prio) << "\"}";
+        << to_string(g.entities[i].prio) << '"';
+    if (!g.entities[i].rings.empty()) out << ", \"rings\": " << rings_json(g.entities[i].rings);
+    out << "}";
   }
   out << " ],\n  \"jobs\": [";
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
@@ -180,8 +200,13 @@ std::string graph_json(const submit::graph& g) {
   if (!g.actions.empty()) {
     out << ",\n  \"actions\": [";
     for (std::size_t i = 0; i < g.actions.size(); ++i) {
-      out << (i ? ", " : " ") << "{\"at_us\": " << g.actions[i].at_us << ", \"kill\": \""
-          << g.entities[g.actions[i].entity].name << "\"}";
+      const auto& a = g.actions[i];
+      out << (i ? ", " : " ") << "{\"at_us\": " << a.at_us;
+      if (a.kind == submit::action_kind::kill)
+        out << ", \"kill\": \"" << g.entities[a.entity].name << "\"}";
+      else
+        out << ", \"set_rings\": \"" << g.entities[a.entity].name << "\", \"rings\": " << rings_json(a.rings)
+            << "}";
     }
     out << " ]";
   }
@@ -218,6 +243,33 @@ random_graph make_random_policy_graph(std::uint64_t seed) {
     g.scheduler.rings = static_cast<std::uint32_t>(rnd.between(1, 3));
   for (auto& j : g.jobs) {
     if (rnd.chance(50)) j.deadline_us = j.submit_at_us + rnd.time(0, 8000);
+  }
+  // Ring affinity, drawn last so that the draws above stay those of earlier
+  // graphs: on several shared rings, half of the graphs restrict some entities
+  // and change ring sets at run time, among the kills (file order counts).
+  if (g.scheduler.mode == submit::ring_mode::shared_ring && g.scheduler.rings > 1 && rnd.chance(50)) {
+    const std::size_t rings = g.scheduler.rings;
+    // A non-empty set of distinct rings, in a random order (every ring sometimes).
+    auto random_set = [&] {
+      const std::uint64_t mask = rnd.between(1, (std::uint64_t{1} << rings) - 1);
+      std::vector<std::size_t> set;
+      for (std::size_t r = 0; r < rings; ++r)
+        if (mask & (std::uint64_t{1} << r)) set.push_back(r);
+      for (std::size_t k = set.size(); k > 1; --k) std::swap(set[k - 1], set[rnd.index(k)]);
+      return set;
+    };
+    for (auto& e : g.entities) {
+      if (rnd.chance(60)) e.rings = random_set();
+    }
+    const std::size_t changes = static_cast<std::size_t>(rnd.between(0, 4));
+    for (std::size_t k = 0; k < changes; ++k) {
+      submit::action_spec a;
+      a.at_us = rnd.time(0, 6000);
+      a.kind = submit::action_kind::set_rings;
+      a.entity = rnd.index(g.entities.size());
+      a.rings = random_set();
+      g.actions.insert(g.actions.begin() + static_cast<std::ptrdiff_t>(rnd.index(g.actions.size() + 1)), a);
+    }
   }
   return read_back(g, seed);
 }

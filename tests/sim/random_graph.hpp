@@ -25,13 +25,14 @@ random_graph make_random_graph(std::uint64_t seed);
 
 /// The graph of make_random_graph(seed) under a random policy (fifo, rr, fair,
 /// deadline), mostly in shared_ring mode (then on 1-3 rings), with deadlines on about half of
-/// the jobs (any policy counts misses; deadline orders by them).
+/// the jobs (any policy counts misses; deadline orders by them). Half of those on several
+/// rings have ring affinity: entities restricted to random ring sets, and 0-4 set_rings
+/// actions at random times among the kills.
 random_graph make_random_policy_graph(std::uint64_t seed);
 
 /// Writes every field of `g` that a generated graph uses, in the graph format
-/// (mode, timeout, actions, and policy, rings and deadlines when not the
-/// defaults), so a failing seed can be replayed with
-/// cosched-submit.
+/// (mode, timeout, actions, and policy, rings, entities' rings and deadlines when
+/// not the defaults), so a failing seed can be replayed with cosched-submit.
 std::string graph_json(const submit::graph& g);
 
 }  // namespace cosched::seeded

@@ -29,15 +29,29 @@
 //     fails with the reason of the first death, in the phase order of the instant
 //     when both happen at once (model_readings::first_death_decides_pushes).
 //  7. "Nothing left to do" happens at the instant of the last event that took
-//     effect; pending kills and pushes count as possible progress even when they
-//     would change nothing.
+//     effect; pending actions (kills, ring sets) and pushes count as possible
+//     progress even when they would change nothing.
 //  8. A `slow` command is never timed out (it reports progress until it ends); a
 //     command of any other kind whose duration exceeds T is hung at start + T; one
 //     that ends exactly at start + T completes (completions come first).
 //
 // Policies and several shared rings follow the rules of the README's "Scheduling
 // policies" (selection step by step: a new step after every command run; fair's
-// activity and floor at the start of each step).
+// activity and floor at the start of each step). Ring affinity follows DESIGN.md's
+// "Entity": an entity's "rings" and `set_rings` actions (applied with the kills of
+// their instant, in file order) say which rings its next placement may use; an
+// entity with commands in flight sends its head to their ring, allowed or not; a
+// placed head goes to the least loaded allowed ring not waiting for credits (ties:
+// the lowest index), and waits when every allowed ring waits.
+//
+// Pipelining follows DESIGN.md's "Scheduler": with "pipeline": true, a dependency
+// that has been run on the dependent's ring (the one shared ring, or in
+// ring_per_entity mode the entity's own, so a dependency of its own entity) and is
+// not decided as failed is passed unsignalled, when the dependent reaches it in
+// `deps` and again when the one it waits for is run (at that step: the dependent
+// may run at the next). A dependent not run yet fails when such a dependency
+// signals a failure; one whose command completed on the ring takes at its signal
+// the error of the first of them in `deps` order that failed (cause: its root).
 #include "reference_model.hpp"
 
 #include <algorithm>
@@ -64,6 +78,8 @@ struct job_state {
   bool in_queue = false;   // in its entity's FIFO: pushed, undecided, not run yet
   bool prepared = false;   // every dependency has signalled without error
   std::size_t awaiting = 0;  // index into deps of the dependency awaited now
+  std::vector<std::size_t> pipelined;  // deps passed unsignalled by pipelining, in deps order
+  bool completed = false;  // its command completed on the ring (not timed out, cancelled or shut down)
   bool on_ring = false;
   std::size_t ring = 0;    // the ring it was placed on
   time_us run_time = 0;    // when it was last run or replayed
@@ -94,6 +110,7 @@ struct entity_state {
   std::string dead_error;
   std::optional<std::size_t> dead_cause;
   std::size_t ring = 0;           // shared rings: where its commands in flight are
+  std::vector<std::size_t> allowed;  // shared rings: where its next placement may go (empty: every ring)
   std::uint32_t in_flight = 0;    // its commands on a ring
   std::uint64_t last_served = 0;  // policy rr: stamp of its latest first run
   std::uint64_t virtual_ns = 0;   // policy fair: weighted ring time of commands that left the ring
@@ -106,10 +123,12 @@ class model {
   model(const submit::graph& g, const model_readings& readings) : g_(g), readings_(readings) {
     jobs_.resize(g.jobs.size());
     waiters_.resize(g.jobs.size());
+    pipelined_dependents_.resize(g.jobs.size());
     dependents_.resize(g.jobs.size());
     for (std::size_t job = 0; job < g.jobs.size(); ++job)
       for (const std::size_t dep : g.jobs[job].deps) dependents_[dep].push_back(job);
     entities_.resize(g.entities.size());
+    for (std::size_t e = 0; e < g.entities.size(); ++e) entities_[e].allowed = g.entities[e].rings;
     shared_ = g.scheduler.mode == submit::ring_mode::shared_ring;
     rings_.resize(shared_ ? g.scheduler.rings : g.entities.size());
 
@@ -121,9 +140,9 @@ class model {
     });
     rank_.resize(g.jobs.size());
     for (std::size_t r = 0; r < push_order_.size(); ++r) rank_[push_order_[r]] = r;
-    kill_order_.resize(g.actions.size());
-    std::iota(kill_order_.begin(), kill_order_.end(), std::size_t{0});
-    std::stable_sort(kill_order_.begin(), kill_order_.end(),
+    action_order_.resize(g.actions.size());
+    std::iota(action_order_.begin(), action_order_.end(), std::size_t{0});
+    std::stable_sort(action_order_.begin(), action_order_.end(),
                      [&](std::size_t a, std::size_t b) { return g.actions[a].at_us < g.actions[b].at_us; });
   }
 
@@ -152,7 +171,7 @@ class model {
       if (!next || t < *next) next = t;
     };
     if (next_push_ < push_order_.size()) consider(g_.jobs[push_order_[next_push_]].submit_at_us);
-    if (next_kill_ < kill_order_.size()) consider(g_.actions[kill_order_[next_kill_]].at_us);
+    if (next_action_ < action_order_.size()) consider(g_.actions[action_order_[next_action_]].at_us);
     for (const auto& r : rings_) {
       // Ends are non-decreasing in run order: the front ends first.
       if (!r.commands.empty() && r.commands.front().end) consider(*r.commands.front().end);
@@ -163,7 +182,7 @@ class model {
     return next;
   }
 
-  // One instant: completions, timeouts, kills, pushes, then selection (reading 3:
+  // One instant: completions, timeouts, actions, pushes, then selection (reading 3:
   // commands ending at this instant because selection or replay just ran them are
   // completed in a further round, followed by another selection).
   void process_instant() {
@@ -171,12 +190,20 @@ class model {
     for (;;) {
       deferring_ = first_round && readings_.cascade_after_bans_and_kills;
       complete_due();
+      drain();
       timeouts_due();
+      drain();
       if (first_round) {
         // Reading 2: the kills of one instant decide all their victims, then signal.
+        // A ring set only changes where the entity's next placement may go.
         std::vector<std::size_t> killed;
-        while (next_kill_ < kill_order_.size() && g_.actions[kill_order_[next_kill_]].at_us == now_) {
-          killed.push_back(g_.actions[kill_order_[next_kill_++]].entity);
+        while (next_action_ < action_order_.size() && g_.actions[action_order_[next_action_]].at_us == now_) {
+          const auto& action = g_.actions[action_order_[next_action_++]];
+          if (action.kind == submit::action_kind::set_rings) {
+            entities_[action.entity].allowed = action.rings;
+            continue;
+          }
+          killed.push_back(action.entity);
           kill(killed.back());
         }
         for (const std::size_t e : killed) signal_ready(e);
@@ -184,12 +211,17 @@ class model {
           deferring_ = false;
           for (std::size_t e = 0; e < entities_.size(); ++e) signal_ready(e);
         }
+        drain();
         while (next_push_ < push_order_.size() && g_.jobs[push_order_[next_push_]].submit_at_us == now_) {
           push(push_order_[next_push_++]);
         }
+        drain();
         first_round = false;
       }
-      select();
+      // Selection, then what its runs set off (pipelined dependents that fail),
+      // then selection again.
+      do select();
+      while (drain());
       if (!completion_due()) return;
     }
   }
@@ -291,6 +323,7 @@ class model {
         if (fault.kind == fault_kind::error) {
           error = error_name(std::error_code(fault.errno_value, std::generic_category()));
         }
+        jobs_[job].completed = true;
         decide(job, error, std::nullopt);
         signal_ready(g_.jobs[job].entity);
       }
@@ -394,6 +427,12 @@ class model {
     while (j.awaiting < deps.size()) {
       const std::size_t dep = deps[j.awaiting];
       if (!jobs_[dep].signalled) {
+        if (pipelines(job, dep)) {
+          j.pipelined.push_back(dep);
+          pipelined_dependents_[dep].push_back(job);
+          ++j.awaiting;
+          continue;
+        }
         waiters_[dep].push_back(job);
         return;
       }
@@ -405,6 +444,33 @@ class model {
       ++j.awaiting;
     }
     j.prepared = true;
+  }
+
+  // Pipelining: whether `job` may pass its dependency `dep`, not signalled yet.
+  bool pipelines(std::size_t job, std::size_t dep) const {
+    if (!g_.scheduler.pipeline || jobs_[dep].out.attempts == 0) return false;
+    if (jobs_[dep].decided && !jobs_[dep].out.error.empty()) return false;
+    // The dependent's ring is known before it runs: the one shared ring, or its entity's.
+    if (shared_) return rings_.size() == 1;
+    return g_.jobs[dep].entity == g_.jobs[job].entity;
+  }
+
+  // Pipelining: `job` was run for the first time; the jobs waiting for it that
+  // may pass it now go on, in the order they started waiting.
+  void pass_pipelined_dependents(std::size_t job) {
+    auto& waiting = waiters_[job];
+    for (std::size_t k = 0; k < waiting.size();) {
+      const std::size_t w = waiting[k];
+      if (jobs_[w].decided || !pipelines(w, job)) {
+        ++k;
+        continue;
+      }
+      waiting.erase(waiting.begin() + static_cast<std::ptrdiff_t>(k));
+      jobs_[w].pipelined.push_back(job);
+      pipelined_dependents_[job].push_back(w);
+      ++jobs_[w].awaiting;
+      await_next(w);
+    }
   }
 
   void decide(std::size_t job, const std::string& error, std::optional<std::size_t> cause) {
@@ -436,23 +502,59 @@ class model {
 
   void signal(std::size_t job) {
     auto& j = jobs_[job];
-    j.signalled = true;
-    j.out.finished_us = now_;
-    const auto waiting = std::move(waiters_[job]);
-    waiters_[job].clear();
-    for (const std::size_t w : waiting) {
-      if (jobs_[w].decided) continue;  // killed or banned while it waited
-      if (!j.out.error.empty()) {
-        decide(w, j.out.error, root_of(job));
-        signal_ready(g_.jobs[w].entity);
-      } else {
-        ++jobs_[w].awaiting;
-        await_next(w);
+    // Pipelining: a job whose command completed takes the first failed pipelined
+    // dependency's outcome (one that timed out is the root of its entity's ban).
+    if (j.completed) {
+      for (const std::size_t dep : j.pipelined) {
+        if (!jobs_[dep].out.error.empty()) {
+          j.out.error = jobs_[dep].out.error;
+          j.out.cause = root_of(dep);
+          break;
+        }
       }
     }
-    // Decided dependents whose signal waited for this one.
-    for (const std::size_t d : dependents_[job])
-      if (jobs_[d].decided && !jobs_[d].signalled) signal_ready(g_.jobs[d].entity);
+    j.signalled = true;
+    j.out.finished_us = now_;
+    // What the signal sets off happens in turn, after the signals of this
+    // step (drain): a job can be reached by two failures at one instant (one it
+    // waits for, one it passed by pipelining), and the first in that order decides it.
+    for (const std::size_t w : waiters_[job]) reactions_.push_back({reaction::wake, w, job});
+    waiters_[job].clear();
+    for (const std::size_t d : pipelined_dependents_[job]) reactions_.push_back({reaction::pipelined, d, job});
+    for (const std::size_t d : dependents_[job]) reactions_.push_back({reaction::gate, d, job});
+  }
+
+  // Carries out the reactions to the signals so far, and to the signals they
+  // cause, in order. Returns whether there was any.
+  bool drain() {
+    if (reactions_.empty()) return false;
+    while (!reactions_.empty()) {
+      const reaction r = reactions_.front();
+      reactions_.pop_front();
+      auto& j = jobs_[r.job];
+      const auto& dep = jobs_[r.dep];
+      switch (r.what) {
+        case reaction::wake:  // it waited for dep
+          if (j.decided) break;  // killed or banned while it waited
+          if (!dep.out.error.empty()) {
+            decide(r.job, dep.out.error, root_of(r.dep));
+            signal_ready(g_.jobs[r.job].entity);
+          } else {
+            ++j.awaiting;
+            await_next(r.job);
+          }
+          break;
+        case reaction::pipelined:  // it passed dep by pipelining: fails with it if not run yet
+          if (j.decided || j.out.attempts > 0 || dep.out.error.empty()) break;
+          decide(r.job, dep.out.error, root_of(r.dep));
+          signal_ready(g_.jobs[r.job].entity);
+          break;
+        case reaction::gate:  // a decided dependent whose signal waited for dep
+          if (j.decided && !j.signalled) signal_ready(g_.jobs[r.job].entity);
+          break;
+      }
+    }
+    return true;
   }
 
   // ------------------------------------------------------------ selection
@@ -485,21 +587,15 @@ class model {
       std::vector<bool> blocked(rings_.size(), false);
       bool ran = false;
       while (!ran) {
-        // Where an entity with nothing in flight goes: the least loaded ring
-        // that is not blocked (ties: the lowest index).
-        std::optional<std::size_t> least;
-        for (std::size_t r = 0; r < rings_.size(); ++r) {
-          if (!blocked[r] && (!least || rings_[r].used < rings_[*least].used)) least = r;
-        }
-        if (!least) return;
-        // The first ready head in the policy's order, among those whose ring
-        // is not blocked.
+        // The first ready head in the policy's order, among those that have a
+        // ring that is not blocked.
         std::optional<std::size_t> best, best_ring;
         for (std::size_t e = 0; e < entities_.size(); ++e) {
           const auto head = head_of(e);
           if (!head || !jobs_[*head].prepared) continue;
-          const std::size_t target = entities_[e].in_flight > 0 ? entities_[e].ring : *least;
-          if (blocked[target]) continue;
+          const auto target =
+              entities_[e].in_flight > 0 ? std::optional(entities_[e].ring) : placement(e, blocked);
+          if (!target || blocked[*target]) continue;
           if (!best || better(*head, *best)) {
             best = head;
             best_ring = target;
@@ -516,22 +612,38 @@ class model {
     }
   }
 
+  // Where the head of entity `e`, with nothing in flight, goes: the least loaded
+  // of its allowed rings that is not blocked (ties: the lowest index); none when
+  // every one of them is blocked.
+  std::optional<std::size_t> placement(std::size_t e, const std::vector<bool>& blocked) const {
+    std::optional<std::size_t> least;
+    for (std::size_t r = 0; r < rings_.size(); ++r) {
+      const auto& allowed = entities_[e].allowed;
+      if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), r) == allowed.end()) continue;
+      if (!blocked[r] && (!least || rings_[r].used < rings_[*least].used)) least = r;
+    }
+    return least;
+  }
+
   void run(std::size_t job, std::size_t ring) {
     jobs_[job].in_queue = false;
     entities_[g_.jobs[job].entity].last_served = ++serve_counter_;
     place_on_ring(job, ring);
+    if (g_.scheduler.pipeline) pass_pipelined_dependents(job);
   }
 
   // Policy fair, at the start of each selection step: entities that became
-  // active rejoin at no less than the floor; the floor rises to the least
-  // virtual time of the active entities.
+  // active rejoin at no less than 1 ns below the floor (ahead of the entities
+  // active at it); the floor rises to the least virtual time of the active
+  // entities.
   void refresh_fair() {
     std::optional<std::uint64_t> least;
     for (std::size_t e = 0; e < entities_.size(); ++e) {
       auto& state = entities_[e];
       const auto head = head_of(e);
       const bool active = (head && jobs_[*head].prepared) || state.in_flight > 0;
-      if (active && !state.fair_active) state.virtual_ns = std::max(state.virtual_ns, fair_floor_);
+      if (active && !state.fair_active && fair_floor_ > 0)
+        state.virtual_ns = std::max(state.virtual_ns, fair_floor_ - 1);
       state.fair_active = active;
       if (active) least = std::min(least.value_or(fair_time(e)), fair_time(e));
     }
@@ -574,6 +686,7 @@ class model {
     }
     for (auto& r : rings_) r.commands.clear();
     for (std::size_t e = 0; e < entities_.size(); ++e) signal_ready(e);
+    drain();
   }
 
   const submit::graph& g_;
@@ -582,10 +695,17 @@ class model {
   std::vector<job_state> jobs_;
   std::vector<std::vector<std::size_t>> waiters_;  // per job: jobs awaiting it now
   std::vector<std::vector<std::size_t>> dependents_;  // per job: the jobs that list it in `deps`
+  std::vector<std::vector<std::size_t>> pipelined_dependents_;  // per job: the jobs that passed it by pipelining
+  struct reaction {
+    enum kind : std::uint8_t { wake, pipelined, gate } what;
+    std::size_t job;  // the job it concerns
+    std::size_t dep;  // the job whose signal set it off
+  };
+  std::deque<reaction> reactions_;  // in the order the signals set them off
   std::vector<entity_state> entities_;
   std::vector<ring_state> rings_;
-  std::vector<std::size_t> push_order_, rank_, kill_order_;
-  std::size_t next_push_ = 0, next_kill_ = 0;
+  std::vector<std::size_t> push_order_, rank_, action_order_;
+  std::size_t next_push_ = 0, next_action_ = 0;
   time_us now_ = 0;
   bool deferring_ = false;
   std::uint64_t serve_counter_ = 0;                           // policy rr

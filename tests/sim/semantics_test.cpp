@@ -1,5 +1,6 @@
 // "Semantics, exactly" of DESIGN.md on graphs written here, with outcomes
-// derived by hand: same-instant ordering, zero durations, nothing left to do.
+// derived by hand: same-instant ordering, zero durations, nothing left to do,
+// ring affinity.
 #include "submit/graph.hpp"
 #include "submit/runner.hpp"
 
@@ -139,4 +140,73 @@ TEST_CASE("shared_ring: a command still running at the timeout is hung, others r
   CHECK(lines == std::vector<std::string>{
     R"({"job": "x1", "entity": "x", "error": "timed_out", "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 300})",
     R"({"job": "y1", "entity": "y", "error": null, "cause": null, "attempts": 2, "queued_us": 0, "scheduled_us": 300, "finished_us": 400})"});
+}
+
+TEST_CASE("ring affinity: a head goes to the least loaded of its entity's rings, ties to the lowest of them",
+          "[sim][affinity]") {
+  const auto lines = job_lines(R"({
+    "scheduler": {"credit_limit": 1, "rings": 3},
+    "entities": [ {"name": "a", "rings": [2, 1]}, {"name": "b"}, {"name": "c", "rings": [2]} ],
+    "jobs": [ {"id": "a1", "entity": "a", "duration_us": 100},
+              {"id": "b1", "entity": "b", "duration_us": 100},
+              {"id": "c1", "entity": "c", "duration_us": 100},
+              {"id": "a2", "entity": "a", "duration_us": 100},
+              {"id": "c2", "entity": "c", "duration_us": 100} ] })");
+  // At 0 every ring is empty: a1 takes ring 1, the lowest of a's rings; b1 ring
+  // 0; c1 ring 2. a2 and c2 wait for their entities' rings (one credit each)
+  // while no ring is free; at 100 each is placed again, on the same rings.
+  CHECK(lines == std::vector<std::string>{
+    R"({"job": "a1", "entity": "a", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 100, "ring": 1})",
+    R"({"job": "b1", "entity": "b", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 100, "ring": 0})",
+    R"({"job": "c1", "entity": "c", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 100, "ring": 2})",
+    R"({"job": "a2", "entity": "a", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 100, "finished_us": 200, "ring": 1})",
+    R"({"job": "c2", "entity": "c", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 100, "finished_us": 200, "ring": 2})"});
+}
+
+TEST_CASE("ring affinity: a head waits for its entity's rings while another ring is idle", "[sim][affinity]") {
+  const auto lines = job_lines(R"({
+    "scheduler": {"credit_limit": 1, "rings": 2},
+    "entities": [ {"name": "copy", "rings": [1]}, {"name": "gfx", "priority": "high", "rings": [1]} ],
+    "jobs": [ {"id": "c1", "entity": "copy", "duration_us": 500},
+              {"id": "g1", "entity": "gfx", "duration_us": 100, "submit_at_us": 100} ] })");
+  // Ring 0 stays idle: g1, high priority, waits for ring 1 until c1 leaves it.
+  CHECK(lines == std::vector<std::string>{
+    R"({"job": "c1", "entity": "copy", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 500, "ring": 1})",
+    R"({"job": "g1", "entity": "gfx", "error": null, "cause": null, "attempts": 1, "queued_us": 100, "scheduled_us": 500, "finished_us": 600, "ring": 1})"});
+}
+
+TEST_CASE("ring affinity: set_rings takes effect at the next placement, commands in flight keep their ring",
+          "[sim][affinity]") {
+  const auto lines = job_lines(R"({
+    "scheduler": {"credit_limit": 2, "rings": 2},
+    "entities": [ {"name": "a", "rings": [0]} ],
+    "jobs": [ {"id": "a1", "entity": "a", "duration_us": 300},
+              {"id": "a2", "entity": "a", "duration_us": 100, "submit_at_us": 100},
+              {"id": "a3", "entity": "a", "duration_us": 100, "submit_at_us": 500} ],
+    "actions": [ {"at_us": 50, "set_rings": "a", "rings": [1]} ] })");
+  // a may use ring 1 only from 50 on, but a1 is on ring 0 until 300: a2 follows
+  // it there (run at 100, executed 300-400). At 500 nothing of a is in flight:
+  // a3 is placed on ring 1.
+  CHECK(lines == std::vector<std::string>{
+    R"({"job": "a1", "entity": "a", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 300, "ring": 0})",
+    R"({"job": "a2", "entity": "a", "error": null, "cause": null, "attempts": 1, "queued_us": 100, "scheduled_us": 100, "finished_us": 400, "ring": 0})",
+    R"({"job": "a3", "entity": "a", "error": null, "cause": null, "attempts": 1, "queued_us": 500, "scheduled_us": 500, "finished_us": 600, "ring": 1})"});
+}
+
+TEST_CASE("ring affinity: set_rings actions of an instant come before its pushes, in file order",
+          "[sim][affinity][instant]") {
+  const std::string graph = R"({
+    "scheduler": {"credit_limit": 1, "rings": 2},
+    "entities": [ {"name": "a", "rings": [0]}, {"name": "b", "rings": [0]} ],
+    "jobs": [ {"id": "b1", "entity": "b", "duration_us": 1000},
+              {"id": "a1", "entity": "a", "duration_us": 100, "submit_at_us": 200} ],
+    "actions": [ {"at_us": 200, "set_rings": "a", "rings": [1]} )";
+  // a1, pushed at 200, is placed with the set of 200: ring 1, at once.
+  CHECK(job_lines(graph + "] }") == std::vector<std::string>{
+    R"({"job": "b1", "entity": "b", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 1000, "ring": 0})",
+    R"({"job": "a1", "entity": "a", "error": null, "cause": null, "attempts": 1, "queued_us": 200, "scheduled_us": 200, "finished_us": 300, "ring": 1})"});
+  // Two sets at one instant: the later in the file holds, so a1 waits for ring 0.
+  CHECK(job_lines(graph + R"(, {"at_us": 200, "set_rings": "a", "rings": [0]} ] })") == std::vector<std::string>{
+    R"({"job": "b1", "entity": "b", "error": null, "cause": null, "attempts": 1, "queued_us": 0, "scheduled_us": 0, "finished_us": 1000, "ring": 0})",
+    R"({"job": "a1", "entity": "a", "error": null, "cause": null, "attempts": 1, "queued_us": 200, "scheduled_us": 1000, "finished_us": 1100, "ring": 0})"});
 }

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
+#include "cosched/version.hpp"
 
 namespace {
 
@@ -40,8 +41,10 @@ std::string slurp(const std::filesystem::path& path) {
   return text.str();
 }
 
-// Runs the tool with `args`, capturing stdout and stderr through files.
-tool_run run_tool(const std::vector<std::string>& args) {
+// Runs the tool with `args` (and the environment variables `env` set),
+// capturing stdout and stderr through files.
+tool_run run_tool(const std::vector<std::string>& args,
+                  const std::vector<std::pair<std::string, std::string>>& env = {}) {
   const auto dir = std::filesystem::temp_directory_path() /
                    ("cosched-cli-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
@@ -53,6 +56,7 @@ tool_run run_tool(const std::vector<std::string>& args) {
     const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ::dup2(out, 1);
     ::dup2(err, 2);
+    for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
     std::vector<char*> argv;
     std::string tool = COSCHED_SUBMIT_PATH;
     argv.push_back(tool.data());
@@ -262,6 +266,62 @@ TEST_CASE("real time: hangs time out, innocent work is replayed, slow work is ex
     R"({"job": "b2", "entity": "browser", "error": null, "cause": null, "attempts": 2)",
     R"({"job": "g3", "entity": "game", "error": "cancelled", "cause": "g2", "attempts": 0)",
     R"({"job": "s1", "entity": "browser", "error": null, "cause": null, "attempts": 1)"});
+}
+
+TEST_CASE("real time: ring affinity places every job on the ring virtual time gives it",
+          "[submit][cli][real]") {
+  // `copy` may use ring 1 only until 100 ms, then ring 0 only; margins of 100 ms
+  // around every event keep the placements independent of scheduling noise.
+  const auto graph = write_temp("cosched-cli-real-affinity.json", R"({
+    "scheduler": {"credit_limit": 2, "rings": 2},
+    "entities": [ {"name": "copy", "rings": [1]}, {"name": "gfx"} ],
+    "jobs": [ {"id": "c1", "entity": "copy", "duration_us": 400000},
+              {"id": "g1", "entity": "gfx", "duration_us": 100000},
+              {"id": "c2", "entity": "copy", "duration_us": 100000, "submit_at_us": 200000},
+              {"id": "g2", "entity": "gfx", "duration_us": 400000, "submit_at_us": 600000},
+              {"id": "c3", "entity": "copy", "duration_us": 100000, "submit_at_us": 700000} ],
+    "actions": [ {"at_us": 100000, "set_rings": "copy", "rings": [0]} ] })");
+  const auto rings_of = [](const std::string& text) {
+    std::vector<std::string> rings;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("{\"summary\"", 0) == 0) break;
+      rings.push_back(line.substr(line.find("\"ring\": ")));
+    }
+    return rings;
+  };
+  auto real = run_tool({"--results", "-", graph});
+  auto simulated = run_tool({"--clock", "virtual", "--results", "-", graph});
+  REQUIRE(real.exit_status == 0);
+  REQUIRE(simulated.exit_status == 0);
+  CHECK(outcome_fields(real.out) == outcome_fields(simulated.out));
+  CHECK(rings_of(real.out) == rings_of(simulated.out));
+  // c2 follows c1 on ring 1 although `copy` may no longer use it; c3, placed
+  // once nothing of `copy` is in flight, goes to ring 0 beside g2 although ring
+  // 1 is idle.
+  CHECK(rings_of(simulated.out) == std::vector<std::string>{R"("ring": 1})", R"("ring": 0})", R"("ring": 1})",
+                                                            R"("ring": 0})", R"("ring": 0})"});
+  CHECK(simulated.out.find(
+            R"({"job": "c3", "entity": "copy", "error": null, "cause": null, "attempts": 1, )"
+            R"("queued_us": 700000, "scheduled_us": 700000, "finished_us": 1100000, "ring": 0})") !=
+        std::string::npos);
+}
+
+TEST_CASE("an unusable ring set exits 2 with one message naming file, field and entity",
+          "[submit][cli][errors]") {
+  const auto path = write_temp("cosched-cli-bad-rings.json", R"({
+    "scheduler": {"rings": 2},
+    "entities": [ {"name": "copy"} ],
+    "jobs": [ {"id": "a", "entity": "copy"} ],
+    "actions": [ {"at_us": 10, "set_rings": "copy", "rings": [0, 2]} ] })");
+  auto run = run_tool({"--results", "-", path});
+  CHECK(run.exit_status == 2);
+  CHECK(run.out.empty());  // nothing ran
+  CHECK(run.err ==
+        "cosched-submit: " + path +
+            R"(: actions[0] (set_rings "copy"): field "rings[1]": must be a ring index from 0 to 1 )"
+            R"((scheduler.rings is 2), got 2)"
+            "\n");
 }
 
 TEST_CASE("option generate runs a random graph and the same seed gives the same graph", "[submit][cli][generate]") {
@@ -622,5 +682,40 @@ TEST_CASE("a job whose body throws fails `exception`, and its message is logged 
   CHECK(run.out.find("\"message\"") == run.out.rfind("\"message\""));
   CHECK(run.err.find("job 2 of entity 'gfx': its body threw: texture \"7\" is 0 pixels wide; the job fails "
                      "`exception`") != std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("option version prints the tool's name and the library's version, and exits 0", "[submit][cli]") {
+  auto run = run_tool({"--version"});
+  CHECK(run.exit_status == 0);
+  CHECK(run.out == std::string("cosched-submit ") + cosched::version + "\n");
+  CHECK(run.err.empty());
+}
+
+TEST_CASE("option log-level and COSCHED_LOG_LEVEL set the library's level, and a bad level exits 2",
+          "[submit][cli][errors]") {
+  const auto path = write_temp("cosched-cli-log-level.json", R"({"entities": [{"name": "gfx"}],
+    "jobs": [{"id": "a", "entity": "gfx", "duration_us": 100, "fault": "throw:no texture"}]})");
+  const std::string logged = "its body threw: no texture";
+  // The default, warn, shows the error the library logs.
+  CHECK(run_tool({"--clock", "virtual", path}).err.find(logged) != std::string::npos);
+  auto off = run_tool({"--clock", "virtual", "--log-level", "off", path});
+  CHECK(off.exit_status == 0);
+  CHECK(off.err.empty());
+  auto env_off = run_tool({"--clock", "virtual", path}, {{"COSCHED_LOG_LEVEL", "off"}});
+  CHECK(env_off.exit_status == 0);
+  CHECK(env_off.err.empty());
+  // The option wins over the environment.
+  auto both = run_tool({"--clock", "virtual", "--log-level", "error", path}, {{"COSCHED_LOG_LEVEL", "off"}});
+  CHECK(both.err.find(logged) != std::string::npos);
+  auto bad = run_tool({"--clock", "virtual", "--log-level", "loud", path});
+  CHECK(bad.exit_status == 2);
+  CHECK(bad.out.empty());
+  CHECK(bad.err.find("cosched-submit: --log-level loud: must be one of trace, debug, info, warn, error, critical, "
+                     "off\n") == 0);
+  auto bad_env = run_tool({"--clock", "virtual", path}, {{"COSCHED_LOG_LEVEL", "LOUD\x01"}});
+  CHECK(bad_env.exit_status == 2);
+  CHECK(bad_env.out.empty());
+  CHECK(bad_env.err.find("cosched-submit: COSCHED_LOG_LEVEL=LOUD\\x01: must be one of") == 0);
   std::filesystem::remove(path);
 }

@@ -183,7 +183,9 @@ TEST_CASE("every field set away from its default, limits included", "[submit][gr
   CHECK(g.scheduler.rings == 3);
   REQUIRE(g.entities.size() == 2);
   CHECK(g.entities[0].prio == priority::kernel);
+  CHECK(g.entities[0].rings == std::vector<std::size_t>{2, 0});  // as written
   CHECK(g.entities[1].prio == priority::normal);
+  CHECK(g.entities[1].rings.empty());  // every ring
 
   REQUIRE(g.jobs.size() == 3);
   const job_spec& late = g.jobs[0];
@@ -207,11 +209,18 @@ TEST_CASE("every field set away from its default, limits included", "[submit][gr
 
   CHECK(g.jobs[2].submit_at_us == 0);  // written as -0
 
-  REQUIRE(g.actions.size() == 2);
+  REQUIRE(g.actions.size() == 3);
   CHECK(g.actions[0].at_us == 0);
+  CHECK(g.actions[0].kind == action_kind::kill);
   CHECK(g.actions[0].entity == 1);
-  CHECK(g.actions[1].at_us == 1'000'000'000'000'000);
+  CHECK(g.actions[1].at_us == 5);
+  CHECK(g.actions[1].kind == action_kind::set_rings);
   CHECK(g.actions[1].entity == 0);
+  CHECK(g.actions[1].rings == std::vector<std::size_t>{1});
+  CHECK(g.actions[2].at_us == 1'000'000'000'000'000);
+  CHECK(g.actions[2].kind == action_kind::kill);
+  CHECK(g.actions[2].entity == 0);
+  CHECK(g.actions[2].rings.empty());
 
   CHECK(push_order(g) == std::vector<std::size_t>{2, 1, 0});
 }
@@ -421,7 +430,18 @@ TEST_CASE("the same key in different objects is not a duplicate", "[submit][grap
 TEST_CASE("unknown scheduler field", "[submit][graph][errors]") {
   CHECK(
       error_of(R"({"scheduler": {"credits": 2}, "entities": [], "jobs": []})") ==
-      R"(graph.json: scheduler: unknown field "credits"; known fields: mode, credit_limit, timeout_us, policy, rings)");
+      R"(graph.json: scheduler: unknown field "credits"; known fields: mode, credit_limit, timeout_us, policy, rings, pipeline)");
+}
+
+TEST_CASE("scheduler field pipeline is true or false, false when absent", "[submit][graph]") {
+  CHECK_FALSE(parse_graph(R"({"entities": [], "jobs": []})", "g.json").scheduler.pipeline);
+  CHECK(parse_graph(R"({"scheduler": {"pipeline": true}, "entities": [], "jobs": []})", "g.json").scheduler.pipeline);
+  CHECK_FALSE(
+      parse_graph(R"({"scheduler": {"pipeline": false}, "entities": [], "jobs": []})", "g.json").scheduler.pipeline);
+  CHECK(error_of(R"({"scheduler": {"pipeline": 1}, "entities": [], "jobs": []})") ==
+        R"(graph.json: scheduler: field "pipeline": must be true or false, got 1)");
+  CHECK(error_of(R"({"scheduler": {"pipeline": "yes"}, "entities": [], "jobs": []})") ==
+        R"(graph.json: scheduler: field "pipeline": must be true or false, got the string "yes")");
 }
 
 TEST_CASE("bad scheduler mode and policy", "[submit][graph][errors]") {
@@ -473,9 +493,8 @@ TEST_CASE("several rings only with a shared ring", "[submit][graph][errors]") {
 // Entities
 
 TEST_CASE("entity fields are checked", "[submit][graph][errors]") {
-  CHECK(
-      error_of(R"({"entities": [{"name": "gfx", "prio": "high"}], "jobs": []})") ==
-      R"(graph.json: entities[0] (name "gfx"): unknown field "prio"; known fields: name, priority)");
+  CHECK(error_of(R"({"entities": [{"name": "gfx", "prio": "high"}], "jobs": []})") ==
+        R"(graph.json: entities[0] (name "gfx"): unknown field "prio"; known fields: name, priority, rings)");
   CHECK(error_of(R"({"entities": [{"priority": "high"}], "jobs": []})") ==
         R"(graph.json: entities[0]: missing required field "name")");
   CHECK(
@@ -494,6 +513,42 @@ TEST_CASE("bad priority", "[submit][graph][errors]") {
   CHECK(
       error_of(R"({"entities": [{"name": "gfx", "priority": 0}], "jobs": []})") ==
       R"(graph.json: entities[0] (name "gfx"): field "priority": must be one of "kernel", "high", "normal", "low"; got 0)");
+}
+
+TEST_CASE("an entity's rings: distinct ring indices of the shared rings", "[submit][graph][errors]") {
+  const auto with_rings = [](std::string_view rings, std::string_view scheduler = R"({"rings": 2})") {
+    return error_of(R"({"scheduler": )" + std::string(scheduler) +
+                    R"(, "entities": [{"name": "copy", "rings": )" + std::string(rings) +
+                    "}], \"jobs\": []}");
+  };
+  CHECK(with_rings("[1]") == "(accepted)");
+  CHECK(with_rings("[1, 0]") == "(accepted)");
+  CHECK(with_rings("[0]", "{}") == "(accepted)");  // one ring: ring 0 is every ring
+  CHECK(with_rings("[]") ==
+        R"(graph.json: entities[0] (name "copy"): field "rings": an empty ring set: name at least one ring)");
+  CHECK(
+      with_rings("[0, 2]") ==
+      R"(graph.json: entities[0] (name "copy"): field "rings[1]": must be a ring index from 0 to 1 (scheduler.rings is 2), got 2)");
+  CHECK(
+      with_rings("[1]", "{}") ==
+      R"(graph.json: entities[0] (name "copy"): field "rings[0]": must be a ring index from 0 to 0 (scheduler.rings is 1), got 1)");
+  CHECK(
+      with_rings("[-1]") ==
+      R"(graph.json: entities[0] (name "copy"): field "rings[0]": must be a ring index from 0 to 1 (scheduler.rings is 2), got -1)");
+  CHECK(
+      with_rings(R"(["1"])") ==
+      R"(graph.json: entities[0] (name "copy"): field "rings[0]": must be a ring index from 0 to 1 (scheduler.rings is 2), got the string "1")");
+  CHECK(
+      with_rings("[1.0]") ==
+      R"(graph.json: entities[0] (name "copy"): field "rings[0]": must be a ring index from 0 to 1 (scheduler.rings is 2), got 1.0)");
+  CHECK(
+      with_rings("[1, 0, 1]") ==
+      R"(graph.json: entities[0] (name "copy"): field "rings[2]": ring 1 is named twice (first at rings[0]))");
+  CHECK(with_rings("1") ==
+        R"(graph.json: entities[0] (name "copy"): field "rings": must be an array, got 1)");
+  CHECK(
+      with_rings("[0]", R"({"mode": "ring_per_entity"})") ==
+      R"(graph.json: entities[0] (name "copy"): field "rings": ring affinity needs mode "shared_ring", mode is "ring_per_entity" (each entity has its own ring))");
 }
 
 TEST_CASE("duplicate entity name", "[submit][graph][errors]") {
@@ -713,9 +768,9 @@ TEST_CASE("repeated deps are allowed", "[submit][graph]") {
 
 TEST_CASE("action fields are checked", "[submit][graph][errors]") {
   CHECK(error_of(with_jobs("", R"(, "actions": [{"at_us": 5}])")) ==
-        R"(graph.json: actions[0]: no action: expected the field "kill")");
+        R"(graph.json: actions[0]: no action: expected the field "kill" or "set_rings")");
   CHECK(error_of(with_jobs("", R"(, "actions": [{"at_us": 5, "kill": "gfx", "stop": "bg"}])")) ==
-        R"(graph.json: actions[0]: unknown field "stop"; known fields: at_us, kill)");
+        R"(graph.json: actions[0]: unknown field "stop"; known fields: at_us, kill, set_rings, rings)");
   CHECK(error_of(with_jobs("", R"(, "actions": [{"kill": "gfx"}])")) ==
         R"(graph.json: actions[0]: missing required field "at_us")");
   CHECK(
@@ -725,6 +780,54 @@ TEST_CASE("action fields are checked", "[submit][graph][errors]") {
         R"(graph.json: actions[0]: field "kill": must be a non-empty string, got an array)");
   CHECK(error_of(with_jobs("", R"(, "actions": [1])")) ==
         R"(graph.json: actions[0]: must be an object, got 1)");
+}
+
+TEST_CASE("set_rings actions are read in file order, with their entity and rings as written",
+          "[submit][graph]") {
+  const graph g = parse_graph(
+      R"({"scheduler": {"rings": 3}, "entities": [{"name": "copy"}, {"name": "gfx", "rings": [0]}], "jobs": [],
+          "actions": [{"at_us": 9, "set_rings": "gfx", "rings": [2, 1]}, {"at_us": 9, "kill": "copy"},
+                      {"at_us": 1, "set_rings": "copy", "rings": [0]}]})",
+      "g.json");
+  REQUIRE(g.actions.size() == 3);
+  CHECK(g.actions[0].kind == action_kind::set_rings);
+  CHECK(g.actions[0].entity == 1);
+  CHECK(g.actions[0].rings == std::vector<std::size_t>{2, 1});
+  CHECK(g.actions[1].kind == action_kind::kill);
+  CHECK(g.actions[2].at_us == 1);
+  CHECK(g.actions[2].rings == std::vector<std::size_t>{0});
+}
+
+TEST_CASE("set_rings actions are checked, naming the entity", "[submit][graph][errors]") {
+  const auto with_action = [](std::string_view action, std::string_view scheduler = R"({"rings": 2})") {
+    return error_of(
+        R"({"scheduler": )" + std::string(scheduler) +
+        R"(, "entities": [{"name": "copy"}], "jobs": [], "actions": [{"at_us": 5, "kill": "copy"}, )" +
+        std::string(action) + "]}");
+  };
+  CHECK(with_action(R"({"at_us": 5, "set_rings": "copy", "rings": [1]})") == "(accepted)");
+  CHECK(with_action(R"({"at_us": 5, "set_rings": "copy"})") ==
+        R"(graph.json: actions[1] (set_rings "copy"): missing required field "rings")");
+  CHECK(
+      with_action(R"({"at_us": 5, "set_rings": "copy", "rings": []})") ==
+      R"(graph.json: actions[1] (set_rings "copy"): field "rings": an empty ring set: name at least one ring)");
+  CHECK(
+      with_action(R"({"at_us": 5, "set_rings": "copy", "rings": [0, 7]})") ==
+      R"(graph.json: actions[1] (set_rings "copy"): field "rings[1]": must be a ring index from 0 to 1 (scheduler.rings is 2), got 7)");
+  CHECK(
+      with_action(R"({"at_us": 5, "set_rings": "copy", "rings": [0, 0]})") ==
+      R"(graph.json: actions[1] (set_rings "copy"): field "rings[1]": ring 0 is named twice (first at rings[0]))");
+  CHECK(
+      with_action(R"({"at_us": 5, "set_rings": "copy", "rings": [0]})", R"({"mode": "ring_per_entity"})") ==
+      R"(graph.json: actions[1] (set_rings "copy"): field "rings": ring affinity needs mode "shared_ring", mode is "ring_per_entity" (each entity has its own ring))");
+  CHECK(with_action(R"({"at_us": 5, "set_rings": "audio", "rings": [0]})") ==
+        R"(graph.json: actions[1]: field "set_rings": unknown entity "audio")");
+  CHECK(with_action(R"({"at_us": 5, "set_rings": "", "rings": [0]})") ==
+        R"(graph.json: actions[1]: field "set_rings": must be a non-empty string, got an empty string)");
+  CHECK(with_action(R"({"at_us": 5, "kill": "copy", "rings": [0]})") ==
+        R"(graph.json: actions[1]: field "rings": belongs to a "set_rings" action, not to "kill")");
+  CHECK(with_action(R"({"at_us": 5, "kill": "copy", "set_rings": "copy", "rings": [0]})") ==
+        R"(graph.json: actions[1]: both "kill" and "set_rings": an action does one thing)");
 }
 
 TEST_CASE("kill of an unknown entity", "[submit][graph][errors]") {

@@ -25,6 +25,7 @@
 #include "bench_inflight.hpp"
 #include "bench_util.hpp"
 #include "bench_wake.hpp"
+#include "cosched/version.hpp"
 
 namespace cosched_bench {
 namespace {
@@ -39,7 +40,7 @@ struct cli {
 
 void usage(std::FILE* out) {
   std::fprintf(out,
-               "usage: cosched-bench [--quick] [--reps N] [--only GROUP[,GROUP...]] [--json FILE|-]\n"
+               "usage: cosched-bench [--quick] [--reps N] [--only GROUP[,GROUP...]] [--json FILE|-] [--version]\n"
                "  groups: dag, wake, inflight (default: these three), gpu (real GPU work on a\n"
                "          virtio-gpu device with virgl: run it there, e.g. in tests/drm-vm/run.sh --gpu virgl)\n"
                "  --quick    short run (1 rep, fewer samples): checks that everything runs\n"
@@ -83,6 +84,9 @@ cli parse(int argc, char** argv) {
       c.json_path = value();
     } else if (arg == "--help" || arg == "-h") {
       usage(stdout);
+      std::exit(0);
+    } else if (arg == "--version") {
+      std::printf("cosched-bench %s\n", cosched::version);
       std::exit(0);
     } else {
       std::fprintf(stderr, "cosched-bench: unknown argument '%s'\n", arg.c_str());

@@ -145,9 +145,12 @@ void write_graph(std::ostream& out, const graph& g) {
   constexpr const char* policies[] = {"fifo", "rr", "fair", "deadline"};
   scheduler["policy"] = policies[static_cast<int>(g.scheduler.policy)];
   if (g.scheduler.rings != 1) scheduler["rings"] = g.scheduler.rings;
+  if (g.scheduler.pipeline) scheduler["pipeline"] = true;
   doc["entities"] = nlohmann::ordered_json::array();
   for (const auto& e : g.entities) {
-    doc["entities"].push_back({{"name", e.name}, {"priority", std::string(to_string(e.prio))}});
+    nlohmann::ordered_json entity = {{"name", e.name}, {"priority", std::string(to_string(e.prio))}};
+    if (!e.rings.empty()) entity["rings"] = e.rings;
+    doc["entities"].push_back(entity);
   }
   doc["jobs"] = nlohmann::ordered_json::array();
   for (const auto& j : g.jobs) {
@@ -166,7 +169,14 @@ void write_graph(std::ostream& out, const graph& g) {
   }
   if (!g.actions.empty()) {
     doc["actions"] = nlohmann::ordered_json::array();
-    for (const auto& a : g.actions) doc["actions"].push_back({{"at_us", a.at_us}, {"kill", g.entities[a.entity].name}});
+    for (const auto& a : g.actions) {
+      if (a.kind == action_kind::kill) {
+        doc["actions"].push_back({{"at_us", a.at_us}, {"kill", g.entities[a.entity].name}});
+      } else {
+        doc["actions"].push_back(
+            {{"at_us", a.at_us}, {"set_rings", g.entities[a.entity].name}, {"rings", a.rings}});
+      }
+    }
   }
   out << doc.dump() << "\n";
 }

@@ -1,6 +1,7 @@
 // Reads cosched-submit's JSON job graph: syntax, duplicate keys, field types and ranges,
 // names that refer to jobs and entities, and the push order of dependencies.
 #include "submit/graph.hpp"
+#include "submit/graph_text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <cstddef>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <system_error>
 #include <unordered_map>
@@ -35,54 +37,18 @@ constexpr std::uint64_t max_uint32 = std::numeric_limits<std::uint32_t>::max();
 // has, and little enough that a typo cannot exhaust the machine.
 constexpr std::uint64_t max_rings = 1024;
 
-// Names quoted in a message are cut so that a huge id cannot flood the terminal.
-constexpr std::size_t max_quoted_bytes = 64;
-
 // How deeply arrays and objects may nest. A graph needs 4 levels (the document, "jobs",
 // a job, its "deps"); the bound leaves room and stops a document nested a hundred
 // thousand levels deep before anything recursive (nlohmann copies a value recursively
 // when an object grows) can overflow the stack.
 constexpr std::size_t max_nesting = 64;
 
-std::string too_large() {
-  return "larger than " + std::to_string(max_graph_bytes) + " bytes (256 MiB), the limit for a graph";
-}
+}  // namespace
 
-/// `text` (valid UTF-8: a JSON string or key) in double quotes, with quotes, backslashes
-/// and control characters (C0, DEL, C1) escaped so that the message stays on one line
-/// and printable, cut after max_quoted_bytes.
-std::string quote(std::string_view text) {
-  std::size_t length = text.size();
-  const bool cut = length > max_quoted_bytes;
-  if (cut) {
-    length = max_quoted_bytes;
-    // Back off to a character boundary so the message stays valid UTF-8.
-    while (length > 0 && (static_cast<unsigned char>(text[length]) & 0xC0) == 0x80) --length;
-  }
-  constexpr std::string_view hex = "0123456789abcdef";
-  std::string quoted = "\"";
-  for (std::size_t i = 0; i < length; ++i) {
-    const char c = text[i];
-    auto byte = static_cast<unsigned char>(c);
-    // A C1 control character (U+0080 to U+009F) is 0xC2 then its low byte.
-    const bool c1 = byte == 0xC2 && i + 1 < length && static_cast<unsigned char>(text[i + 1]) < 0xA0 &&
-                    static_cast<unsigned char>(text[i + 1]) >= 0x80;
-    if (c == '"' || c == '\\') {
-      quoted += '\\';
-      quoted += c;
-    } else if (byte < 0x20 || byte == 0x7f || c1) {
-      if (c1) byte = static_cast<unsigned char>(text[++i]);
-      quoted += "\\u00";
-      quoted += hex[byte >> 4];
-      quoted += hex[byte & 0xF];
-    } else {
-      quoted += c;
-    }
-  }
-  quoted += '"';
-  if (cut) quoted += "...";
-  return quoted;
-}
+using detail::quote;
+using detail::too_large;
+
+namespace {
 
 /// What a value is, for "got ..." in a message. Containers are never dumped: they can
 /// be huge or nested deeply.
@@ -566,8 +532,8 @@ class graph_reader {
 
   void read_scheduler(const json& object) {
     constexpr std::string_view place = "scheduler";
-    constexpr std::array<std::string_view, 5> fields = {"mode", "credit_limit", "timeout_us",
-                                                        "policy", "rings"};
+    constexpr std::array<std::string_view, 6> fields = {"mode", "credit_limit", "timeout_us",
+                                                        "policy", "rings", "pipeline"};
     reject_unknown_fields(object, place, fields);
     scheduler_spec& spec = graph_.scheduler;
     if (const json* mode = find(object, "mode")) {
@@ -591,6 +557,10 @@ class graph_reader {
            {"deadline", policy_kind::deadline}}};
       spec.policy = read_choice(*policy, place, "policy", policies);
     }
+    if (const json* pipeline = find(object, "pipeline")) {
+      if (!pipeline->is_boolean()) fail_field(place, "pipeline", "must be true or false, got " + describe(*pipeline));
+      spec.pipeline = pipeline->get<bool>();
+    }
     if (const json* rings = find(object, "rings")) {
       spec.rings = static_cast<std::uint32_t>(read_integer(*rings, place, "rings", 1, max_rings));
       // Several rings are several shared rings; per-entity rings are one per entity.
@@ -602,8 +572,48 @@ class graph_reader {
     }
   }
 
+  /// A ring set (an entity's "rings", a set_rings action's): in shared_ring mode, a
+  /// non-empty array of distinct ring indices below scheduler.rings, kept as written.
+  std::vector<std::size_t> read_ring_set(const json& value, std::string_view place,
+                                         std::string_view field) const {
+    const scheduler_spec& scheduler = graph_.scheduler;
+    if (scheduler.mode != ring_mode::shared_ring) {
+      fail_field(place, field,
+                 "ring affinity needs mode \"shared_ring\", mode is \"ring_per_entity\" (each "
+                 "entity has its own ring)");
+    }
+    require_array(value, place, field);
+    if (value.empty()) fail_field(place, field, "an empty ring set: name at least one ring");
+    std::vector<std::size_t> rings;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      const json& item = value[i];
+      const std::string element = indexed(field, i);
+      std::optional<std::uint64_t> index;
+      if (item.is_number_unsigned()) {
+        index = item.get<std::uint64_t>();
+      } else if (item.is_number_integer() && item.get<std::int64_t>() >= 0) {
+        index = static_cast<std::uint64_t>(item.get<std::int64_t>());  // "-0" is a signed zero
+      }
+      if (!index || *index >= scheduler.rings) {
+        fail_field(place, element,
+                   "must be a ring index from 0 to " + std::to_string(scheduler.rings - 1) +
+                       " (scheduler.rings is " + std::to_string(scheduler.rings) + "), got " +
+                       describe(item));
+      }
+      const auto ring = static_cast<std::size_t>(*index);
+      // A ring named twice is most likely a typo for another one.
+      if (const auto first = std::find(rings.begin(), rings.end(), ring); first != rings.end()) {
+        fail_field(place, element,
+                   "ring " + std::to_string(ring) + " is named twice (first at " +
+                       indexed(field, static_cast<std::size_t>(first - rings.begin())) + ")");
+      }
+      rings.push_back(ring);
+    }
+    return rings;
+  }
+
   void read_entities(const json& array) {
-    constexpr std::array<std::string_view, 2> fields = {"name", "priority"};
+    constexpr std::array<std::string_view, 3> fields = {"name", "priority", "rings"};
     for (std::size_t index = 0; index < array.size(); ++index) {
       const json& object = array[index];
       std::string place = indexed("entities", index);
@@ -626,6 +636,7 @@ class graph_reader {
              {"low", priority::low}}};
         entity.prio = read_choice(*prio, place, "priority", priorities);
       }
+      if (const json* rings = find(object, "rings")) entity.rings = read_ring_set(*rings, place, "rings");
       graph_.entities.push_back(std::move(entity));
     }
   }
@@ -754,24 +765,33 @@ class graph_reader {
   }
 
   void read_actions(const json& array) {
-    constexpr std::array<std::string_view, 2> fields = {"at_us", "kill"};
+    constexpr std::array<std::string_view, 4> fields = {"at_us", "kill", "set_rings", "rings"};
     for (std::size_t index = 0; index < array.size(); ++index) {
       const json& object = array[index];
-      const std::string place = indexed("actions", index);
+      std::string place = indexed("actions", index);
       if (!object.is_object()) fail(place, "must be an object, got " + describe(object));
       reject_unknown_fields(object, place, fields);
       action_spec action;
       action.at_us = read_integer(require(object, place, "at_us"), place, "at_us", 0, max_integer);
-      // "kill" is the only verb so far; every action names exactly one.
+      // Every action names exactly one verb: the field that holds its entity.
       const json* kill = find(object, "kill");
-      if (!kill) fail(place, "no action: expected the field \"kill\"");
-      action.kind = action_kind::kill;
-      const std::string& entity = read_name(*kill, place, "kill");
+      const json* set_rings = find(object, "set_rings");
+      if (!kill && !set_rings) fail(place, "no action: expected the field \"kill\" or \"set_rings\"");
+      if (kill && set_rings) fail(place, "both \"kill\" and \"set_rings\": an action does one thing");
+      action.kind = kill ? action_kind::kill : action_kind::set_rings;
+      const std::string_view verb = kill ? "kill" : "set_rings";
+      const std::string& entity = read_name(kill ? *kill : *set_rings, place, verb);
       const auto target = entity_index_.find(entity);
-      if (target == entity_index_.end())
-        fail_field(place, "kill", "unknown entity " + quote(entity));
+      if (target == entity_index_.end()) fail_field(place, verb, "unknown entity " + quote(entity));
       action.entity = target->second;
-      graph_.actions.push_back(action);
+      const json* rings = find(object, "rings");
+      if (action.kind == action_kind::kill) {
+        if (rings) fail_field(place, "rings", "belongs to a \"set_rings\" action, not to \"kill\"");
+      } else {
+        place += " (set_rings " + quote(entity) + ")";
+        action.rings = read_ring_set(require(object, place, "rings"), place, "rings");
+      }
+      graph_.actions.push_back(std::move(action));
     }
   }
 
@@ -831,172 +851,10 @@ class graph_reader {
   std::vector<std::string> job_places_;  ///< `jobs[i] (id "x")`, for messages after reading
 };
 
-/// Closes a file descriptor when the read is over, whichever way it ends.
-class file_descriptor {
- public:
-  explicit file_descriptor(int fd) : fd_(fd) {}
-  file_descriptor(const file_descriptor&) = delete;
-  file_descriptor& operator=(const file_descriptor&) = delete;
-  ~file_descriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-[[noreturn]] void fail_to_read(const std::string& file_name, int error) {
-  throw input_error(printable(file_name) + ": cannot read file: " + std::generic_category().message(error));
-}
-
 }  // namespace
-
-std::string printable(std::string_view text) {
-  constexpr std::string_view hex = "0123456789abcdef";
-  auto escape = [&](std::string& out, unsigned char byte) {
-    out += "\\x";
-    out += hex[byte >> 4];
-    out += hex[byte & 0xF];
-  };
-  std::string out;
-  out.reserve(text.size());
-  std::size_t i = 0;
-  while (i < text.size()) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    if (lead < 0x80) {
-      if (lead < 0x20 || lead == 0x7f) escape(out, lead);
-      else out += static_cast<char>(lead);
-      ++i;
-      continue;
-    }
-    // The length of the sequence and the range of its first continuation byte
-    // (which excludes overlong forms, surrogates and code points past U+10FFFF).
-    std::size_t length = 0;
-    unsigned char low = 0x80, high = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) length = 2;
-    else if (lead == 0xE0) length = 3, low = 0xA0;
-    else if (lead == 0xED) length = 3, high = 0x9F;
-    else if (lead >= 0xE1 && lead <= 0xEF) length = 3;
-    else if (lead == 0xF0) length = 4, low = 0x90;
-    else if (lead >= 0xF1 && lead <= 0xF3) length = 4;
-    else if (lead == 0xF4) length = 4, high = 0x8F;
-    bool valid = length != 0 && i + length <= text.size();
-    for (std::size_t k = 1; valid && k < length; ++k) {
-      const auto byte = static_cast<unsigned char>(text[i + k]);
-      valid = k == 1 ? byte >= low && byte <= high : byte >= 0x80 && byte <= 0xBF;
-    }
-    if (!valid) {
-      escape(out, lead);
-      ++i;
-    } else if (lead == 0xC2 && static_cast<unsigned char>(text[i + 1]) < 0xA0) {
-      escape(out, lead);  // C1 control characters, U+0080 to U+009F
-      escape(out, static_cast<unsigned char>(text[i + 1]));
-      i += 2;
-    } else {
-      out.append(text.substr(i, length));
-      i += length;
-    }
-  }
-  return out;
-}
-
-std::uint64_t ring_time_us(const job_spec& job, const scheduler_spec& scheduler) {
-  const std::uint64_t timeout = scheduler.timeout_us.value_or(0);
-  switch (job.fault.kind) {
-    case fault_kind::slow:
-      return job.fault.slow_us;  // reports progress: extended, never cut
-    case fault_kind::hang:
-      return timeout;
-    case fault_kind::body_throws:
-      return 0;  // never runs
-    case fault_kind::none:
-    case fault_kind::error:
-      break;
-  }
-  return scheduler.timeout_us ? std::min(job.duration_us, timeout) : job.duration_us;
-}
-
-namespace {
-
-/// The latest submit_at_us or at_us, plus the timeout: where the sum of ring times starts.
-std::uint64_t run_start_bound(const graph& g) {
-  std::uint64_t latest = 0;
-  for (const job_spec& job : g.jobs) latest = std::max(latest, job.submit_at_us);
-  for (const action_spec& action : g.actions) latest = std::max(latest, action.at_us);
-  return latest + g.scheduler.timeout_us.value_or(0);  // each at most 1e15
-}
-
-}  // namespace
-
-std::uint64_t latest_instant_us(const graph& g) {
-  std::uint64_t latest = run_start_bound(g);
-  for (const job_spec& job : g.jobs) {
-    // Both terms are at most max_run_us + 1e15 here: no wrap.
-    latest += ring_time_us(job, g.scheduler);
-    if (latest > max_run_us) return max_run_us + 1;
-  }
-  return latest;
-}
-
-void check_run_length(const graph& g, std::string_view file_name) {
-  const std::uint64_t start = run_start_bound(g);
-  std::uint64_t latest = start;
-  for (std::size_t index = 0; index < g.jobs.size(); ++index) {
-    const job_spec& job = g.jobs[index];
-    latest += ring_time_us(job, g.scheduler);
-    if (latest <= max_run_us) continue;
-    const bool by_fault = job.fault.kind == fault_kind::slow || job.fault.kind == fault_kind::hang;
-    throw input_error(
-        printable(file_name) + ": jobs[" + std::to_string(index) + "] (id " + quote(job.id) + "): field " +
-        (by_fault ? quote("fault") : quote("duration_us")) + ": the run could last until " +
-        std::to_string(latest) + " us, past the limit of " + std::to_string(max_run_us) +
-        " us: the latest submit_at_us or at_us plus timeout_us (" + std::to_string(start) +
-        ") plus the ring time of jobs[0] to this one, run one after another");
-  }
-}
 
 graph parse_graph(std::string_view json_text, std::string_view file_name) {
   return graph_reader(file_name).read(json_text);
-}
-
-graph load_graph(const std::filesystem::path& path) {
-  const std::string file_name = path.string();
-  // POSIX calls rather than iostreams: they say why a read failed (errno).
-  const file_descriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (file.get() < 0) fail_to_read(file_name, errno);
-  struct stat status {};
-  if (::fstat(file.get(), &status) == 0 && S_ISREG(status.st_mode) &&
-      static_cast<std::uintmax_t>(status.st_size) > max_graph_bytes) {
-    throw input_error(printable(file_name) + ": " + too_large());
-  }
-  // A device or a pipe has no size: the read stops one byte past the limit, or at a
-  // NUL byte (parse_graph reports it; /dev/zero is not read to the end of memory).
-  std::string text;
-  std::array<char, 65536> buffer;
-  for (;;) {
-    const std::size_t wanted = std::min(buffer.size(), max_graph_bytes + 1 - text.size());
-    const ssize_t count = ::read(file.get(), buffer.data(), wanted);
-    if (count == 0) break;
-    if (count < 0) {
-      if (errno == EINTR) continue;
-      fail_to_read(file_name, errno);
-    }
-    const std::string_view chunk(buffer.data(), static_cast<std::size_t>(count));
-    text.append(chunk);
-    if (text.size() > max_graph_bytes) throw input_error(printable(file_name) + ": " + too_large());
-    if (chunk.find('\0') != std::string_view::npos) break;
-  }
-  return parse_graph(text, file_name);
-}
-
-std::vector<std::size_t> push_order(const graph& g) {
-  std::vector<std::size_t> order(g.jobs.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&g](std::size_t a, std::size_t b) {
-    return g.jobs[a].submit_at_us < g.jobs[b].submit_at_us;
-  });
-  return order;
 }
 
 }  // namespace cosched::submit

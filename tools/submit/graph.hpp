@@ -48,11 +48,15 @@ struct scheduler_spec {
   std::optional<std::uint64_t> timeout_us;  ///< absent: no timeout
   policy_kind policy = policy_kind::fifo;
   std::uint32_t rings = 1;  ///< 1 to 1024; more than 1 only with ring_mode::shared_ring
+  bool pipeline = false;    ///< scheduler_options::pipeline
 };
 
 struct entity_spec {
   std::string name;
   cosched::priority prio = cosched::priority::normal;
+  /// `rings`: the shared rings the entity may use, as written (distinct, each below
+  /// scheduler_spec::rings, shared_ring only); empty: every ring.
+  std::vector<std::size_t> rings{};
 };
 
 /// One job. A graph may hold ten million of them (88 bytes each, and an id or
@@ -70,17 +74,21 @@ struct job_spec {
   std::uint32_t credits = 1;  ///< at most scheduler_spec::credit_limit
 };
 
-enum class action_kind { kill };
+/// What an action does to its entity: `kill` it, or `set_rings` (entity::set_rings).
+enum class action_kind { kill, set_rings };
 
 struct action_spec {
   std::uint64_t at_us = 0;
   action_kind kind = action_kind::kill;
-  std::size_t entity = 0;  ///< index into graph::entities
+  std::size_t entity = 0;            ///< index into graph::entities
+  std::vector<std::size_t> rings{};  ///< set_rings: the new set, as written (at least one ring, distinct)
 };
 
 /// A validated job graph. Every index in it is in range, every job's credits fit the
-/// credit limit, and every dependency is pushed before the job that waits for it, so
-/// the dependencies together with each entity's FIFO order form no cycle.
+/// credit limit, every ring set names distinct rings of the scheduler, and every
+/// dependency is pushed before the job that waits for it, so the dependencies together
+/// with each entity's FIFO order form no cycle. Actions take effect at their times,
+/// those of one time in file order.
 ///
 /// @par Thread Safety
 /// A plain value: distinct objects safe, shared objects safe for reading only.

@@ -1,5 +1,5 @@
-// The graph runner: pushes and kills are timed events (on the virtual clock, or
-// on a steady timer in real time); the scheduler and job coroutines do the rest,
+// The graph runner: pushes and actions (kills, ring sets) are timed events (on
+// the virtual clock, or on a steady timer in real time); the scheduler and job coroutines do the rest,
 // on the sim backend's rings, the drm backend's host rings or real GPU work
 // (virtgpu's calibrated rings).
 #include "submit/runner.hpp"
@@ -623,6 +623,7 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   options.timeout = std::chrono::microseconds(g.scheduler.timeout_us.value_or(0));
   options.timers = driver.timers();
   options.policy = scheduling_policy_of(g.scheduler.policy);
+  options.pipeline = g.scheduler.pipeline;
   options.on_exception = [&run](const job_exception& e) {
     run.thrown.emplace_back(e.point, std::string(e.what));
   };
@@ -656,7 +657,8 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   for (std::size_t i = 0; i < g.entities.size(); ++i) {
     entities.push_back(sched.make_entity({.prio = g.entities[i].prio,
                                           .name = g.entities[i].name,
-                                          .own_ring = per_entity ? &driver.make_ring() : nullptr}));
+                                          .own_ring = per_entity ? &driver.make_ring() : nullptr,
+                                          .rings = g.entities[i].rings}));
     run.entity_by_context.emplace(entities.back().context(), i);
   }
 
@@ -694,8 +696,15 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
     });
     begin = end;
   }
+  // Actions take effect with the kills of their instant, in file order.
   for (const auto& action : g.actions) {
-    driver.at(action.at_us, sim::phase::kill, [&, entity_index = action.entity] { entities[entity_index].kill(); });
+    driver.at(action.at_us, sim::phase::kill, [&entities, &action] {
+      auto& target = entities[action.entity];
+      if (action.kind == action_kind::kill)
+        target.kill();
+      else
+        target.set_rings(action.rings);
+    });
   }
 
   run_outcome outcome;

@@ -1,8 +1,9 @@
 // An entity's state shared between its handle (any thread) and its scheduler:
 // the lifecycle status with its transition table, the mailbox of pushed jobs,
 // and the operations a handle performs from any thread (push, close, kill,
-// set_priority, drain, release). The scheduler's own record of the entity
-// (its jobs, its place in the run queue, its ring) derives from it in the engine.
+// set_priority, set_rings, drain, release). The scheduler's own record of the
+// entity (its jobs, its place in the run queue, its ring) derives from it in
+// the engine.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -90,12 +92,19 @@ struct entity_node final : work_node {
   entity_state* entity;
 };
 
+/// entity_options::rings and entity::set_rings: `rings` sorted, once checked to
+/// name at least one of the `ring_count` shared rings (0: ring_per_entity mode,
+/// which has none), each at most once. Throws std::invalid_argument naming
+/// `entity_name` otherwise.
+std::vector<std::size_t> checked_ring_set(std::vector<std::size_t> rings, std::size_t ring_count,
+                                          std::string_view entity_name);
+
 /// The part of an entity that its handle and its scheduler share.
 ///
 /// @par Thread Safety
-/// push, close, kill, set_priority, drain, release_handle, add_ref and release
-/// may be called from any thread, concurrently. Fields are grouped below by
-/// who may touch them.
+/// push, close, kill, set_priority, set_rings, drain, release_handle, add_ref
+/// and release may be called from any thread, concurrently. Fields are grouped
+/// below by who may touch them.
 ///
 /// @par Ownership
 /// Reference counted: one reference for the handle (dropped by
@@ -130,6 +139,9 @@ struct entity_state {
   void kill() noexcept;
   /// Takes effect at the scheduler's next selection.
   void set_priority(priority p) noexcept;
+  /// The shared rings its heads may be placed on from the next placement on
+  /// (checked_ring_set; throws std::invalid_argument, changing nothing).
+  void set_rings(std::vector<std::size_t> rings);
   /// A fence that signals once every job pushed before the call has signalled.
   fence drain();
   /// drain(), and if that fence has not signalled `bound` from now, a kill then.
@@ -147,6 +159,9 @@ struct entity_state {
   taken_jobs take_mailbox() noexcept;
   /// Queues update_node unless it is queued already.
   void notify_update() noexcept;
+  /// The scheduler takes the latest ring set asked for (at make_entity or by
+  /// set_rings) into `rings`, if one came since it last took one.
+  bool take_requested_rings(std::vector<std::size_t>& rings) noexcept;
 
   std::atomic<std::uint32_t> refs{1};
 
@@ -160,6 +175,7 @@ struct entity_state {
   const bool fair_clock_runs;
   const std::uint64_t finished_context;  // its scheduled fences: job_block::scheduled_context_of()
   const std::uint32_t credit_limit;
+  const std::size_t shared_rings;  // the scheduler's shared rings (0 in ring_per_entity mode)
   const std::string name;
 
   // Any thread. relaxed loads/stores: selection reads the value it sees when it
@@ -185,19 +201,24 @@ struct entity_state {
   std::uint64_t last_seqno = 0;              // the latest seqno pushed
   job_block* mailbox_head = nullptr;         // pushed, not yet taken by the scheduler, in push order
   job_block* mailbox_tail = nullptr;
+  // The latest ring set asked for (sorted), for the scheduler to take with
+  // update_node (or at registration); `rings_requested` until it is taken.
+  std::vector<std::size_t> requested_rings;
+  bool rings_requested = false;
   bool update_queued = false;  // update_node is queued to the core
   bool kill_queued = false;    // kill_node is queued to the core
   bool handle_alive = true;
   bool release_when_idle = false;  // detached after shutdown: release once no node is queued
 
   // Nodes the scheduler processes on its executor (never allocated).
-  entity_node update_node{work_node::kind::entity_updated,
-                          *this};  // new jobs, a new priority, or the handle gone
+  // New jobs, a new priority or ring set, or the handle gone.
+  entity_node update_node{work_node::kind::entity_updated, *this};
   entity_node kill_node{work_node::kind::entity_killed, *this};
   entity_node added_node{work_node::kind::entity_added, *this};
 
  protected:
-  entity_state(scheduler_core* home, std::uint32_t credit_limit, priority p, std::string entity_name);
+  entity_state(scheduler_core* home, std::uint32_t credit_limit, std::size_t shared_rings, priority p,
+               std::string entity_name);
   ~entity_state() = default;
 };
 

@@ -42,6 +42,7 @@ struct work_node {
     entity_added,     // an entity was created
     message,          // an allocated, one-off message (engine::message)
     gate_wake,        // a fence a decided job's signal waits for signalled (fence causality)
+    pipelined_wake,   // a declared dependency the job passed by pipelining signalled
   };
   explicit work_node(kind k) noexcept : what(k) {}
   work_node* next = nullptr;
@@ -64,11 +65,27 @@ enum class job_phase : std::uint8_t { mailbox, preparing, prepared, running, dec
 /// its command returned (alive in the promise until the frame goes), or failed.
 enum class body_outcome : std::uint8_t { pending, prepared, failed };
 
+/// Pipelining (scheduler_options::pipeline): the watch on one declared
+/// dependency the job passed because it had been run on the job's ring. Its
+/// waiter (a base) is linked to the dependency's finished fence until it
+/// signals; its node (a base) reports that (pipelined_wake). Its index in the
+/// gate's array is the dependency's in job_block's declared list. It holds
+/// the dependency: a job that runs lets go of its declared list
+/// (job_block::enter_ring), and its signal still waits for a dependency it
+/// passed this way (fence causality).
+struct pipeline_watch final : fence_waiter, work_node {
+  pipeline_watch() noexcept : work_node(kind::pipelined_wake) {}
+  job_block* block = nullptr;  // the job that passed the dependency
+  fence watched;               // the dependency; empty if not passed by pipelining (or once signalled)
+  bool armed = false;          // the waiter is linked, or the node queued
+};
+
 /// What a decided job's signal waits for besides its entity predecessor (fence
 /// causality): its declared dependencies (job_block::before_run) and the fence
-/// its body was suspended on when it was decided. Allocated for the jobs that
-/// have to wait, in their cold record; executor only. Its waiter (linked to a
-/// fence the signal waits for) and its node (the wake-up, gate_wake) are its bases.
+/// its body was suspended on when it was decided. Allocated in their cold record
+/// for the jobs that have to wait, and for those that passed a dependency by
+/// pipelining; executor only. Its waiter (linked to a fence the signal waits
+/// for) and its node (the wake-up, gate_wake) are its bases.
 struct causal_gate final : fence_waiter, work_node {
   explicit causal_gate(job_block& waiting) noexcept : work_node(kind::gate_wake), block(waiting) {}
   job_block& block;  // the job whose signal waits
@@ -78,6 +95,17 @@ struct causal_gate final : fence_waiter, work_node {
   // with the node queued (it clears `armed` when processed).
   const fence_state* waiting_on = nullptr;  // the fence the waiter was linked to, while armed
   bool armed = false;
+  // Pipelining: one watch per declared dependency (job_block::after_count),
+  // made when the first one is passed by pipelining. A watched fence is a
+  // job's of this scheduler, which signals on the executor before this job
+  // does (causality), so every watch has been notified and its node processed
+  // before the block goes.
+  std::unique_ptr<pipeline_watch[]> pipelined;
+  std::uint32_t pipelined_count = 0;
+  // Its command completed on the ring (retired): only then does a failed
+  // pipelined dependency's outcome replace its own (a job that timed out is the
+  // root of its entity's ban, and keeps its outcome).
+  bool completed = false;
 };
 
 /// What only some jobs use (a scope, a deadline, policy fair's clock, a

@@ -37,6 +37,7 @@ class ring_adapter {
   virtual timeout_verdict on_timeout(job_promise_base& command) = 0;
   virtual void reset() = 0;
   virtual fence replay(job_promise_base& command) = 0;
+  virtual bool executes_in_order() const noexcept = 0;
 };
 
 /// How entities map to rings.
@@ -64,6 +65,7 @@ struct core_options {
   // The frame of a job of the scheduler's command type, from its promise (a
   // job's block keeps only the promise).
   std::coroutine_handle<> (*frame_of)(job_promise_base& promise) noexcept = nullptr;
+  bool pipeline = false;                // scheduler_options::pipeline
 };
 
 /// Counters readable from any thread (scheduler::statistics()).
@@ -119,8 +121,11 @@ class scheduler_core {
   scheduler_statistics statistics() const noexcept;
 
   /// Any thread. The entity starts open with one reference for the caller.
-  /// `own_ring` is its ring in ring_per_entity mode (required there, ignored otherwise).
-  entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring);
+  /// `own_ring` is its ring in ring_per_entity mode (required there, ignored
+  /// otherwise); `rings` the shared rings it may use (empty: all; else checked
+  /// by checked_ring_set). Throws std::invalid_argument for unusable arguments.
+  entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring,
+                              std::vector<std::size_t> rings);
 
   /// Any thread: the scheduled fence of the job whose finished fence (from push)
   /// is `finished`, made on the first request; an empty fence for an empty one.

@@ -168,6 +168,9 @@ class driver_ring final : public cosched::ring<typename Driver::command_type> {
   }
 
   fence replay(command_type& cmd) override { return run(cmd); }
+  /// In order either way: the driver's own order (in_order), or each
+  /// submission waiting for the previous one's point.
+  bool executes_in_order() const noexcept override { return true; }
 
   Driver& driver() noexcept { return driver_; }
   const Driver& driver() const noexcept { return driver_; }

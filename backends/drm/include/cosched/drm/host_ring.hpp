@@ -129,6 +129,8 @@ class host_ring final : public cosched::ring<sim::command> {
   void reset() override { cancel_all(); }
   /// Runs `cmd` again, on a new point, from now, for its full duration.
   fence replay(sim::command& cmd) override { return run(cmd); }
+  /// Its engine runs one command after another, in run order.
+  bool executes_in_order() const noexcept override { return true; }
 
   /// The ring's timeline syncobj (another process or device may wait on it).
   const timeline_syncobj& timeline() const noexcept;

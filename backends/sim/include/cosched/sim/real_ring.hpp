@@ -48,6 +48,8 @@ class real_ring final : public cosched::ring<command> {
   timeout_verdict on_timeout(command& cmd) override;
   void reset() override { cancel_all(); }
   fence replay(command& cmd) override { return run(cmd); }
+  /// Its device thread runs one command after another, in run order.
+  bool executes_in_order() const noexcept override { return true; }
 
   /// Microseconds since the ring's epoch.
   time_us now() const noexcept;

@@ -70,6 +70,8 @@ class virtual_ring final : public cosched::ring<command> {
   void reset() override { cancel_all(); }
   /// Runs `cmd` again, from now, for its full duration.
   fence replay(command& cmd) override { return run(cmd); }
+  /// One command after another, in run order.
+  bool executes_in_order() const noexcept override { return true; }
 
   /// Every run, in run order (none of those handed to a log sink).
   const std::vector<run_record>& log() const noexcept { return log_; }

@@ -125,6 +125,8 @@ class calibrated_ring final : public cosched::ring<sim::command> {
   timeout_verdict on_timeout(sim::command& cmd) override;
   void reset() override { cancel_all(); }
   fence replay(sim::command& cmd) override { return run(cmd); }
+  /// Its driver ring's submissions execute in submission order.
+  bool executes_in_order() const noexcept override { return true; }
 
   /// Whether nothing it submitted is still on the GPU (idle, or held behind a hang).
   bool stalled() const;
