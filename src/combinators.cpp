@@ -30,23 +30,25 @@ namespace {
 // it to zero signals the result. State of a when_any block: `decided` turns
 // true once; whoever turns it writes `winner` and signals the result.
 struct combinator_block final : ref_block {
-  struct link {
-    fence_waiter waiter;  // its owner is the link
+  // An input's waiter (notify gets the link back from it).
+  struct link : fence_waiter {
     combinator_block* block = nullptr;
     fence input;
     std::size_t index = 0;  // reported by any_fence::index() when this input wins
   };
 
   combinator_block(std::size_t count, failure_cause c)
-      : result(this, fence_point{new_context(), 1}), links(new link[count]), size(count), cause(c) {
-    destroy = &destroy_block;
-  }
+      : ref_block(block_kind::combinator),
+        result(this, fence_point{new_context(), 1}),
+        links(new link[count]),
+        size(count),
+        cause(c) {}
 
   static void destroy_block(ref_block* self) noexcept {
     auto* block = static_cast<combinator_block*>(self);
     for (std::size_t i = 0; i < block->size; ++i) {
       auto& l = block->links[i];
-      if (l.input.valid()) l.input.state()->remove_waiter(l.waiter);
+      if (l.input.valid()) l.input.state()->remove_waiter(l);
     }
     delete block;
   }
@@ -80,11 +82,9 @@ struct combinator_block final : ref_block {
     result.signal(l.input.error(), cause_of(l.input));
   }
 
-  static void on_all_input(fence_waiter& w, fence_state&) noexcept {
-    static_cast<link*>(w.owner)->block->arrive();
-  }
+  static void on_all_input(fence_waiter& w, fence_state&) noexcept { static_cast<link&>(w).block->arrive(); }
   static void on_any_input(fence_waiter& w, fence_state&) noexcept {
-    auto& l = *static_cast<link*>(w.owner);
+    auto& l = static_cast<link&>(w);
     l.block->decide(l);
   }
 
@@ -104,6 +104,8 @@ void require_valid(std::span<const fence> inputs, const char* operation) {
 
 }  // namespace
 
+void destroy_combinator_block(ref_block* block) noexcept { combinator_block::destroy_block(block); }
+
 fence when_all(std::span<const fence> inputs, failure_cause cause) {
   require_valid(inputs, "when_all");
   if (inputs.empty()) return fence::stub();
@@ -114,14 +116,13 @@ fence when_all(std::span<const fence> inputs, failure_cause cause) {
     l.input = inputs[i];
     l.index = i;
     l.block = block;
-    l.waiter.owner = &l;
-    l.waiter.notify = &combinator_block::on_all_input;
+    l.notify = &combinator_block::on_all_input;
   }
   // Fully built before the first waiter is linked: an input may signal, and
   // notify, on another thread from then on.
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     auto& l = block->links[i];
-    if (!l.input.state()->add_waiter(l.waiter)) block->arrive();
+    if (!l.input.state()->add_waiter(l)) block->arrive();
   }
   block->arrive();  // the constructor's share
   return fence::adopt(&block->result);
@@ -137,8 +138,7 @@ any_fence when_any(std::span<const fence> inputs, std::span<const std::size_t> i
     l.input = inputs[i];
     l.index = indices[i];
     l.block = block;
-    l.waiter.owner = &l;
-    l.waiter.notify = &combinator_block::on_any_input;
+    l.notify = &combinator_block::on_any_input;
   }
   any_fence result(fence::adopt(&block->result));
   // An input signalled already: the first in argument order wins, and no
@@ -154,7 +154,7 @@ any_fence when_any(std::span<const fence> inputs, std::span<const std::size_t> i
     // notified harmlessly or unlinked with the block.
     if (block->decided.load(std::memory_order_relaxed)) break;
     auto& l = block->links[i];
-    if (!l.input.state()->add_waiter(l.waiter)) block->decide(l);
+    if (!l.input.state()->add_waiter(l)) block->decide(l);
   }
   return result;
 }

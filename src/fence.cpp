@@ -7,6 +7,8 @@
 #include <mutex>
 #include <vector>
 
+#include "cosched/detail/job_block.hpp"
+
 namespace cosched {
 
 namespace {
@@ -20,29 +22,61 @@ std::uint64_t new_context() noexcept {
 
 namespace detail {
 
+#if defined(__x86_64__) || defined(__aarch64__)
+static_assert(sizeof(fence_state) == 72, "a fence state is 72 bytes (see fence_state)");
+#endif
+
 std::uint64_t new_contexts(std::uint32_t n) noexcept {
   // relaxed: only uniqueness matters.
   return next_context.fetch_add(n, std::memory_order_relaxed);
 }
 
+void destroy_fence_block(ref_block* block) noexcept {
+  switch (block->type) {
+    case block_kind::single:
+      delete static_cast<single_fence_block*>(block);
+      return;
+    case block_kind::job:
+      delete static_cast<job_block*>(block);
+      return;
+    case block_kind::combinator:
+      destroy_combinator_block(block);
+      return;
+  }
+}
+
 bool fence_state::add_waiter(fence_waiter& w) const noexcept {
   std::lock_guard guard(lock);
   if (signalled.load(std::memory_order_relaxed)) return false;  // lock orders it
-  w.prev = tail;
   w.next = nullptr;
-  if (tail) tail->next = &w; else head = &w;
-  tail = &w;
-  w.linked = true;
+  if (head) {
+    fence_waiter* tail = head->prev;
+    tail->next = &w;
+    w.prev = tail;
+    head->prev = &w;
+  } else {
+    w.prev = &w;  // alone: its own tail
+    head = &w;
+  }
   return true;
 }
 
 bool fence_state::remove_waiter(fence_waiter& w) const noexcept {
   std::lock_guard guard(lock);
-  if (!w.linked) return false;
-  if (w.prev) w.prev->next = w.next; else head = w.next;
-  if (w.next) w.next->prev = w.prev; else tail = w.prev;
+  if (!w.prev) return false;  // not linked (notified, or never added)
+  // Notified here and since added to another fence as its only waiter.
+  if (w.prev == &w && head != &w) return false;
+  if (&w == head) {
+    head = w.next;
+    if (head) head->prev = w.prev;  // the tail
+  } else {
+    w.prev->next = w.next;
+    if (w.next)
+      w.next->prev = w.prev;
+    else
+      head->prev = w.prev;  // a new tail
+  }
   w.prev = w.next = nullptr;
-  w.linked = false;
   return true;
 }
 
@@ -70,11 +104,10 @@ void fence_state::signal_recorded() noexcept {
   // concurrently either was unlinked first (and is not notified) or is notified
   // before its remover can proceed. notify only hands off; it never blocks.
   fence_waiter* w = head;
-  head = tail = nullptr;
+  head = nullptr;
   while (w) {
     fence_waiter* next = w->next;
     w->prev = w->next = nullptr;
-    w->linked = false;
     w->notify(*w, *this);
     w = next;
   }

@@ -22,8 +22,14 @@ constexpr bool pooling = true;
 constexpr bool pooling = true;
 #endif
 
-constexpr std::size_t granule = 64;
-constexpr std::size_t class_count = 16;            // up to 1 KiB
+// Size classes of 16n + 24 bytes (24, 40, 56, ..., 1032). glibc's malloc
+// gives a request the smallest chunk of a multiple of 16 bytes that holds it
+// and an 8-byte header, so a request of 16n + 8 bytes fills its chunk: a block
+// takes at most 23 bytes more than its size, header included. Every live job
+// is a job block and a frame, and a run may hold a million of them.
+constexpr std::size_t class_step = 16;
+constexpr std::size_t smallest_class = 24;
+constexpr std::size_t class_count = 64;
 // Up to 64 MiB per class and thread stays cached (100k jobs in flight fit).
 constexpr std::size_t max_cached_bytes_per_class = std::size_t{64} << 20;
 
@@ -50,24 +56,36 @@ struct thread_cache {
 
 thread_local thread_cache cache{};
 
-struct thread_cache_cleanup {
-  ~thread_cache_cleanup() {
-    for (std::size_t c = 0; c < class_count; ++c) {
-      while (free_block* b = cache.heads[c]) {
-        cache.heads[c] = b->next;
-        release_to_heap(b);
-      }
-      cache.counts[c] = 0;
+void release_cache() noexcept {
+  for (std::size_t c = 0; c < class_count; ++c) {
+    while (free_block* b = cache.heads[c]) {
+      cache.heads[c] = b->next;
+      release_to_heap(b);
     }
+    cache.counts[c] = 0;
   }
+}
+
+struct thread_cache_cleanup {
+  ~thread_cache_cleanup() { release_cache(); }
   void arm() noexcept {}
 };
 
 thread_local thread_cache_cleanup cleanup;
 
-std::size_t class_of(std::size_t size) noexcept { return (size + granule - 1) / granule - 1; }
+std::size_t class_of(std::size_t size) noexcept {
+  return size <= smallest_class ? 0 : (size - smallest_class + class_step - 1) / class_step;
+}
+constexpr std::size_t class_size(std::size_t c) noexcept { return smallest_class + c * class_step; }
 
 }  // namespace
+
+std::size_t pool_block_size(std::size_t size) noexcept {
+  const std::size_t c = class_of(size);
+  return pooling && c < class_count ? class_size(c) : size;
+}
+
+void pool_release_cache() noexcept { release_cache(); }
 
 std::size_t pool_blocks_outstanding() noexcept {
   // relaxed: a snapshot.
@@ -82,7 +100,7 @@ void* pool_allocate(std::size_t size) {
     --cache.counts[c];
     return b;
   }
-  void* fresh = ::operator new((c + 1) * granule);
+  void* fresh = ::operator new(class_size(c));
   outstanding.fetch_add(1, std::memory_order_relaxed);
   return fresh;
 }
@@ -93,7 +111,7 @@ void pool_deallocate(void* p, std::size_t size) noexcept {
     ::operator delete(p);
     return;
   }
-  if (cache.counts[c] * (c + 1) * granule >= max_cached_bytes_per_class) {
+  if (cache.counts[c] * class_size(c) >= max_cached_bytes_per_class) {
     release_to_heap(p);
     return;
   }

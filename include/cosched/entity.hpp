@@ -116,7 +116,8 @@ class entity {
   submitted push(job<Command>&& j, push_options options = {}) {
     check(j, options);
     auto handle = j.release();
-    detail::push_request request{handle, &handle.promise(), options.credits, options.deadline, &options.after};
+    detail::push_request request{handle, &handle.promise(), options.credits, options.deadline,
+                                 &options.after};
     detail::push_result result;
     state_->push(std::span(&request, 1), options.in, &result);
     return {std::move(result.finished)};

@@ -76,7 +76,7 @@ class fence {
 
   /// The outcome; meaningful once signalled() (empty while pending).
   std::error_code error() const noexcept {
-    return state_->is_signalled() ? state_->error : std::error_code{};
+    return state_->is_signalled() ? state_->error() : std::error_code{};
   }
 
   /// For a failed fence whose failure came from another job (a failed
@@ -235,7 +235,7 @@ class fence_wait_op final : public fence_waiter {
   void start() {
     auto slot = asio::get_associated_cancellation_slot(handler_);
     if (slot.is_connected()) slot.template emplace<cancel_handler>(this);
-    if (!fence_.state()->add_waiter(*this)) post_completion(fence_.state()->error);
+    if (!fence_.state()->add_waiter(*this)) post_completion(fence_.state()->error());
   }
 
  private:
@@ -253,7 +253,7 @@ class fence_wait_op final : public fence_waiter {
   };
 
   static void on_signal(fence_waiter& self, fence_state& state) noexcept {
-    static_cast<fence_wait_op&>(self).post_completion(state.error);
+    static_cast<fence_wait_op&>(self).post_completion(state.error());
   }
 
   // Owns the op until it runs on the handler's executor; deletes it if the

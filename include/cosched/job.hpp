@@ -5,6 +5,7 @@
 #include <concepts>
 #include <coroutine>
 #include <exception>
+#include <memory>
 #include <new>
 #include <optional>
 #include <system_error>
@@ -52,7 +53,7 @@ void job_threw(job_promise_base& promise, std::exception_ptr thrown) noexcept;
 /// Failure of a dependency seen by a job: the fence's error, and the root cause
 /// (the dependency's own cause, else the dependency itself).
 inline void record_dependency_failure(job_promise_base& promise, const fence_state& dependency) noexcept {
-  promise.fail(dependency.error, dependency.has_cause ? dependency.cause : dependency.point);
+  promise.fail(dependency.error(), dependency.has_cause ? dependency.cause : dependency.point);
 }
 
 // The awaited fence is borrowed: the operand of `co_await` (a named fence or a
@@ -64,15 +65,18 @@ class dependency_awaiter {
       : promise_(promise), awaited_(awaited.state()) {}
   dependency_awaiter(const dependency_awaiter&) = delete;
   dependency_awaiter& operator=(const dependency_awaiter&) = delete;
-  // Destroying a suspended job's frame destroys this awaiter: it unlinks itself.
+  // Destroying a suspended job's frame destroys this awaiter: it unlinks its
+  // wait, if one is registered (job_wait_abandon asks the job's block). The
+  // awaited fence is cleared once the job resumes, so the awaiter, which lives
+  // in every waiting frame, needs no flag of its own.
   ~dependency_awaiter() {
-    if (suspended_) job_wait_abandon(promise_);
+    if (awaited_) job_wait_abandon(promise_);
   }
 
   bool await_ready() const noexcept {
     if (!awaited_) return YieldsError;
     if (!awaited_->is_signalled()) return false;
-    return YieldsError || !awaited_->error;
+    return YieldsError || !awaited_->error();
   }
 
   bool await_suspend(std::coroutine_handle<>) noexcept {
@@ -80,26 +84,25 @@ class dependency_awaiter {
       promise_.fail(make_error_code(errc::broken), std::nullopt);
       return true;
     }
-    if (job_wait_begin(promise_, *awaited_, YieldsError)) {
-      suspended_ = true;
-      return true;
-    }
+    if (job_wait_begin(promise_, *awaited_, YieldsError)) return true;
     // Signalled in the meantime.
-    if (YieldsError || !awaited_->error) return false;
+    if (YieldsError || !awaited_->error()) return false;
     record_dependency_failure(promise_, *awaited_);
     return true;  // stays suspended; the scheduler destroys the frame
   }
 
-  auto await_resume() const noexcept {
+  auto await_resume() noexcept {
+    const fence_state* awaited = std::exchange(awaited_, nullptr);
     if constexpr (YieldsError) {
-      return awaited_ ? awaited_->error : make_error_code(errc::broken);
+      return awaited ? awaited->error() : make_error_code(errc::broken);
+    } else {
+      (void)awaited;
     }
   }
 
  private:
   job_promise_base& promise_;
   const fence_state* awaited_;
-  bool suspended_ = false;
 };
 
 template <class Command>
@@ -108,14 +111,21 @@ class job_promise final : public job_promise_base {
   static void* operator new(std::size_t size) { return pool_allocate(size); }
   static void operator delete(void* p, std::size_t size) noexcept { pool_deallocate(p, size); }
 
+  job_promise() noexcept {}
+  job_promise(const job_promise&) = delete;
+  job_promise& operator=(const job_promise&) = delete;
+  ~job_promise() {
+    // No block: never pushed, so the body never ran.
+    if (block && block->body == body_outcome::prepared) std::destroy_at(&command_);
+  }
+
   job<Command> get_return_object() noexcept;
   std::suspend_always initial_suspend() const noexcept { return {}; }
   std::suspend_always final_suspend() const noexcept { return {}; }
 
   void return_value(Command cmd) noexcept(std::is_nothrow_move_constructible_v<Command>) {
-    command_.emplace(std::move(cmd));
-    command = &*command_;
-    state = outcome::prepared;
+    std::construct_at(&command_, std::move(cmd));
+    block->body = body_outcome::prepared;
   }
   void return_value(failure f) noexcept {
     fail(f.error ? f.error : make_error_code(errc::broken), std::nullopt);
@@ -145,8 +155,16 @@ class job_promise final : public job_promise_base {
                   "into a fence first");
   }
 
+  /// Where the command is kept once the body returns it (the ring adapter
+  /// finds it there; it is alive while the block's `body` is prepared).
+  Command* command_storage() noexcept { return &command_; }
+
  private:
-  std::optional<Command> command_;
+  // No std::optional: the block's `body` already says whether the command is
+  // alive, and every waiting job's frame holds one.
+  union {
+    Command command_;
+  };
 };
 
 }  // namespace detail

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cosched/detail/scheduler_core.hpp"
+#include "cosched/job.hpp"
 
 namespace cosched {
 
@@ -49,9 +50,10 @@ class paused {
   /// ring in run order.
   template <class Visitor>
   void for_each_in_flight(Visitor&& visit) const {
-    core_->visit_in_flight([&](void* command, const detail::job_block& block, std::size_t ring) {
-      in_flight_job<Command> job{*static_cast<Command*>(command), block.attempts, block.finished.point.seqno,
-                                 block.entity->name, ring};
+    core_->visit_in_flight([&](const detail::job_block& block, std::size_t ring) {
+      Command& command = *static_cast<detail::job_promise<Command>&>(*block.promise).command_storage();
+      in_flight_job<Command> job{command, block.attempts, block.finished.point.seqno, block.entity->name,
+                                 ring};
       visit(job);
     });
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "cosched/detail/scheduler_core.hpp"
 #include "cosched/entity.hpp"
 #include "cosched/fence.hpp"
+#include "cosched/job.hpp"
 #include "cosched/pause.hpp"
 #include "cosched/priority.hpp"
 #include "cosched/ring.hpp"
@@ -227,7 +229,13 @@ class scheduler {
  private:
   static detail::core_options core_options_of(const scheduler_options& options) {
     return {options.credit_limit, options.mode,         options.timeout, options.timers,
-            options.policy,       options.on_exception, options.pipeline};
+            options.policy,       options.on_exception, &frame_of,   options.pipeline};
+  }
+  static detail::job_promise<Command>& promise_of(detail::job_promise_base& promise) noexcept {
+    return static_cast<detail::job_promise<Command>&>(promise);
+  }
+  static std::coroutine_handle<> frame_of(detail::job_promise_base& promise) noexcept {
+    return std::coroutine_handle<detail::job_promise<Command>>::from_promise(promise_of(promise));
   }
   static std::vector<std::unique_ptr<detail::ring_adapter>> adapters_of(ring<Command>& hardware) {
     std::vector<std::unique_ptr<detail::ring_adapter>> adapters;
@@ -248,14 +256,20 @@ class scheduler {
   class adapter final : public detail::ring_adapter {
    public:
     explicit adapter(ring<Command>& r) noexcept : ring_(r) {}
-    fence run(void* command) override { return ring_.run(*static_cast<Command*>(command)); }
+    fence run(detail::job_promise_base& command) override { return ring_.run(command_of(command)); }
     void cancel_all() noexcept override { ring_.cancel_all(); }
-    timeout_verdict on_timeout(void* command) override { return ring_.on_timeout(*static_cast<Command*>(command)); }
+    timeout_verdict on_timeout(detail::job_promise_base& command) override {
+      return ring_.on_timeout(command_of(command));
+    }
     void reset() override { ring_.reset(); }
-    fence replay(void* command) override { return ring_.replay(*static_cast<Command*>(command)); }
+    fence replay(detail::job_promise_base& command) override { return ring_.replay(command_of(command)); }
     bool executes_in_order() const noexcept override { return ring_.executes_in_order(); }
 
    private:
+    static Command& command_of(detail::job_promise_base& promise) noexcept {
+      return *promise_of(promise).command_storage();
+    }
+
     ring<Command>& ring_;
   };
 

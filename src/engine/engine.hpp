@@ -61,7 +61,7 @@ class engine final : public scheduler_core {
   void flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept;
   void request_pause(std::function<void()> granted);
   void resume() noexcept;
-  void visit_in_flight(const std::function<void(void* command, const job_block&, std::size_t ring)>& visit) const;
+  void visit_in_flight(const std::function<void(const job_block&, std::size_t ring)>& visit) const;
   void reset_and_replay() noexcept;
   void enqueue(work_node& node) noexcept;
   void enqueue_job_node(job_block& block, work_node& node) noexcept;
@@ -138,13 +138,19 @@ class engine final : public scheduler_core {
   // The job's command leaves its ring's in-flight list and frees its credits.
   // `charged_until`: it ran until then (its ring time counts, policy fair);
   // null: it was cancelled.
+  // Its hardware fence goes with it.
   void leave_ring(job_block& block, lazy_now* charged_until) noexcept {
     auto& entity = entity_record::of(block);
+    ring_slot& slot = *entity.queued.ring;  // before the queue's update (entity_record::ring_of)
     if (charged_until) queue_.left_ring(entity.queued, block, *charged_until);
     else queue_.cancelled_on_ring(entity.queued);
-    block.ring->remove(block);
+    slot.remove(block);
     // relaxed: see entity_state::queued_jobs.
     entity.in_flight_jobs.fetch_sub(1, std::memory_order_relaxed);
+  }
+  // The job's frame (holding its promise and its command); null once decided.
+  std::coroutine_handle<> frame_of(job_block& block) const noexcept {
+    return block.promise ? options_.frame_of(*block.promise) : std::coroutine_handle<>();
   }
   void decide(job_block& block, std::error_code ec, std::optional<fence_point> cause) noexcept;
   void fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
@@ -158,7 +164,7 @@ class engine final : public scheduler_core {
   bool is_own_job_fence(const fence_state& state) const noexcept;
   void signal_job(job_block& block) noexcept;
   static void reach_scheduled(job_block& block, bool unrun) noexcept;
-  void count_deadline(const job_block& block) noexcept;
+  void count_deadline(std::chrono::nanoseconds deadline) noexcept;
   void publish_reached() noexcept;
 
   // ---- timeouts and recovery (recovery.cpp) ----
@@ -252,7 +258,7 @@ void engine::for_each_ring(Visit&& visit) const {
 
 struct engine::message : work_node {
   enum class type : std::uint8_t { shutdown, shutdown_deadline, stop_scope, timeout, pause, flush };
-  explicit message(type t) noexcept : work_node(kind::message, nullptr), what_message(t) {}
+  explicit message(type t) noexcept : work_node(kind::message), what_message(t) {}
   ~message() {
     if (slot_owner) slot_owner->release();
   }

@@ -27,9 +27,9 @@ namespace cosched::detail {
 /// The scheduler lets go of it (unregister, release) once its handle is gone
 /// and its last job has signalled; the slot goes with it.
 struct entity_record final : entity_state {
-  entity_record(std::uint32_t credit_limit, std::size_t shared_rings, priority p, std::string entity_name,
-                std::unique_ptr<ring_slot> own) noexcept
-      : entity_state(credit_limit, shared_rings, p, std::move(entity_name)), own_ring(std::move(own)) {
+  entity_record(scheduler_core* home, std::uint32_t credit_limit, std::size_t shared_rings, priority p,
+                std::string entity_name, std::unique_ptr<ring_slot> own) noexcept
+      : entity_state(home, credit_limit, shared_rings, p, std::move(entity_name)), own_ring(std::move(own)) {
     queued.prio = &prio;
   }
 
@@ -50,6 +50,9 @@ struct entity_record final : entity_state {
 
   static entity_record& of(entity_state& entity) noexcept { return static_cast<entity_record&>(entity); }
   static entity_record& of(job_block& block) noexcept { return of(*block.entity); }
+  /// The ring `block`'s command is on (phase running): its entity's commands
+  /// in flight are all on one ring (run_queue::ran).
+  static ring_slot& ring_of(job_block& block) noexcept { return *of(block).queued.ring; }
 };
 
 }  // namespace cosched::detail

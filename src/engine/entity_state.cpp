@@ -16,8 +16,12 @@
 
 namespace cosched::detail {
 
-entity_state::entity_state(std::uint32_t limit, std::size_t rings, priority p, std::string entity_name)
-    : finished_context(new_contexts(2)),  // and the scheduled one after it (job_block::scheduled_context_of)
+entity_state::entity_state(scheduler_core* home, std::uint32_t limit, std::size_t rings, priority p,
+                           std::string entity_name)
+    : home_core(home),
+      fair_clock_runs(home && home->policy() == scheduling_policy::fair &&
+                      home->mode() == ring_mode::shared_ring),
+      finished_context(new_contexts(2)),  // and the scheduled one after it (job_block::scheduled_context_of)
       credit_limit(limit),
       shared_rings(rings),
       name(std::move(entity_name)),
@@ -121,20 +125,16 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
     for (auto& request : requests) {
       auto* block = new job_block(fence_point{finished_context, 0});
       block->refs.store(2, std::memory_order_relaxed);  // scheduler + the returned finished fence
-      block->frame = request.frame;
+      blocks[made++] = block;
       block->promise = request.promise;
       block->credits = request.credits;
-      if (request.deadline) {
-        block->has_deadline = true;
-        block->deadline = *request.deadline;
-      }
+      // The cold record, where the job needs one (running must not allocate:
+      // a job of a scheduler whose fair clock runs gets it here).
+      if (request.deadline || in_scope || fair_clock_runs) block->make_cold().deadline = request.deadline;
       if (request.after && !request.after->empty()) {
-        const std::size_t n = request.after->size();
-        block->after = std::make_unique<fence[]>(n);
-        std::copy(request.after->begin(), request.after->end(), block->after.get());
-        block->after_count = static_cast<std::uint32_t>(n);
+        block->before_run.after.assign(*request.after);
+        block->after_count = static_cast<std::uint32_t>(request.after->size());
       }
-      blocks[made++] = block;
     }
   } catch (...) {
     for (std::size_t i = 0; i < made; ++i) delete blocks[i];
@@ -152,7 +152,8 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
     guard.unlock();
     for (std::size_t i = 0; i < blocks.size(); ++i) {
       auto* block = blocks[i];
-      block->frame.destroy();
+      requests[i].frame.destroy();
+      block->promise = nullptr;
       // Not shared yet: nobody can have asked for the scheduled fence.
       block->scheduled_word.store(job_block::scheduled_reached | job_block::scheduled_unrun,
                                   std::memory_order_relaxed);
@@ -171,14 +172,12 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
     block->finished.point.seqno = ++last_seqno;
     block->push_order = core->next_push_order();
     block->entity = this;
-    block->core = core;
     if (status != entity_status::open) {
       block->dead_on_arrival = true;
       block->finished.record(dead_error, dead_cause);
     } else if (in_scope) {
       if (in_scope->enter(core)) {
-        block->in_scope = in_scope;
-        block->scope_id = in_scope->id();
+        block->cold->in_scope = in_scope;
       } else {
         block->dead_on_arrival = true;
         block->finished.record(make_error_code(errc::cancelled), std::nullopt);

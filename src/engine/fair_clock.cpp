@@ -46,7 +46,7 @@ void fair_clock::raise_floor(std::uint64_t least) noexcept { floor_ = std::max(f
 void fair_clock::charge(fair_entity& entity, priority p, const job_block& job, std::size_t ring,
                         std::chrono::nanoseconds at) noexcept {
   auto& last_finish = last_finish_[ring];
-  const auto start = std::max(job.fair_run_at, last_finish);
+  const auto start = std::max(job.cold->fair_run_at, last_finish);
   const auto ring_time = static_cast<std::uint64_t>(at > start ? (at - start).count() : 0);
   last_finish = std::max(last_finish, at);
   entity.ring_time_estimate = std::max<std::uint64_t>(ring_time, 1);

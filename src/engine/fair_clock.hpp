@@ -1,7 +1,7 @@
 // Policy fair: the fair-share clock. It owns every piece of fair state: each
 // entity's virtual time and ring-time estimate (fair_entity, in its queue
 // entry), each shared ring's end of its latest command, each job's ring-time
-// start (job_block::fair_run_at), and the scheduler-wide floor and mean.
+// start (job_cold::fair_run_at), and the scheduler-wide floor and mean.
 #pragma once
 
 #include <chrono>
@@ -53,7 +53,7 @@ namespace cosched::detail {
 ///
 /// @par Ownership
 /// A member of the run queue; the per-entity statistics it writes live in the
-/// entities' queue entries and the per-job start in their job blocks.
+/// entities' queue entries and the per-job start in their jobs' cold records.
 ///
 /// @par Lifetime
 /// The run queue's.
@@ -91,7 +91,8 @@ class fair_clock {
   std::uint64_t floor() const noexcept { return floor_; }
 
   /// A command of the entity starts using ring `ring` at `at` (run or replay).
-  static void started(job_block& job, std::chrono::nanoseconds at) noexcept { job.fair_run_at = at; }
+  /// Its job has a cold record (made at push while the fair clock runs).
+  static void started(job_block& job, std::chrono::nanoseconds at) noexcept { job.cold->fair_run_at = at; }
   /// A command of `entity` (priority `p`) that ran on ring `ring` left it at `at`:
   /// its ring time is charged and measured.
   void charge(fair_entity& entity, priority p, const job_block& job, std::size_t ring,

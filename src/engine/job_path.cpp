@@ -4,6 +4,7 @@
 // signals, decided, and signalled in its entity's push order. (Push itself is
 // entity_state::push, in entity_state.cpp; recovery.cpp holds the paths a
 // reset takes instead of retirement.)
+#include <atomic>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -18,6 +19,20 @@
 #include "engine/engine.hpp"
 
 namespace cosched::detail {
+
+namespace {
+
+// relaxed: a count read by tests after the work that changed it (same thread,
+// or ordered by the scheduler's shutdown).
+std::atomic<std::size_t> live_cold_records{0};
+
+}  // namespace
+
+void job_cold::count_live(int change) noexcept {
+  live_cold_records.fetch_add(static_cast<std::size_t>(change), std::memory_order_relaxed);
+}
+
+std::size_t job_cold::live() noexcept { return live_cold_records.load(std::memory_order_relaxed); }
 
 // ------------------------------------------------------------------ taken from the mailbox
 
@@ -80,7 +95,7 @@ void engine::adopt_job(entity_record& entity, job_block& block) noexcept {
   if (entity.jobs_tail) entity.jobs_tail->entity_next = &block; else entity.jobs_head = &block;
   entity.jobs_tail = &block;
   if (block.dead_on_arrival) {
-    decide(block, block.finished.error, block.finished.recorded_cause());
+    decide(block, block.finished.error(), block.finished.recorded_cause());
     return;
   }
   if (stage() != lifecycle::running) {
@@ -105,7 +120,7 @@ void on_job_signal(fence_waiter& waiter, fence_state&) noexcept;
 // body; a failed one fails the job as an in-body co_await of it would.
 void engine::wait_declared(job_block& block) noexcept {
   while (block.after_passed < block.after_count) {
-    const fence_state& dependency = *block.after[block.after_passed].state();
+    const fence_state& dependency = block.before_run.after.at(block.after_passed, block.after_count);
     if (!dependency.is_signalled()) {
       if (options_.pipeline && passes_by_pipelining(block, dependency) &&
           watch_pipelined(block, block.after_passed, dependency)) {
@@ -114,20 +129,24 @@ void engine::wait_declared(job_block& block) noexcept {
       }
       block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
       block.awaited_yields_error = false;
-      block.awaited = &dependency;
+      block.before_run.awaited = &dependency;
       block.waiting_after = true;
-      if (dependency.add_waiter(block.waiter)) return;  // dispatch() comes back here
-      block.awaited = nullptr;
+      if (dependency.add_waiter(block.waiter())) return;  // dispatch() comes back here
+      block.before_run.awaited = nullptr;
       block.waiting_after = false;
       continue;  // it signalled meanwhile
     }
-    if (dependency.error) {
+    if (dependency.error()) {
       record_dependency_failure(*block.promise, dependency);
       record_body_progress(block);  // decided, failed
       return;
     }
     ++block.after_passed;
   }
+  // All signalled without error (or passed by pipelining: their watches hold
+  // them): nothing waits for them any more (fence causality counts only
+  // pending ones), so they go now.
+  block.release_declared();
   resume_job(block);
 }
 
@@ -143,67 +162,87 @@ bool engine::passes_by_pipelining(const job_block& block, const fence_state& dep
   const auto& ran = *static_cast<const job_block*>(dependency.owner);
   if (&ran.finished != &dependency || ran.attempts == 0) return false;  // not run (yet)
   // Decided as failed: its failure is known, so it is waited for (and fails the job when it signals).
-  if (ran.phase == job_phase::decided && ran.finished.error) return false;
-  // A decided job keeps its entity (and a ring of its own) until it signals.
-  return ran.ring && ran.ring == known_ring_of(block) && ran.ring->executes_in_order();
+  if (ran.phase == job_phase::decided && ran.finished.error()) return false;
+  // Where the ring is known before a job runs (one shared ring, or the
+  // entity's own), a job that ran ran there; a decided job keeps its entity
+  // (and a ring of its own) until it signals.
+  ring_slot* ring = known_ring_of(block);
+  return ring && known_ring_of(ran) == ring && ring->executes_in_order();
 }
 
 void on_pipelined_fence_signal(fence_waiter& waiter, fence_state&) noexcept {
-  auto& watch = *static_cast<pipeline_watch*>(waiter.owner);
-  auto& block = *static_cast<job_block*>(watch.node.owner);
-  engine::of(*block.core).enqueue_job_node(block, watch.node);
+  auto& watch = static_cast<pipeline_watch&>(waiter);
+  engine::of(*watch.block->entity->home_core).enqueue_job_node(*watch.block, watch);
 }
 
 bool engine::watch_pipelined(job_block& block, std::uint32_t index, const fence_state& dependency) noexcept {
-  if (!block.gate) {
-    block.gate.reset(new (std::nothrow) causal_gate(&block));
-    if (!block.gate) return false;
+  causal_gate* gate = block.gate();
+  if (!gate) {
+    job_cold* cold = block.try_make_cold();
+    if (!cold) return false;
+    cold->gate.reset(new (std::nothrow) causal_gate(block));
+    gate = block.gate();
+    if (!gate) return false;
   }
-  auto& gate = *block.gate;
-  if (!gate.pipelined) {
-    gate.pipelined.reset(new (std::nothrow) pipeline_watch[block.after_count]);
-    gate.watched.reset(new (std::nothrow) const fence_state*[block.after_count]());
-    if (!gate.pipelined || !gate.watched) {
-      gate.pipelined.reset();
-      gate.watched.reset();
-      return false;
-    }
-    gate.pipelined_count = block.after_count;
+  if (!gate->pipelined) {
+    gate->pipelined.reset(new (std::nothrow) pipeline_watch[block.after_count]);
+    if (!gate->pipelined) return false;
+    gate->pipelined_count = block.after_count;
   }
-  auto& watch = gate.pipelined[index];
-  std::construct_at(&watch.waiter);
-  watch.waiter.notify = &on_pipelined_fence_signal;
-  watch.waiter.owner = &watch;
-  std::construct_at(&watch.node, work_node::kind::pipelined_wake, &block);
-  gate.watched[index] = &dependency;
+  auto& watch = gate->pipelined[index];
+  watch.prev = watch.fence_waiter::next = nullptr;
+  watch.notify = &on_pipelined_fence_signal;
+  watch.block = &block;
+  dependency.owner->add_ref();
+  watch.watched = fence::adopt(const_cast<fence_state*>(&dependency));
   watch.armed = true;
   // A job's finished fence signals on this executor: it cannot have signalled meanwhile.
-  if (!dependency.add_waiter(watch.waiter)) enqueue_job_node(block, watch.node);
+  if (!dependency.add_waiter(watch)) enqueue_job_node(block, watch);
   return true;
 }
 
+namespace {
+
+// A job of `core` waiting in its declared list for `ran`'s finished fence.
+bool waits_declared_for(const job_block& candidate, const job_block& ran, const scheduler_core* core) noexcept {
+  return candidate.entity->home_core == core && candidate.waiting_after &&
+         candidate.before_run.awaited == &ran.finished;
+}
+
+}  // namespace
+
 void engine::pass_pipelined_dependents(job_block& ran) noexcept {
-  // One at a time, under the fence's lock only while looking: going on may
-  // resume a body, which may wait on other fences.
-  for (;;) {
-    job_block* waiting = nullptr;
+  // The jobs waiting in their declared lists for `ran` are collected in one
+  // look under the fence's lock, then let go one at a time without it: going
+  // on may resume a body, which may wait on other fences. One that changed
+  // meanwhile (it no longer waits here) is left alone. If memory runs out
+  // while collecting, the rest are collected in another look.
+  bool more = true;
+  while (more) {
+    more = false;
+    std::vector<job_block*> waiting;
     {
       std::lock_guard guard(ran.finished.lock);
       for (fence_waiter* w = ran.finished.head; w; w = w->next) {
         if (w->notify != &on_job_signal) continue;  // not a job's own wait
-        auto* candidate = static_cast<job_block*>(w->owner);
-        if (candidate->core == this && candidate->waiting_after && candidate->awaited == &ran.finished &&
-            passes_by_pipelining(*candidate, ran.finished)) {
-          waiting = candidate;
+        auto* candidate = static_cast<job_block*>(w);
+        if (!waits_declared_for(*candidate, ran, this) || !passes_by_pipelining(*candidate, ran.finished))
+          continue;
+        try {
+          waiting.push_back(candidate);
+        } catch (const std::bad_alloc&) {
+          more = true;
           break;
         }
       }
     }
-    if (!waiting) return;
-    ran.finished.remove_waiter(waiting->waiter);
-    waiting->awaited = nullptr;
-    waiting->waiting_after = false;
-    wait_declared(*waiting);  // passes `ran` now, and goes on
+    for (job_block* candidate : waiting) {
+      if (!waits_declared_for(*candidate, ran, this) || !ran.finished.remove_waiter(candidate->waiter()))
+        continue;
+      candidate->before_run.awaited = nullptr;
+      candidate->waiting_after = false;
+      wait_declared(*candidate);  // passes `ran` now, and goes on
+    }
   }
 }
 
@@ -212,70 +251,69 @@ void engine::on_pipelined_signal(job_block& block, std::uint32_t index) noexcept
   // once it has signalled, it no longer holds the dependency.
   if (block.phase != job_phase::preparing && block.phase != job_phase::prepared) return;
   // Not run yet: it fails now if the dependency failed, as a job waiting for it would.
-  const fence_state& dependency = *block.gate->watched[index];
-  if (!dependency.error) return;
-  decide(block, dependency.error, dependency.has_cause ? dependency.cause : dependency.point);
+  const fence_state& dependency = *block.gate()->pipelined[index].watched.state();
+  if (!dependency.error()) return;
+  decide(block, dependency.error(), dependency.has_cause ? dependency.cause : dependency.point);
   signal_in_order(entity_record::of(block));
 }
 
 // (Only for a job whose command completed: see causal_gate::completed.)
 void engine::take_pipelined_outcome(job_block& block) noexcept {
-  const causal_gate& gate = *block.gate;
+  const causal_gate& gate = *block.gate();
   for (std::uint32_t i = 0; i < gate.pipelined_count; ++i) {
-    const fence_state* dependency = gate.watched[i];
-    if (dependency && dependency->is_signalled() && dependency->error) {
-      block.finished.record(dependency->error, dependency->has_cause ? dependency->cause : dependency->point);
+    const fence_state* dependency = gate.pipelined[i].watched.state();
+    if (dependency && dependency->is_signalled() && dependency->error()) {
+      block.finished.record(dependency->error(), dependency->has_cause ? dependency->cause : dependency->point);
       return;
     }
   }
 }
 
 void engine::resume_job(job_block& block) noexcept {
-  block.frame.resume();
+  frame_of(block).resume();
   record_body_progress(block);
 }
 
 // Where the body got to: suspended on a dependency, prepared (co_returned its
 // command), or failed.
 void engine::record_body_progress(job_block& block) noexcept {
-  auto& promise = *block.promise;
-  switch (promise.state) {
-    case job_promise_base::outcome::pending:
+  switch (block.body) {
+    case body_outcome::pending:
       return;  // suspended on a dependency (job_wait_begin)
-    case job_promise_base::outcome::prepared: {
-      block.command = promise.command;
+    case body_outcome::prepared: {
       block.phase = job_phase::prepared;
       auto& entity = entity_record::of(block);
       if (entity.queued.head == &block) queue_.changed(entity.queued);  // a ready head now
       return;
     }
-    case job_promise_base::outcome::failed:
-      decide(block, block.finished.error, block.finished.recorded_cause());
+    case body_outcome::failed:
+      decide(block, block.finished.error(), block.finished.recorded_cause());
       signal_in_order(entity_record::of(block));
       return;
   }
 }
 
 // The job's waiter was notified: its dependency or its hardware fence signalled
-// (wake_node says which).
+// (its wake node's kind says which).
 void on_job_signal(fence_waiter& waiter, fence_state&) noexcept {
-  auto& block = *static_cast<job_block*>(waiter.owner);
-  engine::of(*block.core).enqueue_job_node(block, block.wake_node);
+  auto& block = static_cast<job_block&>(waiter);
+  engine::of(*block.entity->home_core).enqueue_job_node(block, block.wake_node());
 }
 
 bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept {
   auto& block = *promise.block;
   block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
   block.awaited_yields_error = yields_error;
-  block.awaited = &awaited;
-  if (awaited.add_waiter(block.waiter)) return true;
-  block.awaited = nullptr;
+  block.before_run.awaited = &awaited;
+  if (awaited.add_waiter(block.waiter())) return true;
+  block.before_run.awaited = nullptr;
   return false;
 }
 
 void job_threw(job_promise_base& promise, std::exception_ptr thrown) noexcept {
   auto& block = *promise.block;
-  engine::of(*block.core).report_exception(block, std::move(thrown), job_exception::origin::body, block.finished.error);
+  engine::of(*block.entity->home_core)
+      .report_exception(block, std::move(thrown), job_exception::origin::body, block.finished.error());
 }
 
 void engine::report_exception(job_block& block, std::exception_ptr thrown, job_exception::origin from,
@@ -315,10 +353,11 @@ void engine::report_exception(job_block& block, std::exception_ptr thrown, job_e
 
 void job_wait_abandon(job_promise_base& promise) noexcept {
   auto& block = *promise.block;
-  if (!block.awaited) return;
+  const fence_state*& awaited = block.before_run.awaited;  // a suspended body: the job has not run
+  if (!awaited) return;
   // If the wake-up is already queued, processing it finds the job decided.
-  block.awaited->remove_waiter(block.waiter);
-  block.awaited = nullptr;
+  awaited->remove_waiter(block.waiter());
+  awaited = nullptr;
 }
 
 // ------------------------------------------------------------------ selection and running
@@ -333,18 +372,18 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
   auto& entity = entity_record::of(block);
   block.phase = job_phase::running;
   ++block.attempts;
-  block.ring = &slot;
   lazy_now now = clock();
   queue_.ran(entity.queued, block, slot, now);
   set_head_from(entity, block.entity_next);
   const bool ring_was_idle = slot.idle();
-  slot.append(block);
+  slot.append(block);  // its declared dependencies are gone: the storage is the ring's part now
   // relaxed: see entity_state::queued_jobs.
   if (block.attempts == 1) entity.queued_jobs.fetch_sub(1, std::memory_order_relaxed);
   entity.in_flight_jobs.fetch_add(1, std::memory_order_relaxed);
   std::exception_ptr thrown;
-  block.hardware = slot.run(block.command, thrown);
-  if (thrown) report_exception(block, thrown, job_exception::origin::ring, block.hardware.error());
+  fence& hardware = block.on_ring.hardware;
+  hardware = slot.run(*block.promise, thrown);
+  if (thrown) report_exception(block, thrown, job_exception::origin::ring, hardware.error());
   if (block.attempts == 1) reach_scheduled(block, false);
   // The timeout counts from the moment the ring had something to do.
   if (ring_was_idle) arm_timeout(slot);
@@ -358,26 +397,29 @@ void engine::watch_hardware(job_block& block, bool may_retire) noexcept {
   // at once) retires now, and selection goes on with the credits it frees,
   // without touching the block's wait fields; during a pause its retirement
   // waits in the queue.
-  if (may_retire && block.hardware.signalled()) {
+  const fence& hardware = block.on_ring.hardware;
+  if (may_retire && hardware.signalled()) {
     retire(block);
     return;
   }
   block.arm_wait(work_node::kind::hardware_done, &on_job_signal);
-  if (!block.hardware.signalled() && block.hardware.state()->add_waiter(block.waiter)) return;
-  if (may_retire) retire(block);
-  else enqueue_job_node(block, block.wake_node);
+  if (!hardware.signalled() && hardware.state()->add_waiter(block.waiter())) return;
+  if (may_retire)
+    retire(block);
+  else
+    enqueue_job_node(block, block.wake_node());
 }
 
 // ------------------------------------------------------------------ retirement
 
 void engine::retire(job_block& block) noexcept {
-  auto& slot = *block.ring;
-  const std::error_code ec = block.hardware.error();
-  block.hardware = fence();
+  auto& slot = entity_record::ring_of(block);
+  const std::error_code ec = block.on_ring.hardware.error();
   const bool was_front = slot.front() == &block;
   lazy_now now = clock();
-  leave_ring(block, &now);
-  if (block.gate) block.gate->completed = true;
+  leave_ring(block, &now);  // the hardware fence goes
+  // Pipelining: its command completed (see causal_gate::completed).
+  if (causal_gate* gate = block.gate(); gate && gate->pipelined) gate->completed = true;
   decide(block, ec, std::nullopt);
   signal_in_order(entity_record::of(block));
   // Progress: the timeout restarts for the command now at the front.
@@ -390,27 +432,29 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
   // Destroy first (frame, command, awaiter), then record; signalling follows in
   // entity order (signal_in_order), so nothing of the job is alive when its
   // fence signals.
+  // A job that ran is off its ring by now: its part before running is back, empty.
+  const fence_state*& awaited = block.before_run.awaited;
   if (block.waiting_after) {
     // A declared dependency's wait is the block's, not the frame's: unlink it
     // (a wake-up already queued finds the job decided).
-    if (block.awaited) block.awaited->remove_waiter(block.waiter);
-    block.awaited = nullptr;
+    if (awaited) awaited->remove_waiter(block.waiter());
+    awaited = nullptr;
     block.waiting_after = false;
-  } else if (block.frame && block.awaited && !block.awaited->is_signalled()) {
+  } else if (block.promise && awaited && !awaited->is_signalled()) {
     // Decided while its body waits for a fence: the signal waits for that
     // fence too (causality). A reference is taken before the frame, which
     // holds the awaited fence, is destroyed.
-    if (!block.gate) block.gate.reset(new (std::nothrow) causal_gate(&block));
-    if (block.gate) {
-      block.awaited->owner->add_ref();
-      block.gate->body = fence::adopt(const_cast<fence_state*>(block.awaited));
+    if (job_cold* cold = block.try_make_cold(); cold && !cold->gate)
+      cold->gate.reset(new (std::nothrow) causal_gate(block));
+    if (causal_gate* gate = block.gate()) {
+      awaited->owner->add_ref();
+      gate->body = fence::adopt(const_cast<fence_state*>(awaited));
     }
   }
-  if (block.frame) {
-    block.frame.destroy();
-    block.frame = nullptr;
+  if (block.promise) {
+    frame_of(block).destroy();
+    block.promise = nullptr;
   }
-  block.command = nullptr;
   block.finished.record(ec, cause);
   block.phase = job_phase::decided;
   auto& entity = entity_record::of(block);
@@ -451,8 +495,9 @@ void engine::signal_in_order(entity_record& entity) noexcept {
 // ------------------------------------------------------------------ fence causality
 
 bool engine::is_own_job_fence(const fence_state& state) const noexcept {
-  return state.owner && state.owner->destroy == &job_block::destroy_block &&
-         static_cast<const job_block*>(state.owner)->core == this;
+  // A pending job's entity is alive (let go of only once its jobs signalled).
+  return state.owner && state.owner->type == block_kind::job &&
+         static_cast<const job_block*>(state.owner)->entity->home_core == this;
 }
 
 // The first fence `block` must not signal before that has not signalled yet:
@@ -464,56 +509,80 @@ const fence_state* engine::first_pending_gate(const job_block& block) const noex
     return !s.is_signalled() && (!external_gates_released_ || is_own_job_fence(s));
   };
   for (std::uint32_t i = 0; i < block.after_count; ++i) {
-    const fence_state& s = *block.after[i].state();
+    const fence_state& s = block.before_run.after.at(i, block.after_count);
     if (holds(s)) return &s;
   }
-  if (block.gate && block.gate->body.valid() && holds(*block.gate->body.state())) return block.gate->body.state();
+  const causal_gate* gate = block.gate();
+  if (!gate) return nullptr;
+  if (gate->body.valid() && holds(*gate->body.state())) return gate->body.state();
+  // Dependencies passed by pipelining (a job that ran no longer has its declared list).
+  for (std::uint32_t i = 0; i < gate->pipelined_count; ++i) {
+    const fence& watched = gate->pipelined[i].watched;
+    if (watched.valid() && holds(*watched.state())) return watched.state();
+  }
   return nullptr;
 }
 
 void on_gate_signal(fence_waiter& waiter, fence_state&) noexcept {
-  auto& block = *static_cast<job_block*>(waiter.owner);
-  engine::of(*block.core).enqueue_job_node(block, block.gate->node);
+  auto& gate = static_cast<causal_gate&>(waiter);
+  engine::of(*gate.block.entity->home_core).enqueue_job_node(gate.block, gate);
 }
 
 bool engine::causally_clear(job_block& block) noexcept {
   for (;;) {
     const fence_state* pending = first_pending_gate(block);
+    causal_gate* existing = block.gate();
     if (!pending) {
       // A wait still linked (on a fence no longer counted) goes; one already
       // notified has its wake-up queued, which finds nothing to do.
-      if (block.gate && block.gate->armed && block.gate->waiting_on->remove_waiter(block.gate->waiter))
-        block.gate->armed = false;
+      if (existing && existing->armed && existing->waiting_on->remove_waiter(*existing))
+        existing->armed = false;
       return true;
     }
-    if (block.gate && block.gate->armed) return false;  // woken when that fence signals
-    if (!block.gate) {
-      block.gate.reset(new (std::nothrow) causal_gate(&block));
-      if (!block.gate) return true;  // out of memory: the signal cannot wait
+    if (existing && existing->armed) return false;  // woken when that fence signals
+    if (!existing) {
+      job_cold* cold = block.try_make_cold();
+      if (cold) cold->gate.reset(new (std::nothrow) causal_gate(block));
+      existing = block.gate();
+      if (!existing) return true;  // out of memory: the signal cannot wait
     }
-    auto& gate = *block.gate;
-    std::construct_at(&gate.waiter);
-    gate.waiter.notify = &on_gate_signal;
-    gate.waiter.owner = &block;
+    auto& gate = *existing;
+    gate.prev = gate.fence_waiter::next = nullptr;
+    gate.notify = &on_gate_signal;
     gate.waiting_on = pending;
     gate.armed = true;
-    if (pending->add_waiter(gate.waiter)) return false;
+    if (pending->add_waiter(gate)) return false;
     gate.armed = false;  // it signalled meanwhile: look again
   }
 }
 
-void engine::count_deadline(const job_block& block) noexcept {
+void engine::count_deadline(std::chrono::nanoseconds deadline) noexcept {
   // relaxed: independent counters (see statistics()).
-  if (now() > block.deadline)
+  if (now() > deadline)
     deadline_misses_.fetch_add(1, std::memory_order_relaxed);
   else
     deadlines_met_.fetch_add(1, std::memory_order_relaxed);
 }
 
+namespace {
+
+// A signalled job lets go of the fences its signal waited for (every one has
+// signalled by then: a wake-up still queued finds the job signalled).
+void release_gate_fences(causal_gate& gate) noexcept {
+  gate.body = fence();
+  for (std::uint32_t i = 0; i < gate.pipelined_count; ++i) {
+    auto& watch = gate.pipelined[i];
+    if (watch.watched.valid() && watch.watched.state()->remove_waiter(watch)) watch.armed = false;
+    watch.watched = fence();
+  }
+}
+
+}  // namespace
+
 void engine::signal_job(job_block& block) noexcept {
-  if (block.gate && block.gate->pipelined && block.gate->completed) take_pipelined_outcome(block);
+  if (const causal_gate* gate = block.gate(); gate && gate->completed) take_pipelined_outcome(block);
   block.phase = job_phase::signalled;
-  if (block.has_deadline) count_deadline(block);
+  if (const auto deadline = block.deadline()) count_deadline(*deadline);
   // relaxed: only this thread sets scheduled_reached.
   if (!(block.scheduled_word.load(std::memory_order_relaxed) & job_block::scheduled_reached))
     reach_scheduled(block, true);
@@ -526,7 +595,13 @@ void engine::signal_job(job_block& block) noexcept {
     entity.reached_dirty = true;
     reached_dirty_.push_back(&entity);  // capacity reserved at registration
   }
-  if (block.in_scope) block.in_scope->leave();
+  if (cosched::scope* joined = block.in_scope()) joined->leave();
+  // The fences the signal waited for (declared dependencies, the body's) go
+  // now: a signalled job holds no other job's block, so that a long chain of
+  // dependent jobs is not destroyed recursively, one stack frame per job, when
+  // its last reference goes.
+  block.release_declared();
+  if (causal_gate* gate = block.gate()) release_gate_fences(*gate);
   if (block.local_nodes) block.release_deferred = true;
   else block.release();
 }
@@ -546,7 +621,7 @@ void engine::reach_scheduled(job_block& block, bool unrun) noexcept {
 fence scheduler_core::scheduled_fence(const fence& finished) {
   if (!finished.valid()) return {};
   ref_block* owner = finished.state()->owner;
-  if (owner->destroy != &job_block::destroy_block || finished.state() != &static_cast<job_block*>(owner)->finished)
+  if (owner->type != block_kind::job || finished.state() != &static_cast<job_block*>(owner)->finished)
     throw std::invalid_argument("cosched: scheduled() needs the finished fence push returned, not another fence");
   auto& block = *static_cast<job_block*>(owner);
   // acquire: pairs with reach_scheduled (the outcome) and with another

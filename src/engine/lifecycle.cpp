@@ -84,7 +84,7 @@ entity_state* engine::create_entity(priority p, std::string name, std::unique_pt
     if (!own_ring) throw std::invalid_argument("cosched: in ring_per_entity mode every entity needs its own ring");
     slot = std::make_unique<ring_slot>(std::move(own_ring), 0);  // its index is set at registration
   }
-  auto* entity = new entity_record(options_.credit_limit, ring_count_, p, std::move(name), std::move(slot));
+  auto* entity = new entity_record(this, options_.credit_limit, ring_count_, p, std::move(name), std::move(slot));
   if (entity->own_ring) entity->own_ring->set_owner(entity);
   // Taken at registration, as a later set_rings's set would be.
   entity->rings_requested = !rings.empty();
@@ -269,11 +269,8 @@ void engine::cancel_in_flight_for_shutdown() noexcept {
     slot.cancel_all();
     while (job_block* block = slot.front()) {
       // A hardware wake-up already queued finds the job decided and is dropped.
-      if (block->hardware.valid()) {
-        block->hardware.state()->remove_waiter(block->waiter);
-        block->hardware = fence();
-      }
-      leave_ring(*block, nullptr);
+      if (block->on_ring.hardware.valid()) block->on_ring.hardware.state()->remove_waiter(block->waiter());
+      leave_ring(*block, nullptr);  // the hardware fence goes
       decide(*block, ec, std::nullopt);
       touched.push_back(&entity_record::of(*block));
     }

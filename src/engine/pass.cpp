@@ -7,6 +7,7 @@
 
 #include "cosched/error.hpp"
 #include "cosched/job.hpp"
+#include "cosched/scope.hpp"
 #include "engine/engine.hpp"
 
 namespace cosched::detail {
@@ -197,15 +198,23 @@ void engine::dispatch(work_node& node) noexcept {
     case work_node::kind::dependency_wake: {
       // A dependency the job's body waits for signalled: resume the body, or
       // fail the job with the dependency's error.
-      auto& block = *static_cast<job_block*>(node.owner);
+      auto& block = static_cast<job_block&>(node);
       const bool held_ref = node.holds_ref;  // before resuming (see finish_job_node)
-      // Valid only while the job is still suspended on it (see job_block::awaited).
-      const fence_state* awaited = std::exchange(block.awaited, nullptr);
-      if (std::exchange(block.waiting_after, false)) {
+      // Never for a job on a ring (it ran once its waits were over); its part
+      // before running is the ring's then.
+      if (block.phase == job_phase::running) {
+        finish_job_node(block, held_ref);
+        return;
+      }
+      // Valid only while the job is still suspended on it (see job_block::before_run).
+      const fence_state* awaited = std::exchange(block.before_run.awaited, nullptr);
+      const bool waiting_after = block.waiting_after;
+      block.waiting_after = false;
+      if (waiting_after) {
         // A declared dependency: go on through the list (or fail there).
         if (block.phase == job_phase::preparing && awaited) wait_declared(block);
       } else if (block.phase == job_phase::preparing && awaited) {
-        if (awaited->error && !block.awaited_yields_error) {
+        if (awaited->error() && !block.awaited_yields_error) {
           record_dependency_failure(*block.promise, *awaited);
           record_body_progress(block);
         } else {
@@ -216,42 +225,43 @@ void engine::dispatch(work_node& node) noexcept {
       return;
     }
     case work_node::kind::hardware_done: {
-      auto& block = *static_cast<job_block*>(node.owner);
+      auto& block = static_cast<job_block&>(node);
       const bool held_ref = node.holds_ref;
       // Tagged with the attempt: a completion from before a reset is ignored.
-      if (block.phase == job_phase::running && block.hardware.valid() && block.wake_attempt == block.attempts)
+      if (block.phase == job_phase::running && block.on_ring.hardware.valid() &&
+          block.wake_attempt == block.attempts)
         retire(block);
       finish_job_node(block, held_ref);
       return;
     }
     case work_node::kind::gate_wake: {
       // A fence a decided job's signal waits for signalled.
-      auto& block = *static_cast<job_block*>(node.owner);
+      auto& gate = static_cast<causal_gate&>(node);
+      job_block& block = gate.block;
       const bool held_ref = node.holds_ref;
-      block.gate->armed = false;
+      gate.armed = false;
       if (block.phase == job_phase::decided) signal_in_order(entity_record::of(block));
       finish_job_node(block, held_ref);
       return;
     }
     case work_node::kind::pipelined_wake: {
-      auto& block = *static_cast<job_block*>(node.owner);
+      // A declared dependency the job passed by pipelining signalled.
+      auto& watch = static_cast<pipeline_watch&>(node);
+      job_block& block = *watch.block;
       const bool held_ref = node.holds_ref;
-      auto& gate = *block.gate;
-      std::uint32_t index = 0;
-      while (&gate.pipelined[index].node != &node) ++index;
-      gate.pipelined[index].armed = false;
-      on_pipelined_signal(block, index);
+      watch.armed = false;
+      on_pipelined_signal(block, static_cast<std::uint32_t>(&watch - block.gate()->pipelined.get()));
       finish_job_node(block, held_ref);
       return;
     }
     case work_node::kind::entity_added:
-      on_entity_added(entity_record::of(*static_cast<entity_state*>(node.owner)));
+      on_entity_added(entity_record::of(*static_cast<entity_node&>(node).entity));
       return;
     case work_node::kind::entity_updated:
-      on_entity_updated(entity_record::of(*static_cast<entity_state*>(node.owner)), node);
+      on_entity_updated(entity_record::of(*static_cast<entity_node&>(node).entity), node);
       return;
     case work_node::kind::entity_killed:
-      on_entity_killed(entity_record::of(*static_cast<entity_state*>(node.owner)), node);
+      on_entity_killed(entity_record::of(*static_cast<entity_node&>(node).entity), node);
       return;
     case work_node::kind::message: {
       std::unique_ptr<message> msg(static_cast<message*>(&node));
@@ -339,7 +349,9 @@ void engine::on_message(message& msg) noexcept {
         take_mailbox(*entity, mailbox_take::early);
         fail_unrun(
             *entity, make_error_code(errc::cancelled), std::nullopt,
-            [](const job_block& b, std::uint64_t id) { return b.in_scope && b.scope_id == id; }, msg.scope_id);
+            // A job's scope outlives it (join), so its id can be read.
+            [](const job_block& b, std::uint64_t id) { return b.in_scope() && b.in_scope()->id() == id; },
+            msg.scope_id);
       }
       for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
         signal_in_order(*entity);

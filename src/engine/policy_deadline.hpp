@@ -14,11 +14,11 @@ namespace cosched::detail {
 /// deadlines (only heads compete). Stateless: any thread, no lifetime to keep.
 struct deadline_policy {
   static order_key key(const queue_entry& entry, priority p) noexcept {
-    const job_block& head = *entry.head;
-    const std::uint64_t rank = 2 * static_cast<std::uint64_t>(p) + (head.has_deadline ? 0 : 1);
+    const auto deadline = entry.head->deadline();
+    const std::uint64_t rank = 2 * static_cast<std::uint64_t>(p) + (deadline ? 0 : 1);
     // Deadlines are signed; flipping the sign bit keeps their order as unsigned.
     const std::uint64_t time =
-        head.has_deadline ? static_cast<std::uint64_t>(head.deadline.count()) ^ (std::uint64_t{1} << 63) : 0;
+        deadline ? static_cast<std::uint64_t>(deadline->count()) ^ (std::uint64_t{1} << 63) : 0;
     return {0, rank, time};
   }
 };

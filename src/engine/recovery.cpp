@@ -38,8 +38,9 @@ enum class at_reset : std::uint8_t {
 };
 
 at_reset stop_watching_hardware(job_block& block) noexcept {
-  if (!block.hardware.state()->remove_waiter(block.waiter)) return at_reset::retire_queued;
-  return block.hardware.signalled() ? at_reset::retire : at_reset::replay;
+  const fence& hardware = block.on_ring.hardware;
+  if (!hardware.state()->remove_waiter(block.waiter())) return at_reset::retire_queued;
+  return hardware.signalled() ? at_reset::retire : at_reset::replay;
 }
 
 }  // namespace
@@ -67,11 +68,11 @@ void engine::on_timeout(ring_slot& slot, std::uint64_t generation) noexcept {
   if (!slot.take_timeout(generation)) return;  // stale: the ring moved on since
   job_block* front = slot.front();
   if (!front) return;
-  if (front->hardware.signalled()) {
+  if (front->on_ring.hardware.signalled()) {
     retire(*front);  // it finished; its wake-up is still queued
     return;
   }
-  if (slot.on_timeout(front->command) == timeout_verdict::progressing) {
+  if (slot.on_timeout(*front->promise) == timeout_verdict::progressing) {
     arm_timeout(slot);  // a false timeout: extend
     return;
   }
@@ -143,21 +144,18 @@ void engine::reset_ring_and_replay(ring_slot& slot, job_block* guilty,
   for (auto [block, next] : on_ring) {
     entity_record& owner = entity_record::of(*block);
     if (block == guilty) {
-      block->hardware = fence();
       leave_ring(*block, &reset_at);
       decide(*block, make_error_code(errc::timed_out), std::nullopt);
     } else if (next != at_reset::replay) {
       if (!hang) {
         // Armed for this attempt by watch_hardware.
-        if (next == at_reset::retire) enqueue_job_node(*block, block->wake_node);
+        if (next == at_reset::retire) enqueue_job_node(*block, block->wake_node());
         continue;
       }
-      const std::error_code ec = block->hardware.error();
-      block->hardware = fence();
+      const std::error_code ec = block->on_ring.hardware.error();
       leave_ring(*block, &reset_at);
       decide(*block, ec, std::nullopt);
     } else if (hang && (&owner == guilty_entity || close_ring)) {
-      block->hardware = fence();
       leave_ring(*block, nullptr);
       decide(*block, make_error_code(errc::cancelled), guilty_point);
     } else {
@@ -174,8 +172,9 @@ void engine::replay(job_block& block, ring_slot& slot, lazy_now& reset_at) noexc
   queue_.replayed(block, reset_at);
   ++block.attempts;
   std::exception_ptr thrown;
-  block.hardware = slot.replay(block.command, thrown);
-  if (thrown) report_exception(block, thrown, job_exception::origin::ring, block.hardware.error());
+  fence& hardware = block.on_ring.hardware;
+  hardware = slot.replay(*block.promise, thrown);
+  if (thrown) report_exception(block, thrown, job_exception::origin::ring, hardware.error());
   auto& owner = entity_record::of(block);
   // relaxed: independent snapshots for readers of the status.
   if (owner.reset_status.load(std::memory_order_relaxed) != reset_kind::guilty)
@@ -206,10 +205,9 @@ void engine::resume() noexcept {
   });
 }
 
-void engine::visit_in_flight(
-    const std::function<void(void* command, const job_block&, std::size_t ring)>& visit) const {
+void engine::visit_in_flight(const std::function<void(const job_block&, std::size_t ring)>& visit) const {
   for_each_ring([&visit](const ring_slot& slot) {
-    for (job_block* block = slot.front(); block; block = block->in_flight_next) visit(block->command, *block, slot.index());
+    for (job_block* block = slot.front(); block; block = block->on_ring.next) visit(*block, slot.index());
   });
 }
 

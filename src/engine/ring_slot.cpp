@@ -39,11 +39,11 @@ std::size_t ring_slot::live() noexcept { return live_slots.load(std::memory_orde
 
 std::vector<job_block*> ring_slot::in_flight() const {
   std::vector<job_block*> jobs;
-  for (job_block* block = in_flight_head_; block; block = block->in_flight_next) jobs.push_back(block);
+  for (job_block* block = in_flight_head_; block; block = block->on_ring.next) jobs.push_back(block);
   return jobs;
 }
 
-timeout_verdict ring_slot::on_timeout(void* command) noexcept {
+timeout_verdict ring_slot::on_timeout(job_promise_base& command) noexcept {
   try {
     return ring_->on_timeout(command);
   } catch (...) {

@@ -30,7 +30,7 @@ namespace cosched::detail {
 ///
 /// @par Ownership
 /// Owns the ring adapter. Borrows the commands of the jobs in its in-flight
-/// list (their blocks are linked through in_flight_prev/next).
+/// list (their blocks are linked through job_block::on_ring).
 ///
 /// @par Lifetime
 /// Outlives its in-flight jobs (a slot is destroyed only once its list is
@@ -67,22 +67,32 @@ class ring_slot {
   // ---- the in-flight list (run order) ----
   bool idle() const noexcept { return in_flight_head_ == nullptr; }
   job_block* front() const noexcept { return in_flight_head_; }
-  /// Links `block` at the back; its credits are held from now on.
+  /// Links `block` at the back (its part on a ring begins: job_block::enter_ring);
+  /// its credits are held from now on.
   void append(job_block& block) noexcept {
-    block.in_flight_prev = in_flight_tail_;
-    block.in_flight_next = nullptr;
-    if (in_flight_tail_) in_flight_tail_->in_flight_next = &block; else in_flight_head_ = &block;
+    block.enter_ring();
+    block.on_ring.prev = in_flight_tail_;
+    if (in_flight_tail_)
+      in_flight_tail_->on_ring.next = &block;
+    else
+      in_flight_head_ = &block;
     in_flight_tail_ = &block;
     credits_in_flight_ += block.credits;
   }
-  /// Unlinks `block`; its credits are free from now on.
+  /// Unlinks `block` (its part on a ring ends, its hardware fence with it:
+  /// job_block::leave_ring); its credits are free from now on.
   void remove(job_block& block) noexcept {
-    if (block.in_flight_prev) block.in_flight_prev->in_flight_next = block.in_flight_next;
-    else in_flight_head_ = block.in_flight_next;
-    if (block.in_flight_next) block.in_flight_next->in_flight_prev = block.in_flight_prev;
-    else in_flight_tail_ = block.in_flight_prev;
-    block.in_flight_prev = block.in_flight_next = nullptr;
+    job_block::on_ring_part& links = block.on_ring;
+    if (links.prev)
+      links.prev->on_ring.next = links.next;
+    else
+      in_flight_head_ = links.next;
+    if (links.next)
+      links.next->on_ring.prev = links.prev;
+    else
+      in_flight_tail_ = links.prev;
     credits_in_flight_ -= block.credits;
+    block.leave_ring();
   }
   /// The jobs in flight, in run order (a copy: the caller may unlink them).
   std::vector<job_block*> in_flight() const;
@@ -91,17 +101,17 @@ class ring_slot {
   /// ring.run(command): its hardware fence; a std::system_error becomes a fence
   /// failed with its code, any other exception `exception`, an empty fence
   /// `broken`. What the ring threw is left in `thrown` (else it is left as is).
-  fence run(void* command, std::exception_ptr& thrown) noexcept {
-    return hardware_fence_of([this, command] { return ring_->run(command); }, thrown);
+  fence run(job_promise_base& command, std::exception_ptr& thrown) noexcept {
+    return hardware_fence_of([this, &command] { return ring_->run(command); }, thrown);
   }
   /// ring.executes_in_order() (false for a slot without a ring).
   bool executes_in_order() const noexcept { return ring_ && ring_->executes_in_order(); }
   /// ring.replay(command), with the same conversions as run().
-  fence replay(void* command, std::exception_ptr& thrown) noexcept {
-    return hardware_fence_of([this, command] { return ring_->replay(command); }, thrown);
+  fence replay(job_promise_base& command, std::exception_ptr& thrown) noexcept {
+    return hardware_fence_of([this, &command] { return ring_->replay(command); }, thrown);
   }
   /// ring.on_timeout(command); an exception counts as `hung`.
-  timeout_verdict on_timeout(void* command) noexcept;
+  timeout_verdict on_timeout(job_promise_base& command) noexcept;
   /// ring.reset(); if it throws, ring.cancel_all().
   void reset() noexcept;
   void cancel_all() noexcept;

@@ -96,7 +96,8 @@ void run_queue::release_set(queue_entry& entry) noexcept {
 
 void run_queue::charge(queue_entry& entry, const job_block& job, lazy_now& now) noexcept {
   // relaxed: see entity_state::prio.
-  fair_.charge(entry.fair, entry.prio->load(std::memory_order_relaxed), job, job.ring->index(), now.get());
+  // The job's ring: every command of the entity in flight is on entry.ring.
+  fair_.charge(entry.fair, entry.prio->load(std::memory_order_relaxed), job, entry.ring->index(), now.get());
 }
 
 void run_queue::ring_reset(const ring_slot& ring, lazy_now& now) noexcept {

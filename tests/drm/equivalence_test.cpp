@@ -102,12 +102,12 @@ graph generated_graph(std::uint64_t seed) {
     job.submit_at_us = at;
     const auto roll = rng() % 100;
     if (roll < 3) {
-      job.fault = fault_spec{fault_kind::hang, 0, 0, "hang"};
+      job.fault = fault_spec{fault_kind::hang, 0, 0, rare_string("hang")};
     } else if (roll < 7) {
       const std::uint64_t us = 100 + rng() % 4000;
-      job.fault = fault_spec{fault_kind::slow, 0, us, "slow:" + std::to_string(us)};
+      job.fault = fault_spec{fault_kind::slow, 0, us, rare_string("slow:" + std::to_string(us))};
     } else if (roll < 9) {
-      job.fault = fault_spec{fault_kind::error, ENOMEM, 0, "error:ENOMEM"};
+      job.fault = fault_spec{fault_kind::error, ENOMEM, 0, rare_string("error:ENOMEM")};
     }
     if (rng() % 8 == 0) job.credits = static_cast<std::uint32_t>(1 + rng() % g.scheduler.credit_limit);
   }
@@ -136,8 +136,8 @@ std::vector<std::string> outcome_fields(const graph& g, const run_outcome& outco
   for (std::size_t i = 0; i < g.jobs.size(); ++i) {
     const auto& r = outcome.jobs[i];
     out.push_back(g.jobs[i].id + " " + g.entities[g.jobs[i].entity].name + " " +
-                  (r.error.empty() ? "ok" : r.error) + " " + (r.cause ? g.jobs[*r.cause].id : "-") + " " +
-                  std::to_string(r.attempts));
+                  (r.error.empty() ? "ok" : r.error) + " " + (r.cause ? g.jobs[*r.cause].id.str() : "-") +
+                  " " + std::to_string(r.attempts));
   }
   return out;
 }

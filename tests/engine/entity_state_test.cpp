@@ -21,7 +21,7 @@ struct release_entity {
 
 std::unique_ptr<entity_state, release_entity> make_entity() {
   return std::unique_ptr<entity_state, release_entity>(
-      new entity_record(1, 1, priority::normal, "e", nullptr));
+      new entity_record(nullptr, 1, 1, priority::normal, "e", nullptr));
 }
 
 struct table_row {

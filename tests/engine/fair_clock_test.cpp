@@ -19,6 +19,7 @@ TEST_CASE("fair_clock: ring time is charged times 8 / weight, from the run or th
 
   fair_clock clock(2);
   job_block first(fence_point{1, 1}), second(fence_point{1, 2}), other_ring(fence_point{1, 3});
+  for (job_block* job : {&first, &second, &other_ring}) job->make_cold();  // as push makes them under fair
   fair_entity a, b;
   fair_clock::started(first, nanoseconds(0));
   fair_clock::started(second, nanoseconds(10));  // queued behind `first` on ring 0
@@ -37,6 +38,7 @@ TEST_CASE("fair_clock: ring time is charged times 8 / weight, from the run or th
   // A reset moves the ring's end: a replay counts from there.
   clock.ring_reset(0, nanoseconds(500));
   job_block replayed(fence_point{1, 4});
+  replayed.make_cold();
   fair_clock::started(replayed, nanoseconds(400));
   clock.charge(a, priority::high, replayed, 0, nanoseconds(520));
   CHECK(a.virtual_time == 200 + 20 * 2);
@@ -64,6 +66,7 @@ TEST_CASE("fair_clock: keys group entities whose estimate is the scheduler's mea
   CHECK(k_mean.time == 50);
   CHECK(clock.effective_time(k_mean) == 50 + 1 * 24);  // 1 ns before any measurement
   job_block job(fence_point{1, 1});
+  job.make_cold();
   fair_entity other;
   fair_clock::started(job, nanoseconds(0));
   clock.charge(other, priority::normal, job, 0, nanoseconds(1000));

@@ -43,11 +43,11 @@ struct scripted_ring final : ring_adapter {
     }
     return fence();
   }
-  fence run(void*) override { return answer(); }
-  fence replay(void*) override { return answer(); }
+  fence run(job_promise_base&) override { return answer(); }
+  fence replay(job_promise_base&) override { return answer(); }
   bool executes_in_order() const noexcept override { return true; }
   void cancel_all() noexcept override { ++cancels; }
-  timeout_verdict on_timeout(void*) override {
+  timeout_verdict on_timeout(job_promise_base&) override {
     if (on_timeout_throws) throw std::runtime_error("verdict failure");
     return timeout_verdict::progressing;
   }
@@ -89,12 +89,12 @@ TEST_CASE("ring_slot: what the ring throws or returns becomes a hardware fence",
   auto ring = std::make_unique<scripted_ring>();
   scripted_ring& script = *ring;
   ring_slot slot(std::move(ring), 0);
-  int command = 0;
+  job_promise_base command;  // names the command (the adapter would find it in the promise)
 
   // What the ring threw is handed back, for the engine to report.
   std::exception_ptr thrown;
-  auto run = [&] { return slot.run(&command, thrown); };
-  auto replay = [&] { return slot.replay(&command, thrown); };
+  auto run = [&] { return slot.run(command, thrown); };
+  auto replay = [&] { return slot.replay(command, thrown); };
 
   script.run_does = scripted_ring::how::ok;
   fence f = run();
@@ -122,9 +122,9 @@ TEST_CASE("ring_slot: what the ring throws or returns becomes a hardware fence",
   }
   CHECK(thrown == nullptr);  // nothing was thrown
 
-  CHECK(slot.on_timeout(&command) == timeout_verdict::progressing);
+  CHECK(slot.on_timeout(command) == timeout_verdict::progressing);
   script.on_timeout_throws = true;
-  CHECK(slot.on_timeout(&command) == timeout_verdict::hung);
+  CHECK(slot.on_timeout(command) == timeout_verdict::hung);
 
   slot.reset();
   CHECK((script.resets == 1 && script.cancels == 0));

@@ -45,6 +45,7 @@ struct harness {
   explicit harness(scheduling_policy policy, std::uint32_t credit_limit = 1, std::size_t rings = 1,
                    ring_mode mode = ring_mode::shared_ring)
       : limit(credit_limit),
+        queue_policy(policy),
         queue_mode(mode),
         slots(make_slots(mode == ring_mode::shared_ring ? rings : 0)),
         queue(policy, mode, credit_limit, pointers()) {}
@@ -80,10 +81,8 @@ struct harness {
     job.phase = job_phase::prepared;
     job.push_order = push_counter++;
     job.credits = credits;
-    if (deadline) {
-      job.has_deadline = true;
-      job.deadline = *deadline;
-    }
+    // As push makes it: for a deadline, and for every job while the fair clock runs.
+    if (deadline || queue_policy == scheduling_policy::fair) job.make_cold().deadline = deadline;
     e.waiting.push_back(&job);
     tags[&job] = e.name + std::to_string(++counts[&e]);
     if (!e.entry.head) {
@@ -102,7 +101,6 @@ struct harness {
     REQUIRE(&job == e.waiting.front());
     e.waiting.pop_front();
     job.phase = job_phase::running;
-    job.ring = next.ring;
     lazy_now now(at);
     queue.ran(e.entry, job, *next.ring, now);
     next.ring->append(job);
@@ -123,8 +121,9 @@ struct harness {
     job_block& job = by_tag(tag);
     fake_entity& e = owner_of_job(job);
     lazy_now now(at);
+    ring_slot& ring = *e.entry.ring;  // the job's (run_queue::ran)
     queue.left_ring(e.entry, job, now);
-    job.ring->remove(job);
+    ring.remove(job);
     job.phase = job_phase::decided;
   }
 
@@ -151,6 +150,7 @@ struct harness {
   }
 
   std::uint32_t limit;
+  scheduling_policy queue_policy;
   ring_mode queue_mode;
   std::vector<std::unique_ptr<ring_slot>> slots;
   std::vector<std::unique_ptr<ring_slot>> slots_own;
@@ -336,8 +336,8 @@ TEST_CASE("fair: commands in flight without a measurement follow the scheduler's
   x.waiting.clear();
   x.entry.head = nullptr;
   x.entry.in_flight = 1;
-  x1.fair_run_at = nanoseconds(0);
-  x1.ring = h.slots[0].get();
+  x1.cold->fair_run_at = nanoseconds(0);
+  x.entry.ring = h.slots[0].get();
   lazy_now at(nanoseconds(5000));
   h.queue.left_ring(x.entry, x1, at);
   CHECK(h.queue.fair().mean() == 5000);

@@ -278,7 +278,8 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
   for (std::size_t i = 0; i < n; ++i) {
     if (!nlohmann::json::accept(lines[i])) violation("write_results line " + std::to_string(i + 1) + " is not JSON");
     const auto line = nlohmann::json::parse(lines[i]);
-    if (!line.is_object() || !line.contains("job") || line["job"] != g.jobs[i].id)
+    if (!line.is_object() || !line.contains("job") || !line["job"].is_string() ||
+        line["job"].get_ref<const std::string&>() != g.jobs[i].id)
       violation("write_results line " + std::to_string(i + 1) + " is not " + job_name(g, i));
     succeeded += outcome.jobs[i].error.empty();
   }

@@ -88,12 +88,13 @@ submit::graph build(std::uint64_t seed) {
     const auto roll = rnd.between(0, 99);
     if (roll < 8) {
       const std::size_t e = rnd.index(errno_names.size());
-      j.fault = {fault_kind::error, errno_values[e], 0, "error:" + std::string(errno_names[e])};
+      j.fault = {fault_kind::error, errno_values[e], 0,
+                 submit::rare_string("error:" + std::string(errno_names[e]))};
     } else if (roll < 13) {
-      j.fault = {fault_kind::hang, 0, 0, "hang"};
+      j.fault = {fault_kind::hang, 0, 0, submit::rare_string("hang")};
     } else if (roll < 18) {
       const auto slow_us = rnd.time(0, 6000);
-      j.fault = {fault_kind::slow, 0, slow_us, "slow:" + std::to_string(slow_us)};
+      j.fault = {fault_kind::slow, 0, slow_us, submit::rare_string("slow:" + std::to_string(slow_us))};
     }
   }
   // Dependencies on jobs earlier in push order (repeats allowed: the reader keeps them).

@@ -105,7 +105,7 @@ std::string show(const std::optional<T>& value) {
 }
 
 std::string show_cause(const submit::graph& g, const std::optional<std::size_t>& cause) {
-  return cause ? (*cause < g.jobs.size() ? g.jobs[*cause].id : "#" + std::to_string(*cause)) : "null";
+  return cause ? (*cause < g.jobs.size() ? g.jobs[*cause].id.str() : "#" + std::to_string(*cause)) : "null";
 }
 
 /// One line per field where the model and the scheduler differ.

@@ -67,7 +67,7 @@ std::vector<std::pair<std::string, graph>> generated_graphs() {
     spec.credit_limit = 4;
     graph g = generate_graph(spec, seed);
     g.scheduler.timeout_us = 60;
-    for (std::size_t i = 7; i < g.jobs.size(); i += 41) g.jobs[i].fault = fault_spec{fault_kind::hang, 0, 0, "hang"};
+    for (std::size_t i = 7; i < g.jobs.size(); i += 41) g.jobs[i].fault = fault_spec{fault_kind::hang, 0, 0, rare_string("hang")};
     g.actions.push_back({400, action_kind::kill, seed % g.entities.size(), {}});
     if (seed == 1) g.scheduler.rings = 3;
     if (seed == 2) g.scheduler.mode = ring_mode::ring_per_entity;

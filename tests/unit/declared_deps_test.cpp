@@ -205,3 +205,66 @@ TEST_CASE("pending() counts queued and in-flight jobs, and flush(bound) drains o
   clock.run(ctx);
   CHECK(down.signalled());
 }
+
+TEST_CASE(
+    "a signalled job holds no other job: a long chain of declared dependencies is let go without recursion",
+    "[scheduler][after]") {
+  // Each job declares the one before. Were a signalled job's block to keep its
+  // declared dependencies, dropping the last handle would destroy the chain
+  // recursively, a stack frame or more per job: far beyond any stack here.
+  constexpr std::size_t jobs = 200'000;
+  sim_fixture f(8);
+  auto e = f.sched.make_entity();
+  std::vector<fence> finished;
+  finished.reserve(jobs);
+  for (std::size_t i = 0; i < jobs; ++i) {
+    std::vector<fence> after;
+    if (i > 0) after.push_back(finished.back());
+    finished.push_back(e.push(wait_then_run({}, {1, {}, i}), {.after = std::move(after)}).finished);
+  }
+  f.run();
+  std::size_t ok = 0;
+  for (const auto& done : finished) ok += done.signalled() && !done.error();
+  CHECK(ok == jobs);
+  // First first: every job but the last is then held only by the job after it,
+  // were the signalled jobs to keep what they declared.
+  for (auto& done : finished) done = fence();
+  CHECK(f.ring.log().size() == jobs);
+}
+
+TEST_CASE(
+    "more declared dependencies than fit inline are waited for in order and let go of before the body runs",
+    "[scheduler][after]") {
+  // Each upstream job has a deadline, so a cold record that lives as long as
+  // its block: the count says when the downstream job lets go of them.
+  const std::size_t before = detail::job_cold::live();
+  sim_fixture f(1);
+  auto up = f.sched.make_entity({.name = "up"});
+  auto down = f.sched.make_entity({.name = "down"});
+  std::vector<fence> deps;
+  for (std::uint64_t tag = 1; tag <= 5; ++tag)
+    deps.push_back(
+        up.push(wait_then_run({}, {10, {}, tag}), {.deadline = std::chrono::microseconds(1000)}).finished);
+  promise in_body;
+  int runs = 0;
+  testing::live_counter frame;
+  auto j = down.push(counted(testing::probe(frame), runs, in_body.get_fence(), {10, {}, 6}), {.after = deps});
+  deps.clear();  // the downstream job's references are the last ones
+  CHECK(detail::job_cold::live() == before + 5);
+  f.clock.at(35, sim::phase::other, [&] {
+    CHECK(runs == 0);  // three of five signalled
+    CHECK(detail::job_cold::live() == before + 5);
+  });
+  f.clock.at(100, sim::phase::other, [&] {
+    CHECK(runs == 1);  // resumed at 50, now waiting in its body
+    CHECK(detail::job_cold::live() == before);
+    in_body.set_value();
+  });
+  outcome done;
+  f.observe(j.finished, done);
+  f.run();
+  CHECK(done.at == 110);
+  CHECK_FALSE(done.error);
+  CHECK(f.run_order() == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6});
+  CHECK(frame.alive() == 0);
+}

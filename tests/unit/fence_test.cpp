@@ -439,19 +439,20 @@ TEST_CASE("new_context hands out unique contexts, also across threads", "[fence]
 namespace {
 
 struct waiter_probe {
-  cosched::detail::fence_waiter waiter;
+  struct probe_waiter : cosched::detail::fence_waiter {
+    waiter_probe* probe = nullptr;
+  } waiter;
   std::vector<int>* order = nullptr;
   int id = 0;
   int calls = 0;
   std::error_code seen;
 
   waiter_probe(std::vector<int>& o, int i) : order(&o), id(i) {
-    waiter.owner = this;
-    waiter.notify = [](cosched::detail::fence_waiter& self,
-                       cosched::detail::fence_state& state) noexcept {
-      auto& probe = *static_cast<waiter_probe*>(self.owner);
+    waiter.probe = this;
+    waiter.notify = [](cosched::detail::fence_waiter& self, cosched::detail::fence_state& state) noexcept {
+      auto& probe = *static_cast<probe_waiter&>(self).probe;
       ++probe.calls;
-      probe.seen = state.error;
+      probe.seen = state.error();
       probe.order->push_back(probe.id);
     };
   }
@@ -481,7 +482,9 @@ TEST_CASE("fence_state notifies linked waiters once, in link order", "[fence][de
   CHECK(w3.calls == 1);
   CHECK(w4.calls == 0);
   // After the signal nothing is linked, and nothing can be.
-  CHECK_FALSE(w1.waiter.linked);
+  CHECK(w1.waiter.prev == nullptr);
+  CHECK(w1.waiter.next == nullptr);
+  CHECK(state->head == nullptr);
   CHECK_FALSE(state->remove_waiter(w1.waiter));
   waiter_probe late(order, 5);
   CHECK_FALSE(state->add_waiter(late.waiter));
@@ -496,12 +499,73 @@ TEST_CASE("fence_state: removing the only waiter leaves an empty list", "[fence]
   CHECK(f.state()->add_waiter(a.waiter));
   CHECK(f.state()->remove_waiter(a.waiter));
   CHECK(f.state()->head == nullptr);
-  CHECK(f.state()->tail == nullptr);
+  CHECK(a.waiter.prev == nullptr);
   CHECK(f.state()->add_waiter(b.waiter));
   CHECK(f.state()->head == &b.waiter);
-  CHECK(f.state()->tail == &b.waiter);
+  CHECK(b.waiter.prev == &b.waiter);  // the head's prev is the tail: itself, alone
+  CHECK(b.waiter.next == nullptr);
   p.set_value();
   CHECK(order == std::vector<int>{2});
+}
+
+TEST_CASE("fence_state: removing the head or the tail keeps the rest of the list in link order",
+          "[fence][detail]") {
+  promise p;
+  fence f = p.get_fence();
+  auto* state = f.state();
+  std::vector<int> order;
+  waiter_probe w1(order, 1), w2(order, 2), w3(order, 3), w4(order, 4), w5(order, 5);
+  CHECK(state->add_waiter(w1.waiter));
+  CHECK(state->add_waiter(w2.waiter));
+  CHECK(state->add_waiter(w3.waiter));
+  CHECK(state->remove_waiter(w1.waiter));  // the head: the next one heads, with the same tail
+  CHECK(state->head == &w2.waiter);
+  CHECK(w2.waiter.prev == &w3.waiter);
+  CHECK(state->remove_waiter(w3.waiter));  // the tail: the one before it is the tail
+  CHECK(w2.waiter.prev == &w2.waiter);
+  CHECK(state->add_waiter(w4.waiter));
+  CHECK(state->add_waiter(w5.waiter));
+  CHECK(w2.waiter.prev == &w5.waiter);
+  CHECK(w5.waiter.prev == &w4.waiter);
+  CHECK(state->remove_waiter(w2.waiter));  // the head again
+  CHECK(state->remove_waiter(w5.waiter));  // the tail again: w4 waits alone
+  CHECK(state->head == &w4.waiter);
+  CHECK(w4.waiter.prev == &w4.waiter);
+  CHECK(state->add_waiter(w1.waiter));
+  p.set_value();
+  CHECK(order == std::vector<int>{4, 1});
+  for (const auto* w : {&w1, &w2, &w3, &w4, &w5}) {
+    CHECK(w->waiter.prev == nullptr);
+    CHECK(w->waiter.next == nullptr);
+  }
+}
+
+TEST_CASE("fence_state: a waiter is linked only in the list it was added to, as its head or after another",
+          "[fence][detail]") {
+  promise p1, p2;
+  fence f1 = p1.get_fence(), f2 = p2.get_fence();
+  std::vector<int> order;
+  waiter_probe a(order, 1), b(order, 2);
+  CHECK_FALSE(f1.state()->remove_waiter(a.waiter));  // never added
+  // Notified by one fence, then the only waiter of another: only that one unlinks it.
+  CHECK(f1.state()->add_waiter(a.waiter));
+  p1.set_value();
+  CHECK(order == std::vector<int>{1});
+  CHECK(f2.state()->add_waiter(a.waiter));
+  CHECK_FALSE(f1.state()->remove_waiter(a.waiter));
+  CHECK(f2.state()->head == &a.waiter);
+  CHECK(f2.state()->remove_waiter(a.waiter));
+  CHECK(f2.state()->head == nullptr);
+  CHECK_FALSE(f2.state()->remove_waiter(a.waiter));
+  // Second in a list (it has a prev): unlinked, the head keeps its place.
+  CHECK(f2.state()->add_waiter(b.waiter));
+  CHECK(f2.state()->add_waiter(a.waiter));
+  CHECK(f2.state()->remove_waiter(a.waiter));
+  CHECK_FALSE(f2.state()->remove_waiter(a.waiter));
+  CHECK(f2.state()->head == &b.waiter);
+  CHECK(b.waiter.prev == &b.waiter);  // the tail again
+  p2.set_value();
+  CHECK(order == std::vector<int>{1, 2});
 }
 
 // ================================================================== async_wait

@@ -178,3 +178,25 @@ TEST_CASE("pipelining: in ring_per_entity mode a dependency in the entity's own 
   CHECK(virtual_run::run_at_of(other, 3) == 100);
   run.shut_down(sched);
 }
+
+TEST_CASE("pipelining: a dependent passed but not run whose entity is killed signals no earlier than its dependency",
+          "[scheduler][pipeline]") {
+  pipe_fixture f(true, 1);
+  auto a = f.sched.make_entity({.name = "a"});
+  auto b = f.sched.make_entity({.name = "b"});
+  auto dependency = a.push(wait_then_run({}, {100, {}, 1}));
+  auto dependent = b.push(wait_then_run({}, {50, {}, 2}), {.after = {dependency.finished}});
+  outcome dependency_done, dependent_done;
+  f.observe(dependency.finished, dependency_done);
+  f.observe(dependent.finished, dependent_done);
+  f.clock.at(30, sim::phase::kill, [&] { b.kill(); });
+  f.run();
+  // It passed its dependency at 0 by pipelining and waits for the one
+  // credit; the kill at 30 decides it, and its signal waits for the
+  // dependency it passed (fence causality), which holds it no more once passed.
+  CHECK_FALSE(f.run_at(2));
+  CHECK(dependency_done.at == 100);
+  CHECK_FALSE(dependency_done.error);
+  CHECK(dependent_done.at == 100);
+  CHECK(dependent_done.error == make_error_code(errc::killed));
+}

@@ -557,3 +557,30 @@ TEST_CASE("ring: destroying a ring removes its pending completions from the cloc
   CHECK(clock.idle());  // otherwise clock.run() would call into the destroyed ring
   // (The clock is deliberately not run here: with the bug that would be a use-after-free.)
 }
+
+TEST_CASE("ring: a log sink gets every run, complete and in run order, instead of log()", "[sim][ring]") {
+  virtual_clock clock;
+  asio::io_context ctx;
+  virtual_ring ring(clock);
+  std::vector<run_record> sunk;
+  ring.set_log_sink([&sunk](const run_record& r) { sunk.push_back(r); });
+  std::deque<command> cmds{{100, {}, 1}, {50, fault::error(EIO), 2}, {10, fault::hang(), 3}, {10, {}, 4}};
+  outcome out[4];
+  for (int i = 0; i < 4; ++i) observe(ctx, clock, ring.run(cmds[i]), out[i]);
+  clock.run(ctx);
+  CHECK(ring.log().empty());
+  const std::vector<run_record> expected{
+      {1, 0, 0, true, 100}, {2, 0, 100, true, 150}, {3, 0, 150, false, 0}, {4, 0, 150, false, 0}};
+  REQUIRE(sunk.size() == expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    INFO("run " << i << ": got " << describe(sunk[i]) << ", expected " << describe(expected[i]));
+    CHECK(same_record(sunk[i], expected[i]));
+  }
+  // Without a sink the ring keeps its runs again.
+  ring.set_log_sink({});
+  ring.reset();
+  command later{5, {}, 5};
+  observe(ctx, clock, ring.run(later), out[0]);
+  clock.run(ctx);
+  check_log(ring, {{5, 150, 150, true, 155}});
+}

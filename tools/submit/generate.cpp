@@ -117,7 +117,7 @@ graph generate_graph(const generate_spec& spec, std::uint64_t seed) {
   for (std::size_t i = 0; i < spec.jobs; ++i) {
     job_spec job;
     job.id = "j" + std::to_string(i);
-    job.entity = rng() % spec.entities;
+    job.entity = static_cast<std::uint32_t>(rng() % spec.entities);
     job.duration_us = uniform(rng, spec.min_duration_us, spec.max_duration_us);
     const std::size_t window_start = i > dependency_window ? i - dependency_window : 0;
     const std::size_t wanted = std::min(spec.deps, i - window_start);
@@ -129,7 +129,7 @@ graph generate_graph(const generate_spec& spec, std::uint64_t seed) {
     job.deps = candidates;
     // A fraction `faults` of the jobs: compare against 2^53 steps of the engine.
     if (spec.faults > 0 && static_cast<double>(rng() >> 11) < spec.faults * 9007199254740992.0) {
-      job.fault = fault_spec{fault_kind::error, EIO, 0, "error:EIO"};
+      job.fault = fault_spec{fault_kind::error, EIO, 0, rare_string("error:EIO")};
     }
     g.jobs.push_back(std::move(job));
   }
@@ -154,15 +154,16 @@ void write_graph(std::ostream& out, const graph& g) {
   }
   doc["jobs"] = nlohmann::ordered_json::array();
   for (const auto& j : g.jobs) {
-    nlohmann::ordered_json job = {{"id", j.id}, {"entity", g.entities[j.entity].name}, {"duration_us", j.duration_us}};
+    nlohmann::ordered_json job = {
+        {"id", j.id.view()}, {"entity", g.entities[j.entity].name}, {"duration_us", j.duration_us}};
     if (!j.deps.empty()) {
       auto deps = nlohmann::ordered_json::array();
-      for (auto d : j.deps) deps.push_back(g.jobs[d].id);
+      for (auto d : j.deps) deps.push_back(g.jobs[d].id.view());
       job["deps"] = deps;
     }
     if (j.credits != 1) job["credits"] = j.credits;
     if (j.submit_at_us) job["submit_at_us"] = j.submit_at_us;
-    if (j.fault.kind != fault_kind::none) job["fault"] = j.fault.text;
+    if (j.fault.kind != fault_kind::none) job["fault"] = j.fault.text.view();
     if (j.deadline_us) job["deadline_us"] = *j.deadline_us;
     doc["jobs"].push_back(job);
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cosched/priority.hpp"
+#include "submit/compact.hpp"
 
 namespace cosched::submit {
 
@@ -24,17 +25,18 @@ enum class policy_kind { fifo, rr, fair, deadline };
 /// What the simulated command of a job does instead of succeeding (`fault`);
 /// `body_throws`: the job's body throws once its dependencies have signalled,
 /// so its command never exists.
-enum class fault_kind { none, error, hang, slow, body_throws };
+enum class fault_kind : std::uint8_t { none, error, hang, slow, body_throws };
 
 /// A job's `fault` field, decoded.
 struct fault_spec {
   fault_kind kind = fault_kind::none;
   int errno_value = 0;        ///< for fault_kind::error: the errno value (EIO = 5)
   std::uint64_t slow_us = 0;  ///< for fault_kind::slow: how long the command takes
-  std::string text;           ///< as written in the file, e.g. "error:EIO"; empty for none
+  rare_string text;           ///< as written in the file, e.g. "error:EIO"; empty for none
   /// For fault_kind::body_throws: the what() of the exception the body throws.
   std::string_view throw_message() const noexcept {
-    return std::string_view(text).substr(std::min(text.size(), throw_prefix.size()));
+    const std::string_view written = text;
+    return written.substr(std::min(written.size(), throw_prefix.size()));
   }
   static constexpr std::string_view throw_prefix = "throw:";
 };
@@ -57,17 +59,19 @@ struct entity_spec {
   std::vector<std::size_t> rings{};
 };
 
+/// One job. A graph may hold ten million of them (88 bytes each, and an id or
+/// dependencies that do not fit inline, or a fault's text): compact members.
 struct job_spec {
-  std::string id;
-  std::size_t entity = 0;  ///< index into graph::entities
+  short_string id;
   std::uint64_t duration_us = 1000;
-  std::vector<std::size_t> deps;  ///< indices into graph::jobs, in "deps" order, repeats kept
-  std::uint32_t credits = 1;      ///< at most scheduler_spec::credit_limit
   std::uint64_t submit_at_us = 0;
-  fault_spec fault;
   /// When the job should have finished, in us since the run's start (every policy
   /// counts misses; policy deadline orders by it).
-  std::optional<std::uint64_t> deadline_us;
+  optional_time deadline_us;
+  dependency_list deps;  ///< indices into graph::jobs, in "deps" order, repeats kept
+  fault_spec fault;
+  std::uint32_t entity = 0;   ///< index into graph::entities
+  std::uint32_t credits = 1;  ///< at most scheduler_spec::credit_limit
 };
 
 /// What an action does to its entity: `kill` it, or `set_rings` (entity::set_rings).

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <array>
 #include <csignal>
+#include <deque>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -26,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cosched/cosched.hpp"
+#include "cosched/detail/pool.hpp"
 #include "cosched/drm/fence_source.hpp"
 #include "cosched/drm/host_ring.hpp"
 #include "cosched/reactor.hpp"
@@ -34,18 +37,14 @@
 #include "cosched/virtgpu/calibrated_ring.hpp"
 #include "submit/stats.hpp"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace cosched::submit {
 namespace {
 
 using sim_job = job<sim::command>;
-
-// The body of every graph job, run once the scheduler has waited through its
-// declared dependencies (the graph's `deps`, in order): hand over the command
-// (or throw, for the fault "throw:<message>").
-sim_job graph_job(sim::command cmd, const fault_spec* throws) {
-  if (throws) throw std::runtime_error(std::string(throws->throw_message()));
-  co_return cmd;
-}
 
 sim::fault to_sim(const fault_spec& f) {
   switch (f.kind) {
@@ -85,9 +84,39 @@ std::array<std::size_t, 3> verified_counts(const run_outcome& outcome) {
   return counts;
 }
 
+// A run of a command as a virtual-time run keeps it: run_record's fields in 32
+// bytes instead of 40 (a command's tag is its job's index, below 2^32); a
+// million jobs are at least a million runs.
+struct compact_run {
+  explicit compact_run(const sim::run_record& r) noexcept
+      : run_at(r.run_at),
+        start(r.start),
+        end(r.end),
+        tag(static_cast<std::uint32_t>(r.tag)),
+        finishes(r.finishes) {}
+  sim::run_record record() const noexcept { return {tag, run_at, start, finishes, end}; }
+
+  sim::time_us run_at, start, end;
+  std::uint32_t tag;
+  bool finishes;
+};
+
+std::vector<ring_run> logs_of(const std::deque<std::vector<compact_run>>& logs) {
+  std::vector<ring_run> runs;
+  std::size_t total = 0;
+  for (const auto& log : logs) total += log.size();
+  runs.reserve(total);
+  for (std::size_t r = 0; r < logs.size(); ++r)
+    for (const auto& run : logs[r]) runs.push_back({r, run.record()});
+  return runs;
+}
+
 template <class Ring>
 std::vector<ring_run> logs_of(const std::vector<std::unique_ptr<Ring>>& rings) {
   std::vector<ring_run> runs;
+  std::size_t total = 0;
+  for (const auto& ring : rings) total += ring->log().size();
+  runs.reserve(total);
   for (std::size_t r = 0; r < rings.size(); ++r)
     for (const auto& record : rings[r]->log()) runs.push_back({r, record});
   return runs;
@@ -105,7 +134,11 @@ class virtual_driver {
   ring<sim::command>& make_ring() {
     if (kernel_)
       return *drm_rings_.emplace_back(std::make_unique<drm::host_ring>(kernel_->source, kernel_->time));
-    return *sim_rings_.emplace_back(std::make_unique<sim::virtual_ring>(clock_));
+    auto& made = *sim_rings_.emplace_back(std::make_unique<sim::virtual_ring>(clock_));
+    // Its runs are kept here, compact (a deque's elements do not move).
+    auto& runs = sim_logs_.emplace_back();
+    made.set_log_sink([&runs](const sim::run_record& record) { runs.emplace_back(record); });
+    return made;
   }
   timer_service* timers() { return &timers_; }
   sim::time_us now() const { return clock_.now(); }
@@ -115,7 +148,7 @@ class virtual_driver {
   void run(Done&&) { clock_.run(ctx_); }
   template <class Done>
   void finish(Done&&) { clock_.run(ctx_); }
-  std::vector<ring_run> log() const { return kernel_ ? logs_of(drm_rings_) : logs_of(sim_rings_); }
+  std::vector<ring_run> log() const { return kernel_ ? logs_of(drm_rings_) : logs_of(sim_logs_); }
   std::size_t ring_count() const { return kernel_ ? drm_rings_.size() : sim_rings_.size(); }
 
  private:
@@ -133,6 +166,7 @@ class virtual_driver {
   sim::virtual_clock clock_;
   sim::virtual_timers timers_;
   std::optional<drm_kernel> kernel_;  // outlives the rings
+  std::deque<std::vector<compact_run>> sim_logs_;  // each sim ring's runs (outlives the rings)
   std::vector<std::unique_ptr<sim::virtual_ring>> sim_rings_;
   std::vector<std::unique_ptr<drm::host_ring>> drm_rings_;
 };
@@ -302,42 +336,286 @@ class real_driver {
   std::size_t last_finished_ = 0;
 };
 
-// Records the time at which a fence signals, inline in the signal (an
-// intrusive waiter, as the scheduler's own): `clock` is called on the
-// signalling thread under the fence's lock, so it must be short. One per job:
-// kept small (the clock is shared). Immovable once watching.
-class signal_stamp {
+// Each job's finished fence, from its push until the run is over (one
+// reference to the job's block), then the outcome read from it: an index into
+// the run's error names and the job of its root cause. One word per job
+// either way, so that reading the outcomes of a million jobs takes no memory
+// beside the jobs' blocks it lets go of. Not copyable.
+class finished_fences {
  public:
-  using clock_fn = std::function<sim::time_us()>;
+  static constexpr std::uint32_t no_cause = std::numeric_limits<std::uint32_t>::max();
 
-  signal_stamp() = default;
-  signal_stamp(const signal_stamp&) = delete;
-  signal_stamp& operator=(const signal_stamp&) = delete;
-  ~signal_stamp() {
-    if (watched_.valid()) watched_.state()->remove_waiter(waiter_);
+  explicit finished_fences(std::size_t jobs) : words_(jobs, 0) {}
+  finished_fences(const finished_fences&) = delete;
+  finished_fences& operator=(const finished_fences&) = delete;
+  ~finished_fences() {
+    // Those not settled yet (a run left by an exception).
+    for (std::size_t i = settled_; i < words_.size(); ++i)
+      if (words_[i]) state(i).owner->release();
   }
 
-  void watch(const fence& f, const clock_fn& clock) {
-    watched_ = f;
-    clock_ = &clock;
-    waiter_.owner = this;
-    waiter_.notify = [](detail::fence_waiter& self, detail::fence_state&) noexcept {
-      auto& stamp = *static_cast<signal_stamp*>(self.owner);
-      stamp.at = (*stamp.clock_)();
-    };
-    if (!f.state()->add_waiter(waiter_)) at = clock();  // signalled already
+  /// Job `i`'s fence, pushed and not settled yet.
+  detail::fence_state& state(std::size_t i) const noexcept {
+    return *reinterpret_cast<detail::fence_state*>(static_cast<std::uintptr_t>(words_[i]));
+  }
+  fence get(std::size_t i) const noexcept {
+    state(i).owner->add_ref();
+    return fence::adopt(&state(i));
+  }
+  /// At its push: job `i`'s fence (every job is pushed once).
+  void hold(std::size_t i, const fence& f) noexcept {
+    f.state()->owner->add_ref();
+    words_[i] = reinterpret_cast<std::uintptr_t>(f.state());
   }
 
-  sim::time_us at = 0;  // read once the fence has signalled
+  /// Once every job has signalled, in job order: the next job's fence goes,
+  /// its outcome stays.
+  void settle_next(std::uint16_t error, std::uint32_t cause) noexcept {
+    detail::fence_state& f = state(settled_);
+    words_[settled_++] = std::uint64_t{error} << 32 | cause;
+    f.owner->release();
+  }
+  std::uint16_t error(std::size_t i) const noexcept { return static_cast<std::uint16_t>(words_[i] >> 32); }
+  std::uint32_t cause(std::size_t i) const noexcept { return static_cast<std::uint32_t>(words_[i]); }
 
  private:
-  fence watched_;
-  const clock_fn* clock_ = nullptr;
-  detail::fence_waiter waiter_;
+  // [0, settled_): outcomes; from settled_ on: a fence_state* (0: not pushed yet).
+  std::vector<std::uint64_t> words_;
+  std::size_t settled_ = 0;
 };
+
+// What a run keeps per job while it runs, shared with the finish watches and
+// the scheduler's exception handler. It is made before the scheduler, so that
+// it outlives every signal (which the watches record) and every exception.
+//
+// All jobs of a large graph are pushed at once, so what it keeps per job adds
+// to the scheduler's own record and frame of every job: while the run goes
+// on, the moment each job finished (its outcome stays in its finished fence);
+// the job_outcomes are made after the run, once the scheduler's records of
+// the jobs are gone.
+struct run_state {
+  run_state(const graph& graph_in, std::function<sim::time_us()> clock_in, bool exact_push_times)
+      : g(graph_in),
+        clock(std::move(clock_in)),
+        finished(graph_in.jobs.size()),
+        // Not initialised: a page of it is touched when its jobs finish.
+        finished_us(new sim::time_us[graph_in.jobs.size()]),
+        open_jobs(graph_in.jobs.size()) {
+    // Exact sizes, so that no list grows by doubling.
+    std::vector<std::uint32_t> per_entity(g.entities.size(), 0);
+    for (const auto& job : g.jobs) ++per_entity[job.entity];
+    jobs_by_seqno.resize(g.entities.size());
+    for (std::size_t e = 0; e < g.entities.size(); ++e) jobs_by_seqno[e].reserve(per_entity[e]);
+    // In virtual time a job is pushed at its submit_at_us exactly.
+    if (!exact_push_times) queued_us.resize(g.jobs.size());
+  }
+
+  /// Job `index`'s finished fence has just signalled (`state`): called inline
+  /// in the signal, so it only notes the moment and counts.
+  void record(std::size_t index, const detail::fence_state& state) noexcept {
+    const sim::time_us now = clock();
+    finished_us[index] = now;
+    end_us = std::max(end_us, now);
+    --open_jobs;
+    if (state.error()) ++failed_jobs;
+    if (finished_counter) *finished_counter = g.jobs.size() - open_jobs;
+    if (failed_counter) *failed_counter = failed_jobs;
+  }
+
+  /// Once every job has finished: keeps of each job's outcome its error and
+  /// cause, in place of its finished fence, which it lets go of (and with it
+  /// of the scheduler's record of the job), so that what is made after the
+  /// run (the outcomes, the outputs) takes the memory the jobs had.
+  void finish() {
+    std::vector<std::error_code> error_codes(1);  // [0]: none, as error_names
+    for (std::size_t i = 0; i < g.jobs.size(); ++i) {
+      const detail::fence_state& f = finished.state(i);
+      const bool signalled = f.is_signalled();  // every job's has, by now
+      std::uint16_t error = 0;
+      std::uint32_t cause = finished_fences::no_cause;
+      if (const std::error_code ec = signalled ? f.error() : std::error_code()) {
+        auto known = static_cast<std::size_t>(std::find(error_codes.begin(), error_codes.end(), ec) -
+                                              error_codes.begin());
+        if (known == error_codes.size()) {
+          if (known > std::numeric_limits<std::uint16_t>::max())
+            throw std::length_error("cosched::submit::run_graph: more than 65535 distinct errors");
+          error_codes.push_back(ec);
+          error_names.push_back(error_name(ec));
+        }
+        error = static_cast<std::uint16_t>(known);
+      }
+      if (const auto root = signalled ? f.recorded_cause() : std::nullopt) {
+        if (const auto job = job_at(*root)) cause = *job;
+      }
+      finished.settle_next(error, cause);
+    }
+    for (auto& [point, what] : thrown) {
+      if (const auto job = job_at(point)) messages.emplace_back(*job, std::move(what));
+    }
+    std::sort(messages.begin(), messages.end());
+    std::vector<std::pair<fence_point, std::string>>().swap(thrown);
+    std::vector<std::vector<std::uint32_t>>().swap(jobs_by_seqno);
+    give_back_free_memory();
+  }
+
+  /// After finish(): each job's outcome, with its runs from `runs`.
+  std::vector<job_outcome> outcomes(const std::vector<ring_run>& runs) const {
+    std::vector<job_outcome> jobs(g.jobs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      auto& result = jobs[i];
+      result.error = error_names[finished.error(i)];
+      if (finished.cause(i) != finished_fences::no_cause) result.cause = finished.cause(i);
+      result.queued_us = queued_us.empty() ? g.jobs[i].submit_at_us : queued_us[i];
+      result.finished_us = finished_us[i];
+    }
+    for (const auto& ring_entry : runs) {
+      auto& result = jobs[ring_entry.record.tag];
+      ++result.attempts;
+      result.scheduled_us = ring_entry.record.run_at;
+      result.ring = ring_entry.ring;
+    }
+    return jobs;
+  }
+
+  /// The job whose finished fence is at `point`, if it is one of the run's.
+  std::optional<std::uint32_t> job_at(const fence_point& point) const {
+    const auto owner = entity_by_context.find(point.context);
+    if (owner == entity_by_context.end() || point.seqno < 1 ||
+        point.seqno > jobs_by_seqno[owner->second].size())
+      return std::nullopt;
+    return jobs_by_seqno[owner->second][point.seqno - 1];
+  }
+
+  const graph& g;
+  const std::function<sim::time_us()> clock;    // the driver's now()
+  finished_fences finished;                     // each job's finished fence, then its outcome
+  std::unique_ptr<sim::time_us[]> finished_us;  // when each job's finished fence signalled
+  std::vector<sim::time_us> queued_us;          // when each job was pushed; empty: at its submit_at_us
+  std::vector<std::vector<std::uint32_t>> jobs_by_seqno;  // [entity][seqno - 1]: the job pushed
+  std::unordered_map<std::uint64_t, std::size_t> entity_by_context;
+  sim::time_us end_us = 0;  // when the last finished fence signalled
+  // What job bodies threw (fault "throw:<message>"), by finished point.
+  std::vector<std::pair<fence_point, std::string>> thrown;
+  // From finish() on: the names of the errors (finished's error indices), and
+  // what bodies threw by job index, in job order.
+  std::vector<std::string> error_names{std::string()};  // [0]: none
+  std::vector<std::pair<std::size_t, std::string>> messages;
+  std::size_t open_jobs;
+  std::size_t failed_jobs = 0;
+  // Real time: the driver's counters for its progress line and its watchdog.
+  std::size_t* finished_counter = nullptr;
+  std::size_t* failed_counter = nullptr;
+
+ private:
+  // The pools keep freed job blocks and frames (up to 64 MiB per size class),
+  // the heap what the jobs freed: given back (to the system with glibc), a
+  // large run's outcomes and outputs do not add to the memory its jobs took.
+  void give_back_free_memory() const noexcept {
+    if (g.jobs.size() < large_run_jobs) return;
+    detail::pool_release_cache();
+#if defined(__GLIBC__)
+    ::malloc_trim(0);
+#endif
+  }
+  static constexpr std::size_t large_run_jobs = 1u << 16;
+};
+
+// The body of every graph job, run once the scheduler has waited through its
+// declared dependencies (the graph's `deps`, in order): hand over the command
+// (or throw, for the fault "throw:<message>"). The frame holds only the graph
+// and the job's index (a million jobs are a million frames): the command is
+// made from the graph at co_return.
+sim::command command_of(const graph& g, std::uint32_t index) noexcept {
+  const auto& spec = g.jobs[index];
+  return {spec.duration_us, to_sim(spec.fault), index};
+}
+
+[[noreturn]] void throw_fault(const graph& g, std::uint32_t index) {
+  throw std::runtime_error(std::string(g.jobs[index].fault.throw_message()));
+}
+
+sim_job graph_job(const graph& g, std::uint32_t index) {
+  if (g.jobs[index].fault.kind == fault_kind::body_throws) throw_fault(g, index);
+  co_return command_of(g, index);
+}
+
+// Records each job's outcome at the moment its finished fence signals, inline
+// in the signal (an intrusive waiter, as the scheduler's own): on the
+// signalling thread, under the fence's lock, so it must be short. An entity's
+// finished fences signal in push order, so one watch per entity serves all
+// its jobs: it waits on the oldest job not signalled yet and moves to the
+// next one when that one signals. Immovable; its waiter is its base.
+class finish_watch : detail::fence_waiter {
+ public:
+  finish_watch() noexcept {
+    notify = [](detail::fence_waiter& self, detail::fence_state& state) noexcept {
+      auto& watch = static_cast<finish_watch&>(self);
+      watch.watched_ = nullptr;
+      watch.run_->record(watch.jobs()[watch.next_++], state);
+      watch.advance();
+    };
+  }
+  finish_watch(const finish_watch&) = delete;
+  finish_watch& operator=(const finish_watch&) = delete;
+  ~finish_watch() {
+    if (watched_) watched_->remove_waiter(*this);  // a run left by an exception
+  }
+
+  void attach(run_state& run, std::size_t entity) noexcept {
+    run_ = &run;
+    entity_ = entity;
+  }
+  /// After a push to the entity: watches the job if the entity's earlier jobs
+  /// have all signalled.
+  void pushed() {
+    if (!watched_) advance();
+  }
+
+ private:
+  const std::vector<std::uint32_t>& jobs() const noexcept { return run_->jobs_by_seqno[entity_]; }
+  // Waits on the next job pushed and not recorded; one that has signalled
+  // already (at its push, on a dead entity) is recorded now.
+  void advance() {
+    while (next_ < jobs().size()) {
+      const detail::fence_state& state = run_->finished.state(jobs()[next_]);
+      if (state.add_waiter(*this)) {
+        watched_ = &state;
+        return;
+      }
+      run_->record(jobs()[next_++], state);
+    }
+  }
+
+  run_state* run_ = nullptr;
+  std::size_t entity_ = 0;
+  std::size_t next_ = 0;  // in jobs(): the job watched, or the next one pushed
+  const detail::fence_state* watched_ = nullptr;
+};
+
+// The jobs in push order (push_order(g)), as indices of 32 bits; empty when it
+// is the graph's order (every generated graph).
+std::vector<std::uint32_t> push_sequence(const graph& g) {
+  const bool in_file_order =
+      std::is_sorted(g.jobs.begin(), g.jobs.end(),
+                     [](const job_spec& a, const job_spec& b) { return a.submit_at_us < b.submit_at_us; });
+  if (in_file_order) return {};
+  const auto order = push_order(g);
+  return std::vector<std::uint32_t>(order.begin(), order.end());
+}
 
 template <class Driver>
 run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
+  if (g.jobs.size() > std::numeric_limits<std::uint32_t>::max())
+    throw std::length_error("cosched::submit::run_graph: more than 2^32 - 1 jobs");
+  run_state run(
+      g, [&driver] { return driver.now(); }, std::is_same_v<Driver, virtual_driver>);
+  if constexpr (std::is_same_v<Driver, real_driver>) {
+    run.finished_counter = &driver.finished_;
+    run.failed_counter = &driver.failed_;
+  }
+  const std::unique_ptr<finish_watch[]> watches(new finish_watch[g.entities.size()]);
+  for (std::size_t e = 0; e < g.entities.size(); ++e) watches[e].attach(run, e);
+
   const bool per_entity = g.scheduler.mode == ring_mode::ring_per_entity;
   scheduler_options options;
   options.credit_limit = g.scheduler.credit_limit;
@@ -346,10 +624,9 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   options.timers = driver.timers();
   options.policy = scheduling_policy_of(g.scheduler.policy);
   options.pipeline = g.scheduler.pipeline;
-  // What job bodies threw (fault "throw:<message>"), by finished point; matched
-  // to jobs once the run is over.
-  std::vector<std::pair<fence_point, std::string>> thrown;
-  options.on_exception = [&thrown](const job_exception& e) { thrown.emplace_back(e.point, std::string(e.what)); };
+  options.on_exception = [&run](const job_exception& e) {
+    run.thrown.emplace_back(e.point, std::string(e.what));
+  };
   std::optional<scheduler<sim::command>> sched_storage;
   if (per_entity) {
     sched_storage.emplace(ctx.get_executor(), options);
@@ -377,68 +654,47 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   } guard{sched, driver};
 
   std::vector<entity<sim::command>> entities;
-  std::unordered_map<std::uint64_t, std::size_t> entity_by_context;
   for (std::size_t i = 0; i < g.entities.size(); ++i) {
     entities.push_back(sched.make_entity({.prio = g.entities[i].prio,
                                           .name = g.entities[i].name,
                                           .own_ring = per_entity ? &driver.make_ring() : nullptr,
                                           .rings = g.entities[i].rings}));
-    entity_by_context.emplace(entities.back().context(), i);
+    run.entity_by_context.emplace(entities.back().context(), i);
   }
 
-  run_outcome outcome;
-  outcome.jobs.resize(g.jobs.size());
-  std::vector<fence> finished(g.jobs.size());
-  std::vector<std::vector<std::size_t>> jobs_by_seqno(g.entities.size());  // [entity][seqno-1]
-  std::size_t open_jobs = g.jobs.size();
-  std::size_t failed_jobs = 0;
-
-  // The moment each finished fence signals, taken inline on the signalling
-  // thread: the handler that records the rest runs later, after dependents
-  // may already have been scheduled.
-  std::vector<signal_stamp> stamps(g.jobs.size());
-  const signal_stamp::clock_fn stamp_clock = [&driver] { return driver.now(); };
-  auto record_finish = [&](std::size_t index) {
-    return [&, index](std::error_code ec) {
-      auto& result = outcome.jobs[index];
-      result.finished_us = stamps[index].at;
-      result.error = error_name(ec);
-      if (auto cause = finished[index].cause()) {
-        auto owner = entity_by_context.find(cause->context);
-        if (owner != entity_by_context.end() && cause->seqno >= 1 &&
-            cause->seqno <= jobs_by_seqno[owner->second].size())
-          result.cause = jobs_by_seqno[owner->second][cause->seqno - 1];
-      }
-      outcome.end_us = std::max(outcome.end_us, *result.finished_us);
-      --open_jobs;
-      if (ec) ++failed_jobs;
-      if constexpr (std::is_same_v<Driver, real_driver>) {
-        driver.finished_ = g.jobs.size() - open_jobs;
-        driver.failed_ = failed_jobs;
-      }
-    };
+  auto push = [&](std::uint32_t index) {
+    const auto& spec = g.jobs[index];
+    if (!run.queued_us.empty()) run.queued_us[index] = driver.now();
+    // deadline_us: since the run's start, which is the scheduler's epoch in
+    // virtual time (and a few microseconds before it in real time).
+    std::optional<std::chrono::nanoseconds> deadline;
+    if (spec.deadline_us) deadline = std::chrono::microseconds(*spec.deadline_us);
+    // The graph's deps are declared: the scheduler waits for them, in order,
+    // before it first runs the body.
+    std::vector<fence> deps;
+    deps.reserve(spec.deps.size());
+    for (const std::uint32_t dep : spec.deps) deps.push_back(run.finished.get(dep));
+    auto pushed = entities[spec.entity].push(
+        graph_job(g, index), {.credits = spec.credits, .deadline = deadline, .after = std::move(deps)});
+    run.jobs_by_seqno[spec.entity].push_back(index);
+    run.finished.hold(index, pushed.finished);
+    watches[spec.entity].pushed();
   };
-
-  for (std::size_t index : push_order(g)) {
-    driver.at(g.jobs[index].submit_at_us, sim::phase::push, [&, index] {
-      const auto& spec = g.jobs[index];
-      std::vector<fence> deps;
-      deps.reserve(spec.deps.size());
-      for (std::size_t dep : spec.deps) deps.push_back(finished[dep]);
-      sim::command cmd{spec.duration_us, to_sim(spec.fault), index};
-      outcome.jobs[index].queued_us = driver.now();
-      // deadline_us: since the run's start, which is the scheduler's epoch in
-      // virtual time (and a few microseconds before it in real time).
-      std::optional<std::chrono::nanoseconds> deadline;
-      if (spec.deadline_us) deadline = std::chrono::microseconds(*spec.deadline_us);
-      const fault_spec* throws = spec.fault.kind == fault_kind::body_throws ? &spec.fault : nullptr;
-      auto pushed = entities[spec.entity].push(graph_job(cmd, throws),
-                                               {.credits = spec.credits, .deadline = deadline, .after = std::move(deps)});
-      jobs_by_seqno[spec.entity].push_back(index);
-      finished[index] = pushed.finished;
-      stamps[index].watch(pushed.finished, stamp_clock);
-      pushed.finished.async_wait(ctx.get_executor(), record_finish(index));
+  // One event per instant with pushes: its jobs are pushed one after another
+  // in push order, as one event per job would push them (nothing else fires
+  // between the pushes of an instant), without an event per job.
+  const std::vector<std::uint32_t> order = push_sequence(g);
+  auto job_at = [&order](std::size_t position) {
+    return order.empty() ? static_cast<std::uint32_t>(position) : order[position];
+  };
+  for (std::size_t begin = 0; begin < g.jobs.size();) {
+    const std::uint64_t at = g.jobs[job_at(begin)].submit_at_us;
+    std::size_t end = begin + 1;
+    while (end < g.jobs.size() && g.jobs[job_at(end)].submit_at_us == at) ++end;
+    driver.at(at, sim::phase::push, [&, begin, end] {
+      for (std::size_t position = begin; position < end; ++position) push(job_at(position));
     });
+    begin = end;
   }
   // Actions take effect with the kills of their instant, in file order.
   for (const auto& action : g.actions) {
@@ -451,36 +707,28 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
     });
   }
 
-  driver.run([&] { return open_jobs == 0; });
+  run_outcome outcome;
+  driver.run([&] { return run.open_jobs == 0; });
   if constexpr (std::is_same_v<Driver, real_driver>) outcome.interrupted_by = driver.interrupted_by();
-  outcome.shut_down_early = open_jobs > 0 && outcome.interrupted_by == 0;
+  outcome.shut_down_early = run.open_jobs > 0 && outcome.interrupted_by == 0;
   // Every run ends with shutdown; with jobs left, "nothing left to do" (or an
   // interruption) fails whatever is still undecided with `shutdown`, at this instant.
   auto done = sched.shutdown(std::chrono::nanoseconds(0));
   if constexpr (std::is_same_v<Driver, real_driver>) {
     if (outcome.interrupted_by != 0) driver.fire_pending();
   }
-  driver.finish([&] { return done.signalled() && open_jobs == 0; });
+  driver.finish([&] { return done.signalled() && run.open_jobs == 0; });
   if (!done.signalled()) throw std::logic_error("scheduler shutdown did not complete");
-  if (open_jobs > 0) throw std::logic_error("a job's finished fence never signalled");
+  if (run.open_jobs > 0) throw std::logic_error("a job's finished fence never signalled");
 
-  for (auto& [point, what] : thrown) {
-    const auto owner = entity_by_context.find(point.context);
-    if (owner == entity_by_context.end() || point.seqno < 1 || point.seqno > jobs_by_seqno[owner->second].size())
-      continue;
-    outcome.messages.emplace_back(jobs_by_seqno[owner->second][point.seqno - 1], std::move(what));
-  }
-  std::sort(outcome.messages.begin(), outcome.messages.end());
+  outcome.end_us = run.end_us;
+  outcome.deadline_misses = sched.statistics().deadline_misses;
+  run.finish();
+  outcome.messages = std::move(run.messages);
   outcome.runs = driver.log();
   outcome.rings = driver.ring_count();
   if constexpr (std::is_same_v<Driver, real_driver>) driver.describe_gpu(outcome);
-  outcome.deadline_misses = sched.statistics().deadline_misses;
-  for (const auto& run : outcome.runs) {
-    auto& result = outcome.jobs[run.record.tag];
-    ++result.attempts;
-    result.scheduled_us = run.record.run_at;
-    result.ring = run.ring;
-  }
+  outcome.jobs = run.outcomes(outcome.runs);
   return outcome;
 }
 

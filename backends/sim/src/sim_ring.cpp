@@ -16,13 +16,13 @@ fence virtual_ring::run(command& cmd) {
     // Nothing after a hang ever starts.
     stuck_ = true;
     record.finishes = false;
-    log_.push_back(record);
+    keep(record);
     return hardware;
   }
   const time_us duration = cmd.effect.what == fault::kind::slow ? cmd.effect.slow_us : cmd.duration_us;
   record.end = record.start + duration;
   busy_until_ = record.end;
-  log_.push_back(record);
+  keep(record);
   std::error_code ec;
   if (cmd.effect.what == fault::kind::error) ec = std::error_code(cmd.effect.errno_value, std::generic_category());
   slot.event = clock_.at(record.end, phase::completion, [this, id, ec] {

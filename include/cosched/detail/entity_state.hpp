@@ -65,7 +65,7 @@ enum class entity_event : std::uint8_t { close, kill, ban, shutdown };
 
 struct push_request {
   std::coroutine_handle<> frame;
-  job_promise_base* promise = nullptr;
+  job_promise_base* promise = nullptr;  // in `frame`
   std::uint32_t credits = 1;
   std::optional<std::chrono::nanoseconds> deadline;  // since the scheduler's epoch
   const std::vector<fence>* after = nullptr;          // declared dependencies (copied at push)
@@ -84,6 +84,12 @@ struct taken_jobs {
   bool handle_alive = true;  // false once the handle let go (the scheduler may collect the entity)
   std::error_code error;
   std::optional<fence_point> cause;
+};
+
+/// A node of an entity's (its kind says which of the three).
+struct entity_node final : work_node {
+  entity_node(kind k, entity_state& owner) noexcept : work_node(k), entity(&owner) {}
+  entity_state* entity;
 };
 
 /// entity_options::rings and entity::set_rings: `rings` sorted, once checked to
@@ -160,6 +166,13 @@ struct entity_state {
   std::atomic<std::uint32_t> refs{1};
 
   // Constant after construction.
+  // The scheduler that created the entity: the only one it is ever attached to
+  // (`core` is it while attached). Its jobs reach their scheduler through it
+  // while they are live; it may be gone once the entity is detached.
+  scheduler_core* const home_core;
+  // That scheduler's fair clock runs (policy fair on shared rings): every job
+  // keeps its ring time in its cold record, made at push.
+  const bool fair_clock_runs;
   const std::uint64_t finished_context;  // its scheduled fences: job_block::scheduled_context_of()
   const std::uint32_t credit_limit;
   const std::size_t shared_rings;  // the scheduler's shared rings (0 in ring_per_entity mode)
@@ -199,12 +212,13 @@ struct entity_state {
 
   // Nodes the scheduler processes on its executor (never allocated).
   // New jobs, a new priority or ring set, or the handle gone.
-  work_node update_node{work_node::kind::entity_updated, this};
-  work_node kill_node{work_node::kind::entity_killed, this};
-  work_node added_node{work_node::kind::entity_added, this};
+  entity_node update_node{work_node::kind::entity_updated, *this};
+  entity_node kill_node{work_node::kind::entity_killed, *this};
+  entity_node added_node{work_node::kind::entity_added, *this};
 
  protected:
-  entity_state(std::uint32_t credit_limit, std::size_t shared_rings, priority p, std::string entity_name);
+  entity_state(scheduler_core* home, std::uint32_t credit_limit, std::size_t shared_rings, priority p,
+               std::string entity_name);
   ~entity_state() = default;
 };
 

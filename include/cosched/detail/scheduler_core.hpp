@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,15 +27,16 @@
 namespace cosched::detail {
 
 /// The command-type-erased ring the engine drives (scheduler<Command>::adapter).
-/// Called on the scheduler's executor only.
+/// Called on the scheduler's executor only. A command is named by the promise
+/// that keeps it (the adapter knows the promise's type).
 class ring_adapter {
  public:
   virtual ~ring_adapter() = default;
-  virtual fence run(void* command) = 0;
+  virtual fence run(job_promise_base& command) = 0;
   virtual void cancel_all() noexcept = 0;
-  virtual timeout_verdict on_timeout(void* command) = 0;
+  virtual timeout_verdict on_timeout(job_promise_base& command) = 0;
   virtual void reset() = 0;
-  virtual fence replay(void* command) = 0;
+  virtual fence replay(job_promise_base& command) = 0;
   virtual bool executes_in_order() const noexcept = 0;
 };
 
@@ -60,6 +62,9 @@ struct core_options {
   timer_service* timers = nullptr;      // null: a steady-clock timer on the executor
   scheduling_policy policy = scheduling_policy::fifo;
   job_exception_handler on_exception;   // may be empty
+  // The frame of a job of the scheduler's command type, from its promise (a
+  // job's block keeps only the promise).
+  std::coroutine_handle<> (*frame_of)(job_promise_base& promise) noexcept = nullptr;
   bool pipeline = false;                // scheduler_options::pipeline
 };
 
@@ -148,7 +153,8 @@ class scheduler_core {
   /// While paused, on the executor: in-flight jobs, ring by ring in run order,
   /// with the ring's index (shared_ring: its position among the scheduler's
   /// rings; ring_per_entity: its entity's position in registration order).
-  void visit_in_flight(const std::function<void(void* command, const job_block&, std::size_t ring)>& visit) const;
+  /// A job's promise (job_block::promise) keeps its command.
+  void visit_in_flight(const std::function<void(const job_block&, std::size_t ring)>& visit) const;
   /// While paused, on the executor: resets every ring with commands in flight and
   /// replays them in order with their fences (attempts + 1); commands whose
   /// hardware fence had signalled retire normally after the pause.

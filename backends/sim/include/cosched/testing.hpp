@@ -79,7 +79,7 @@ class fence_checker {
   fence_checker& operator=(const fence_checker&) = delete;
   ~fence_checker() {
     for (auto& w : watches_) {
-      if (w->f.state()) w->f.state()->remove_waiter(w->waiter);
+      if (w->f.state()) w->f.state()->remove_waiter(*w);
     }
   }
 
@@ -92,14 +92,13 @@ class fence_checker {
     w->f = f;
     w->label = std::move(label);
     w->at_signal = std::move(at_signal);
-    w->waiter.owner = w.get();
-    w->waiter.notify = [](detail::fence_waiter& self, detail::fence_state&) noexcept {
-      auto& entry = *static_cast<watch_entry*>(self.owner);
+    w->notify = [](detail::fence_waiter& self, detail::fence_state&) noexcept {
+      auto& entry = static_cast<watch_entry&>(self);
       if (entry.at_signal) entry.at_signal();
       // release: pairs with the acquire loads of the queries.
       entry.signals.fetch_add(1, std::memory_order_release);
     };
-    if (!w->f.state()->add_waiter(w->waiter)) {
+    if (!w->f.state()->add_waiter(*w)) {
       if (w->at_signal) w->at_signal();
       w->signals.store(1, std::memory_order_release);
     }
@@ -126,11 +125,11 @@ class fence_checker {
   bool all_exactly_once() const { return signalled_once() == watched(); }
 
  private:
-  struct watch_entry {
+  // Its waiter base is linked to `f`.
+  struct watch_entry : detail::fence_waiter {
     fence f;
     std::string label;
     std::function<void()> at_signal;
-    detail::fence_waiter waiter;
     std::atomic<long> signals{0};
   };
   template <class Pred>

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <system_error>
 #include <vector>
@@ -72,8 +73,13 @@ class virtual_ring final : public cosched::ring<command> {
   /// One command after another, in run order.
   bool executes_in_order() const noexcept override { return true; }
 
-  /// Every run, in run order.
+  /// Every run, in run order (none of those handed to a log sink).
   const std::vector<run_record>& log() const noexcept { return log_; }
+  /// From now on every run is handed to `sink`, complete, as it is made (in
+  /// run order, on the clock's thread), instead of being kept in log(): for a
+  /// user that keeps runs its own way (cosched-submit, in fewer bytes). An
+  /// empty function keeps them in log() again.
+  void set_log_sink(std::function<void(const run_record&)> sink) { sink_ = std::move(sink); }
   /// Commands run and not yet finished or cancelled.
   std::size_t in_flight() const noexcept { return pending_.size(); }
 
@@ -89,6 +95,14 @@ class virtual_ring final : public cosched::ring<command> {
   std::uint64_t next_ = 0;
   std::map<std::uint64_t, pending_completion> pending_;
   std::vector<run_record> log_;
+  std::function<void(const run_record&)> sink_;  // see set_log_sink()
+
+  void keep(const run_record& record) {
+    if (sink_)
+      sink_(record);
+    else
+      log_.push_back(record);
+  }
 };
 
 }  // namespace cosched::sim
