@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <csignal>
 #include <iomanip>
 #include <map>
@@ -85,6 +86,30 @@ std::array<std::size_t, 3> verified_counts(const run_outcome& outcome) {
   return counts;
 }
 
+// How the failed jobs failed: by themselves (cause null: their own fault or
+// timeout, a kill, shutdown) or by cascade (cause another job: a failed
+// dependency, a ban or ring close); and how many jobs have a fault of their own,
+// and of those how many failed by cascade before it could act.
+struct failure_counts {
+  std::size_t by_itself = 0;
+  std::size_t by_cascade = 0;
+  std::size_t with_fault = 0;
+  std::size_t with_fault_by_cascade = 0;
+};
+
+failure_counts count_failures(const graph& g, const run_outcome& outcome) {
+  failure_counts counts;
+  for (std::size_t i = 0; i < g.jobs.size(); ++i) {
+    const auto& result = outcome.jobs[i];
+    const bool cascade = !result.error.empty() && result.cause.has_value();
+    if (!result.error.empty()) ++(cascade ? counts.by_cascade : counts.by_itself);
+    if (g.jobs[i].fault.kind == fault_kind::none) continue;
+    ++counts.with_fault;
+    if (cascade) ++counts.with_fault_by_cascade;
+  }
+  return counts;
+}
+
 template <class Ring>
 std::vector<ring_run> logs_of(const std::vector<std::unique_ptr<Ring>>& rings) {
   std::vector<ring_run> runs;
@@ -99,8 +124,18 @@ std::vector<ring_run> logs_of(const std::vector<std::unique_ptr<Ring>>& rings) {
 // events until the kernel's signal has come back.
 class virtual_driver {
  public:
-  virtual_driver(asio::io_context& ctx, const run_options& options) : ctx_(ctx), timers_(clock_) {
+  virtual_driver(asio::io_context& ctx, const run_options& options)
+      : ctx_(ctx), timers_(clock_), progress_(options.progress) {
     if (options.backend == backend_kind::drm) kernel_.emplace(options.device, clock_);
+  }
+  // After each push and each finish: a long run reports its progress every
+  // progress_interval of wall time (the clock is read every 256th call only).
+  void tick() {
+    if (!progress_ || ++ticks_ % 256 != 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_report_) return;
+    if (next_report_ != std::chrono::steady_clock::time_point{}) progress_(counts_);
+    next_report_ = now + progress_interval;
   }
   ring<sim::command>& make_ring() {
     if (kernel_)
@@ -109,6 +144,7 @@ class virtual_driver {
   }
   timer_service* timers() { return &timers_; }
   sim::time_us now() const { return clock_.now(); }
+  run_progress counts_;
   void at(sim::time_us when, sim::phase p, std::function<void()> fn) { clock_.at(when, p, std::move(fn)); }
   // Runs until nothing is pending; returns whether jobs are left ("nothing left to do").
   template <class Done>
@@ -129,9 +165,15 @@ class virtual_driver {
     drm::virtual_time time;
   };
 
+  static constexpr std::chrono::milliseconds progress_interval{500};
+
   asio::io_context& ctx_;
   sim::virtual_clock clock_;
   sim::virtual_timers timers_;
+  std::function<void(const run_progress&)> progress_;
+  std::uint64_t ticks_ = 0;
+  // The first report is due one interval after the first look at the clock.
+  std::chrono::steady_clock::time_point next_report_{};
   std::optional<drm_kernel> kernel_;  // outlives the rings
   std::vector<std::unique_ptr<sim::virtual_ring>> sim_rings_;
   std::vector<std::unique_ptr<drm::host_ring>> drm_rings_;
@@ -265,20 +307,20 @@ class real_driver {
     watchdog_.async_wait([this, &done](std::error_code ec) {
       if (ec) return;
       const auto runs = runs_so_far();
-      const bool quiet = events_.empty() && rings_stalled() && runs == last_runs_ && finished_ == last_finished_;
+      const bool quiet = events_.empty() && rings_stalled() && runs == last_runs_ && counts_.finished == last_finished_;
       // Two quiet looks in a row (at least 100 ms apart): nothing left to do.
       stalled_ = quiet && was_quiet_ && !done();
       was_quiet_ = quiet;
       last_runs_ = runs;
-      last_finished_ = finished_;
-      if (progress_) progress_(finished_, failed_);
+      last_finished_ = counts_.finished;
+      if (progress_) progress_(counts_);
       if (!stalled_) arm_watchdog(done);
     });
   }
 
  public:
-  std::size_t finished_ = 0;
-  std::size_t failed_ = 0;
+  void tick() {}  // the watchdog reports the progress
+  run_progress counts_;
 
  private:
   asio::io_context& ctx_;
@@ -291,7 +333,7 @@ class real_driver {
   std::vector<std::unique_ptr<virtgpu::calibrated_ring>> gpu_rings_;
   asio::steady_timer timer_;
   asio::steady_timer watchdog_;
-  std::function<void(std::size_t, std::size_t)> progress_;
+  std::function<void(const run_progress&)> progress_;
   std::map<std::tuple<sim::time_us, std::uint8_t, std::uint64_t>, std::function<void()>> events_;
   std::uint64_t next_ = 0;
   bool stalled_ = false;
@@ -391,7 +433,6 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
   std::vector<fence> finished(g.jobs.size());
   std::vector<std::vector<std::size_t>> jobs_by_seqno(g.entities.size());  // [entity][seqno-1]
   std::size_t open_jobs = g.jobs.size();
-  std::size_t failed_jobs = 0;
 
   // The moment each finished fence signals, taken inline on the signalling
   // thread: the handler that records the rest runs later, after dependents
@@ -411,11 +452,9 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
       }
       outcome.end_us = std::max(outcome.end_us, *result.finished_us);
       --open_jobs;
-      if (ec) ++failed_jobs;
-      if constexpr (std::is_same_v<Driver, real_driver>) {
-        driver.finished_ = g.jobs.size() - open_jobs;
-        driver.failed_ = failed_jobs;
-      }
+      ++driver.counts_.finished;
+      if (ec) ++driver.counts_.failed;
+      driver.tick();
     };
   };
 
@@ -438,6 +477,8 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
       finished[index] = pushed.finished;
       stamps[index].watch(pushed.finished, stamp_clock);
       pushed.finished.async_wait(ctx.get_executor(), record_finish(index));
+      ++driver.counts_.pushed;
+      driver.tick();
     });
   }
   // Actions take effect with the kills of their instant, in file order.
@@ -564,8 +605,11 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
     if (result.error.empty()) ++succeeded; else ++errors[result.error];
   }
   // The summary in the same style as the job lines: ", " and ": " separators.
+  const auto failures = count_failures(g, outcome);
   out << "{\"summary\": {\"jobs\": " << g.jobs.size() << ", \"succeeded\": " << succeeded
-      << ", \"failed\": " << g.jobs.size() - succeeded << ", \"errors\": {";
+      << ", \"failed\": " << g.jobs.size() - succeeded << ", \"failed_by_itself\": " << failures.by_itself
+      << ", \"failed_by_cascade\": " << failures.by_cascade << ", \"jobs_with_fault\": " << failures.with_fault
+      << ", \"errors\": {";
   const char* separator = "";
   for (const auto& [name, count] : errors) {
     out << separator << json_string(name) << ": " << count;
@@ -630,11 +674,19 @@ void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) 
 void write_summary(std::ostream& out, const graph& g, const run_outcome& outcome) {
   std::size_t succeeded = 0;
   for (const auto& result : outcome.jobs) succeeded += result.error.empty();
-  out << g.jobs.size() << " jobs: " << succeeded << " succeeded, " << g.jobs.size() - succeeded
-      << " failed; last fence signalled at " << outcome.end_us << " us";
+  const auto failures = count_failures(g, outcome);
+  out << g.jobs.size() << " jobs: " << succeeded << " succeeded, " << g.jobs.size() - succeeded << " failed";
+  if (succeeded < g.jobs.size()) out << " (" << failures.by_itself << " by itself, " << failures.by_cascade << " by cascade)";
+  out << "; last fence signalled at " << outcome.end_us << " us";
   if (outcome.shut_down_early) out << " (nothing left to do: the rest was shut down)";
   if (outcome.interrupted_by) out << " (interrupted by " << signal_name(outcome.interrupted_by) << ": the rest was shut down)";
   out << "\n";
+  if (failures.with_fault > 0) {
+    out << failures.with_fault << (failures.with_fault == 1 ? " job has a fault of its own" : " jobs have a fault of their own");
+    if (failures.with_fault_by_cascade > 0)
+      out << "; " << failures.with_fault_by_cascade << " of them failed by cascade before it could act";
+    out << "\n";
+  }
   if (outcome.calibration) {
     const auto& c = *outcome.calibration;
     out << "GPU: " << outcome.renderer.value_or("virgl") << "; jobs sized by a calibration at start: an empty job "
