@@ -238,15 +238,20 @@ int main(int argc, char** argv) {
     options.gpu = gpu;
     options.verify = verify;
     options.stop_on_signals = true;  // real time: SIGINT/SIGTERM end the run, results are still written
-    const bool show_progress = options.clock == clock_kind::real_time && ::isatty(STDERR_FILENO);
-    if (show_progress) {
-      options.progress = [total = g.jobs.size()](std::size_t finished, std::size_t failed) {
-        std::fprintf(stderr, "\rcosched-submit: %zu/%zu jobs finished, %zu failed", finished, total, failed);
+    // On a terminal only, in either clock (a virtual-time run of many jobs takes
+    // seconds too); one line, rewritten in place and erased at the end.
+    bool progress_shown = false;
+    if (::isatty(STDERR_FILENO)) {
+      options.progress = [total = g.jobs.size(), &progress_shown](const run_progress& now) {
+        progress_shown = true;
+        std::fprintf(stderr, "\rcosched-submit: %zu/%zu jobs finished, %zu failed", now.finished, total, now.failed);
+        if (now.pushed < total) std::fprintf(stderr, " (%zu pushed)", now.pushed);
+        std::fprintf(stderr, "\033[K");  // the rest of a longer previous line
         std::fflush(stderr);
       };
     }
     const run_outcome outcome = run_graph(g, options);
-    if (show_progress) std::fprintf(stderr, "\r\033[K");
+    if (progress_shown) std::fprintf(stderr, "\r\033[K");
 
     // Written whether the run completed or was interrupted (SIGINT, SIGTERM).
     if (!write_output(results, [&](std::ostream& out) { write_results(out, g, outcome, backend, clock); }) ||

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -30,6 +31,7 @@
 namespace cosched {
 
 using detail::ring_mode;
+using detail::job_ref;
 using detail::scheduler_statistics;
 using detail::scheduling_policy;
 
@@ -225,6 +227,18 @@ class scheduler {
   std::chrono::nanoseconds now() const noexcept { return core_->now(); }
   /// Any thread: counters so far (a snapshot).
   scheduler_statistics statistics() const noexcept { return core_->statistics(); }
+
+  /// Any thread: which job a point of a finished fence stands for, such as a
+  /// failed fence's cause() (a context and seqno, opaque by themselves): the
+  /// entity's name and context (entity::context()) and the job's seqno (1 for
+  /// the entity's first push). std::nullopt when `point` is not a job of an
+  /// entity this scheduler holds: another scheduler's, a promise's, a seqno the
+  /// entity has not pushed, or an entity the scheduler has let go of (its
+  /// handle gone and every job of it signalled, or the scheduler shut down).
+  /// Thread-safe: takes the scheduler's lock of its entity directory (held by
+  /// entity creation and by the scheduler letting go of an entity), never
+  /// waits for the executor.
+  std::optional<job_ref> describe(fence_point point) const { return core_->describe(point); }
 
  private:
   static detail::core_options core_options_of(const scheduler_options& options) {

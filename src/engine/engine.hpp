@@ -15,10 +15,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <system_error>
+#include <unordered_map>
 #include <vector>
 
 #include "cosched/detail/scheduler_core.hpp"
@@ -54,6 +56,7 @@ class engine final : public scheduler_core {
 
   // ---- the face's operations (documented in scheduler_core.hpp) ----
   scheduler_statistics statistics() const noexcept;
+  std::optional<job_ref> describe(fence_point point) const;
   entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring,
                               std::vector<std::size_t> rings);
   fence shutdown(std::chrono::nanoseconds bound);
@@ -181,6 +184,8 @@ class engine final : public scheduler_core {
 
   // ---- entities and shutdown (lifecycle.cpp) ----
   void register_entity(entity_record& entity) noexcept;
+  // Out of the directory: just before the scheduler's reference to it goes.
+  void forget_entity(entity_record& entity) noexcept;
   void on_entity_added(entity_record& entity) noexcept;
   void note_collectable(entity_record& entity) noexcept;
   void collect_finished_entities() noexcept;
@@ -205,6 +210,12 @@ class engine final : public scheduler_core {
   std::unique_ptr<timer_service> own_timers_;  // the default timers (null when the options give some)
 
   // ---- any thread ----
+  // The entities the scheduler holds, by finished context, for describe(): an
+  // entity is in it from creation until the scheduler's reference to it goes
+  // (forget_entity, just before that release), so an entity found under the
+  // lock is alive while the lock is held. Lock order: this, then an entity's lock.
+  mutable std::mutex directory_lock_;
+  std::unordered_map<std::uint64_t, entity_record*> directory_;
   spinlock inbox_lock_;  // guards inbox_head_/tail_
   work_node* inbox_head_ = nullptr;  // nodes queued from outside the pass, in arrival order
   work_node* inbox_tail_ = nullptr;

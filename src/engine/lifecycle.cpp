@@ -89,10 +89,41 @@ entity_state* engine::create_entity(priority p, std::string name, std::unique_pt
   // Taken at registration, as a later set_rings's set would be.
   entity->rings_requested = !rings.empty();
   entity->requested_rings = std::move(rings);
-  std::lock_guard guard(entity->lock);
-  // Created after shutdown: born dead, never registered.
-  if (!enqueue_added(*entity)) entity->become(entity_event::shutdown);
+  try {
+    std::lock_guard directory(directory_lock_);
+    directory_.emplace(entity->finished_context, entity);  // the caller's reference keeps it alive till enqueued
+  } catch (...) {
+    entity->release();
+    throw;
+  }
+  bool born_dead = false;
+  {
+    std::lock_guard guard(entity->lock);
+    // Created after shutdown: born dead, never registered.
+    if (!enqueue_added(*entity)) {
+      entity->become(entity_event::shutdown);
+      born_dead = true;
+    }
+  }
+  if (born_dead) forget_entity(*entity);
   return entity;
+}
+
+void engine::forget_entity(entity_record& entity) noexcept {
+  std::lock_guard directory(directory_lock_);
+  directory_.erase(entity.finished_context);
+}
+
+std::optional<job_ref> engine::describe(fence_point point) const {
+  std::lock_guard directory(directory_lock_);
+  const auto found = directory_.find(point.context);
+  if (found == directory_.end()) return std::nullopt;
+  entity_record& entity = *found->second;
+  {
+    std::lock_guard guard(entity.lock);
+    if (point.seqno < 1 || point.seqno > entity.last_seqno) return std::nullopt;
+  }
+  return job_ref{entity.name, entity.finished_context, point.seqno};
 }
 
 void engine::on_entity_added(entity_record& entity) noexcept {
@@ -177,6 +208,7 @@ void engine::collect_if_done(entity_record& entity) noexcept {
   // A timeout message still queued for its ring holds a reference to the
   // entity, and finds the timeout disarmed.
   if (entity.own_ring) disarm_timeout(*entity.own_ring);
+  forget_entity(entity);
   entity.release();
 }
 
@@ -193,7 +225,10 @@ void engine::release_after_shutdown(entity_record& entity, work_node* processed)
     release = entity.release_when_idle && !entity.update_queued && !entity.kill_queued;
     if (release) entity.release_when_idle = false;
   }
-  if (release) entity.release();
+  if (release) {
+    forget_entity(entity);
+    entity.release();
+  }
 }
 
 // ------------------------------------------------------------------ scopes
@@ -316,6 +351,7 @@ void engine::finish_shutdown() noexcept {
     entity->registered = false;
     entity->registered_prev = entity->registered_next = nullptr;
     queue_.remove(entity->queued);
+    forget_entity(*entity);
     entity->release();
     entity = next;
   }

@@ -28,6 +28,10 @@ entity_state* scheduler_core::create_entity(priority p, std::string name,
   return engine::of(*this).create_entity(p, std::move(name), std::move(own_ring), std::move(rings));
 }
 
+std::optional<job_ref> scheduler_core::describe(fence_point point) const {
+  return engine::of(*this).describe(point);
+}
+
 fence scheduler_core::shutdown(std::chrono::nanoseconds bound) { return engine::of(*this).shutdown(bound); }
 
 void scheduler_core::stop_scope(std::uint64_t scope_id) { engine::of(*this).stop_scope(scope_id); }

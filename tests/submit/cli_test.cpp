@@ -94,7 +94,8 @@ TEST_CASE("a completed run exits 0 and prints the per-job table", "[submit][cli]
   CHECK(run.exit_status == 0);
   CHECK(run.err.empty());
   CHECK(run.out.find("texture  upload   EIO") != std::string::npos);
-  CHECK(run.out.find("6 jobs: 3 succeeded, 3 failed; last fence signalled at 1100 us") != std::string::npos);
+  CHECK(run.out.find("6 jobs: 3 succeeded, 3 failed (1 by itself, 2 by cascade); last fence signalled at 1100 us\n"
+                     "1 job has a fault of its own\n") != std::string::npos);
 }
 
 TEST_CASE("option results: - writes JSON lines only and FILE writes the file", "[submit][cli]") {
@@ -548,8 +549,9 @@ TEST_CASE("output paths are checked before the run: a bad one exits 2 and nothin
 
 namespace {
 
-/// Runs the tool in real time with its stderr on a pseudo-terminal (so it shows its
-/// progress), waits until the progress line shows `progress`, then sends `signal`.
+/// Runs the tool with its stderr on a pseudo-terminal (so it shows its progress),
+/// waits until the progress line shows `progress`, then sends `signal`; with
+/// `signal` 0, lets it run to its end.
 tool_run interrupt_tool(const std::vector<std::string>& args, const std::string& progress, int signal) {
   const int master = ::posix_openpt(O_RDWR | O_NOCTTY);
   REQUIRE(master >= 0);
@@ -578,6 +580,7 @@ tool_run interrupt_tool(const std::vector<std::string>& args, const std::string&
   // The bound only keeps a broken build from hanging the suite.
   std::string terminal_text;
   bool signalled = false;
+  bool closed = false;
   for (int waited_ms = 0; waited_ms < 120'000;) {
     pollfd readable{master, POLLIN, 0};
     if (::poll(&readable, 1, 100) == 0) {
@@ -586,13 +589,17 @@ tool_run interrupt_tool(const std::vector<std::string>& args, const std::string&
     }
     char buffer[4096];
     const ssize_t count = ::read(master, buffer, sizeof buffer);
-    if (count <= 0) break;  // EIO: the tool has exited and closed the terminal
+    if (count <= 0) {  // EIO: the tool has exited and closed the terminal
+      closed = true;
+      break;
+    }
     terminal_text.append(buffer, static_cast<std::size_t>(count));
-    if (!signalled && terminal_text.find(progress) != std::string::npos) {
+    if (signal != 0 && !signalled && terminal_text.find(progress) != std::string::npos) {
       ::kill(child, signal);
       signalled = true;
     }
   }
+  if (signal == 0) signalled = closed;  // ran to its end, which closed the terminal
   if (!signalled) ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);
@@ -681,6 +688,23 @@ TEST_CASE("an interrupted real-time run still writes every job's outcome and the
   std::filesystem::remove(results);
   std::filesystem::remove(results + ".trace");
   std::filesystem::remove(graph);
+}
+
+TEST_CASE("a long virtual-time run shows its progress on a terminal only, and erases it", "[submit][cli][generate]") {
+  // 200000 generated jobs take seconds of wall time in any build: past the first report.
+  const std::vector<std::string> args = {"--clock", "virtual", "--generate", "jobs=200000,deps=0", "--log-level", "off"};
+  const auto on_terminal = interrupt_tool(args, "", 0);
+  CHECK(on_terminal.exit_status == 0);
+  CHECK(on_terminal.err.rfind("\rcosched-submit: ", 0) == 0);
+  CHECK(on_terminal.err.find("/200000 jobs finished, 0 failed") != std::string::npos);
+  CHECK(on_terminal.err.size() >= 4);
+  CHECK(on_terminal.err.substr(on_terminal.err.size() - 4) == "\r\033[K");  // erased at the end
+  // stdout is the same with stderr on a terminal or not; stderr off a terminal is empty.
+  const auto off_terminal = run_tool(args);
+  CHECK(off_terminal.exit_status == 0);
+  CHECK(off_terminal.err.empty());
+  CHECK(off_terminal.out == on_terminal.out);
+  CHECK(off_terminal.out.rfind("200000 jobs: 200000 succeeded, 0 failed; last fence signalled at ", 0) == 0);
 }
 
 TEST_CASE("a job whose body throws fails `exception`, and its message is logged and carried to the results",

@@ -21,6 +21,9 @@ constexpr std::size_t max_jobs = 10'000'000;
 
 constexpr std::uint64_t max_duration_us = 10'000'000;
 
+// Told apart from the main engine's seed in the fault engine's seed sequence.
+constexpr std::uint32_t fault_stream_word = 0x66617574;  // "faut"
+
 [[noreturn]] void fail(std::string_view part, std::string_view problem) {
   throw input_error("--generate: " + printable(part) + ": " + std::string(problem));
 }
@@ -105,6 +108,13 @@ generate_spec parse_generate_spec(std::string_view text) {
 
 graph generate_graph(const generate_spec& spec, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
+  // The faults come from an engine of their own, one draw per job whatever
+  // `faults` is: the rest of the graph (entities, durations, deps) is the same
+  // for every P, and the jobs with a fault at P are among those with one at any
+  // larger P. std::seed_seq's mixing is specified, so this too is portable.
+  std::seed_seq fault_seed{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                           fault_stream_word};
+  std::mt19937_64 fault_rng(fault_seed);
   graph g;
   g.scheduler.credit_limit = spec.credit_limit;
   constexpr cosched::priority mix[] = {cosched::priority::high, cosched::priority::normal,
@@ -127,8 +137,10 @@ graph generate_graph(const generate_spec& spec, std::uint64_t seed) {
       if (std::find(candidates.begin(), candidates.end(), dep) == candidates.end()) candidates.push_back(dep);
     }
     job.deps = candidates;
-    // A fraction `faults` of the jobs: compare against 2^53 steps of the engine.
-    if (spec.faults > 0 && static_cast<double>(rng() >> 11) < spec.faults * 9007199254740992.0) {
+    // Each job has a fault with probability `faults` (to within 2^-53): a
+    // uniform 53-bit integer below faults * 2^53, which is exact in a double.
+    const std::uint64_t draw = fault_rng() >> 11;
+    if (static_cast<double>(draw) < spec.faults * 9007199254740992.0) {
       job.fault = fault_spec{fault_kind::error, EIO, 0, rare_string("error:EIO")};
     }
     g.jobs.push_back(std::move(job));

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <csignal>
 #include <deque>
 #include <iomanip>
@@ -111,6 +112,30 @@ std::vector<ring_run> logs_of(const std::deque<std::vector<compact_run>>& logs) 
   return runs;
 }
 
+// How the failed jobs failed: by themselves (cause null: their own fault or
+// timeout, a kill, shutdown) or by cascade (cause another job: a failed
+// dependency, a ban or ring close); and how many jobs have a fault of their own,
+// and of those how many failed by cascade before it could act.
+struct failure_counts {
+  std::size_t by_itself = 0;
+  std::size_t by_cascade = 0;
+  std::size_t with_fault = 0;
+  std::size_t with_fault_by_cascade = 0;
+};
+
+failure_counts count_failures(const graph& g, const run_outcome& outcome) {
+  failure_counts counts;
+  for (std::size_t i = 0; i < g.jobs.size(); ++i) {
+    const auto& result = outcome.jobs[i];
+    const bool cascade = !result.error.empty() && result.cause.has_value();
+    if (!result.error.empty()) ++(cascade ? counts.by_cascade : counts.by_itself);
+    if (g.jobs[i].fault.kind == fault_kind::none) continue;
+    ++counts.with_fault;
+    if (cascade) ++counts.with_fault_by_cascade;
+  }
+  return counts;
+}
+
 template <class Ring>
 std::vector<ring_run> logs_of(const std::vector<std::unique_ptr<Ring>>& rings) {
   std::vector<ring_run> runs;
@@ -128,8 +153,19 @@ std::vector<ring_run> logs_of(const std::vector<std::unique_ptr<Ring>>& rings) {
 // events until the kernel's signal has come back.
 class virtual_driver {
  public:
-  virtual_driver(asio::io_context& ctx, const run_options& options) : ctx_(ctx), timers_(clock_) {
+  virtual_driver(asio::io_context& ctx, const run_options& options)
+      : ctx_(ctx), timers_(clock_), progress_(options.progress) {
     if (options.backend == backend_kind::drm) kernel_.emplace(options.device, clock_);
+  }
+  // After each push and each finish: a long run reports its progress every
+  // progress_interval of wall time (the clock is read every 256th call only).
+  bool reports_progress() const noexcept { return static_cast<bool>(progress_); }
+  void tick() {
+    if (!progress_ || ++ticks_ % 256 != 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_report_) return;
+    if (next_report_ != std::chrono::steady_clock::time_point{}) progress_(counts_);
+    next_report_ = now + progress_interval;
   }
   ring<sim::command>& make_ring() {
     if (kernel_)
@@ -142,6 +178,7 @@ class virtual_driver {
   }
   timer_service* timers() { return &timers_; }
   sim::time_us now() const { return clock_.now(); }
+  run_progress counts_;
   void at(sim::time_us when, sim::phase p, std::function<void()> fn) { clock_.at(when, p, std::move(fn)); }
   // Runs until nothing is pending; returns whether jobs are left ("nothing left to do").
   template <class Done>
@@ -162,9 +199,15 @@ class virtual_driver {
     drm::virtual_time time;
   };
 
+  static constexpr std::chrono::milliseconds progress_interval{500};
+
   asio::io_context& ctx_;
   sim::virtual_clock clock_;
   sim::virtual_timers timers_;
+  std::function<void(const run_progress&)> progress_;
+  std::uint64_t ticks_ = 0;
+  // The first report is due one interval after the first look at the clock.
+  std::chrono::steady_clock::time_point next_report_{};
   std::optional<drm_kernel> kernel_;  // outlives the rings
   std::deque<std::vector<compact_run>> sim_logs_;  // each sim ring's runs (outlives the rings)
   std::vector<std::unique_ptr<sim::virtual_ring>> sim_rings_;
@@ -299,20 +342,20 @@ class real_driver {
     watchdog_.async_wait([this, &done](std::error_code ec) {
       if (ec) return;
       const auto runs = runs_so_far();
-      const bool quiet = events_.empty() && rings_stalled() && runs == last_runs_ && finished_ == last_finished_;
+      const bool quiet = events_.empty() && rings_stalled() && runs == last_runs_ && counts_.finished == last_finished_;
       // Two quiet looks in a row (at least 100 ms apart): nothing left to do.
       stalled_ = quiet && was_quiet_ && !done();
       was_quiet_ = quiet;
       last_runs_ = runs;
-      last_finished_ = finished_;
-      if (progress_) progress_(finished_, failed_);
+      last_finished_ = counts_.finished;
+      if (progress_) progress_(counts_);
       if (!stalled_) arm_watchdog(done);
     });
   }
 
  public:
-  std::size_t finished_ = 0;
-  std::size_t failed_ = 0;
+  void tick() {}  // the watchdog reports the progress
+  run_progress counts_;
 
  private:
   asio::io_context& ctx_;
@@ -325,7 +368,7 @@ class real_driver {
   std::vector<std::unique_ptr<virtgpu::calibrated_ring>> gpu_rings_;
   asio::steady_timer timer_;
   asio::steady_timer watchdog_;
-  std::function<void(std::size_t, std::size_t)> progress_;
+  std::function<void(const run_progress&)> progress_;
   std::map<std::tuple<sim::time_us, std::uint8_t, std::uint64_t>, std::function<void()>> events_;
   std::uint64_t next_ = 0;
   bool stalled_ = false;
@@ -418,8 +461,9 @@ struct run_state {
     end_us = std::max(end_us, now);
     --open_jobs;
     if (state.error()) ++failed_jobs;
-    if (finished_counter) *finished_counter = g.jobs.size() - open_jobs;
-    if (failed_counter) *failed_counter = failed_jobs;
+    counts->finished = g.jobs.size() - open_jobs;
+    counts->failed = failed_jobs;
+    if (tick) tick(tick_arg);
   }
 
   /// Once every job has finished: keeps of each job's outcome its error and
@@ -502,9 +546,12 @@ struct run_state {
   std::vector<std::pair<std::size_t, std::string>> messages;
   std::size_t open_jobs;
   std::size_t failed_jobs = 0;
-  // Real time: the driver's counters for its progress line and its watchdog.
-  std::size_t* finished_counter = nullptr;
-  std::size_t* failed_counter = nullptr;
+  // The driver's counts, for its progress line (and in real time its
+  // watchdog), and what it is told at each count (none in real time: the
+  // watchdog reports).
+  run_progress* counts = nullptr;
+  void (*tick)(void*) = nullptr;
+  void* tick_arg = nullptr;
 
  private:
   // The pools keep freed job blocks and frames (up to 64 MiB per size class),
@@ -609,9 +656,12 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
     throw std::length_error("cosched::submit::run_graph: more than 2^32 - 1 jobs");
   run_state run(
       g, [&driver] { return driver.now(); }, std::is_same_v<Driver, virtual_driver>);
-  if constexpr (std::is_same_v<Driver, real_driver>) {
-    run.finished_counter = &driver.finished_;
-    run.failed_counter = &driver.failed_;
+  run.counts = &driver.counts_;
+  if constexpr (std::is_same_v<Driver, virtual_driver>) {
+    if (driver.reports_progress()) {
+      run.tick = [](void* d) { static_cast<Driver*>(d)->tick(); };
+      run.tick_arg = &driver;
+    }
   }
   const std::unique_ptr<finish_watch[]> watches(new finish_watch[g.entities.size()]);
   for (std::size_t e = 0; e < g.entities.size(); ++e) watches[e].attach(run, e);
@@ -679,6 +729,8 @@ run_outcome run_with(const graph& g, asio::io_context& ctx, Driver& driver) {
     run.jobs_by_seqno[spec.entity].push_back(index);
     run.finished.hold(index, pushed.finished);
     watches[spec.entity].pushed();
+    ++driver.counts_.pushed;
+    driver.tick();
   };
   // One event per instant with pushes: its jobs are pushed one after another
   // in push order, as one event per job would push them (nothing else fires
@@ -812,8 +864,11 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
     if (result.error.empty()) ++succeeded; else ++errors[result.error];
   }
   // The summary in the same style as the job lines: ", " and ": " separators.
+  const auto failures = count_failures(g, outcome);
   out << "{\"summary\": {\"jobs\": " << g.jobs.size() << ", \"succeeded\": " << succeeded
-      << ", \"failed\": " << g.jobs.size() - succeeded << ", \"errors\": {";
+      << ", \"failed\": " << g.jobs.size() - succeeded << ", \"failed_by_itself\": " << failures.by_itself
+      << ", \"failed_by_cascade\": " << failures.by_cascade << ", \"jobs_with_fault\": " << failures.with_fault
+      << ", \"errors\": {";
   const char* separator = "";
   for (const auto& [name, count] : errors) {
     out << separator << json_string(name) << ": " << count;
@@ -878,11 +933,19 @@ void write_table(std::ostream& out, const graph& g, const run_outcome& outcome) 
 void write_summary(std::ostream& out, const graph& g, const run_outcome& outcome) {
   std::size_t succeeded = 0;
   for (const auto& result : outcome.jobs) succeeded += result.error.empty();
-  out << g.jobs.size() << " jobs: " << succeeded << " succeeded, " << g.jobs.size() - succeeded
-      << " failed; last fence signalled at " << outcome.end_us << " us";
+  const auto failures = count_failures(g, outcome);
+  out << g.jobs.size() << " jobs: " << succeeded << " succeeded, " << g.jobs.size() - succeeded << " failed";
+  if (succeeded < g.jobs.size()) out << " (" << failures.by_itself << " by itself, " << failures.by_cascade << " by cascade)";
+  out << "; last fence signalled at " << outcome.end_us << " us";
   if (outcome.shut_down_early) out << " (nothing left to do: the rest was shut down)";
   if (outcome.interrupted_by) out << " (interrupted by " << signal_name(outcome.interrupted_by) << ": the rest was shut down)";
   out << "\n";
+  if (failures.with_fault > 0) {
+    out << failures.with_fault << (failures.with_fault == 1 ? " job has a fault of its own" : " jobs have a fault of their own");
+    if (failures.with_fault_by_cascade > 0)
+      out << "; " << failures.with_fault_by_cascade << " of them failed by cascade before it could act";
+    out << "\n";
+  }
   if (outcome.calibration) {
     const auto& c = *outcome.calibration;
     out << "GPU: " << outcome.renderer.value_or("virgl") << "; jobs sized by a calibration at start: an empty job "

@@ -61,6 +61,13 @@ struct run_outcome {
 
 enum class clock_kind { virtual_time, real_time };
 
+/// How far a run has come, for run_options::progress.
+struct run_progress {
+  std::size_t pushed = 0;    ///< jobs pushed so far
+  std::size_t finished = 0;  ///< jobs whose finished fence signalled
+  std::size_t failed = 0;    ///< of those, how many with an error
+};
+
 /// What executes the commands: the sim backend's rings, the drm backend's
 /// host rings (drm::host_ring: each completion a kernel timeline syncobj point,
 /// seen through DRM_IOCTL_SYNCOBJ_EVENTFD and io_uring), or real GPU work on a
@@ -81,8 +88,10 @@ struct run_options {
   /// instead of the process; the run's io_context watches them (asio::signal_set),
   /// so no work happens in a signal handler. Virtual time ignores it.
   bool stop_on_signals = false;
-  /// Called about every 200 ms of a real-time run with (finished jobs, failed jobs).
-  std::function<void(std::size_t, std::size_t)> progress;
+  /// Called on the running thread about every 200 ms of wall time in a real-time
+  /// run, and about every 500 ms of wall time in a virtual-time run (one shorter
+  /// than that never calls it), with the counts so far.
+  std::function<void(const run_progress&)> progress;
 };
 
 /// The drm backend cannot run here: no DRM device, no syncobj or timeline

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -77,6 +78,14 @@ struct scheduler_statistics {
   std::uint64_t deadlines_met = 0;
 };
 
+/// A job named by its entity and its place in it (scheduler::describe): what a
+/// fence_point of a job's finished fence, such as a failed fence's cause(), stands for.
+struct job_ref {
+  std::string entity_name;        ///< entity_options::name (may be empty)
+  std::uint64_t entity_context;   ///< entity::context(): tells entities of one name apart
+  std::uint64_t seqno;            ///< the job's place among its entity's pushes, 1 for the first
+};
+
 /// The engine's face: what public templates, entity states and scopes call. The
 /// engine (src/engine/engine.hpp) is its only derived class; every operation
 /// declared here is defined there.
@@ -126,6 +135,10 @@ class scheduler_core {
   /// by checked_ring_set). Throws std::invalid_argument for unusable arguments.
   entity_state* create_entity(priority p, std::string name, std::unique_ptr<ring_adapter> own_ring,
                               std::vector<std::size_t> rings);
+
+  /// Any thread: the job of an entity of this scheduler whose finished fence is
+  /// `point`, while the scheduler holds the entity (scheduler::describe).
+  std::optional<job_ref> describe(fence_point point) const;
 
   /// Any thread: the scheduled fence of the job whose finished fence (from push)
   /// is `finished`, made on the first request; an empty fence for an empty one.
