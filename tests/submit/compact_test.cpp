@@ -49,30 +49,38 @@ TEST_CASE("short_string: up to 15 bytes inline, longer ones on the heap, read ba
   CHECK(short_string(long_with_nul).view() == long_with_nul);
 }
 
+namespace {
+
+// Copies, moves and assignments of a compact string type keep `text`.
+template <class String>
+void check_copies_and_moves(const std::string& text) {
+  String a(text);
+  String b = a;  // copy
+  CHECK(b == text);
+  CHECK(a == text);
+  String c = std::move(a);
+  CHECK(c == text);
+  CHECK(a.empty());  // NOLINT: a moved-from string is empty
+  String d("other");
+  d = c;
+  CHECK(d == text);
+  d = std::move(c);
+  CHECK(d == text);
+  String& same = d;
+  d = same;
+  CHECK(d == text);
+  d = d.view();  // from its own text
+  CHECK(d == text);
+  d = std::string("x");
+  CHECK(d == "x");
+  CHECK(d.str() == std::string("x"));
+}
+
+}  // namespace
+
 TEST_CASE("short_string: copies and moves keep the text, assignment replaces it, from itself too",
           "[submit][compact]") {
-  for (const std::string& text : {std::string("short"), std::string(40, 'L')}) {
-    short_string a(text);
-    short_string b = a;  // copy
-    CHECK(b == text);
-    CHECK(a == text);
-    short_string c = std::move(a);
-    CHECK(c == text);
-    CHECK(a.empty());  // NOLINT: a moved-from string is empty
-    short_string d("other");
-    d = c;
-    CHECK(d == text);
-    d = std::move(c);
-    CHECK(d == text);
-    short_string& same = d;
-    d = same;
-    CHECK(d == text);
-    d = d.view();  // from its own text
-    CHECK(d == text);
-    d = std::string("x");
-    CHECK(d == "x");
-    CHECK(d.str() == std::string("x"));
-  }
+  for (const std::string& text : {std::string("short"), std::string(40, 'L')}) check_copies_and_moves<short_string>(text);
 }
 
 TEST_CASE("rare_string: the empty string costs nothing, any other is on the heap, read back whole",
@@ -95,26 +103,8 @@ TEST_CASE("rare_string: the empty string costs nothing, any other is on the heap
 TEST_CASE("rare_string: copies and moves keep the text, assignment replaces it, from itself too",
           "[submit][compact]") {
   for (const std::string& text : {std::string(), std::string("hang"), std::string(40, 'L')}) {
-    rare_string a(text);
-    rare_string b = a;  // copy
-    CHECK(b == text);
-    CHECK(a == text);
-    rare_string c = std::move(a);
-    CHECK(c == text);
-    CHECK(a.empty());  // NOLINT: a moved-from string is empty
-    rare_string d("other");
-    d = c;
-    CHECK(d == text);
-    d = std::move(c);
-    CHECK(d == text);
-    rare_string& same = d;
-    d = same;
-    CHECK(d == text);
-    d = d.view();  // from its own text
-    CHECK(d == text);
-    d = std::string("x");
-    CHECK(d == "x");
-    CHECK(d.str() == std::string("x"));
+    check_copies_and_moves<rare_string>(text);
+    rare_string d(text);
     d = "";
     CHECK(d.empty());
   }
