@@ -1,8 +1,7 @@
-// cosched-bench group "dag": 100k tiny jobs, submit + run + retire, through cosched
-// and through oneTBB flow_graph on one thread. See bench_dag.hpp.
+// cosched-bench group "dag": 100k tiny jobs, submit + run + retire, through cosched,
+// oneTBB flow_graph and the coroutine floor on one thread. See bench_dag.hpp.
 #include "bench_dag.hpp"
 
-#include <sys/resource.h>
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
 
@@ -12,6 +11,8 @@
 
 #include <asio/io_context.hpp>
 
+#include "bench_floor.hpp"
+#include "bench_graph.hpp"
 #include "bench_ring.hpp"
 #include "bench_util.hpp"
 #include "cosched/entity.hpp"
@@ -21,51 +22,6 @@
 
 namespace cosched_bench::dag {
 namespace {
-
-// A graph's size: its jobs, in layers of `width` (the dag shape).
-struct graph_size {
-  std::uint32_t jobs;
-  std::uint32_t width;
-};
-constexpr graph_size full_size{100000, 1000};  // 100 layers: the figures of the issue
-constexpr graph_size cached_size{2000, 100};   // 20 layers: fits in the caches
-constexpr std::uint32_t dep_offsets[4] = {0, 1, 17, 511};
-
-enum class shape { indep, dag };
-
-// Dependencies of job i: in the dag shape, jobs (col + offset) mod width of the
-// previous layer; none in layer 0 and none in the indep shape.
-int deps_of(shape s, std::uint32_t width, std::uint32_t i, std::uint32_t out[4]) {
-  if (s == shape::indep || i < width) return 0;
-  const std::uint32_t layer = i / width, col = i % width, base = (layer - 1) * width;
-  for (int k = 0; k < 4; ++k) out[k] = base + (col + dep_offsets[k]) % width;
-  return 4;
-}
-
-// The work of a job (a few ns): combines its dependencies' outputs, so a job run
-// before its dependencies would change the checksum.
-void job_work(shape s, std::uint32_t width, std::uint32_t i, std::uint64_t* val) {
-  std::uint32_t d[4];
-  const int n = deps_of(s, width, i, d);
-  std::uint64_t x = i;
-  for (int k = 0; k < n; ++k) x += val[d[k]];
-  val[i] = x * 2654435761u + 1;
-}
-
-struct timing {
-  double build_ns = 0, exec_ns = 0;
-  double faults = 0;  // minor page faults taken during build+exec
-  double total() const { return build_ns + exec_ns; }
-};
-
-// First touches of fresh heap pages cost ~12 us each on a virtual machine, which would
-// drown the per-job cost; main() keeps freed memory in the heap, and the faults
-// that remain are counted so that the report shows them.
-std::uint64_t minor_faults() {
-  rusage ru{};
-  getrusage(RUSAGE_THREAD, &ru);
-  return std::uint64_t(ru.ru_minflt);
-}
 
 // ------------------------------------------------------------------ cosched
 
@@ -176,10 +132,10 @@ void print_row(std::FILE* out, const char* shape_name, const char* impl, std::ui
                jobs / t.hi * 1e3, jobs / t.lo * 1e3, pf.median);
 }
 
-// Both shapes at one size, cosched and oneTBB alternating; `rounds` includes
-// `untimed` first rounds (the first pays for growing the heap).
+// Both shapes at one size, cosched, oneTBB and the floor alternating; `rounds`
+// includes `untimed` first rounds (the first pays for growing the heap).
 struct comparison {
-  figures cs[2], tb[2];
+  figures cs[2], tb[2], fl[2];
 };
 comparison compare(graph_size size, int rounds, int untimed) {
   std::vector<std::uint64_t> val(size.jobs), ref(size.jobs);
@@ -195,9 +151,13 @@ comparison compare(graph_size size, int rounds, int untimed) {
       std::fill(ref.begin(), ref.end(), 0);
       const timing theirs = run_tbb(shapes[k], size, ref);
       if (sum != checksum(ref)) die("dag: cosched and oneTBB computed different results");
+      std::fill(ref.begin(), ref.end(), 0);
+      const timing least = run_floor(shapes[k], size, ref);
+      if (sum != checksum(ref)) die("dag: cosched and the coroutine floor computed different results");
       if (round >= untimed) {
         c.cs[k].add(mine);
         c.tb[k].add(theirs);
+        c.fl[k].add(least);
       }
     }
   }
@@ -223,11 +183,14 @@ void run_group(const config& cfg, results& res, std::FILE* out) {
   for (int k = 0; k < 2; ++k) {
     print_row(out, names[k], "cosched (1 sched thread)", full_size.jobs, full.cs[k]);
     print_row(out, names[k], "oneTBB flow_graph, 1 thr", full_size.jobs, full.tb[k]);
+    print_row(out, names[k], "coroutine floor, 1 thr", full_size.jobs, full.fl[k]);
   }
   res.set("indep_jobs_per_s", jobs_per_s(full_size, full.cs[0]));
   res.set("dag_jobs_per_s", jobs_per_s(full_size, full.cs[1]));
   res.set("tbb_indep_jobs_per_s", jobs_per_s(full_size, full.tb[0]));
   res.set("tbb_dag_jobs_per_s", jobs_per_s(full_size, full.tb[1]));
+  res.set("floor_indep_jobs_per_s", jobs_per_s(full_size, full.fl[0]));
+  res.set("floor_dag_jobs_per_s", jobs_per_s(full_size, full.fl[1]));
 
   // In the caches: many short rounds (a round is well under a millisecond).
   const int small_rounds = cfg.quick ? 5 : 40 * cfg.reps;
@@ -237,15 +200,22 @@ void run_group(const config& cfg, results& res, std::FILE* out) {
   for (int k = 0; k < 2; ++k) {
     print_row(out, names[k], "cosched (1 sched thread)", cached_size.jobs, cached.cs[k]);
     print_row(out, names[k], "oneTBB flow_graph, 1 thr", cached_size.jobs, cached.tb[k]);
+    print_row(out, names[k], "coroutine floor, 1 thr", cached_size.jobs, cached.fl[k]);
   }
-  std::fprintf(out, "      in the caches, cosched / oneTBB: indep %.2fx, dag4 %.2fx\n",
+  std::fprintf(out,
+               "      in the caches, cosched / oneTBB: indep %.2fx, dag4 %.2fx; cosched / floor: indep %.2fx, "
+               "dag4 %.2fx\n",
                jobs_per_s(cached_size, cached.cs[0]) / jobs_per_s(cached_size, cached.tb[0]),
-               jobs_per_s(cached_size, cached.cs[1]) / jobs_per_s(cached_size, cached.tb[1]));
+               jobs_per_s(cached_size, cached.cs[1]) / jobs_per_s(cached_size, cached.tb[1]),
+               jobs_per_s(cached_size, cached.cs[0]) / jobs_per_s(cached_size, cached.fl[0]),
+               jobs_per_s(cached_size, cached.cs[1]) / jobs_per_s(cached_size, cached.fl[1]));
   std::fflush(out);
   res.set("cached_indep_jobs_per_s", jobs_per_s(cached_size, cached.cs[0]));
   res.set("cached_dag_jobs_per_s", jobs_per_s(cached_size, cached.cs[1]));
   res.set("cached_tbb_indep_jobs_per_s", jobs_per_s(cached_size, cached.tb[0]));
   res.set("cached_tbb_dag_jobs_per_s", jobs_per_s(cached_size, cached.tb[1]));
+  res.set("cached_floor_indep_jobs_per_s", jobs_per_s(cached_size, cached.fl[0]));
+  res.set("cached_floor_dag_jobs_per_s", jobs_per_s(cached_size, cached.fl[1]));
 }
 
 }  // namespace cosched_bench::dag
