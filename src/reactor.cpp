@@ -323,6 +323,13 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     mark_dirty();
   }
 
+  void prepare_nop(std::uint32_t index) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, user_data_of(index));
+    mark_dirty();
+  }
+
   // One flush per batch: the first request of a handler posts it.
   bool can_submit() const noexcept { return loop ? loop->enabled() : enabled; }
 
@@ -383,12 +390,11 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     if (it == watches.end()) return;
     const std::uint32_t index = it->second;
     watches.erase(it);
-    if (entries[index].failed) {
-      release(index);  // nothing is submitted for it
-      return;
-    }
     entries[index].unwatched = true;
-    prepare_cancel(index);
+    // A refused watch has no poll to cancel: a no-op request in its name
+    // completes and releases it, as the cancellation's completion would.
+    if (entries[index].failed) prepare_nop(index);
+    else prepare_cancel(index);
   }
 
   asio::io_context* io = nullptr;   // on an io_context
