@@ -21,6 +21,7 @@
 
 #include "cosched/detail/os_error.hpp"
 #include "cosched/error.hpp"
+#include "logging.hpp"
 #include "uring_loop.hpp"
 
 namespace cosched {
@@ -49,6 +50,7 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     std::function<void()> on_ready;      // multishot
     const detail::fence_state* key = nullptr;
     bool unwatched = false;
+    bool failed = false;  // multishot: the kernel refused the poll; waits for unwatch(), not re-armed
   };
 
   // On a uring_context: its ring and its loop, which reaps and submits.
@@ -224,6 +226,9 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
       if (res == -ECANCELED) ec = make_error_code(errc::cancelled);
       else if (res < 0) ec = std::error_code(-res, std::generic_category());
       else ec = poll_error(res);
+      if (ec && ec != make_error_code(errc::cancelled))
+        detail::log_line(spdlog::level::err, "cosched::reactor: could not wait for fd {} to be readable: {} (errno {}); its fence fails",
+                         e.fd, ec.message(), ec.value());
       release(index);
       done.signal(ec);
       return;
@@ -232,6 +237,15 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     const bool more = flags & IORING_CQE_F_MORE;
     if (res == -ECANCELED || e.unwatched) {
       if (!more) release(index);
+      return;
+    }
+    if (res < 0) {
+      // Re-arming would fail the same way, forever: the watch stays, silent,
+      // until unwatch() releases it.
+      detail::log_line(spdlog::level::err,
+                       "cosched::reactor: could not watch fd {}: {} (errno {}); it is not watched until unwatch()",
+                       e.fd, std::generic_category().message(-res), -res);
+      e.failed = true;
       return;
     }
     // The callback may watch or unwatch (and so reallocate `entries`).
@@ -260,6 +274,7 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     e.what = what;
     e.fd = fd;
     e.unwatched = false;
+    e.failed = false;
     // relaxed: a statistic.
     pending_count.fetch_add(1, std::memory_order_relaxed);
     return index;
@@ -305,6 +320,13 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     io_uring_sqe* sqe = next_sqe();
     io_uring_prep_poll_remove(sqe, user_data_of(index));
     io_uring_sqe_set_data64(sqe, cancel_marker);
+    mark_dirty();
+  }
+
+  void prepare_nop(std::uint32_t index) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, user_data_of(index));
     mark_dirty();
   }
 
@@ -369,7 +391,10 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     const std::uint32_t index = it->second;
     watches.erase(it);
     entries[index].unwatched = true;
-    prepare_cancel(index);
+    // A refused watch has no poll to cancel: a no-op request in its name
+    // completes and releases it, as the cancellation's completion would.
+    if (entries[index].failed) prepare_nop(index);
+    else prepare_cancel(index);
   }
 
   asio::io_context* io = nullptr;   // on an io_context

@@ -156,7 +156,8 @@ class engine final : public scheduler_core {
     return block.promise ? options_.frame_of(*block.promise) : std::coroutine_handle<>();
   }
   void decide(job_block& block, std::error_code ec, std::optional<fence_point> cause) noexcept;
-  void fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
+  // Returns how many jobs it decided.
+  std::size_t fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
                   bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept;
   void signal_in_order(entity_record& entity) noexcept;
   // Fence causality: whether decided `block` may signal now (every declared

@@ -13,6 +13,7 @@
 #include "cosched/scope.hpp"
 #include "engine/engine.hpp"
 #include "engine/entity_record.hpp"
+#include "probes.hpp"
 
 namespace cosched::detail {
 
@@ -146,7 +147,10 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
   if (!core) {
     // The scheduler is gone: nothing can run the jobs or order them any more.
     std::uint64_t last = 0;
-    for (auto* block : blocks) block->finished.point.seqno = last = ++last_seqno;
+    for (auto* block : blocks) {
+      block->finished.point.seqno = last = ++last_seqno;
+      COSCHED_PROBE3(job_push, finished_context, last, name.c_str());
+    }
     const auto ec = dead_error ? dead_error : make_error_code(errc::shutdown);
     const auto cause = dead_cause;
     guard.unlock();
@@ -170,6 +174,7 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     auto* block = blocks[i];
     block->finished.point.seqno = ++last_seqno;
+    COSCHED_PROBE3(job_push, finished_context, last_seqno, name.c_str());
     block->push_order = core->next_push_order();
     block->entity = this;
     if (status != entity_status::open) {

@@ -17,6 +17,7 @@
 #include "cosched/log.hpp"
 #include "cosched/scope.hpp"
 #include "engine/engine.hpp"
+#include "probes.hpp"
 
 namespace cosched::detail {
 
@@ -122,6 +123,8 @@ void engine::wait_declared(job_block& block) noexcept {
   while (block.after_passed < block.after_count) {
     const fence_state& dependency = block.before_run.after.at(block.after_passed, block.after_count);
     if (!dependency.is_signalled()) {
+      COSCHED_PROBE4(job_wait_dep, block.finished.point.context, block.finished.point.seqno, dependency.point.context,
+                     dependency.point.seqno);
       if (options_.pipeline && passes_by_pipelining(block, dependency) &&
           watch_pipelined(block, block.after_passed, dependency)) {
         ++block.after_passed;
@@ -302,6 +305,8 @@ void on_job_signal(fence_waiter& waiter, fence_state&) noexcept {
 
 bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept {
   auto& block = *promise.block;
+  COSCHED_PROBE4(job_wait_dep, block.finished.point.context, block.finished.point.seqno, awaited.point.context,
+                 awaited.point.seqno);
   block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
   block.awaited_yields_error = yields_error;
   block.before_run.awaited = &awaited;
@@ -372,6 +377,7 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
   auto& entity = entity_record::of(block);
   block.phase = job_phase::running;
   ++block.attempts;
+  COSCHED_PROBE4(job_run, block.finished.point.context, block.finished.point.seqno, slot.index(), block.attempts);
   lazy_now now = clock();
   queue_.ran(entity.queued, block, slot, now);
   set_head_from(entity, block.entity_next);
@@ -415,6 +421,7 @@ void engine::watch_hardware(job_block& block, bool may_retire) noexcept {
 void engine::retire(job_block& block) noexcept {
   auto& slot = entity_record::ring_of(block);
   const std::error_code ec = block.on_ring.hardware.error();
+  COSCHED_PROBE4(job_hw_done, block.finished.point.context, block.finished.point.seqno, slot.index(), ec.value());
   const bool was_front = slot.front() == &block;
   lazy_now now = clock();
   leave_ring(block, &now);  // the hardware fence goes
@@ -463,16 +470,19 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
   if (entity.queued.head == &block) set_head_from(entity, block.entity_next);
 }
 
-void engine::fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
+std::size_t engine::fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
                         bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept {
   // Decide every matching job first, then signal (the caller calls
   // signal_in_order): jobs of one decision do not see each other's failure as
   // a dependency failure.
+  std::size_t decided = 0;
   for (job_block* block = entity.jobs_head; block; block = block->entity_next) {
     if (block->phase != job_phase::preparing && block->phase != job_phase::prepared) continue;
     if (filter && !filter(*block, arg)) continue;
     decide(*block, ec, cause);
+    ++decided;
   }
+  return decided;
 }
 
 // ------------------------------------------------------------------ signalling, in push order
@@ -582,6 +592,7 @@ void release_gate_fences(causal_gate& gate) noexcept {
 void engine::signal_job(job_block& block) noexcept {
   if (const causal_gate* gate = block.gate(); gate && gate->completed) take_pipelined_outcome(block);
   block.phase = job_phase::signalled;
+  COSCHED_PROBE3(job_signal, block.finished.point.context, block.finished.point.seqno, block.finished.error_value);
   if (const auto deadline = block.deadline()) count_deadline(*deadline);
   // relaxed: only this thread sets scheduled_reached.
   if (!(block.scheduled_word.load(std::memory_order_relaxed) & job_block::scheduled_reached))

@@ -9,6 +9,7 @@
 #include "cosched/uring_context.hpp"
 #include "engine/engine.hpp"
 #include "engine/steady_timers.hpp"
+#include "logging.hpp"
 
 namespace cosched::detail {
 
@@ -267,14 +268,22 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
   // release: pairs with the acquire in enqueue_added (entity creation).
   lifecycle_.store(lifecycle::shutting_down, std::memory_order_release);
   const auto ec = make_error_code(errc::shutdown);
+  std::size_t unrun = 0;
   for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) {
     {
       std::lock_guard guard(entity->lock);
       entity->become(entity_event::shutdown);
     }
+    // The jobs taken from the mailbox now are decided as they are adopted
+    // (shutdown has begun); the others that had not run, by fail_unrun.
     take_mailbox(*entity, mailbox_take::early);
-    fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
+    for (const job_block* block = entity->jobs_head; block; block = block->entity_next)
+      if (block->phase == job_phase::decided && block->attempts == 0 && block->finished.error() == ec) ++unrun;
+    unrun += fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
   }
+  if (unrun != 0)
+    log_line(spdlog::level::info, "cosched::scheduler: shutdown failed {} {} that had not run with `shutdown`", unrun,
+             plural(unrun, "job", "jobs"));
   for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) signal_in_order(*entity);
   // What the bound waits for: commands on the rings, and signals held back
   // by fence causality.
@@ -298,9 +307,11 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
 void engine::cancel_in_flight_for_shutdown() noexcept {
   const auto ec = make_error_code(errc::shutdown);
   std::vector<entity_record*> touched;
+  std::size_t rings = 0;
   for_each_ring([&](ring_slot& slot) {
     disarm_timeout(slot);
     if (slot.idle()) return;
+    ++rings;
     slot.cancel_all();
     while (job_block* block = slot.front()) {
       // A hardware wake-up already queued finds the job decided and is dropped.
@@ -310,6 +321,10 @@ void engine::cancel_in_flight_for_shutdown() noexcept {
       touched.push_back(&entity_record::of(*block));
     }
   });
+  if (!touched.empty())
+    log_line(spdlog::level::warn,
+             "cosched::scheduler: shutdown cancelled {} {} in flight on {} {}: the jobs fail `shutdown`", touched.size(),
+             plural(touched.size(), "command", "commands"), rings, plural(rings, "ring", "rings"));
   for (auto* entity : touched) signal_in_order(*entity);
   // Signals held back by fences from outside the scheduler go now.
   external_gates_released_ = true;

@@ -1,12 +1,16 @@
 // What the engine does when a ring stops making progress, and the backend's own
 // recovery through a pause: ring timeouts, the one reset-and-replay path both
-// use, and pausing.
+// use, and pausing. Each of these is logged at warn (cosched/log.hpp) and
+// fires a probe (probes.hpp).
+#include <chrono>
 #include <mutex>
 
 #include <asio/post.hpp>
 
 #include "cosched/error.hpp"
 #include "engine/engine.hpp"
+#include "logging.hpp"
+#include "probes.hpp"
 
 namespace cosched::detail {
 
@@ -36,6 +40,9 @@ enum class at_reset : std::uint8_t {
   retire_queued,  // it had signalled and its waiter was notified: the completion is queued
   retire,         // it signalled after the waiter was removed: nothing is queued for it
 };
+
+// A timeout as the log shows it, in milliseconds.
+double milliseconds(std::chrono::nanoseconds d) noexcept { return std::chrono::duration<double, std::milli>(d).count(); }
 
 at_reset stop_watching_hardware(job_block& block) noexcept {
   const fence& hardware = block.on_ring.hardware;
@@ -72,7 +79,15 @@ void engine::on_timeout(ring_slot& slot, std::uint64_t generation) noexcept {
     retire(*front);  // it finished; its wake-up is still queued
     return;
   }
-  if (slot.on_timeout(*front->promise) == timeout_verdict::progressing) {
+  const timeout_verdict verdict = slot.on_timeout(*front->promise);
+  const fence_point point = front->finished.point;
+  COSCHED_PROBE4(job_timeout, point.context, point.seqno, slot.index(), static_cast<int>(verdict));
+  const bool progressing = verdict == timeout_verdict::progressing;
+  log_line(spdlog::level::warn,
+           "cosched::scheduler: ring {} timed out after {:g} ms on job {} of entity '{}': the ring reports it {}",
+           slot.index(), milliseconds(options_.timeout), point.seqno, entity_record::of(*front).name,
+           progressing ? "progressing; the timeout is extended" : "hung; the ring is reset");
+  if (progressing) {
     arm_timeout(slot);  // a false timeout: extend
     return;
   }
@@ -86,9 +101,16 @@ void engine::on_timeout(ring_slot& slot, std::uint64_t generation) noexcept {
 void engine::recover_from_hang(ring_slot& slot, job_block& guilty) noexcept {
   entity_record& guilty_entity = entity_record::of(guilty);
   const fence_point guilty_point = guilty.finished.point;
+  bool banned_now;
   {
     std::lock_guard guard(guilty_entity.lock);
-    guilty_entity.become(entity_event::ban, guilty_point);
+    banned_now = guilty_entity.become(entity_event::ban, guilty_point);
+  }
+  if (banned_now) {
+    COSCHED_PROBE3(entity_ban, guilty_point.context, guilty_point.seqno, slot.index());
+    log_line(spdlog::level::warn,
+             "cosched::scheduler: entity '{}' is banned: its job {} hung ring {}; its other jobs fail `cancelled`",
+             guilty_entity.name, guilty_point.seqno, slot.index());
   }
   // relaxed: independent snapshots for readers of the status.
   guilty_entity.reset_status.store(reset_kind::guilty, std::memory_order_relaxed);
@@ -141,36 +163,49 @@ void engine::reset_ring_and_replay(ring_slot& slot, job_block* guilty,
   const std::optional<fence_point> guilty_point =
       hang ? std::optional<fence_point>(guilty->finished.point) : std::nullopt;
   const bool close_ring = hang && options_.mode == ring_mode::ring_per_entity;
+  std::size_t replayed = 0, cancelled = 0, completed = 0;
   for (auto [block, next] : on_ring) {
     entity_record& owner = entity_record::of(*block);
     if (block == guilty) {
       leave_ring(*block, &reset_at);
       decide(*block, make_error_code(errc::timed_out), std::nullopt);
     } else if (next != at_reset::replay) {
+      ++completed;
       if (!hang) {
         // Armed for this attempt by watch_hardware.
         if (next == at_reset::retire) enqueue_job_node(*block, block->wake_node());
         continue;
       }
       const std::error_code ec = block->on_ring.hardware.error();
+      COSCHED_PROBE4(job_hw_done, block->finished.point.context, block->finished.point.seqno, slot.index(),
+                     ec.value());
       leave_ring(*block, &reset_at);
       decide(*block, ec, std::nullopt);
     } else if (hang && (&owner == guilty_entity || close_ring)) {
+      ++cancelled;
       leave_ring(*block, nullptr);
       decide(*block, make_error_code(errc::cancelled), guilty_point);
     } else {
+      ++replayed;
       replay(*block, slot, reset_at);
       if (!hang) watch_hardware(*block, false);
     }
     if (hang) touched.push_back(&owner);
   }
   queue_.ring_reset(slot, reset_at);
+  COSCHED_PROBE4(ring_reset, slot.index(), replayed, cancelled, hang ? 1 : 0);
+  log_line(spdlog::level::warn,
+           "cosched::scheduler: ring {} reset {}: commands replayed: {}, cancelled: {}, completed before the reset: {}{}",
+           slot.index(),
+           hang ? "after a hang" : "by the backend's recovery", replayed, cancelled, completed,
+           close_ring ? "; the ring is closed" : "");
 }
 
 // An innocent command runs again after a reset, with its original fences.
 void engine::replay(job_block& block, ring_slot& slot, lazy_now& reset_at) noexcept {
   queue_.replayed(block, reset_at);
   ++block.attempts;
+  COSCHED_PROBE4(job_run, block.finished.point.context, block.finished.point.seqno, slot.index(), block.attempts);
   std::exception_ptr thrown;
   fence& hardware = block.on_ring.hardware;
   hardware = slot.replay(*block.promise, thrown);
