@@ -23,6 +23,7 @@
 #include "submit/generate.hpp"
 #include "submit/graph.hpp"
 #include "submit/runner.hpp"
+#include "submit/trace.hpp"
 
 namespace {
 
