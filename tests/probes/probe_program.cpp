@@ -18,6 +18,9 @@
 #include <asio/io_context.hpp>
 
 #include "cosched/cosched.hpp"
+#include "manual_timers.hpp"
+
+using cosched::testing::manual_timers;
 
 namespace {
 
@@ -25,24 +28,6 @@ struct command {
   int id = 0;
 };
 
-/// Timers the program fires by hand.
-class manual_timers final : public cosched::timer_service {
- public:
-  timer_id start(duration, std::function<void()> fn) override {
-    armed_.emplace(++next_, std::move(fn));
-    return next_;
-  }
-  void cancel(timer_id id) noexcept override { armed_.erase(id); }
-  void fire_all() {
-    auto firing = std::move(armed_);
-    armed_.clear();
-    for (auto& [id, fn] : firing) fn();
-  }
-
- private:
-  std::map<timer_id, std::function<void()>> armed_;
-  timer_id next_ = 0;
-};
 
 /// A ring whose hardware fences the program signals, by command id; at a
 /// timeout it says hung.

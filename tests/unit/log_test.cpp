@@ -14,12 +14,14 @@
 #include <asio/io_context.hpp>
 
 #include "captured_log.hpp"
+#include "manual_timers.hpp"
 #include "catch.hpp"
 #include "cosched/cosched.hpp"
 #include "cosched/pause.hpp"
 
 using namespace cosched;
 using testing::captured_log;
+using testing::manual_timers;
 
 namespace {
 
@@ -27,26 +29,6 @@ struct command {
   int id = 0;
 };
 
-/// Timers the test fires by hand.
-class manual_timers final : public timer_service {
- public:
-  timer_id start(duration, std::function<void()> fn) override {
-    armed_.emplace(++next_, std::move(fn));
-    return next_;
-  }
-  void cancel(timer_id id) noexcept override { armed_.erase(id); }
-  std::size_t armed() const noexcept { return armed_.size(); }
-  /// Fires every armed timer, as the timer thread would.
-  void fire_all() {
-    auto firing = std::move(armed_);
-    armed_.clear();
-    for (auto& [id, fn] : firing) fn();
-  }
-
- private:
-  std::map<timer_id, std::function<void()>> armed_;
-  timer_id next_ = 0;
-};
 
 /// A ring whose hardware fences the test signals; at a timeout it gives the
 /// verdict the test chose.
