@@ -89,8 +89,8 @@ class toy_gpu final : public cosched::ring<toy_cmd> {
   }
 
   cosched::reactor& reactor_;
-  std::vector<int> fds_;           // the executor's thread only
-  std::vector<std::string> ran_;   // the executor's thread only
+  std::vector<int> fds_;          // the executor's thread only
+  std::vector<std::string> ran_;  // the executor's thread only
   std::mutex lock_;
   std::condition_variable wake_, idle_;
   std::deque<work> queue_;
@@ -147,7 +147,8 @@ int main() {
   // A scope: jobs pushed through it join it; join() signals once they retired.
   cosched::scope batch;
   std::vector<cosched::fence> batch_done;
-  for (int i = 0; i < 4; ++i) batch_done.push_back(bg.push(render("batch-" + std::to_string(i), {}), {.in = &batch}).finished);
+  for (int i = 0; i < 4; ++i)
+    batch_done.push_back(bg.push(render("batch-" + std::to_string(i), {}), {.in = &batch}).finished);
   auto joined = batch.join();
 
   // Shutdown once the scope has joined; run() returns when nothing is left.
@@ -161,16 +162,19 @@ int main() {
   ctx.run();
 
   expect(shut_down, "the scheduler shut down after the scope joined");
-  expect(!upload.finished.error() && !frame.finished.error(), "upload, then the frame that waited for it, succeeded");
+  expect(!upload.finished.error() && !frame.finished.error(),
+         "upload, then the frame that waited for it, succeeded");
   expect(bad.finished.error() == std::errc::io_error, "the broken upload failed with EIO");
-  expect(dependent.finished.error() == std::errc::io_error && dependent.finished.cause() == bad.finished.point(),
-         "its dependent failed with EIO, cause: the broken upload");
+  expect(
+      dependent.finished.error() == std::errc::io_error && dependent.finished.cause() == bad.finished.point(),
+      "its dependent failed with EIO, cause: the broken upload");
   expect(seen == "EIO" && !reporter.finished.error(), "try_wait saw EIO and the reporting job went on");
   bool batch_ok = true;
   for (auto& f : batch_done) batch_ok = batch_ok && f.signalled() && !f.error();
   expect(batch_ok, "the scope's four jobs succeeded before join() signalled");
   const auto& ran = gpu.ran();
-  expect(std::find(ran.begin(), ran.end(), "uses-bad-upload") == ran.end(), "the failed dependent never reached the ring");
+  expect(std::find(ran.begin(), ran.end(), "uses-bad-upload") == ran.end(),
+         "the failed dependent never reached the ring");
   const auto at = [&](const char* name) { return std::find(ran.begin(), ran.end(), name) - ran.begin(); };
   expect(at("upload") < at("frame"), "the upload ran before the frame");
   std::printf("ring order:");

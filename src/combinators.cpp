@@ -161,7 +161,9 @@ any_fence when_any(std::span<const fence> inputs, std::span<const std::size_t> i
 
 }  // namespace detail
 
-fence when_all(std::span<const fence> inputs) { return detail::when_all(inputs, detail::failure_cause::root); }
+fence when_all(std::span<const fence> inputs) {
+  return detail::when_all(inputs, detail::failure_cause::root);
+}
 
 any_fence when_any(std::span<const fence> inputs) {
   std::unique_ptr<std::size_t[]> indices(new std::size_t[inputs.size()]);

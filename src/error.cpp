@@ -13,13 +13,20 @@ class category_impl final : public std::error_category {
   const char* name() const noexcept override { return "cosched"; }
   std::string message(int value) const override {
     switch (static_cast<errc>(value)) {
-      case errc::timed_out: return "timed_out";
-      case errc::cancelled: return "cancelled";
-      case errc::killed: return "killed";
-      case errc::shutdown: return "shutdown";
-      case errc::broken: return "broken";
-      case errc::queue_full: return "queue_full";
-      case errc::exception: return "exception";
+      case errc::timed_out:
+        return "timed_out";
+      case errc::cancelled:
+        return "cancelled";
+      case errc::killed:
+        return "killed";
+      case errc::shutdown:
+        return "shutdown";
+      case errc::broken:
+        return "broken";
+      case errc::queue_full:
+        return "queue_full";
+      case errc::exception:
+        return "exception";
     }
     return "unknown cosched error " + std::to_string(value);
   }

@@ -90,8 +90,7 @@ void fence_state::signal(std::error_code ec, std::optional<fence_point> root_cau
 
 void fence_state::signalled_twice() const noexcept {
   std::fprintf(stderr, "cosched: fence (%llu:%llu) signalled twice\n",
-               static_cast<unsigned long long>(point.context),
-               static_cast<unsigned long long>(point.seqno));
+               static_cast<unsigned long long>(point.context), static_cast<unsigned long long>(point.seqno));
   std::abort();
 }
 
@@ -116,8 +115,7 @@ void fence_state::signal_recorded() noexcept {
 void fence_state::set_deadline(std::int64_t ns) noexcept {
   // relaxed: a hint; the CAS loop keeps the minimum.
   auto current = deadline_ns.load(std::memory_order_relaxed);
-  while (ns < current &&
-         !deadline_ns.compare_exchange_weak(current, ns, std::memory_order_relaxed)) {
+  while (ns < current && !deadline_ns.compare_exchange_weak(current, ns, std::memory_order_relaxed)) {
   }
 }
 
@@ -194,9 +192,7 @@ struct timeline::state {
 
 timeline::timeline() : timeline(new_context()) {}
 
-timeline::timeline(std::uint64_t context) : state_(std::make_unique<state>()) {
-  state_->context = context;
-}
+timeline::timeline(std::uint64_t context) : state_(std::make_unique<state>()) { state_->context = context; }
 
 timeline::~timeline() = default;  // pending promises signal broken as they go
 

@@ -52,8 +52,8 @@ std::string escaped(std::string_view text) {
 
 std::shared_ptr<spdlog::logger>& logger_slot() {
   static std::shared_ptr<spdlog::logger> slot = [] {
-    auto made = std::make_shared<spdlog::logger>(
-        "cosched", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    auto made =
+        std::make_shared<spdlog::logger>("cosched", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     made->set_level(spdlog::level::warn);
     made->set_pattern("cosched: %l: %v");
     if (const char* env = std::getenv("COSCHED_LOG_LEVEL"); env && *env) {

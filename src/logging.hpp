@@ -17,7 +17,8 @@ namespace cosched::detail {
 /// a sink that throws) is swallowed, as the callers report their outcome
 /// elsewhere (a fence's error, a statistic).
 template <class... Args>
-void log_line(spdlog::level::level_enum level, spdlog::format_string_t<Args...> format, Args&&... args) noexcept {
+void log_line(spdlog::level::level_enum level, spdlog::format_string_t<Args...> format,
+              Args&&... args) noexcept {
   try {
     const auto current = logger();
     if (!current || !current->should_log(level)) return;
@@ -27,6 +28,8 @@ void log_line(spdlog::level::level_enum level, spdlog::format_string_t<Args...> 
 }
 
 /// `one` or `many`, after the count `n`, in a log line.
-constexpr const char* plural(std::size_t n, const char* one, const char* many) noexcept { return n == 1 ? one : many; }
+constexpr const char* plural(std::size_t n, const char* one, const char* many) noexcept {
+  return n == 1 ? one : many;
+}
 
 }  // namespace cosched::detail

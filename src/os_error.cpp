@@ -15,7 +15,8 @@ std::string fd_limit_note(int err) {
   if (err == EMFILE)
     return "out of file descriptors: the process's fd limit (RLIMIT_NOFILE soft limit " + soft +
            ") is reached; raise it with setrlimit() or ulimit -n";
-  return "out of file descriptors: the system-wide limit (fs.file-max) is reached (RLIMIT_NOFILE soft limit " +
+  return "out of file descriptors: the system-wide limit (fs.file-max) is reached (RLIMIT_NOFILE soft "
+         "limit " +
          soft + ")";
 }
 

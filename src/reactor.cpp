@@ -15,9 +15,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include <asio/post.hpp>
-#include <asio/posix/stream_descriptor.hpp>
 #include <liburing.h>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/post.hpp>
 
 #include "cosched/detail/os_error.hpp"
 #include "cosched/error.hpp"
@@ -46,15 +46,16 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     kind what = kind::free;
     std::uint32_t generation = 0;
     int fd = -1;
-    std::optional<promise> done;         // oneshot
-    std::function<void()> on_ready;      // multishot
+    std::optional<promise> done;     // oneshot
+    std::function<void()> on_ready;  // multishot
     const detail::fence_state* key = nullptr;
     bool unwatched = false;
     bool failed = false;  // multishot: the kernel refused the poll; waits for unwatch(), not re-armed
   };
 
   // On a uring_context: its ring and its loop, which reaps and submits.
-  explicit impl(uring_context& context) : loop(&context.loop()), ex(context.get_executor()), ring(loop->ring) {}
+  explicit impl(uring_context& context)
+      : loop(&context.loop()), ex(context.get_executor()), ring(loop->ring) {}
 
   // Requests of this reactor carry `tag` in the top byte of their user_data:
   // on a uring_context, completions of an earlier reactor's requests may still
@@ -72,7 +73,8 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     io_uring_params params{};
     params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
     // Room for many completions at once (thousands of fences in flight).
-    params.cq_entries = options.completion_entries ? options.completion_entries : std::max(options.entries * 4, 16384u);
+    params.cq_entries =
+        options.completion_entries ? options.completion_entries : std::max(options.entries * 4, 16384u);
     int rc = -EINVAL;
     if (options.single_issuer) {
       io_uring_params wanted = params;
@@ -131,8 +133,10 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
 
   template <class F>
   void post(F&& f) {
-    if (io) asio::post(*io, std::forward<F>(f));
-    else asio::post(ex, std::forward<F>(f));
+    if (io)
+      asio::post(*io, std::forward<F>(f));
+    else
+      asio::post(ex, std::forward<F>(f));
   }
 
   // Runs first on the io_context's thread: enables the ring there (the thread
@@ -165,14 +169,14 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     if (!io || !enabled || armed || pending_count.load(std::memory_order_relaxed) == 0) return;
     armed = true;
     event_stream->async_wait(asio::posix::stream_descriptor::wait_read,
-                            [weak = weak_from_this()](const asio::error_code& ec) {
-                              if (ec) return;  // closed: the reactor is going away
-                              if (auto self = weak.lock()) {
-                                self->armed = false;
-                                self->on_eventfd();
-                                self->arm_if_waiting();
-                              }
-                            });
+                             [weak = weak_from_this()](const asio::error_code& ec) {
+                               if (ec) return;  // closed: the reactor is going away
+                               if (auto self = weak.lock()) {
+                                 self->armed = false;
+                                 self->on_eventfd();
+                                 self->arm_if_waiting();
+                               }
+                             });
   }
 
   void on_eventfd() {
@@ -187,9 +191,7 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
       reaped.clear();
       unsigned head;
       io_uring_cqe* cqe;
-      io_uring_for_each_cqe(&ring, head, cqe) {
-        reaped.push_back({cqe->user_data, cqe->res, cqe->flags});
-      }
+      io_uring_for_each_cqe(&ring, head, cqe) { reaped.push_back({cqe->user_data, cqe->res, cqe->flags}); }
       if (reaped.empty()) {
         // Completions that did not fit the completion queue wait in the
         // kernel's overflow list until an io_uring_enter with GETEVENTS
@@ -218,17 +220,23 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     if ((user_data & tag_mask) != tag) return;  // another reactor's (stale)
     const auto index = static_cast<std::uint32_t>(user_data);
     const auto generation = static_cast<std::uint32_t>(user_data >> 32) & generation_mask;
-    if (index >= entries.size() || (entries[index].generation & generation_mask) != generation) return;  // stale
+    if (index >= entries.size() || (entries[index].generation & generation_mask) != generation)
+      return;  // stale
     auto& e = entries[index];
     if (e.what == entry::kind::oneshot) {
       promise done = std::move(*e.done);
       std::error_code ec;
-      if (res == -ECANCELED) ec = make_error_code(errc::cancelled);
-      else if (res < 0) ec = std::error_code(-res, std::generic_category());
-      else ec = poll_error(res);
+      if (res == -ECANCELED)
+        ec = make_error_code(errc::cancelled);
+      else if (res < 0)
+        ec = std::error_code(-res, std::generic_category());
+      else
+        ec = poll_error(res);
       if (ec && ec != make_error_code(errc::cancelled))
-        detail::log_line(spdlog::level::err, "cosched::reactor: could not wait for fd {} to be readable: {} (errno {}); its fence fails",
-                         e.fd, ec.message(), ec.value());
+        detail::log_line(
+            spdlog::level::err,
+            "cosched::reactor: could not wait for fd {} to be readable: {} (errno {}); its fence fails", e.fd,
+            ec.message(), ec.value());
       release(index);
       done.signal(ec);
       return;
@@ -242,9 +250,10 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     if (res < 0) {
       // Re-arming would fail the same way, forever: the watch stays, silent,
       // until unwatch() releases it.
-      detail::log_line(spdlog::level::err,
-                       "cosched::reactor: could not watch fd {}: {} (errno {}); it is not watched until unwatch()",
-                       e.fd, std::generic_category().message(-res), -res);
+      detail::log_line(
+          spdlog::level::err,
+          "cosched::reactor: could not watch fd {}: {} (errno {}); it is not watched until unwatch()", e.fd,
+          std::generic_category().message(-res), -res);
       e.failed = true;
       return;
     }
@@ -302,15 +311,18 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
       submit();  // the submission queue is full: flush it now
       sqe = io_uring_get_sqe(&ring);
     }
-    if (!sqe) throw std::system_error(EBUSY, std::generic_category(), "cosched::reactor: submission queue full");
+    if (!sqe)
+      throw std::system_error(EBUSY, std::generic_category(), "cosched::reactor: submission queue full");
     return sqe;
   }
 
   void prepare(std::uint32_t index) {
     auto& e = entries[index];
     io_uring_sqe* sqe = next_sqe();
-    if (e.what == entry::kind::multishot) io_uring_prep_poll_multishot(sqe, e.fd, POLLIN);
-    else io_uring_prep_poll_add(sqe, e.fd, POLLIN);
+    if (e.what == entry::kind::multishot)
+      io_uring_prep_poll_multishot(sqe, e.fd, POLLIN);
+    else
+      io_uring_prep_poll_add(sqe, e.fd, POLLIN);
     io_uring_sqe_set_data64(sqe, user_data_of(index));
     mark_dirty();
     arm_if_waiting();
@@ -361,7 +373,9 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
       throw std::system_error(-rc, std::generic_category(), "cosched::reactor: io_uring_submit");
   }
 
-  bool on_own_thread() const { return loop ? loop->on_loop_thread() : io->get_executor().running_in_this_thread(); }
+  bool on_own_thread() const {
+    return loop ? loop->on_loop_thread() : io->get_executor().running_in_this_thread();
+  }
 
   void start_wait(int fd, promise done) {
     const std::uint32_t index = allocate(entry::kind::oneshot, fd);
@@ -393,11 +407,13 @@ struct reactor::impl final : std::enable_shared_from_this<reactor::impl>, detail
     entries[index].unwatched = true;
     // A refused watch has no poll to cancel: a no-op request in its name
     // completes and releases it, as the cancellation's completion would.
-    if (entries[index].failed) prepare_nop(index);
-    else prepare_cancel(index);
+    if (entries[index].failed)
+      prepare_nop(index);
+    else
+      prepare_cancel(index);
   }
 
-  asio::io_context* io = nullptr;   // on an io_context
+  asio::io_context* io = nullptr;      // on an io_context
   detail::uring_loop* loop = nullptr;  // on a uring_context
   asio::any_io_executor ex;
   io_uring own_ring{};  // on an io_context

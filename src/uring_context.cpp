@@ -28,7 +28,9 @@ struct loop_frame {
 thread_local loop_frame* running_loops = nullptr;
 
 struct loop_frame_guard {
-  explicit loop_frame_guard(const uring_loop* loop) noexcept : frame{loop, running_loops} { running_loops = &frame; }
+  explicit loop_frame_guard(const uring_loop* loop) noexcept : frame{loop, running_loops} {
+    running_loops = &frame;
+  }
   ~loop_frame_guard() { running_loops = frame.outer; }
   loop_frame_guard(const loop_frame_guard&) = delete;
   loop_frame_guard& operator=(const loop_frame_guard&) = delete;
@@ -46,7 +48,8 @@ int enable_rings(io_uring& ring) {
 uring_loop::uring_loop(const uring_context_options& options) {
   io_uring_params params{};
   params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_TASKRUN_FLAG;
-  params.cq_entries = options.completion_entries ? options.completion_entries : std::max(options.entries * 4, 16384u);
+  params.cq_entries =
+      options.completion_entries ? options.completion_entries : std::max(options.entries * 4, 16384u);
   // Completions are only reaped by the thread that runs the loop, which also
   // waits in io_uring_enter: DEFER_TASKRUN runs their work there, in batches.
   // The ring is enabled by the first thread that runs the loop (its issuer).
@@ -60,7 +63,8 @@ uring_loop::uring_loop(const uring_context_options& options) {
     rc = io_uring_queue_init_params(options.entries, &ring, &params);
     if (rc == 0) enabled_ = true;
   }
-  if (rc != 0) throw std::system_error(-rc, std::generic_category(), "cosched::uring_context: io_uring_queue_init");
+  if (rc != 0)
+    throw std::system_error(-rc, std::generic_category(), "cosched::uring_context: io_uring_queue_init");
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) {
     const int err = errno;
@@ -89,8 +93,10 @@ bool uring_loop::on_loop_thread() const noexcept {
 void uring_loop::post(uring_op* op) noexcept {
   op->next = nullptr;
   if (on_loop_thread()) {
-    if (local_tail_) local_tail_->next = op;
-    else local_head_ = op;
+    if (local_tail_)
+      local_tail_->next = op;
+    else
+      local_head_ = op;
     local_tail_ = op;
     return;
   }
@@ -121,8 +127,10 @@ void uring_loop::take_remote() noexcept {
     reversed = list;
     list = next;
   }
-  if (local_tail_) local_tail_->next = reversed;
-  else local_head_ = reversed;
+  if (local_tail_)
+    local_tail_->next = reversed;
+  else
+    local_head_ = reversed;
   local_tail_ = tail;
 }
 
@@ -147,7 +155,8 @@ std::size_t uring_loop::run_ready() {
 void uring_loop::enable() {
   if (enabled_) return;
   const int rc = enable_rings(ring);
-  if (rc != 0) throw std::system_error(-rc, std::generic_category(), "cosched::uring_context: enabling the ring");
+  if (rc != 0)
+    throw std::system_error(-rc, std::generic_category(), "cosched::uring_context: enabling the ring");
   enabled_ = true;
 }
 
@@ -255,7 +264,9 @@ void uring_loop::arm_wake() {
   if (!sqe) {
     submit_now();
     sqe = io_uring_get_sqe(&ring);
-    if (!sqe) throw std::system_error(EBUSY, std::generic_category(), "cosched::uring_context: submission queue full");
+    if (!sqe)
+      throw std::system_error(EBUSY, std::generic_category(),
+                              "cosched::uring_context: submission queue full");
   }
   io_uring_prep_read(sqe, wake_fd_, &wake_value_, sizeof wake_value_, 0);
   io_uring_sqe_set_data64(sqe, wake_tag);
@@ -343,7 +354,9 @@ void uring_context::stop() noexcept {
 bool uring_context::stopped() const noexcept { return loop_->stopped.load(std::memory_order_acquire); }
 void uring_context::restart() noexcept { loop_->stopped.store(false, std::memory_order_release); }
 timer_service& uring_context::timers() noexcept { return *loop_; }
-std::uint64_t uring_context::enter_calls() const noexcept { return loop_->enters.load(std::memory_order_relaxed); }
+std::uint64_t uring_context::enter_calls() const noexcept {
+  return loop_->enters.load(std::memory_order_relaxed);
+}
 
 void uring_context::post_op(detail::uring_op* op) noexcept { loop_->post(op); }
 void uring_context::work_started() noexcept { loop_->work.fetch_add(1, std::memory_order_relaxed); }

@@ -90,7 +90,8 @@ struct uring_loop final : timer_service {
     std::function<void()> fn;
   };
   std::multimap<clock::time_point, timer_id> deadlines_;
-  std::unordered_map<timer_id, std::pair<std::multimap<clock::time_point, timer_id>::iterator, timer>> timers_;
+  std::unordered_map<timer_id, std::pair<std::multimap<clock::time_point, timer_id>::iterator, timer>>
+      timers_;
   timer_id next_timer_ = 1;
 };
 

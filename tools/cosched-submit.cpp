@@ -23,13 +23,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cosched/log.hpp"
+#include "cosched/version.hpp"
 #include "submit/generate.hpp"
 #include "submit/graph.hpp"
 #include "submit/runner.hpp"
 #include "submit/svg.hpp"
 #include "submit/trace.hpp"
-#include "cosched/log.hpp"
-#include "cosched/version.hpp"
 
 namespace {
 
@@ -104,7 +104,8 @@ bool write_output(output& out, const std::function<void(std::ostream&)>& writer)
   stream.flush();
   if (out.path != "-") out.file.close();
   if (stream && (out.path == "-" || !out.file.fail())) return true;
-  std::cerr << "cosched-submit: cannot write " << out.what << " to " << cosched::submit::printable(out.path) << "\n";
+  std::cerr << "cosched-submit: cannot write " << out.what << " to " << cosched::submit::printable(out.path)
+            << "\n";
   return false;
 }
 
@@ -136,27 +137,32 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1;
   bool verify = false;
   app.add_option("GRAPH", graph_path, "job graph (JSON; see README)");
-  app.add_option("--backend", backend,
-                 "sim (simulated GPU; the default), drm (the same commands executed by a host engine "
-                 "that signals real kernel timeline syncobjs; needs a DRM render node and Linux 6.6) or virtgpu "
-                 "(each job real GPU work on a virtio-gpu device with virgl, sized to its duration; real time only)")
+  app.add_option(
+         "--backend", backend,
+         "sim (simulated GPU; the default), drm (the same commands executed by a host engine "
+         "that signals real kernel timeline syncobjs; needs a DRM render node and Linux 6.6) or virtgpu "
+         "(each job real GPU work on a virtio-gpu device with virgl, sized to its duration; real time only)")
       ->check(CLI::IsMember({"sim", "drm", "virtgpu"}));
-  app.add_option("--device", device_path,
-                 "with --backend drm or virtgpu: the render node (default: the first usable /dev/dri/renderD*)");
-  app.add_flag("--verify", verify,
-               "with --backend virtgpu: every job also writes a region with a value of its own; after the run "
-               "every region is read back and each job line says \"verified\": true, false or null");
+  app.add_option(
+      "--device", device_path,
+      "with --backend drm or virtgpu: the render node (default: the first usable /dev/dri/renderD*)");
+  app.add_flag(
+      "--verify", verify,
+      "with --backend virtgpu: every job also writes a region with a value of its own; after the run "
+      "every region is read back and each job line says \"verified\": true, false or null");
   app.add_option("--clock", clock,
                  "real (device threads, io_uring; the default) or virtual (deterministic, no sleeping)")
       ->check(CLI::IsMember({"real", "virtual"}));
   app.add_option("--results", results_path,
                  "write one JSON object per job, then a summary object, to FILE (- for stdout)");
-  app.add_option("--trace", trace_path,
-                 "write a trace of the run (opens in Perfetto: a track per ring and per entity, resets, timeouts, "
-                 "kills and bans, dependency arrows) to FILE (- for stdout)");
-  app.add_option("--trace-format", trace_format_text,
-                 "json (Chrome trace-event JSON; the default) or proto (Perfetto's protobuf trace, about half "
-                 "the size, for large runs)");
+  app.add_option(
+      "--trace", trace_path,
+      "write a trace of the run (opens in Perfetto: a track per ring and per entity, resets, timeouts, "
+      "kills and bans, dependency arrows) to FILE (- for stdout)");
+  app.add_option(
+      "--trace-format", trace_format_text,
+      "json (Chrome trace-event JSON; the default) or proto (Perfetto's protobuf trace, about half "
+      "the size, for large runs)");
   app.add_option("--svg", svg_path,
                  "write a timeline picture (self-contained SVG, a lane per ring and per entity) to FILE "
                  "(- for stdout)");
@@ -164,7 +170,8 @@ int main(int argc, char** argv) {
                  "run a random graph instead of GRAPH: jobs=N,entities=E,deps=D,faults=P"
                  "[,duration=MIN-MAX][,credits=C]");
   // Read as text: CLI11 turned -1, 2^64 and 1e23 into 2^64-1 without a word.
-  CLI::Option* seed_option = app.add_option("--seed", seed_text, "seed for --generate: an integer from 0 to 2^64-1 (default 1)");
+  CLI::Option* seed_option =
+      app.add_option("--seed", seed_text, "seed for --generate: an integer from 0 to 2^64-1 (default 1)");
   app.add_option("--save-graph", save_graph_path, "with --generate: also write the graph to FILE");
   std::string log_level;
   app.add_option("--log-level", log_level,
@@ -178,8 +185,8 @@ int main(int argc, char** argv) {
     const char* env_level = std::getenv("COSCHED_LOG_LEVEL");
     if (!log_level.empty()) {
       if (!cosched::set_log_level(log_level))
-        throw CLI::ValidationError("--log-level " + cosched::submit::printable(log_level) + ": must be one of " +
-                                   std::string(cosched::log_level_names));
+        throw CLI::ValidationError("--log-level " + cosched::submit::printable(log_level) +
+                                   ": must be one of " + std::string(cosched::log_level_names));
     } else if (env_level && *env_level && !cosched::is_log_level(env_level)) {
       throw CLI::ValidationError("COSCHED_LOG_LEVEL=" + cosched::submit::printable(env_level) +
                                  ": must be one of " + std::string(cosched::log_level_names));
@@ -208,14 +215,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::Error& e) {
-    std::cerr << "cosched-submit: " << cosched::submit::printable(e.what()) << "\nrun with --help for usage\n";
+    std::cerr << "cosched-submit: " << cosched::submit::printable(e.what())
+              << "\nrun with --help for usage\n";
     return exit_unusable;
   }
 
   try {
     using namespace cosched::submit;
     const std::string source = generate_text.empty() ? graph_path : "--generate " + generate_text;
-    graph g = generate_text.empty() ? load_graph(graph_path) : generate_graph(parse_generate_spec(generate_text), seed);
+    graph g = generate_text.empty() ? load_graph(graph_path)
+                                    : generate_graph(parse_generate_spec(generate_text), seed);
     if (!generate_text.empty()) check_run_length(g, source);  // a file's graph is checked as it is read
     // Devices before anything runs or is written.
     cosched::drm::device device;
@@ -233,7 +242,9 @@ int main(int argc, char** argv) {
 
     run_options options;
     options.clock = clock == "virtual" ? clock_kind::virtual_time : clock_kind::real_time;
-    options.backend = backend == "drm" ? backend_kind::drm : backend == "virtgpu" ? backend_kind::virtgpu : backend_kind::sim;
+    options.backend = backend == "drm"       ? backend_kind::drm
+                      : backend == "virtgpu" ? backend_kind::virtgpu
+                                             : backend_kind::sim;
     options.device = device;
     options.gpu = gpu;
     options.verify = verify;
@@ -244,7 +255,8 @@ int main(int argc, char** argv) {
     if (::isatty(STDERR_FILENO)) {
       options.progress = [total = g.jobs.size(), &progress_shown](const run_progress& now) {
         progress_shown = true;
-        std::fprintf(stderr, "\rcosched-submit: %zu/%zu jobs finished, %zu failed", now.finished, total, now.failed);
+        std::fprintf(stderr, "\rcosched-submit: %zu/%zu jobs finished, %zu failed", now.finished, total,
+                     now.failed);
         if (now.pushed < total) std::fprintf(stderr, " (%zu pushed)", now.pushed);
         std::fprintf(stderr, "\033[K");  // the rest of a longer previous line
         std::fflush(stderr);
@@ -255,23 +267,27 @@ int main(int argc, char** argv) {
 
     // Written whether the run completed or was interrupted (SIGINT, SIGTERM).
     if (!write_output(results, [&](std::ostream& out) { write_results(out, g, outcome, backend, clock); }) ||
-        !write_output(trace, [&](std::ostream& out) {
-          if (trace_format_named(trace_format_text) == trace_format::proto)
-            write_trace_proto(out, g, outcome);
-          else
-            write_trace(out, g, outcome);
-        }) ||
+        !write_output(trace,
+                      [&](std::ostream& out) {
+                        if (trace_format_named(trace_format_text) == trace_format::proto)
+                          write_trace_proto(out, g, outcome);
+                        else
+                          write_trace(out, g, outcome);
+                      }) ||
         !write_output(svg, [&](std::ostream& out) { write_svg(out, g, outcome); }))
       return exit_internal;
     if (results_path != "-" && trace_path != "-" && svg_path != "-") {
-      if (g.jobs.size() <= table_limit) write_table(std::cout, g, outcome);
-      else write_summary(std::cout, g, outcome);
+      if (g.jobs.size() <= table_limit)
+        write_table(std::cout, g, outcome);
+      else
+        write_summary(std::cout, g, outcome);
     }
     std::cout.flush();
     if (outcome.interrupted_by != 0) {
-      std::cerr << "cosched-submit: interrupted by " << (outcome.interrupted_by == SIGINT ? "SIGINT" : "SIGTERM")
-                << " at " << outcome.end_us << " us: jobs not finished failed `shutdown`"
-                << (results.wanted() ? "; results written" : "") << "\n";
+      std::cerr << "cosched-submit: interrupted by "
+                << (outcome.interrupted_by == SIGINT ? "SIGINT" : "SIGTERM") << " at " << outcome.end_us
+                << " us: jobs not finished failed `shutdown`" << (results.wanted() ? "; results written" : "")
+                << "\n";
       return 128 + outcome.interrupted_by;  // the shell's status for a process ended by that signal
     }
     return exit_completed;
@@ -279,12 +295,13 @@ int main(int argc, char** argv) {
     std::cerr << "cosched-submit: " << e.what() << "\n";
     return exit_unusable;
   } catch (const cosched::submit::backend_unavailable& e) {
-    std::cerr << "cosched-submit: " << cosched::submit::printable(e.what()) << "\n";  // names --device as given
+    std::cerr << "cosched-submit: " << cosched::submit::printable(e.what())
+              << "\n";  // names --device as given
     return exit_unusable;
   } catch (const std::system_error& e) {
     // A graph too large for this process's resources (the message names the limit).
-    const bool exhausted = e.code() == std::errc::too_many_files_open ||
-                           e.code() == std::errc::too_many_files_open_in_system;
+    const bool exhausted =
+        e.code() == std::errc::too_many_files_open || e.code() == std::errc::too_many_files_open_in_system;
     std::cerr << "cosched-submit: " << (exhausted ? "" : "internal error: ") << e.what() << "\n";
     return exhausted ? exit_unusable : exit_internal;
   } catch (const std::exception& e) {

@@ -91,10 +91,14 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--policy") {
       policy_name = argv[++i];
-      if (policy_name == "fifo") policy = cosched::scheduling_policy::fifo;
-      else if (policy_name == "rr") policy = cosched::scheduling_policy::rr;
-      else if (policy_name == "fair") policy = cosched::scheduling_policy::fair;
-      else if (policy_name == "deadline") policy = cosched::scheduling_policy::deadline;
+      if (policy_name == "fifo")
+        policy = cosched::scheduling_policy::fifo;
+      else if (policy_name == "rr")
+        policy = cosched::scheduling_policy::rr;
+      else if (policy_name == "fair")
+        policy = cosched::scheduling_policy::fair;
+      else if (policy_name == "deadline")
+        policy = cosched::scheduling_policy::deadline;
       else {
         usage(stderr);
         return 2;
@@ -112,8 +116,8 @@ int main(int argc, char** argv) {
 #ifndef NDEBUG
   std::printf("WARNING: built without NDEBUG: this is not a release build\n");
 #endif
-  std::printf("entities (one job each, one ring, policy %s): wall time per job, median of %d\n", policy_name.c_str(),
-              reps);
+  std::printf("entities (one job each, one ring, policy %s): wall time per job, median of %d\n",
+              policy_name.c_str(), reps);
   for (const std::size_t n : counts) {
     std::vector<double> samples;
     for (int r = 0; r < reps; ++r) samples.push_back(run_once(n, policy));

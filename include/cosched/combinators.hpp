@@ -146,9 +146,7 @@ template <class Handler>
 struct any_wait_handler {
   Handler handler;
   any_fence result;
-  void operator()(std::error_code ec) {
-    std::move(handler)(ec, result.index().value_or(any_fence::none));
-  }
+  void operator()(std::error_code ec) { std::move(handler)(ec, result.index().value_or(any_fence::none)); }
 };
 
 struct initiate_any_wait {

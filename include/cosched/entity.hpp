@@ -178,7 +178,8 @@ class entity {
   /// decided (`queued`), and of the entity's commands on a ring (`in_flight`).
   entity_pending pending() const noexcept {
     // relaxed: a snapshot.
-    return {state_->queued_jobs.load(std::memory_order_relaxed), state_->in_flight_jobs.load(std::memory_order_relaxed)};
+    return {state_->queued_jobs.load(std::memory_order_relaxed),
+            state_->in_flight_jobs.load(std::memory_order_relaxed)};
   }
   /// A fence for point `seqno` of the entity's finished timeline (it may be
   /// requested before the job is pushed); it signals, without error, once the
@@ -190,7 +191,8 @@ class entity {
   /// innocent: its work was replayed), and how many times.
   cosched::reset_status get_reset_status() const noexcept {
     // relaxed: a snapshot.
-    return {state_->reset_status.load(std::memory_order_relaxed), state_->resets.load(std::memory_order_relaxed)};
+    return {state_->reset_status.load(std::memory_order_relaxed),
+            state_->resets.load(std::memory_order_relaxed)};
   }
 
   /// The context of the entity's finished fences (scheduled fences use another).
@@ -211,8 +213,8 @@ class entity {
     if (options.credits > state_->credit_limit) {
       throw std::invalid_argument("cosched: job costs " + std::to_string(options.credits) +
                                   " credits but the ring's credit limit is " +
-                                  std::to_string(state_->credit_limit) + " (entity \"" +
-                                  state_->name + "\")");
+                                  std::to_string(state_->credit_limit) + " (entity \"" + state_->name +
+                                  "\")");
     }
   }
   void reset() noexcept {

@@ -23,9 +23,7 @@ enum class errc : int {
 /// The category of cosched::errc. Its name() is "cosched".
 const std::error_category& category() noexcept;
 
-inline std::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), category()};
-}
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }
 
 /// A stable, short name for an error: "timed_out", "cancelled", ... for cosched
 /// errors, the errno macro name ("EIO", "ENOMEM") for generic/system errors,

@@ -247,8 +247,7 @@ class fence_wait_op final : public fence_waiter {
                    asio::cancellation_type::total)) == asio::cancellation_type::none)
         return;
       // Whoever unlinks the waiter completes it: here the cancellation won.
-      if (op->fence_.state()->remove_waiter(*op))
-        op->post_completion(asio::error::operation_aborted);
+      if (op->fence_.state()->remove_waiter(*op)) op->post_completion(asio::error::operation_aborted);
     }
   };
 
@@ -274,7 +273,9 @@ class fence_wait_op final : public fence_waiter {
     }
   };
 
-  void post_completion(std::error_code ec) noexcept { asio::post(work_.get_executor(), completion(this, ec)); }
+  void post_completion(std::error_code ec) noexcept {
+    asio::post(work_.get_executor(), completion(this, ec));
+  }
 
   Handler handler_;
   asio::executor_work_guard<handler_executor> work_;  // on the executor the handler runs on

@@ -146,9 +146,8 @@ class job_promise final : public job_promise_base {
   dependency_awaiter<false> await_transform(const fence& f) noexcept { return {*this, f}; }
   dependency_awaiter<true> await_transform(const try_wait& t) noexcept { return {*this, t.awaited}; }
   template <class Other>
-    requires(!std::is_same_v<std::remove_cvref_t<Other>, fence> &&
-             !std::is_same_v<std::remove_cvref_t<Other>, try_wait>)
-  void await_transform(Other&&) {
+  requires(!std::is_same_v<std::remove_cvref_t<Other>, fence> &&
+           !std::is_same_v<std::remove_cvref_t<Other>, try_wait>) void await_transform(Other&&) {
     static_assert(always_false<Other>,
                   "a cosched job may only co_await cosched fences: `co_await f` or "
                   "`co_await cosched::try_wait(f)`; turn any other asynchronous operation "

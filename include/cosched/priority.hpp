@@ -14,10 +14,14 @@ inline constexpr int priority_count = 4;
 
 constexpr std::string_view to_string(priority p) noexcept {
   switch (p) {
-    case priority::kernel: return "kernel";
-    case priority::high: return "high";
-    case priority::normal: return "normal";
-    case priority::low: return "low";
+    case priority::kernel:
+      return "kernel";
+    case priority::high:
+      return "high";
+    case priority::normal:
+      return "normal";
+    case priority::low:
+      return "low";
   }
   return "?";
 }

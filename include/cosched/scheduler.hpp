@@ -30,8 +30,8 @@
 
 namespace cosched {
 
-using detail::ring_mode;
 using detail::job_ref;
+using detail::ring_mode;
 using detail::scheduler_statistics;
 using detail::scheduling_policy;
 
@@ -169,8 +169,9 @@ class scheduler {
   scheduler& operator=(const scheduler&) = delete;
   ~scheduler() {
     if (!core_->is_shut_down()) {
-      detail::fatal("cosched::scheduler destroyed before its shutdown() completed; "
-                    "await shutdown() first");
+      detail::fatal(
+          "cosched::scheduler destroyed before its shutdown() completed; "
+          "await shutdown() first");
     }
   }
 
@@ -190,9 +191,7 @@ class scheduler {
   /// returned fence signals once every job's fences have signalled and every
   /// frame and command is destroyed. Any thread; calling it again returns a
   /// fence for the same completion.
-  fence shutdown(std::chrono::nanoseconds bound = std::chrono::seconds(1)) {
-    return core_->shutdown(bound);
-  }
+  fence shutdown(std::chrono::nanoseconds bound = std::chrono::seconds(1)) { return core_->shutdown(bound); }
   bool is_shut_down() const noexcept { return core_->is_shut_down(); }
 
   /// Pauses the scheduler. Completes, with signature
@@ -209,7 +208,8 @@ class scheduler {
           auto shared = std::make_shared<handler_type>(std::move(handler));
           core_->request_pause([core = core_, ex, shared] {
             auto guard = std::unique_ptr<paused<Command>>(new paused<Command>(core));
-            asio::post(ex, [shared, guard = std::move(guard)]() mutable { std::move(*shared)(std::move(guard)); });
+            asio::post(
+                ex, [shared, guard = std::move(guard)]() mutable { std::move (*shared)(std::move(guard)); });
           });
         },
         token);
@@ -243,7 +243,7 @@ class scheduler {
  private:
   static detail::core_options core_options_of(const scheduler_options& options) {
     return {options.credit_limit, options.mode,         options.timeout, options.timers,
-            options.policy,       options.on_exception, &frame_of,   options.pipeline};
+            options.policy,       options.on_exception, &frame_of,       options.pipeline};
   }
   static detail::job_promise<Command>& promise_of(detail::job_promise_base& promise) noexcept {
     return static_cast<detail::job_promise<Command>&>(promise);

@@ -119,7 +119,8 @@ class uring_context::executor_type {
   executor_type(const executor_type& other) noexcept : ctx_(other.ctx_), tracked_(other.tracked_) {
     if (tracked_) ctx_->work_started();
   }
-  executor_type(executor_type&& other) noexcept : ctx_(other.ctx_), tracked_(std::exchange(other.tracked_, false)) {}
+  executor_type(executor_type&& other) noexcept
+      : ctx_(other.ctx_), tracked_(std::exchange(other.tracked_, false)) {}
   executor_type& operator=(const executor_type& other) noexcept {
     executor_type copy(other);
     swap(copy);
@@ -185,6 +186,8 @@ class uring_context::executor_type {
   bool tracked_ = false;
 };
 
-inline uring_context::executor_type uring_context::get_executor() noexcept { return executor_type(this, false); }
+inline uring_context::executor_type uring_context::get_executor() noexcept {
+  return executor_type(this, false);
+}
 
 }  // namespace cosched

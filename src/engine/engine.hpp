@@ -48,7 +48,8 @@ namespace cosched::detail {
 /// shutdown it holds no entity and no job.
 class engine final : public scheduler_core {
  public:
-  engine(asio::any_io_executor executor, std::vector<std::unique_ptr<ring_adapter>> shared, core_options options);
+  engine(asio::any_io_executor executor, std::vector<std::unique_ptr<ring_adapter>> shared,
+         core_options options);
   ~engine();
 
   static engine& of(scheduler_core& core) noexcept { return static_cast<engine&>(core); }
@@ -109,7 +110,8 @@ class engine final : public scheduler_core {
   // to run (preparing or prepared); the run queue re-reads it.
   void set_head_from(entity_record& entity, job_block* first) noexcept {
     job_block* head = first;
-    while (head && head->phase != job_phase::preparing && head->phase != job_phase::prepared) head = head->entity_next;
+    while (head && head->phase != job_phase::preparing && head->phase != job_phase::prepared)
+      head = head->entity_next;
     entity.queued.head = head;
     queue_.changed(entity.queued);
   }
@@ -145,8 +147,10 @@ class engine final : public scheduler_core {
   void leave_ring(job_block& block, lazy_now* charged_until) noexcept {
     auto& entity = entity_record::of(block);
     ring_slot& slot = *entity.queued.ring;  // before the queue's update (entity_record::ring_of)
-    if (charged_until) queue_.left_ring(entity.queued, block, *charged_until);
-    else queue_.cancelled_on_ring(entity.queued);
+    if (charged_until)
+      queue_.left_ring(entity.queued, block, *charged_until);
+    else
+      queue_.cancelled_on_ring(entity.queued);
     slot.remove(block);
     // relaxed: see entity_state::queued_jobs.
     entity.in_flight_jobs.fetch_sub(1, std::memory_order_relaxed);
@@ -158,7 +162,7 @@ class engine final : public scheduler_core {
   void decide(job_block& block, std::error_code ec, std::optional<fence_point> cause) noexcept;
   // Returns how many jobs it decided.
   std::size_t fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
-                  bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept;
+                         bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept;
   void signal_in_order(entity_record& entity) noexcept;
   // Fence causality: whether decided `block` may signal now (every declared
   // dependency and its body's last awaited fence signalled); if not, arms a
@@ -180,7 +184,8 @@ class engine final : public scheduler_core {
   void disarm_timeout(ring_slot& slot) noexcept { slot.disarm_timeout(*timers_); }
   void on_timeout(ring_slot& slot, std::uint64_t generation) noexcept;
   void recover_from_hang(ring_slot& slot, job_block& guilty) noexcept;
-  void reset_ring_and_replay(ring_slot& slot, job_block* guilty, std::vector<entity_record*>& touched) noexcept;
+  void reset_ring_and_replay(ring_slot& slot, job_block* guilty,
+                             std::vector<entity_record*>& touched) noexcept;
   void replay(job_block& block, ring_slot& slot, lazy_now& reset_at) noexcept;
 
   // ---- entities and shutdown (lifecycle.cpp) ----
@@ -217,7 +222,7 @@ class engine final : public scheduler_core {
   // lock is alive while the lock is held. Lock order: this, then an entity's lock.
   mutable std::mutex directory_lock_;
   std::unordered_map<std::uint64_t, entity_record*> directory_;
-  spinlock inbox_lock_;  // guards inbox_head_/tail_
+  spinlock inbox_lock_;              // guards inbox_head_/tail_
   work_node* inbox_head_ = nullptr;  // nodes queued from outside the pass, in arrival order
   work_node* inbox_tail_ = nullptr;
   // Whether a pass is posted and has not yet started draining. acq_rel
@@ -243,16 +248,16 @@ class engine final : public scheduler_core {
   work_node* local_tail_ = nullptr;
   work_node* incoming_head_ = nullptr;
   work_node* incoming_tail_ = nullptr;
-  int last_incoming_phase_ = -1;  // the phase of the batch being taken from `incoming` (-1: none)
+  int last_incoming_phase_ = -1;              // the phase of the batch being taken from `incoming` (-1: none)
   entity_record* registered_head_ = nullptr;  // the registered entities, in registration order
   entity_record* registered_tail_ = nullptr;
   std::size_t registered_count_ = 0;
   std::vector<entity_record*> reached_dirty_;  // entities whose `reached` lags their signalled jobs
   std::vector<entity_record*> collectable_;    // registered entities to check for collection after this event
   std::vector<std::unique_ptr<ring_slot>> rings_;  // shared_ring: the shared rings, by index
-  run_queue queue_;                            // what runs next, on which ring
-  std::vector<promise> shutdown_waiters_;      // signalled once shutdown completes
-  timer_service::timer_id shutdown_timer_ = 0; // the shutdown bound (valid while armed)
+  run_queue queue_;                                // what runs next, on which ring
+  std::vector<promise> shutdown_waiters_;          // signalled once shutdown completes
+  timer_service::timer_id shutdown_timer_ = 0;     // the shutdown bound (valid while armed)
   bool shutdown_timer_armed_ = false;
   // Shutdown's bound has passed: signals no longer wait for fences from
   // outside the scheduler (only for other jobs' finished fences).
@@ -265,7 +270,8 @@ void engine::for_each_ring(Visit&& visit) const {
     for (const auto& slot : rings_) visit(*slot);
     return;
   }
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) visit(*entity->own_ring);
+  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
+    visit(*entity->own_ring);
 }
 
 struct engine::message : work_node {
@@ -278,14 +284,15 @@ struct engine::message : work_node {
   message& operator=(const message&) = delete;
 
   type what_message;
-  std::chrono::nanoseconds bound{0};   // shutdown: how long in-flight commands may still finish
-  std::optional<promise> done;         // shutdown: signalled once it completed
-  std::uint64_t scope_id = 0;          // stop_scope: the scope whose unrun jobs are cancelled
-  ring_slot* slot = nullptr;           // timeout: the ring that timed out
-  std::uint64_t generation = 0;        // timeout: the timer's generation (stale if the slot moved on)
-  entity_state* slot_owner = nullptr;  // timeout on an entity's own ring: a reference that keeps the slot alive
-  std::function<void()> granted;       // pause: called once the pause is granted
-  fence drained;                       // flush: the entity's drain fence (slot_owner: the entity)
+  std::chrono::nanoseconds bound{0};  // shutdown: how long in-flight commands may still finish
+  std::optional<promise> done;        // shutdown: signalled once it completed
+  std::uint64_t scope_id = 0;         // stop_scope: the scope whose unrun jobs are cancelled
+  ring_slot* slot = nullptr;          // timeout: the ring that timed out
+  std::uint64_t generation = 0;       // timeout: the timer's generation (stale if the slot moved on)
+  entity_state* slot_owner =
+      nullptr;                    // timeout on an entity's own ring: a reference that keeps the slot alive
+  std::function<void()> granted;  // pause: called once the pause is granted
+  fence drained;                  // flush: the entity's drain fence (slot_owner: the entity)
 };
 
 }  // namespace cosched::detail

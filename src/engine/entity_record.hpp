@@ -35,11 +35,11 @@ struct entity_record final : entity_state {
 
   job_block* jobs_head = nullptr;  // taken, not yet signalled, in push order
   job_block* jobs_tail = nullptr;
-  queue_entry queued;              // its head and its place in the run queue
-  std::unique_ptr<ring_slot> own_ring;  // ring_per_entity: its ring (null in shared_ring mode)
-  bool registered = false;         // in the engine's list of registered entities
-  bool handle_gone = false;        // the handle let go (seen when the mailbox was taken)
-  bool collect_queued = false;     // in the engine's list of entities to collect
+  queue_entry queued;                        // its head and its place in the run queue
+  std::unique_ptr<ring_slot> own_ring;       // ring_per_entity: its ring (null in shared_ring mode)
+  bool registered = false;                   // in the engine's list of registered entities
+  bool handle_gone = false;                  // the handle let go (seen when the mailbox was taken)
+  bool collect_queued = false;               // in the engine's list of entities to collect
   entity_record* registered_prev = nullptr;  // that list, in registration order
   entity_record* registered_next = nullptr;
   // `reached` advances once per batch of signals, not once per job (see

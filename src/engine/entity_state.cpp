@@ -119,8 +119,9 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
   job_block* inline_blocks[8];
   std::vector<job_block*> heap_blocks;
   if (requests.size() > std::size(inline_blocks)) heap_blocks.resize(requests.size());
-  const std::span<job_block*> blocks =
-      heap_blocks.empty() ? std::span<job_block*>(inline_blocks, requests.size()) : std::span<job_block*>(heap_blocks);
+  const std::span<job_block*> blocks = heap_blocks.empty()
+                                           ? std::span<job_block*>(inline_blocks, requests.size())
+                                           : std::span<job_block*>(heap_blocks);
   std::size_t made = 0;
   try {
     for (auto& request : requests) {
@@ -189,7 +190,10 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
       }
     }
     block->entity_next = nullptr;
-    if (mailbox_tail) mailbox_tail->entity_next = block; else mailbox_head = block;
+    if (mailbox_tail)
+      mailbox_tail->entity_next = block;
+    else
+      mailbox_head = block;
     mailbox_tail = block;
     results[i].finished = fence::adopt(&block->finished);
   }

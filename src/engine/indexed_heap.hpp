@@ -62,8 +62,10 @@ class indexed_heap {
     (item.*Position).index = static_cast<std::uint32_t>(at);
   }
   void update_at(std::size_t at) noexcept {
-    if (at > 0 && less_(*items_[at], *items_[(at - 1) / 2])) sift_up(at);
-    else sift_down(at);
+    if (at > 0 && less_(*items_[at], *items_[(at - 1) / 2]))
+      sift_up(at);
+    else
+      sift_down(at);
   }
   void sift_up(std::size_t at) noexcept {
     T* item = items_[at];

@@ -93,7 +93,10 @@ void engine::detach_entity(entity_record& entity, bool shut_down) noexcept {
 }
 
 void engine::adopt_job(entity_record& entity, job_block& block) noexcept {
-  if (entity.jobs_tail) entity.jobs_tail->entity_next = &block; else entity.jobs_head = &block;
+  if (entity.jobs_tail)
+    entity.jobs_tail->entity_next = &block;
+  else
+    entity.jobs_head = &block;
   entity.jobs_tail = &block;
   if (block.dead_on_arrival) {
     decide(block, block.finished.error(), block.finished.recorded_cause());
@@ -123,8 +126,8 @@ void engine::wait_declared(job_block& block) noexcept {
   while (block.after_passed < block.after_count) {
     const fence_state& dependency = block.before_run.after.at(block.after_passed, block.after_count);
     if (!dependency.is_signalled()) {
-      COSCHED_PROBE4(job_wait_dep, block.finished.point.context, block.finished.point.seqno, dependency.point.context,
-                     dependency.point.seqno);
+      COSCHED_PROBE4(job_wait_dep, block.finished.point.context, block.finished.point.seqno,
+                     dependency.point.context, dependency.point.seqno);
       if (options_.pipeline && passes_by_pipelining(block, dependency) &&
           watch_pipelined(block, block.after_passed, dependency)) {
         ++block.after_passed;
@@ -207,7 +210,8 @@ bool engine::watch_pipelined(job_block& block, std::uint32_t index, const fence_
 namespace {
 
 // A job of `core` waiting in its declared list for `ran`'s finished fence.
-bool waits_declared_for(const job_block& candidate, const job_block& ran, const scheduler_core* core) noexcept {
+bool waits_declared_for(const job_block& candidate, const job_block& ran,
+                        const scheduler_core* core) noexcept {
   return candidate.entity->home_core == core && candidate.waiting_after &&
          candidate.before_run.awaited == &ran.finished;
 }
@@ -266,7 +270,8 @@ void engine::take_pipelined_outcome(job_block& block) noexcept {
   for (std::uint32_t i = 0; i < gate.pipelined_count; ++i) {
     const fence_state* dependency = gate.pipelined[i].watched.state();
     if (dependency && dependency->is_signalled() && dependency->error()) {
-      block.finished.record(dependency->error(), dependency->has_cause ? dependency->cause : dependency->point);
+      block.finished.record(dependency->error(),
+                            dependency->has_cause ? dependency->cause : dependency->point);
       return;
     }
   }
@@ -305,8 +310,8 @@ void on_job_signal(fence_waiter& waiter, fence_state&) noexcept {
 
 bool job_wait_begin(job_promise_base& promise, const fence_state& awaited, bool yields_error) noexcept {
   auto& block = *promise.block;
-  COSCHED_PROBE4(job_wait_dep, block.finished.point.context, block.finished.point.seqno, awaited.point.context,
-                 awaited.point.seqno);
+  COSCHED_PROBE4(job_wait_dep, block.finished.point.context, block.finished.point.seqno,
+                 awaited.point.context, awaited.point.seqno);
   block.arm_wait(work_node::kind::dependency_wake, &on_job_signal);
   block.awaited_yields_error = yields_error;
   block.before_run.awaited = &awaited;
@@ -335,8 +340,8 @@ void engine::report_exception(job_block& block, std::exception_ptr thrown, job_e
   const fence_point point = block.finished.point;
   const char* source = from == job_exception::origin::body ? "its body" : "its ring, running its command,";
   try {
-    logger()->error("cosched::scheduler: job {} of entity '{}': {} threw: {}; the job fails `{}`", point.seqno, entity.name,
-                    source, what, error.message());
+    logger()->error("cosched::scheduler: job {} of entity '{}': {} threw: {}; the job fails `{}`",
+                    point.seqno, entity.name, source, what, error.message());
   } catch (...) {
     // Logging is best effort: the job's outcome carries the failure.
   }
@@ -377,7 +382,8 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
   auto& entity = entity_record::of(block);
   block.phase = job_phase::running;
   ++block.attempts;
-  COSCHED_PROBE4(job_run, block.finished.point.context, block.finished.point.seqno, slot.index(), block.attempts);
+  COSCHED_PROBE4(job_run, block.finished.point.context, block.finished.point.seqno, slot.index(),
+                 block.attempts);
   lazy_now now = clock();
   queue_.ran(entity.queued, block, slot, now);
   set_head_from(entity, block.entity_next);
@@ -421,7 +427,8 @@ void engine::watch_hardware(job_block& block, bool may_retire) noexcept {
 void engine::retire(job_block& block) noexcept {
   auto& slot = entity_record::ring_of(block);
   const std::error_code ec = block.on_ring.hardware.error();
-  COSCHED_PROBE4(job_hw_done, block.finished.point.context, block.finished.point.seqno, slot.index(), ec.value());
+  COSCHED_PROBE4(job_hw_done, block.finished.point.context, block.finished.point.seqno, slot.index(),
+                 ec.value());
   const bool was_front = slot.front() == &block;
   lazy_now now = clock();
   leave_ring(block, &now);  // the hardware fence goes
@@ -431,7 +438,10 @@ void engine::retire(job_block& block) noexcept {
   signal_in_order(entity_record::of(block));
   // Progress: the timeout restarts for the command now at the front.
   if (was_front) {
-    if (slot.idle()) disarm_timeout(slot); else arm_timeout(slot);
+    if (slot.idle())
+      disarm_timeout(slot);
+    else
+      arm_timeout(slot);
   }
 }
 
@@ -471,7 +481,7 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
 }
 
 std::size_t engine::fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
-                        bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept {
+                               bool (*filter)(const job_block&, std::uint64_t), std::uint64_t arg) noexcept {
   // Decide every matching job first, then signal (the caller calls
   // signal_in_order): jobs of one decision do not see each other's failure as
   // a dependency failure.
@@ -592,7 +602,8 @@ void release_gate_fences(causal_gate& gate) noexcept {
 void engine::signal_job(job_block& block) noexcept {
   if (const causal_gate* gate = block.gate(); gate && gate->completed) take_pipelined_outcome(block);
   block.phase = job_phase::signalled;
-  COSCHED_PROBE3(job_signal, block.finished.point.context, block.finished.point.seqno, block.finished.error_value);
+  COSCHED_PROBE3(job_signal, block.finished.point.context, block.finished.point.seqno,
+                 block.finished.error_value);
   if (const auto deadline = block.deadline()) count_deadline(*deadline);
   // relaxed: only this thread sets scheduled_reached.
   if (!(block.scheduled_word.load(std::memory_order_relaxed) & job_block::scheduled_reached))
@@ -613,8 +624,10 @@ void engine::signal_job(job_block& block) noexcept {
   // its last reference goes.
   block.release_declared();
   if (causal_gate* gate = block.gate()) release_gate_fences(*gate);
-  if (block.local_nodes) block.release_deferred = true;
-  else block.release();
+  if (block.local_nodes)
+    block.release_deferred = true;
+  else
+    block.release();
 }
 
 // The job's scheduled moment: its command first ran (unrun false), or it was
@@ -633,7 +646,8 @@ fence scheduler_core::scheduled_fence(const fence& finished) {
   if (!finished.valid()) return {};
   ref_block* owner = finished.state()->owner;
   if (owner->type != block_kind::job || finished.state() != &static_cast<job_block*>(owner)->finished)
-    throw std::invalid_argument("cosched: scheduled() needs the finished fence push returned, not another fence");
+    throw std::invalid_argument(
+        "cosched: scheduled() needs the finished fence push returned, not another fence");
   auto& block = *static_cast<job_block*>(owner);
   // acquire: pairs with reach_scheduled (the outcome) and with another
   // request's installation (the fence's block).
@@ -644,7 +658,8 @@ fence scheduler_core::scheduled_fence(const fence& finished) {
       return fence::adopt(&made->state);
     }
     const fence_point point = block.finished.point;
-    auto* made = new single_fence_block(fence_point{job_block::scheduled_context_of(point.context), point.seqno});
+    auto* made =
+        new single_fence_block(fence_point{job_block::scheduled_context_of(point.context), point.seqno});
     made->refs.store(2, std::memory_order_relaxed);  // the job block's and the caller's
     if (word & job_block::scheduled_reached)
       block.signal_scheduled(made->state, (word & job_block::scheduled_unrun) != 0);

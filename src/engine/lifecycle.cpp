@@ -33,20 +33,23 @@ std::vector<ring_slot*> pointers_to(const std::vector<std::unique_ptr<ring_slot>
 // ------------------------------------------------------------------ the engine
 
 scheduler_core* scheduler_core::create(asio::any_io_executor executor,
-                                       std::vector<std::unique_ptr<ring_adapter>> shared, core_options options) {
+                                       std::vector<std::unique_ptr<ring_adapter>> shared,
+                                       core_options options) {
   if (options.credit_limit == 0) throw std::invalid_argument("cosched: credit_limit must be at least 1");
   if (options.timeout.count() < 0) throw std::invalid_argument("cosched: timeout must not be negative");
   const bool has_rings = !shared.empty();
   if ((options.mode == ring_mode::shared_ring) != has_rings)
-    throw std::invalid_argument(options.mode == ring_mode::shared_ring
-                                    ? "cosched: shared_ring mode needs the shared ring"
-                                    : "cosched: ring_per_entity mode takes each entity's ring at make_entity");
+    throw std::invalid_argument(
+        options.mode == ring_mode::shared_ring
+            ? "cosched: shared_ring mode needs the shared ring"
+            : "cosched: ring_per_entity mode takes each entity's ring at make_entity");
   if (std::any_of(shared.begin(), shared.end(), [](const auto& r) { return !r; }))
     throw std::invalid_argument("cosched: a shared ring is null");
   return new engine(std::move(executor), std::move(shared), options);
 }
 
-scheduler_core::scheduler_core(asio::any_io_executor executor, core_options options, std::size_t ring_count) noexcept
+scheduler_core::scheduler_core(asio::any_io_executor executor, core_options options,
+                               std::size_t ring_count) noexcept
     : executor_(std::move(executor)), options_(options), ring_count_(ring_count) {}
 
 engine::engine(asio::any_io_executor executor, std::vector<std::unique_ptr<ring_adapter>> shared,
@@ -82,17 +85,20 @@ entity_state* engine::create_entity(priority p, std::string name, std::unique_pt
   if (!rings.empty()) rings = checked_ring_set(std::move(rings), ring_count_, name);
   std::unique_ptr<ring_slot> slot;
   if (options_.mode == ring_mode::ring_per_entity) {
-    if (!own_ring) throw std::invalid_argument("cosched: in ring_per_entity mode every entity needs its own ring");
+    if (!own_ring)
+      throw std::invalid_argument("cosched: in ring_per_entity mode every entity needs its own ring");
     slot = std::make_unique<ring_slot>(std::move(own_ring), 0);  // its index is set at registration
   }
-  auto* entity = new entity_record(this, options_.credit_limit, ring_count_, p, std::move(name), std::move(slot));
+  auto* entity =
+      new entity_record(this, options_.credit_limit, ring_count_, p, std::move(name), std::move(slot));
   if (entity->own_ring) entity->own_ring->set_owner(entity);
   // Taken at registration, as a later set_rings's set would be.
   entity->rings_requested = !rings.empty();
   entity->requested_rings = std::move(rings);
   try {
     std::lock_guard directory(directory_lock_);
-    directory_.emplace(entity->finished_context, entity);  // the caller's reference keeps it alive till enqueued
+    directory_.emplace(entity->finished_context,
+                       entity);  // the caller's reference keeps it alive till enqueued
   } catch (...) {
     entity->release();
     throw;
@@ -150,7 +156,10 @@ void engine::register_entity(entity_record& entity) noexcept {
   entity.registered = true;
   entity.registered_prev = registered_tail_;
   entity.registered_next = nullptr;
-  if (registered_tail_) registered_tail_->registered_next = &entity; else registered_head_ = &entity;
+  if (registered_tail_)
+    registered_tail_->registered_next = &entity;
+  else
+    registered_head_ = &entity;
   registered_tail_ = &entity;
   ++registered_count_;
   // signal_job and note_collectable append to them without allocating (they
@@ -199,10 +208,14 @@ void engine::collect_if_done(entity_record& entity) noexcept {
   }
   publish_reached();  // the list may name this entity
   entity.registered = false;
-  if (entity.registered_prev) entity.registered_prev->registered_next = entity.registered_next;
-  else registered_head_ = entity.registered_next;
-  if (entity.registered_next) entity.registered_next->registered_prev = entity.registered_prev;
-  else registered_tail_ = entity.registered_prev;
+  if (entity.registered_prev)
+    entity.registered_prev->registered_next = entity.registered_next;
+  else
+    registered_head_ = entity.registered_next;
+  if (entity.registered_next)
+    entity.registered_next->registered_prev = entity.registered_prev;
+  else
+    registered_tail_ = entity.registered_prev;
   entity.registered_prev = entity.registered_next = nullptr;
   --registered_count_;
   queue_.remove(entity.queued);
@@ -242,7 +255,8 @@ void engine::stop_scope(std::uint64_t scope_id) {
 
 // ------------------------------------------------------------------ flush
 
-void engine::flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept {
+void engine::flush_entity(entity_state& entity, std::chrono::nanoseconds bound,
+                          const fence& drained) noexcept {
   auto* msg = new (std::nothrow) message(message::type::flush);
   if (!msg) return;  // out of memory: no kill at the bound; the fence still signals
   msg->bound = bound;
@@ -278,13 +292,16 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
     // (shutdown has begun); the others that had not run, by fail_unrun.
     take_mailbox(*entity, mailbox_take::early);
     for (const job_block* block = entity->jobs_head; block; block = block->entity_next)
-      if (block->phase == job_phase::decided && block->attempts == 0 && block->finished.error() == ec) ++unrun;
+      if (block->phase == job_phase::decided && block->attempts == 0 && block->finished.error() == ec)
+        ++unrun;
     unrun += fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
   }
   if (unrun != 0)
-    log_line(spdlog::level::info, "cosched::scheduler: shutdown failed {} {} that had not run with `shutdown`", unrun,
+    log_line(spdlog::level::info,
+             "cosched::scheduler: shutdown failed {} {} that had not run with `shutdown`", unrun,
              plural(unrun, "job", "jobs"));
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) signal_in_order(*entity);
+  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
+    signal_in_order(*entity);
   // What the bound waits for: commands on the rings, and signals held back
   // by fence causality.
   bool in_flight = false;
@@ -323,12 +340,14 @@ void engine::cancel_in_flight_for_shutdown() noexcept {
   });
   if (!touched.empty())
     log_line(spdlog::level::warn,
-             "cosched::scheduler: shutdown cancelled {} {} in flight on {} {}: the jobs fail `shutdown`", touched.size(),
-             plural(touched.size(), "command", "commands"), rings, plural(rings, "ring", "rings"));
+             "cosched::scheduler: shutdown cancelled {} {} in flight on {} {}: the jobs fail `shutdown`",
+             touched.size(), plural(touched.size(), "command", "commands"), rings,
+             plural(rings, "ring", "rings"));
   for (auto* entity : touched) signal_in_order(*entity);
   // Signals held back by fences from outside the scheduler go now.
   external_gates_released_ = true;
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) signal_in_order(*entity);
+  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
+    signal_in_order(*entity);
 }
 
 void engine::finish_shutdown_if_done() noexcept {
@@ -354,7 +373,8 @@ void engine::finish_shutdown() noexcept {
     detach_entity(*entity, false);
   // release: pairs with is_shut_down()'s acquire and enqueue_added's.
   lifecycle_.store(lifecycle::shut_down, std::memory_order_release);
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) signal_in_order(*entity);
+  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
+    signal_in_order(*entity);
   // No node can be enqueued for a detached entity any more; drop the ones that
   // are queued (stale wake-ups release their references when processed).
   while (work_node* node = next_node()) dispatch(*node);

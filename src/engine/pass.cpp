@@ -20,7 +20,10 @@ thread_local engine* current_engine = nullptr;
 
 void list_push(work_node*& head, work_node*& tail, work_node& node) noexcept {
   node.next = nullptr;
-  if (tail) tail->next = &node; else head = &node;
+  if (tail)
+    tail->next = &node;
+  else
+    head = &node;
   tail = &node;
 }
 
@@ -117,8 +120,9 @@ void engine::run_pass() noexcept {
   // this pass sees everything it did. A concurrent entry means the executor
   // runs handlers of one scheduler in parallel, which the design forbids.
   if (in_pass_.exchange(true, std::memory_order_acquire)) {
-    fatal("a scheduler's handlers ran concurrently: if several threads run its executor, "
-          "the scheduler must be bound to a strand");
+    fatal(
+        "a scheduler's handlers ran concurrently: if several threads run its executor, "
+        "the scheduler must be bound to a strand");
   }
   engine* outer = std::exchange(current_engine, this);
   // seq_cst: cleared before the inbox is read, and ordered with the enqueuers'

@@ -28,7 +28,8 @@ class ring_slot;
 class lazy_now {
  public:
   /// Reads `timers`' clock relative to `epoch` on the first get().
-  lazy_now(const timer_service& timers, std::chrono::nanoseconds epoch) noexcept : timers_(&timers), epoch_(epoch) {}
+  lazy_now(const timer_service& timers, std::chrono::nanoseconds epoch) noexcept
+      : timers_(&timers), epoch_(epoch) {}
   /// A time already known.
   explicit lazy_now(std::chrono::nanoseconds at) noexcept : value_(at) {}
   std::chrono::nanoseconds get() noexcept {
@@ -47,7 +48,7 @@ class lazy_now {
 struct fair_entity {
   std::uint64_t virtual_time = 0;  // weighted ring time of its commands that left the ring, ns x (8 / weight)
   std::uint64_t ring_time_estimate = 0;  // its latest measured ring time (ns, >= 1; 0: none yet)
-  bool active = false;  // a ready head or commands in flight at the latest selection step
+  bool active = false;                   // a ready head or commands in flight at the latest selection step
 };
 
 /// Where an entry goes in a policy's order: by group, then rank, then time,
@@ -79,12 +80,14 @@ struct ring_set;
 /// lets go of it (run_queue::remove), before it is destroyed.
 struct queue_entry {
   // ---- the engine's: kept current, and run_queue::changed() called after a change ----
-  job_block* head = nullptr;  // the entity's oldest job neither run nor decided (null: none); ready once prepared
+  job_block* head =
+      nullptr;  // the entity's oldest job neither run nor decided (null: none); ready once prepared
   const std::atomic<priority>* prio = nullptr;  // the entity's priority, read when the entry is re-keyed
 
   // ---- placement: changed by run_queue::ran() / left_ring() / cancelled_on_ring() ----
   std::uint32_t in_flight = 0;  // its commands on a ring (run, not retired)
-  ring_slot* ring = nullptr;    // shared_ring: the ring they are on (while in_flight > 0); ring_per_entity: its own
+  ring_slot* ring =
+      nullptr;  // shared_ring: the ring they are on (while in_flight > 0); ring_per_entity: its own
 
   // ---- ring affinity: changed by run_queue::restrict_to() ----
   ring_set* allowed = nullptr;  // shared_ring: the rings its heads may be placed on (null: every ring)
@@ -94,14 +97,14 @@ struct queue_entry {
   fair_entity fair;               // fair: the fair clock's statistics
 
   // ---- the run queue's bookkeeping ----
-  std::uint64_t ordinal = 0;      // registration order (ring_per_entity: the order rings are served in)
-  order_key key;                  // the key at the latest re-keying
+  std::uint64_t ordinal = 0;         // registration order (ring_per_entity: the order rings are served in)
+  order_key key;                     // the key at the latest re-keying
   std::uint64_t key_push_order = 0;  // the head's push order at the latest re-keying
-  queue_cell* cell = nullptr;     // the candidate set it is in (null: its head is not ready)
+  queue_cell* cell = nullptr;        // the candidate set it is in (null: its head is not ready)
   heap_position cell_position;
-  fair_group* group = nullptr;    // fair: the set of active entities it is in (null: inactive)
+  fair_group* group = nullptr;  // fair: the set of active entities it is in (null: inactive)
   heap_position group_position;
-  heap_position own_ring_position;  // ring_per_entity: in the set of rings to serve
+  heap_position own_ring_position;    // ring_per_entity: in the set of rings to serve
   queue_entry* dirty_prev = nullptr;  // the entries to re-key at the next step (changed since the latest)
   queue_entry* dirty_next = nullptr;
   bool dirty = false;

@@ -42,7 +42,9 @@ enum class at_reset : std::uint8_t {
 };
 
 // A timeout as the log shows it, in milliseconds.
-double milliseconds(std::chrono::nanoseconds d) noexcept { return std::chrono::duration<double, std::milli>(d).count(); }
+double milliseconds(std::chrono::nanoseconds d) noexcept {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 at_reset stop_watching_hardware(job_block& block) noexcept {
   const fence& hardware = block.on_ring.hardware;
@@ -83,10 +85,11 @@ void engine::on_timeout(ring_slot& slot, std::uint64_t generation) noexcept {
   const fence_point point = front->finished.point;
   COSCHED_PROBE4(job_timeout, point.context, point.seqno, slot.index(), static_cast<int>(verdict));
   const bool progressing = verdict == timeout_verdict::progressing;
-  log_line(spdlog::level::warn,
-           "cosched::scheduler: ring {} timed out after {:g} ms on job {} of entity '{}': the ring reports it {}",
-           slot.index(), milliseconds(options_.timeout), point.seqno, entity_record::of(*front).name,
-           progressing ? "progressing; the timeout is extended" : "hung; the ring is reset");
+  log_line(
+      spdlog::level::warn,
+      "cosched::scheduler: ring {} timed out after {:g} ms on job {} of entity '{}': the ring reports it {}",
+      slot.index(), milliseconds(options_.timeout), point.seqno, entity_record::of(*front).name,
+      progressing ? "progressing; the timeout is extended" : "hung; the ring is reset");
   if (progressing) {
     arm_timeout(slot);  // a false timeout: extend
     return;
@@ -108,9 +111,10 @@ void engine::recover_from_hang(ring_slot& slot, job_block& guilty) noexcept {
   }
   if (banned_now) {
     COSCHED_PROBE3(entity_ban, guilty_point.context, guilty_point.seqno, slot.index());
-    log_line(spdlog::level::warn,
-             "cosched::scheduler: entity '{}' is banned: its job {} hung ring {}; its other jobs fail `cancelled`",
-             guilty_entity.name, guilty_point.seqno, slot.index());
+    log_line(
+        spdlog::level::warn,
+        "cosched::scheduler: entity '{}' is banned: its job {} hung ring {}; its other jobs fail `cancelled`",
+        guilty_entity.name, guilty_point.seqno, slot.index());
   }
   // relaxed: independent snapshots for readers of the status.
   guilty_entity.reset_status.store(reset_kind::guilty, std::memory_order_relaxed);
@@ -195,9 +199,9 @@ void engine::reset_ring_and_replay(ring_slot& slot, job_block* guilty,
   queue_.ring_reset(slot, reset_at);
   COSCHED_PROBE4(ring_reset, slot.index(), replayed, cancelled, hang ? 1 : 0);
   log_line(spdlog::level::warn,
-           "cosched::scheduler: ring {} reset {}: commands replayed: {}, cancelled: {}, completed before the reset: {}{}",
-           slot.index(),
-           hang ? "after a hang" : "by the backend's recovery", replayed, cancelled, completed,
+           "cosched::scheduler: ring {} reset {}: commands replayed: {}, cancelled: {}, completed before the "
+           "reset: {}{}",
+           slot.index(), hang ? "after a hang" : "by the backend's recovery", replayed, cancelled, completed,
            close_ring ? "; the ring is closed" : "");
 }
 
@@ -205,7 +209,8 @@ void engine::reset_ring_and_replay(ring_slot& slot, job_block* guilty,
 void engine::replay(job_block& block, ring_slot& slot, lazy_now& reset_at) noexcept {
   queue_.replayed(block, reset_at);
   ++block.attempts;
-  COSCHED_PROBE4(job_run, block.finished.point.context, block.finished.point.seqno, slot.index(), block.attempts);
+  COSCHED_PROBE4(job_run, block.finished.point.context, block.finished.point.seqno, slot.index(),
+                 block.attempts);
   std::exception_ptr thrown;
   fence& hardware = block.on_ring.hardware;
   hardware = slot.replay(*block.promise, thrown);

@@ -170,7 +170,7 @@ class ring_slot {
   timer_service::timer_id timer_ = 0;    // the armed timeout (valid while timer_armed_)
   std::uint64_t timer_generation_ = 0;   // a timeout message for an older generation is stale
   bool timer_armed_ = false;
-  bool closed_ = false;                  // see closed()
+  bool closed_ = false;  // see closed()
 };
 
 }  // namespace cosched::detail

@@ -34,7 +34,9 @@ struct entry_order {
 
 /// Orders active entries of one fair group by their recorded virtual time.
 struct active_order {
-  bool operator()(const queue_entry& a, const queue_entry& b) const noexcept { return a.key.time < b.key.time; }
+  bool operator()(const queue_entry& a, const queue_entry& b) const noexcept {
+    return a.key.time < b.key.time;
+  }
 };
 
 /// Orders ring_per_entity entries by registration (the order rings are served in).
@@ -226,8 +228,10 @@ class run_queue {
     entry.key = key_of(entry);
     entry.key_push_order = head->push_order;
     queue_cell* cell = only_cell_ ? only_cell_ : &cell_for(entry);
-    if (entry.cell == cell) cell->heap.update(entry);
-    else move_to(entry, cell);
+    if (entry.cell == cell)
+      cell->heap.update(entry);
+    else
+      move_to(entry, cell);
   }
   void rekey_fair(queue_entry& entry, bool ready);
   order_key key_of(const queue_entry& entry) const noexcept {
@@ -271,22 +275,24 @@ class run_queue {
   const scheduling_policy policy_;
   const ring_mode mode_;
   const std::uint32_t credit_limit_;
-  const bool uses_fair_;  // policy fair on shared rings (ring_per_entity keeps no fair clock: nothing competes)
-  std::vector<ring_slot*> rings_;         // shared_ring: the rings, by index
-  rr_policy rr_;                          // policy rr: its stamps
-  fair_clock fair_;                       // policy fair: the clock
-  std::uint64_t registrations_ = 0;       // ordinals handed out
-  queue_entry* dirty_head_ = nullptr;     // entries changed since the latest step
+  const bool
+      uses_fair_;  // policy fair on shared rings (ring_per_entity keeps no fair clock: nothing competes)
+  std::vector<ring_slot*> rings_;      // shared_ring: the rings, by index
+  rr_policy rr_;                       // policy rr: its stamps
+  fair_clock fair_;                    // policy fair: the clock
+  std::uint64_t registrations_ = 0;    // ordinals handed out
+  queue_entry* dirty_head_ = nullptr;  // entries changed since the latest step
   // Candidate cells by placement: [0] the least loaded ring, for entries that
   // may use every ring (with one ring: every head), [1 + i] ring i; each a list
   // by fair group (group 0 first). Restricted entries use their ring_set's.
   std::vector<std::vector<std::unique_ptr<queue_cell>>> cells_;
   std::vector<queue_cell*> nonempty_cells_;
-  queue_cell* only_cell_ = nullptr;       // with one placement: its group-0 cell (the only one outside fair)
+  queue_cell* only_cell_ = nullptr;  // with one placement: its group-0 cell (the only one outside fair)
   std::vector<std::unique_ptr<fair_group>> groups_;  // policy fair: active entries by group
   std::vector<fair_group*> nonempty_groups_;
-  indexed_heap<queue_entry, &queue_entry::own_ring_position, registration_order> own_rings_;  // ring_per_entity
-  std::vector<unsigned char> blocked_;    // next_on_several_rings: rings waiting for credits in this step
+  indexed_heap<queue_entry, &queue_entry::own_ring_position, registration_order>
+      own_rings_;                       // ring_per_entity
+  std::vector<unsigned char> blocked_;  // next_on_several_rings: rings waiting for credits in this step
   std::vector<std::unique_ptr<ring_set>> ring_sets_;  // the restrictions entries use (restrict_to)
 };
 

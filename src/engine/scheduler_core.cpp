@@ -35,7 +35,8 @@ std::optional<job_ref> scheduler_core::describe(fence_point point) const {
 fence scheduler_core::shutdown(std::chrono::nanoseconds bound) { return engine::of(*this).shutdown(bound); }
 
 void scheduler_core::stop_scope(std::uint64_t scope_id) { engine::of(*this).stop_scope(scope_id); }
-void scheduler_core::flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept {
+void scheduler_core::flush_entity(entity_state& entity, std::chrono::nanoseconds bound,
+                                  const fence& drained) noexcept {
   engine::of(*this).flush_entity(entity, bound, drained);
 }
 

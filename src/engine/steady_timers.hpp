@@ -46,11 +46,14 @@ class steady_timers final : public timer_service {
   void prune() {
     const auto now = asio::steady_timer::clock_type::now();
     for (auto it = timers_.begin(); it != timers_.end();) {
-      if (it->second->expiry() < now) it = timers_.erase(it); else ++it;
+      if (it->second->expiry() < now)
+        it = timers_.erase(it);
+      else
+        ++it;
     }
   }
   asio::any_io_executor executor_;
-  timer_id next_ = 1;  // ids handed out
+  timer_id next_ = 1;                                                         // ids handed out
   std::unordered_map<timer_id, std::unique_ptr<asio::steady_timer>> timers_;  // started, not yet pruned
 };
 

@@ -68,9 +68,10 @@ void hardware_signals(const Ring& ring, std::uint64_t point) {
 
 }  // namespace
 
-TEST_CASE("driver_ring: each submission gets the next point of the ring's timeline, and its fence completes when "
-          "the driver signals it",
-          "[drm][driver_ring]") {
+TEST_CASE(
+    "driver_ring: each submission gets the next point of the ring's timeline, and its fence completes when "
+    "the driver signals it",
+    "[drm][driver_ring]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);
   auto hw = std::make_shared<fake_hardware>();
@@ -114,7 +115,8 @@ TEST_CASE("driver_ring: each submission gets the next point of the ring's timeli
   CHECK(ring.in_flight() == 0);
 }
 
-TEST_CASE("driver_ring: a point reached before its fence was asked for completes at once", "[drm][driver_ring]") {
+TEST_CASE("driver_ring: a point reached before its fence was asked for completes at once",
+          "[drm][driver_ring]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);
   auto hw = std::make_shared<fake_hardware>();
@@ -127,8 +129,10 @@ TEST_CASE("driver_ring: a point reached before its fence was asked for completes
   CHECK_FALSE(fa.error());
 }
 
-TEST_CASE("driver_ring: a submit error fails that command's fence with the errno and the next command gets its point",
-          "[drm][driver_ring]") {
+TEST_CASE(
+    "driver_ring: a submit error fails that command's fence with the errno and the next command gets its "
+    "point",
+    "[drm][driver_ring]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);
   auto hw = std::make_shared<fake_hardware>();
@@ -151,9 +155,10 @@ TEST_CASE("driver_ring: a submit error fails that command's fence with the errno
   CHECK_FALSE(fc.error());
 }
 
-TEST_CASE("driver_ring: device loss fails every pending fence and every later run with the errno, without "
-          "calling the driver again",
-          "[drm][driver_ring]") {
+TEST_CASE(
+    "driver_ring: device loss fails every pending fence and every later run with the errno, without "
+    "calling the driver again",
+    "[drm][driver_ring]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);
   auto hw = std::make_shared<fake_hardware>();
@@ -181,8 +186,10 @@ TEST_CASE("driver_ring: device loss fails every pending fence and every later ru
   CHECK(ring.in_flight() == 0);
 }
 
-TEST_CASE("driver_ring: cancel_all settles every fence handed out as cancelled, and a late driver signal is ignored",
-          "[drm][driver_ring]") {
+TEST_CASE(
+    "driver_ring: cancel_all settles every fence handed out as cancelled, and a late driver signal is "
+    "ignored",
+    "[drm][driver_ring]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);
   auto hw = std::make_shared<fake_hardware>();
@@ -214,8 +221,9 @@ TEST_CASE("driver_ring: cancel_all settles every fence handed out as cancelled, 
   CHECK(hw->resets == 1);
 }
 
-TEST_CASE("driver_ring: a completed command is never called hung, a pending one is the driver part's to judge",
-          "[drm][driver_ring]") {
+TEST_CASE(
+    "driver_ring: a completed command is never called hung, a pending one is the driver part's to judge",
+    "[drm][driver_ring]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);
   auto hw = std::make_shared<fake_hardware>();
@@ -232,7 +240,8 @@ TEST_CASE("driver_ring: a completed command is never called hung, a pending one 
   ring.cancel_all();
 }
 
-TEST_CASE("driver_ring: on an out-of-order engine each submission waits for the previous point", "[drm][driver_ring]") {
+TEST_CASE("driver_ring: on an out-of-order engine each submission waits for the previous point",
+          "[drm][driver_ring]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);
   auto hw = std::make_shared<fake_hardware>();

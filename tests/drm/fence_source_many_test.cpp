@@ -120,7 +120,8 @@ TEST_CASE("points that hold a fence cost no registration, and once one has won, 
   REQUIRE(run_until(r.ctx, [&] { return r.events.pending() == 0 && r.source.live_registrations() == 0; }));
 }
 
-TEST_CASE("wait_all fails with the first failed point in argument order", "[drm][fence_source][wait_many][errors]") {
+TEST_CASE("wait_all fails with the first failed point in argument order",
+          "[drm][fence_source][wait_many][errors]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   // Injected statuses, in the order they are read: the points reached at the
   // call are read in argument order, the first failure ends the reading.
@@ -148,7 +149,8 @@ TEST_CASE("wait_all fails with the first failed point in argument order", "[drm]
   CHECK(later.error() == ebusy);
 }
 
-TEST_CASE("wait_all and wait_any with a timeout, and not for submit", "[drm][fence_source][wait_many][timeout]") {
+TEST_CASE("wait_all and wait_any with a timeout, and not for submit",
+          "[drm][fence_source][wait_many][timeout]") {
   COSCHED_DRM_TEST_DEVICE(dev);
   rig r(dev);
   auto t = timeline_syncobj::create(dev);
@@ -171,7 +173,8 @@ TEST_CASE("wait_all and wait_any with a timeout, and not for submit", "[drm][fen
   CHECK(not_submitted.error() == einval);  // as the kernel: a point without a fence fails the wait
   CHECK(any_not_submitted.error() == einval);
   // Reached before its timeout: completes, and its timer ends.
-  const any_fence in_time = r.source.wait_any({{t, 7}, {b}}, {.timeout = fence::clock::now() + std::chrono::hours(1)});
+  const any_fence in_time =
+      r.source.wait_any({{t, 7}, {b}}, {.timeout = fence::clock::now() + std::chrono::hours(1)});
   t.signal(7);
   REQUIRE(r.run_until_signalled(in_time.get_fence()));
   CHECK(in_time.index() == 0u);

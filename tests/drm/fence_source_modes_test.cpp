@@ -33,7 +33,8 @@ TEST_CASE("a wait not for submit fails at once with EINVAL when the point has no
   auto b = binary_syncobj::create(dev);
   const fence empty = r.source.wait(b, {.for_submit = false});
   CHECK_FALSE(unsubmitted.signalled());  // on the reactor's thread, never inline
-  REQUIRE(run_until(r.ctx, [&] { return unsubmitted.signalled() && unavailable.signalled() && empty.signalled(); }));
+  REQUIRE(run_until(r.ctx,
+                    [&] { return unsubmitted.signalled() && unavailable.signalled() && empty.signalled(); }));
   CHECK(unsubmitted.error() == einval);
   CHECK(unavailable.error() == einval);
   CHECK(empty.error() == einval);
@@ -118,8 +119,8 @@ TEST_CASE("a wait with a timeout that the point beats completes normally and end
   const auto later = fence::clock::now() + std::chrono::hours(1);
   const fence a = r.source.wait(t, 1, {.timeout = later});
   const fence b = r.source.wait(t, 1, {.timeout = later});
-  CHECK_FALSE(a == b);                             // each wait has its own timeout...
-  CHECK(r.source.registrations_made() == 1);       // ...on one shared registration
+  CHECK_FALSE(a == b);                        // each wait has its own timeout...
+  CHECK(r.source.registrations_made() == 1);  // ...on one shared registration
   settle(r.ctx);
   CHECK_FALSE(a.signalled());
   t.signal(1);
@@ -161,7 +162,8 @@ TEST_CASE("a timeout that has passed decides at once, as the kernel's wait with 
   CHECK(r.source.registrations_made() == 0);
   CHECK(r.source.live_registrations() == 0);
   REQUIRE(run_until(r.ctx, [&] {
-    return reached.signalled() && not_reached.signalled() && not_submitted.signalled() && available.signalled();
+    return reached.signalled() && not_reached.signalled() && not_submitted.signalled() &&
+           available.signalled();
   }));
   CHECK_FALSE(reached.error());
   CHECK(not_reached.error() == timed_out);

@@ -52,9 +52,10 @@ TEST_CASE("a wait waits for the fence a binary syncobj holds now, however it was
   COSCHED_DRM_TEST_DEVICE(dev);
   const auto who = GENERATE(replaced_by::second_handle, replaced_by::exported_fd_in_another_file,
                             replaced_by::raw_ioctl_on_same_handle);
-  INFO("replaced by " << (who == replaced_by::second_handle                 ? "a second handle"
-                          : who == replaced_by::exported_fd_in_another_file ? "an exported fd in another file"
-                                                                            : "a raw ioctl on the same handle"));
+  INFO("replaced by " << (who == replaced_by::second_handle ? "a second handle"
+                          : who == replaced_by::exported_fd_in_another_file
+                              ? "an exported fd in another file"
+                              : "a raw ioctl on the same handle"));
   rig r(dev);
   auto b = binary_syncobj::create(dev);
   auto first = vg->attach_fence();

@@ -32,11 +32,16 @@ struct table_row {
 
 const char* name_of(entity_status s) {
   switch (s) {
-    case entity_status::open: return "open";
-    case entity_status::closed: return "closed";
-    case entity_status::killed: return "killed";
-    case entity_status::banned: return "banned";
-    case entity_status::shut_down: return "shut_down";
+    case entity_status::open:
+      return "open";
+    case entity_status::closed:
+      return "closed";
+    case entity_status::killed:
+      return "killed";
+    case entity_status::banned:
+      return "banned";
+    case entity_status::shut_down:
+      return "shut_down";
   }
   return "?";
 }
@@ -47,10 +52,10 @@ TEST_CASE("entity_status: every transition of the table, and no other", "[engine
   using s = entity_status;
   using e = entity_event;
   const std::vector<table_row> table = {
-      {s::open, e::close, s::closed},   {s::open, e::kill, s::killed},   {s::open, e::ban, s::banned},
-      {s::open, e::shutdown, s::shut_down},
-      {s::closed, e::close, {}},        {s::closed, e::kill, s::killed}, {s::closed, e::ban, s::banned},
-      {s::closed, e::shutdown, s::shut_down},
+      {s::open, e::close, s::closed}, {s::open, e::kill, s::killed},
+      {s::open, e::ban, s::banned},   {s::open, e::shutdown, s::shut_down},
+      {s::closed, e::close, {}},      {s::closed, e::kill, s::killed},
+      {s::closed, e::ban, s::banned}, {s::closed, e::shutdown, s::shut_down},
   };
   const std::vector<s> dead = {s::killed, s::banned, s::shut_down};
   const fence_point guilty{42, 7};
@@ -107,12 +112,16 @@ TEST_CASE("entity_status: every transition of the table, and no other", "[engine
   }
 }
 
-TEST_CASE("take_mailbox hands over every pushed job in order, with the entity's death", "[engine][entity_state]") {
+TEST_CASE("take_mailbox hands over every pushed job in order, with the entity's death",
+          "[engine][entity_state]") {
   auto entity = make_entity();
   std::vector<job_block*> blocks;
   for (int i = 0; i < 3; ++i) {
     blocks.push_back(new job_block(fence_point{1, static_cast<std::uint64_t>(i + 1)}));
-    if (entity->mailbox_tail) entity->mailbox_tail->entity_next = blocks.back(); else entity->mailbox_head = blocks.back();
+    if (entity->mailbox_tail)
+      entity->mailbox_tail->entity_next = blocks.back();
+    else
+      entity->mailbox_head = blocks.back();
     entity->mailbox_tail = blocks.back();
   }
   REQUIRE(entity->become(entity_event::kill));

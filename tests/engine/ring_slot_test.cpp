@@ -147,7 +147,7 @@ TEST_CASE("ring_slot: a timeout message is current only for the armed generation
   REQUIRE(fired == std::vector<std::uint64_t>{3});
   CHECK(!slot.take_timeout(1));  // stale
   CHECK(slot.take_timeout(3));
-  CHECK(!slot.take_timeout(3));  // taken: no longer armed
+  CHECK(!slot.take_timeout(3));                                   // taken: no longer armed
   slot.arm_timeout(timers, std::chrono::microseconds(10), make);  // 4
   slot.disarm_timeout(timers);                                    // 5
   clock.run(io);
@@ -161,17 +161,18 @@ cosched::job<sim::command> run_command(sim::command c) { co_return c; }
 
 }  // namespace
 
-TEST_CASE("ring_per_entity: a slot goes with its entity, and 100k entities one after another leave none behind",
-          "[engine][ring_slot][lifetime]") {
+TEST_CASE(
+    "ring_per_entity: a slot goes with its entity, and 100k entities one after another leave none behind",
+    "[engine][ring_slot][lifetime]") {
   const std::size_t before = ring_slot::live();
   {
     asio::io_context io;
     testing::virtual_clock clock;
     sim::virtual_timers timers(clock);
     testing::virtual_ring ring(clock);  // every entity's ring (one after another)
-    scheduler<sim::command> sched(io.get_executor(),
-                                  {.mode = ring_mode::ring_per_entity, .timeout = std::chrono::milliseconds(1),
-                                   .timers = &timers});
+    scheduler<sim::command> sched(
+        io.get_executor(),
+        {.mode = ring_mode::ring_per_entity, .timeout = std::chrono::milliseconds(1), .timers = &timers});
     constexpr std::size_t entities = 100'000;
     std::size_t succeeded = 0;
     std::size_t most_live = 0;
@@ -185,7 +186,8 @@ TEST_CASE("ring_per_entity: a slot goes with its entity, and 100k entities one a
       clock.run(io);
       succeeded += done.signalled() && !done.error();
       if (ring_slot::live() != before) {
-        FAIL("entity " << i << ": " << (ring_slot::live() - before) << " ring slots alive after its collection");
+        FAIL("entity " << i << ": " << (ring_slot::live() - before)
+                       << " ring slots alive after its collection");
       }
     }
     CHECK(succeeded == entities);

@@ -6,11 +6,11 @@
 
 #include <atomic>
 #include <cctype>
-#include <map>
-#include <stdexcept>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -30,7 +30,8 @@ using block_ptr = std::unique_ptr<job_block, release_block>;
 /// An entity as the run queue sees it: a priority, jobs not yet run (the first
 /// is its head once prepared), and its queue entry.
 struct fake_entity {
-  explicit fake_entity(std::string entity_name, priority p = priority::normal) : name(std::move(entity_name)), prio(p) {
+  explicit fake_entity(std::string entity_name, priority p = priority::normal)
+      : name(std::move(entity_name)), prio(p) {
     entry.prio = &prio;
   }
   std::string name;
@@ -75,7 +76,8 @@ struct harness {
   }
 
   /// Pushes a prepared job (tag: the entity's name and a number).
-  job_block& push(fake_entity& e, std::uint32_t credits = 1, std::optional<nanoseconds> deadline = std::nullopt) {
+  job_block& push(fake_entity& e, std::uint32_t credits = 1,
+                  std::optional<nanoseconds> deadline = std::nullopt) {
     blocks.emplace_back(new job_block(fence_point{1, ++seqno}));
     job_block& job = *blocks.back();
     job.phase = job_phase::prepared;
@@ -219,13 +221,14 @@ TEST_CASE("rr: one command per entity per round, never served first", "[engine][
   CHECK(h.drain() == tags{"a1@0", "b1@0", "c1@0", "a2@0", "b2@0", "a3@0", "d1@0"});
 }
 
-TEST_CASE("deadline: earliest first within a priority, heads without one last", "[engine][run_queue][deadline]") {
+TEST_CASE("deadline: earliest first within a priority, heads without one last",
+          "[engine][run_queue][deadline]") {
   harness h(scheduling_policy::deadline, 16);
   auto& a = h.add("a");
   auto& b = h.add("b");
   auto& c = h.add("c");
   auto& k = h.add("k", priority::high);
-  h.push(a);                      // no deadline
+  h.push(a);  // no deadline
   h.push(b, 1, nanoseconds(30));
   h.push(c, 1, nanoseconds(-5));  // deadlines are signed
   h.push(k);                      // a higher priority, no deadline
@@ -233,7 +236,8 @@ TEST_CASE("deadline: earliest first within a priority, heads without one last", 
   CHECK(h.drain() == tags{"k1@0", "c1@0", "b1@0", "b2@0", "a1@0"});
 }
 
-TEST_CASE("fair: backlogged entities share ring time by weight (high 4, low 1)", "[engine][run_queue][fair]") {
+TEST_CASE("fair: backlogged entities share ring time by weight (high 4, low 1)",
+          "[engine][run_queue][fair]") {
   harness h(scheduling_policy::fair, 1);
   auto& a = h.add("a", priority::high);
   auto& b = h.add("b", priority::low);
@@ -253,7 +257,8 @@ TEST_CASE("fair: backlogged entities share ring time by weight (high 4, low 1)",
   CHECK(order == tags{"a1", "b1", "a2", "a3", "a4", "a5", "b2", "a6", "a7", "a8", "a9", "b3", "a10"});
 }
 
-TEST_CASE("fair: an entity that was idle rejoins at the floor, not with a burst", "[engine][run_queue][fair]") {
+TEST_CASE("fair: an entity that was idle rejoins at the floor, not with a burst",
+          "[engine][run_queue][fair]") {
   harness h(scheduling_policy::fair, 1);
   auto& a = h.add("a");
   auto& c = h.add("c");
@@ -283,7 +288,8 @@ TEST_CASE("fair: an entity that was idle rejoins at the floor, not with a burst"
   CHECK(order == tags{"c1", "c2", "a5", "a6"});
 }
 
-TEST_CASE("fair: a tie in virtual time goes to the higher priority, then push order", "[engine][run_queue][fair]") {
+TEST_CASE("fair: a tie in virtual time goes to the higher priority, then push order",
+          "[engine][run_queue][fair]") {
   harness h(scheduling_policy::fair, 1);
   auto& a = h.add("a");
   for (int i = 0; i < 8; ++i) h.push(a);
@@ -307,7 +313,7 @@ TEST_CASE("fair: a tie in virtual time goes to the higher priority, then push or
   h.finish("a4", now);  // a: 1600
   CHECK(h.step(now) == "x1@0");
   now += nanoseconds(10);
-  h.finish("x1", now);  // x: 1200 + 10 x 8 / 4 = 1220
+  h.finish("x1", now);           // x: 1200 + 10 x 8 / 4 = 1220
   CHECK(h.step(now) == "n1@0");  // n and y tie at 1200, both normal: push order
   now += nanoseconds(10);
   h.finish("n1", now);

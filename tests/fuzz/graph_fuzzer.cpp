@@ -98,16 +98,17 @@ void check_credits(const graph& g, const run_outcome& outcome) {
     for (std::size_t k = 0; k < runs.size(); ++k) {
       const auto& run = outcome.runs[runs[k]];
       std::uint64_t release = finished;
-      if (k + 1 < runs.size()) release = outcome.runs[runs[k + 1]].record.run_at;
-      else if (run.record.finishes) release = std::min(finished, run.record.end);
+      if (k + 1 < runs.size())
+        release = outcome.runs[runs[k + 1]].record.run_at;
+      else if (run.record.finishes)
+        release = std::min(finished, run.record.end);
       const auto credits = static_cast<std::int64_t>(g.jobs[job].credits);
       changes.push_back({run.record.run_at, 1, run.ring, credits, job});
       changes.push_back({release, 0, run.ring, -credits, job});
     }
   }
-  std::sort(changes.begin(), changes.end(), [](const change& a, const change& b) {
-    return a.at != b.at ? a.at < b.at : a.order < b.order;
-  });
+  std::sort(changes.begin(), changes.end(),
+            [](const change& a, const change& b) { return a.at != b.at ? a.at < b.at : a.order < b.order; });
   std::vector<std::int64_t> held(outcome.rings, 0);
   for (const auto& c : changes) {
     held[c.ring] += c.credits;
@@ -126,8 +127,10 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
 
   std::vector<std::uint32_t> runs_of(n, 0);
   for (const auto& run : outcome.runs) {
-    if (run.record.tag >= n) violation("a ring run has tag " + std::to_string(run.record.tag) + ", out of range");
-    if (run.ring >= outcome.rings) violation("a ring run names ring " + std::to_string(run.ring) + ", out of range");
+    if (run.record.tag >= n)
+      violation("a ring run has tag " + std::to_string(run.record.tag) + ", out of range");
+    if (run.ring >= outcome.rings)
+      violation("a ring run names ring " + std::to_string(run.ring) + ", out of range");
     ++runs_of[run.record.tag];
   }
 
@@ -136,7 +139,8 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
   const std::uint64_t bound = latest_instant_us(g);
   if (bound > max_run_us) violation("parse_graph accepted a graph whose run can pass max_run_us");
   if (outcome.end_us > bound)
-    violation("end_us " + std::to_string(outcome.end_us) + " is past latest_instant_us " + std::to_string(bound));
+    violation("end_us " + std::to_string(outcome.end_us) + " is past latest_instant_us " +
+              std::to_string(bound));
 
   bool any_hang = false;
   for (const auto& job : g.jobs) any_hang = any_hang || job.fault.kind == fault_kind::hang;
@@ -188,8 +192,8 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
       if (root.error.empty()) violation(name + ": its cause " + job_name(g, cause) + " succeeded");
       if (cause == i) violation(name + ": is its own cause (a job failing by itself has cause null)");
       if (root.cause)
-        violation(name + ": its cause " + job_name(g, cause) + " is not the root of the chain (it has cause " +
-                  job_name(g, *root.cause) + ")");
+        violation(name + ": its cause " + job_name(g, cause) +
+                  " is not the root of the chain (it has cause " + job_name(g, *root.cause) + ")");
       if (root.finished_us && *root.finished_us > finished)
         violation(name + ": failed because of " + job_name(g, cause) + ", which signalled later");
     }
@@ -200,9 +204,9 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
     // Where an error comes from (DESIGN.md, "Semantics, exactly").
     if (!result.error.empty() && !result.cause) {
       // Failed by itself: its own fault, its own timeout, a kill of its entity, shutdown.
-      const bool own_fault =
-          spec.fault.kind == fault_kind::error &&
-          result.error == cosched::error_name(std::error_code(spec.fault.errno_value, std::generic_category()));
+      const bool own_fault = spec.fault.kind == fault_kind::error &&
+                             result.error == cosched::error_name(std::error_code(spec.fault.errno_value,
+                                                                                 std::generic_category()));
       if (own_fault || result.error == "shutdown") {
       } else if (result.error == "timed_out") {
         if (!g.scheduler.timeout_us) violation(name + ": timed_out without a timeout");
@@ -222,8 +226,8 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
       const auto& root = outcome.jobs[*result.cause];
       // A failed dependency passes its error on; a ban or ring close cancels.
       if (result.error != root.error && result.error != "cancelled")
-        violation(name + ": failed `" + result.error + "` with cause " + job_name(g, *result.cause) + ", which failed `" +
-                  root.error + "`");
+        violation(name + ": failed `" + result.error + "` with cause " + job_name(g, *result.cause) +
+                  ", which failed `" + root.error + "`");
     }
     // A kill fails every later push of the entity (kills take effect before pushes).
     for (const auto& action : g.actions) {
@@ -252,8 +256,7 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
   check_credits(g, outcome);
 
   // Without a hang nothing can stall: every command finishes, the graph is acyclic.
-  if (outcome.shut_down_early && !any_hang)
-    violation("\"nothing left to do\" without any hanging command");
+  if (outcome.shut_down_early && !any_hang) violation("\"nothing left to do\" without any hanging command");
 
   // Per entity, finished fences signal in push order.
   std::vector<std::optional<std::size_t>> last(g.entities.size());
@@ -274,10 +277,12 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   if (text.empty() || text.back() != '\n') violation("write_results output does not end with a newline");
   if (lines.size() != n + 1)
-    violation("write_results wrote " + std::to_string(lines.size()) + " lines for " + std::to_string(n) + " jobs");
+    violation("write_results wrote " + std::to_string(lines.size()) + " lines for " + std::to_string(n) +
+              " jobs");
   std::size_t succeeded = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (!nlohmann::json::accept(lines[i])) violation("write_results line " + std::to_string(i + 1) + " is not JSON");
+    if (!nlohmann::json::accept(lines[i]))
+      violation("write_results line " + std::to_string(i + 1) + " is not JSON");
     const auto line = nlohmann::json::parse(lines[i]);
     if (!line.is_object() || !line.contains("job") || !line["job"].is_string() ||
         line["job"].get_ref<const std::string&>() != g.jobs[i].id)
@@ -290,7 +295,8 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
     violation("write_results last line is not the summary");
   const auto& s = summary["summary"];
   if (s.value("jobs", std::size_t{0}) != n || s.value("succeeded", std::size_t{0}) != succeeded ||
-      s.value("failed", std::size_t{0}) != n - succeeded || s.value("end_us", std::uint64_t{0}) != outcome.end_us)
+      s.value("failed", std::size_t{0}) != n - succeeded ||
+      s.value("end_us", std::uint64_t{0}) != outcome.end_us)
     violation("write_results summary counts disagree with the outcome: " + lines[n]);
 
   // The other writers must not crash and write valid JSON where it is JSON.
@@ -302,8 +308,10 @@ void check_outcome(const graph& g, const run_outcome& outcome) {
   write_table(table, g, outcome);
   std::istringstream table_lines(table.str());
   for (std::string line; std::getline(table_lines, line);) {
-    if (printable(line) != line) violation("write_table wrote a line that is not printable: " + printable(line));
-    if (line.size() > 2000) violation("write_table wrote a line of " + std::to_string(line.size()) + " bytes");
+    if (printable(line) != line)
+      violation("write_table wrote a line that is not printable: " + printable(line));
+    if (line.size() > 2000)
+      violation("write_table wrote a line of " + std::to_string(line.size()) + " bytes");
   }
 }
 
@@ -318,8 +326,8 @@ void check_write_graph(const graph& g) {
   } catch (const input_error& e) {
     violation(std::string("write_graph output is rejected by parse_graph: ") + e.what());
   }
-  bool same = back.scheduler.credit_limit == g.scheduler.credit_limit && back.entities.size() == g.entities.size() &&
-              back.jobs.size() == g.jobs.size();
+  bool same = back.scheduler.credit_limit == g.scheduler.credit_limit &&
+              back.entities.size() == g.entities.size() && back.jobs.size() == g.jobs.size();
   for (std::size_t i = 0; same && i < g.entities.size(); ++i)
     same = back.entities[i].name == g.entities[i].name && back.entities[i].prio == g.entities[i].prio;
   for (std::size_t i = 0; same && i < g.jobs.size(); ++i) {
@@ -332,7 +340,6 @@ void check_write_graph(const graph& g) {
   }
   if (!same) violation("write_graph then parse_graph changed the graph");
 }
-
 
 // Shapes too large for the corpus (libFuzzer's inputs stay small), checked once at
 // start: each was a crash, an abort or a wrong result before it became unusable input.
@@ -353,18 +360,22 @@ void check_large_shapes() {
                   "{\"entities\": " + std::string(levels, '[') + std::string(levels, ']') + ", \"jobs\": []}",
                   "shape.json: line 1, column 77: arrays and objects nested deeper than 64 levels");
   // 18447 jobs of 1e15 us: virtual time past 2^64 us.
-  std::string jobs = R"({"scheduler": {"timeout_us": 1000000000000000}, "entities": [{"name": "e"}], "jobs": [)";
+  std::string jobs =
+      R"({"scheduler": {"timeout_us": 1000000000000000}, "entities": [{"name": "e"}], "jobs": [)";
   for (int i = 0; i < 18447; ++i)
-    jobs += std::string(i ? ", " : "") + R"({"id": "j)" + std::to_string(i) + R"(", "entity": "e", "duration_us": 1000000000000000})";
-  expect_rejected("18447 jobs of 1e15 us", jobs + "]}",
-                  R"(shape.json: jobs[3] (id "j3"): field "duration_us": the run could last until 5000000000000000 us)");
+    jobs += std::string(i ? ", " : "") + R"({"id": "j)" + std::to_string(i) +
+            R"(", "entity": "e", "duration_us": 1000000000000000})";
+  expect_rejected(
+      "18447 jobs of 1e15 us", jobs + "]}",
+      R"(shape.json: jobs[3] (id "j3"): field "duration_us": the run could last until 5000000000000000 us)");
   // A 1 MB id: the table cuts it.
   graph g = parse_graph(R"({"entities": [{"name": "e"}], "jobs": [{"id": ")" + std::string(1 << 20, 'x') +
                             R"(", "entity": "e"}]})",
                         "shape.json");
   std::ostringstream table;
   write_table(table, g, run_virtual(g));
-  if (table.str().size() > 4096) violation("a 1 MB id: the table is " + std::to_string(table.str().size()) + " bytes");
+  if (table.str().size() > 4096)
+    violation("a 1 MB id: the table is " + std::to_string(table.str().size()) + " bytes");
 }
 
 }  // namespace
@@ -408,7 +419,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     violation(std::string("second run_virtual threw: ") + e.what());
   }
   if (results_text(g, first) != results_text(g, second))
-    violation("two virtual runs of the same graph gave different results:\n" + results_text(g, first) + "---\n" +
-              results_text(g, second));
+    violation("two virtual runs of the same graph gave different results:\n" + results_text(g, first) +
+              "---\n" + results_text(g, second));
   return 0;
 }

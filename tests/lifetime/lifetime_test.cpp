@@ -172,14 +172,14 @@ struct lifetime_fixture {
     auto& r = add(label);
     // Made in its own statement: the argument's temporary probe must be gone
     // before push, whose fences may signal at once.
-    auto j = prepare(testing::probe(r.frame), r, std::move(spec.deps), r.command_for(spec.duration, spec.effect));
+    auto j =
+        prepare(testing::probe(r.frame), r, std::move(spec.deps), r.command_for(spec.duration, spec.effect));
     return track(r, e.push(std::move(j), {.credits = spec.credits, .in = spec.in}));
   }
 
   /// Pushes a body made by the test for record `r` (make it in a statement of
   /// its own, so that no temporary probe of the call is alive during push).
-  const submitted& push(entity<counted_command>& e, job_record& r, counted_job j,
-                        push_options options = {}) {
+  const submitted& push(entity<counted_command>& e, job_record& r, counted_job j, push_options options = {}) {
     return track(r, e.push(std::move(j), options));
   }
 
@@ -358,7 +358,8 @@ TEST_CASE("a job body that fails itself or throws: frame and locals die before i
   promise later;
   f.push(e, "e1", {.duration = 100});
   auto& e2 = f.add("e2");
-  auto e2_job = fail_itself(testing::probe(e2.frame), e2, {}, std::make_error_code(std::errc::invalid_argument));
+  auto e2_job =
+      fail_itself(testing::probe(e2.frame), e2, {}, std::make_error_code(std::errc::invalid_argument));
   f.push(e, e2, std::move(e2_job));
   auto& e3 = f.add("e3");
   auto e3_job = throw_itself(testing::probe(e3.frame), e3, {later.get_fence()}, throw_kind::system_error,
@@ -564,12 +565,12 @@ TEST_CASE("shutdown with a hung command, queued and waiting jobs, then pushes th
   auto u = f.sched.make_entity({.name = "u"});
   promise never;  // kept alive by the test: the dependency never signals before shutdown
   f.push(s, "s1", {.effect = testing::fault::hang()});
-  f.push(s, "s2", {.duration = 100});  // on the ring behind the hang
+  f.push(s, "s2", {.duration = 100});             // on the ring behind the hang
   auto& s3 = f.push(s, "s3", {.duration = 100});  // behind credits
   auto& t1 = f.push(t, "t1", {.duration = 100, .deps = {never.get_fence()}});
   f.push(t, "t2", {.duration = 100, .deps = {t1.finished}});
   f.push(u, "u1", {.duration = 100, .deps = {s3.finished}});  // another entity's queued job
-  f.push(u, "u2", {.duration = 100});                          // behind u1
+  f.push(u, "u2", {.duration = 100});                         // behind u1
 
   fence done;
   long frames_at_done = -1, commands_at_done = -1;
@@ -732,8 +733,8 @@ TEST_CASE("scope request_stop and join with running, queued and waiting jobs", "
   f.push(a, "a2", {.duration = 500, .in = &s});  // running (on the ring behind a1)
   f.push(a, "a3", {.duration = 100, .in = &s});  // queued behind credits
   f.push(b, "b1", {.duration = 100, .deps = {never.get_fence()}, .in = &s});  // waiting
-  f.push(b, "b2", {.duration = 100});  // not in the scope, behind b1
-  f.push(a, "a4", {.duration = 100});  // not in the scope, behind a3
+  f.push(b, "b2", {.duration = 100});                                         // not in the scope, behind b1
+  f.push(a, "a4", {.duration = 100});                                         // not in the scope, behind a3
   CHECK(s.active() == 4);
 
   const std::vector<std::string> in_scope{"a1", "a2", "a3", "b1"};

@@ -148,7 +148,8 @@ void run_multi_producer(Ring& hardware, std::uint64_t (*runs_of)(Ring&)) {
         auto fences = entities[target].push(std::span(batch), options);
         for (std::size_t i = 0; i < n; ++i) mine[pushed + i].fences = std::move(fences[i]);
       } else {
-        for (std::size_t i = 0; i < n; ++i) mine[pushed + i].fences = entities[target].push(std::move(batch[i]), options);
+        for (std::size_t i = 0; i < n; ++i)
+          mine[pushed + i].fences = entities[target].push(std::move(batch[i]), options);
       }
       for (std::size_t i = 0; i < n; ++i) watch_job(checker, mine[pushed + i], logs[target], executor_id);
       for (auto& gate : gates) gate.set_value();
@@ -170,7 +171,8 @@ void run_multi_producer(Ring& hardware, std::uint64_t (*runs_of)(Ring&)) {
   auto reprioritise = [&] {
     start.arrive_and_wait();
     for (int i = 0; i < 4000; ++i)
-      entities[static_cast<std::size_t>(i) % entity_count].set_priority(static_cast<priority>(i % priority_count));
+      entities[static_cast<std::size_t>(i) % entity_count].set_priority(
+          static_cast<priority>(i % priority_count));
   };
 
   std::vector<std::thread> threads;
@@ -184,8 +186,10 @@ void run_multi_producer(Ring& hardware, std::uint64_t (*runs_of)(Ring&)) {
   std::vector<std::size_t> stuck;  // entities whose jobs stopped making progress
   for (std::size_t e = 0; e < entity_count; ++e) {
     const auto drained = wait_for(entities[e].drain(), executor->executor(), deadline);
-    if (!drained) stuck.push_back(e);
-    else CHECK_FALSE(*drained);
+    if (!drained)
+      stuck.push_back(e);
+    else
+      CHECK_FALSE(*drained);
   }
   CHECK(stuck == std::vector<std::size_t>{});
   // Nothing is on the ring unless a wake-up was lost; then the bound ends it.
@@ -328,8 +332,8 @@ TEST_CASE("threads ask for scheduled fences while the scheduler reaches them", "
     // Every third job waits for the gate, so some are reached before, some during
     // and some after the askers' requests; every fifth fails before running.
     fence dependency = i % 5 == 4 ? fence::make_signalled(make_error_code(errc::killed)) : fence{};
-    jobs[i].fences = e.push(mp_body(testing::probe(jobs[i].frame), jobs[i].command, i % 3 == 0 ? opened : fence{},
-                                    std::move(dependency)));
+    jobs[i].fences = e.push(mp_body(testing::probe(jobs[i].frame), jobs[i].command,
+                                    i % 3 == 0 ? opened : fence{}, std::move(dependency)));
   }
   // Each asker requests every job's scheduled fence, in its own order.
   std::vector<std::vector<fence>> seen(askers, std::vector<fence>(job_count));
@@ -483,8 +487,10 @@ TEST_CASE("pushes from other threads race with scheduler shutdown", "[lifetime][
         ++alive_at_finish;
       if (j.frame.alive() != 0 || j.command.alive() != 0) ++alive_now;
       const auto ec = j.fences.finished.error();
-      if (!ec) ++ok;
-      else if (ec != make_error_code(errc::shutdown)) ++other_errors;
+      if (!ec)
+        ++ok;
+      else if (ec != make_error_code(errc::shutdown))
+        ++other_errors;
       if (j.after_shutdown) {
         ++late;
         // Failed `shutdown` at once: signalled and the frame destroyed inside push.

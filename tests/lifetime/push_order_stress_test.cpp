@@ -218,10 +218,18 @@ iteration_result run_iteration(std::uint32_t seed) {
     for (std::size_t step = 0; step < order.size(); ++step) {
       wait_pushes(at[step]);
       switch (order[step]) {
-        case 0: entities[killed].kill(); break;
-        case 1: entities[closed].close(); break;
-        case 2: group.request_stop(); break;
-        case 3: down = sched.shutdown(std::chrono::seconds(5)); break;
+        case 0:
+          entities[killed].kill();
+          break;
+        case 1:
+          entities[closed].close();
+          break;
+        case 2:
+          group.request_stop();
+          break;
+        case 3:
+          down = sched.shutdown(std::chrono::seconds(5));
+          break;
       }
     }
   };
@@ -250,7 +258,8 @@ iteration_result run_iteration(std::uint32_t seed) {
       ++out.jobs;
       if (j.frame.alive() != 0 || j.command.alive() != 0) ++out.alive;
       const auto ec = j.fences.finished.error();
-      if (!ec) ++out.ok;
+      if (!ec)
+        ++out.ok;
       else if (ec != make_error_code(errc::killed) && ec != make_error_code(errc::cancelled) &&
                ec != make_error_code(errc::shutdown))
         ++out.other_errors;
@@ -261,9 +270,10 @@ iteration_result run_iteration(std::uint32_t seed) {
 
 }  // namespace
 
-TEST_CASE("push order holds at fence-point level while pushes from several threads race with kill, close, "
-          "scope stop and shutdown",
-          "[lifetime][threads][order][stress]") {
+TEST_CASE(
+    "push order holds at fence-point level while pushes from several threads race with kill, close, "
+    "scope stop and shutdown",
+    "[lifetime][threads][order][stress]") {
   constexpr std::uint32_t iterations = 600;
   for (std::uint32_t i = 0; i < iterations; ++i) {
     const iteration_result r = run_iteration(i + 1);

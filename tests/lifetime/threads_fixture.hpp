@@ -131,7 +131,7 @@ constexpr auto watchdog = std::chrono::seconds(60);
 /// Blocks the calling thread until `f` has signalled (the handler runs on `ex`)
 /// or `deadline` has passed. Returns the fence's error, or nothing at the deadline.
 inline std::optional<std::error_code> wait_for(const fence& f, asio::io_context::executor_type ex,
-                                        std::chrono::steady_clock::time_point deadline) {
+                                               std::chrono::steady_clock::time_point deadline) {
   struct waiter {
     std::mutex lock;
     std::condition_variable done;

@@ -28,7 +28,6 @@ struct command {
   int id = 0;
 };
 
-
 /// A ring whose hardware fences the program signals, by command id; at a
 /// timeout it says hung.
 class manual_ring final : public cosched::ring<command> {
@@ -52,7 +51,8 @@ int failures = 0;
 void expect(const char* what, const cosched::fence& finished, std::error_code wanted) {
   if (finished.signalled() && finished.error() == wanted) return;
   std::fprintf(stderr, "probe_program: %s ended %s, not %s\n", what,
-               finished.signalled() ? finished.error().message().c_str() : "unsignalled", wanted.message().c_str());
+               finished.signalled() ? finished.error().message().c_str() : "unsignalled",
+               wanted.message().c_str());
   ++failures;
 }
 
@@ -63,8 +63,9 @@ int main() {
   asio::io_context ctx(1);
   manual_timers timers;
   manual_ring hardware;
-  cosched::scheduler<command> sched(ctx.get_executor(), hardware,
-                                    {.credit_limit = 16, .timeout = std::chrono::seconds(1), .timers = &timers});
+  cosched::scheduler<command> sched(
+      ctx.get_executor(), hardware,
+      {.credit_limit = 16, .timeout = std::chrono::seconds(1), .timers = &timers});
   auto run_ready = [&] {
     ctx.restart();
     ctx.poll();

@@ -60,7 +60,8 @@ TEST_CASE("bundled examples give their hand-derived results", "[sim][examples]")
 }
 
 TEST_CASE("worked examples of DESIGN.md", "[sim][worked]") {
-  for (const char* name : {"01-design-example", "02-priority-credits", "03-errors-and-order", "04-reset-modes"}) {
+  for (const char* name :
+       {"01-design-example", "02-priority-credits", "03-errors-and-order", "04-reset-modes"}) {
     check_against(source_dir / "tests/sim/worked" / (std::string(name) + ".json"),
                   source_dir / "tests/sim/worked" / (std::string(name) + ".expected.jsonl"));
   }

@@ -47,7 +47,8 @@ class seeded_random {
 };
 
 // Errno names without aliases, so the name written is the name read back.
-constexpr std::array<std::string_view, 6> errno_names = {"EIO", "ENOMEM", "ENODEV", "EINVAL", "EBUSY", "EFAULT"};
+constexpr std::array<std::string_view, 6> errno_names = {"EIO",    "ENOMEM", "ENODEV",
+                                                         "EINVAL", "EBUSY",  "EFAULT"};
 constexpr std::array<int, 6> errno_values = {EIO, ENOMEM, ENODEV, EINVAL, EBUSY, EFAULT};
 
 submit::graph build(std::uint64_t seed) {
@@ -71,8 +72,9 @@ submit::graph build(std::uint64_t seed) {
   }
   std::vector<std::size_t> order(job_count);
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return g.jobs[a].submit_at_us < g.jobs[b].submit_at_us; });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return g.jobs[a].submit_at_us < g.jobs[b].submit_at_us;
+  });
 
   for (std::size_t index = 0; index < job_count; ++index) {
     auto& j = g.jobs[index];
@@ -126,8 +128,8 @@ bool same_graph(const submit::graph& a, const submit::graph& b) {
   if (a.scheduler.mode != b.scheduler.mode || a.scheduler.credit_limit != b.scheduler.credit_limit ||
       a.scheduler.timeout_us != b.scheduler.timeout_us || a.scheduler.policy != b.scheduler.policy ||
       a.scheduler.rings != b.scheduler.rings || a.scheduler.pipeline != b.scheduler.pipeline ||
-      a.entities.size() != b.entities.size() ||
-      a.jobs.size() != b.jobs.size() || a.actions.size() != b.actions.size()) {
+      a.entities.size() != b.entities.size() || a.jobs.size() != b.jobs.size() ||
+      a.actions.size() != b.actions.size()) {
     return false;
   }
   for (std::size_t i = 0; i < a.entities.size(); ++i) {
@@ -187,7 +189,8 @@ std::string graph_json(const submit::graph& g) {
         << g.entities[j.entity].name << "\", \"duration_us\": " << j.duration_us;
     if (!j.deps.empty()) {
       out << ", \"deps\": [";
-      for (std::size_t k = 0; k < j.deps.size(); ++k) out << (k ? ", " : "") << '"' << g.jobs[j.deps[k]].id << '"';
+      for (std::size_t k = 0; k < j.deps.size(); ++k)
+        out << (k ? ", " : "") << '"' << g.jobs[j.deps[k]].id << '"';
       out << "]";
     }
     if (j.credits != 1) out << ", \"credits\": " << j.credits;

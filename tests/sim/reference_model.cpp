@@ -75,23 +75,23 @@ using time_us = std::uint64_t;
 
 struct job_state {
   bool pushed = false;
-  bool in_queue = false;   // in its entity's FIFO: pushed, undecided, not run yet
-  bool prepared = false;   // every dependency has signalled without error
-  std::size_t awaiting = 0;  // index into deps of the dependency awaited now
+  bool in_queue = false;               // in its entity's FIFO: pushed, undecided, not run yet
+  bool prepared = false;               // every dependency has signalled without error
+  std::size_t awaiting = 0;            // index into deps of the dependency awaited now
   std::vector<std::size_t> pipelined;  // deps passed unsignalled by pipelining, in deps order
   bool completed = false;  // its command completed on the ring (not timed out, cancelled or shut down)
   bool on_ring = false;
-  std::size_t ring = 0;    // the ring it was placed on
-  time_us run_time = 0;    // when it was last run or replayed
-  bool decided = false;    // the outcome is known; it may still wait for its predecessor
+  std::size_t ring = 0;  // the ring it was placed on
+  time_us run_time = 0;  // when it was last run or replayed
+  bool decided = false;  // the outcome is known; it may still wait for its predecessor
   bool signalled = false;
   submit::job_outcome out;
 };
 
 struct ring_command {
   std::size_t job = 0;
-  time_us start = 0;            // meaningful unless the command sits behind a hang
-  std::optional<time_us> end;   // none: a hang, or behind one
+  time_us start = 0;           // meaningful unless the command sits behind a hang
+  std::optional<time_us> end;  // none: a hang, or behind one
 };
 
 struct ring_state {
@@ -109,12 +109,12 @@ struct entity_state {
   bool dead = false;                // later pushes fail with dead_error
   std::string dead_error;
   std::optional<std::size_t> dead_cause;
-  std::size_t ring = 0;           // shared rings: where its commands in flight are
+  std::size_t ring = 0;              // shared rings: where its commands in flight are
   std::vector<std::size_t> allowed;  // shared rings: where its next placement may go (empty: every ring)
-  std::uint32_t in_flight = 0;    // its commands on a ring
-  std::uint64_t last_served = 0;  // policy rr: stamp of its latest first run
-  std::uint64_t virtual_ns = 0;   // policy fair: weighted ring time of commands that left the ring
-  std::uint64_t estimate_ns = 0;  // policy fair: its latest measured ring time (0: none)
+  std::uint32_t in_flight = 0;       // its commands on a ring
+  std::uint64_t last_served = 0;     // policy rr: stamp of its latest first run
+  std::uint64_t virtual_ns = 0;      // policy fair: weighted ring time of commands that left the ring
+  std::uint64_t estimate_ns = 0;     // policy fair: its latest measured ring time (0: none)
   bool fair_active = false;
 };
 
@@ -520,7 +520,8 @@ class model {
     // waits for, one it passed by pipelining), and the first in that order decides it.
     for (const std::size_t w : waiters_[job]) reactions_.push_back({reaction::wake, w, job});
     waiters_[job].clear();
-    for (const std::size_t d : pipelined_dependents_[job]) reactions_.push_back({reaction::pipelined, d, job});
+    for (const std::size_t d : pipelined_dependents_[job])
+      reactions_.push_back({reaction::pipelined, d, job});
     for (const std::size_t d : dependents_[job]) reactions_.push_back({reaction::gate, d, job});
   }
 
@@ -534,7 +535,7 @@ class model {
       auto& j = jobs_[r.job];
       const auto& dep = jobs_[r.dep];
       switch (r.what) {
-        case reaction::wake:  // it waited for dep
+        case reaction::wake:     // it waited for dep
           if (j.decided) break;  // killed or banned while it waited
           if (!dep.out.error.empty()) {
             decide(r.job, dep.out.error, root_of(r.dep));
@@ -693,9 +694,10 @@ class model {
   const model_readings readings_;
   bool shared_ = true;
   std::vector<job_state> jobs_;
-  std::vector<std::vector<std::size_t>> waiters_;  // per job: jobs awaiting it now
+  std::vector<std::vector<std::size_t>> waiters_;     // per job: jobs awaiting it now
   std::vector<std::vector<std::size_t>> dependents_;  // per job: the jobs that list it in `deps`
-  std::vector<std::vector<std::size_t>> pipelined_dependents_;  // per job: the jobs that passed it by pipelining
+  std::vector<std::vector<std::size_t>>
+      pipelined_dependents_;  // per job: the jobs that passed it by pipelining
   struct reaction {
     enum kind : std::uint8_t { wake, pipelined, gate } what;
     std::size_t job;  // the job it concerns

@@ -27,6 +27,7 @@ struct model_readings {
 /// The outcome of every job of `g` (in job order) as `cosched-submit --clock
 /// virtual` must report it, in the runner's result type so the two compare field
 /// by field. Only the `jobs` member of run_outcome is filled in.
-std::vector<submit::job_outcome> reference_outcomes(const submit::graph& g, const model_readings& readings = {});
+std::vector<submit::job_outcome> reference_outcomes(const submit::graph& g,
+                                                    const model_readings& readings = {});
 
 }  // namespace cosched::seeded

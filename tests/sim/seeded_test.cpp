@@ -69,7 +69,8 @@ std::vector<std::uint64_t> seeds_to_run(const char* count_variable, std::uint64_
   const std::uint64_t first = env_number("COSCHED_SEED_FIRST").value_or(0);
   const std::uint64_t count = env_number(count_variable).value_or(default_count);
   for (std::uint64_t s = first; s < first + count; ++s) {
-    if (std::find(regression_seeds.begin(), regression_seeds.end(), s) == regression_seeds.end()) seeds.push_back(s);
+    if (std::find(regression_seeds.begin(), regression_seeds.end(), s) == regression_seeds.end())
+      seeds.push_back(s);
   }
   return seeds;
 }
@@ -78,8 +79,10 @@ seeded::model_readings readings_from_env() {
   seeded::model_readings readings;
   const char* text = std::getenv("COSCHED_MODEL_READINGS");
   const std::string list = text ? text : "";
-  if (list.find("cascade_after_bans_and_kills") != std::string::npos) readings.cascade_after_bans_and_kills = true;
-  if (list.find("latest_death_decides_pushes") != std::string::npos) readings.first_death_decides_pushes = false;
+  if (list.find("cascade_after_bans_and_kills") != std::string::npos)
+    readings.cascade_after_bans_and_kills = true;
+  if (list.find("latest_death_decides_pushes") != std::string::npos)
+    readings.first_death_decides_pushes = false;
   return readings;
 }
 
@@ -176,7 +179,8 @@ std::vector<std::string> invariant_violations(const submit::graph& g, const run_
         const bool same_error = root.error == o.error ||
                                 // A ban or ring close: the guilty job timed out, the others are cancelled.
                                 (o.error == "cancelled" && root.error == "timed_out");
-        if (!same_error) out.push_back(who + "error " + o.error + " but its cause " + g.jobs[c].id + " has " + root.error);
+        if (!same_error)
+          out.push_back(who + "error " + o.error + " but its cause " + g.jobs[c].id + " has " + root.error);
         if (root.cause) out.push_back(who + "its cause " + g.jobs[c].id + " has a cause itself");
       }
     }
@@ -195,7 +199,8 @@ std::vector<std::string> invariant_violations(const submit::graph& g, const run_
           reset_before = true;
         }
       }
-      if (!reset_before) out.push_back(who + "run " + std::to_string(o.attempts) + " times without a timeout before");
+      if (!reset_before)
+        out.push_back(who + "run " + std::to_string(o.attempts) + " times without a timeout before");
     }
   }
   // The finished fences of an entity signal in push order.
@@ -207,7 +212,8 @@ std::vector<std::string> invariant_violations(const submit::graph& g, const run_
     if (!at) continue;
     if (last[e] && *at < *last[e]) {
       out.push_back(g.jobs[i].id + ": finished at " + std::to_string(*at) + ", before its predecessor " +
-                    g.jobs[last_job[e]].id + " (" + std::to_string(*last[e]) + ") on entity " + g.entities[e].name);
+                    g.jobs[last_job[e]].id + " (" + std::to_string(*last[e]) + ") on entity " +
+                    g.entities[e].name);
     }
     last[e] = at;
     last_job[e] = i;
@@ -223,7 +229,10 @@ void report_failure(const std::string& title, const std::string& graph_json, con
   std::ostringstream full;
   full << "---- " << title << "\n";
   for (const auto& p : problems) full << "  " << p << "\n";
-  full << "graph:\n" << graph_json << "\nreference model:\n" << model << "scheduler:\n" << scheduler << "----\n";
+  full << "graph:\n"
+       << graph_json << "\nreference model:\n"
+       << model << "scheduler:\n"
+       << scheduler << "----\n";
   std::cerr << full.str();
   std::ostringstream brief;
   brief << title << " (the graph and both results are on stderr)";
@@ -276,7 +285,8 @@ void check_model_on(const std::filesystem::path& graph_path, const std::filesyst
 }  // namespace
 
 TEST_CASE("the reference model gives the hand-derived results of the examples", "[sim][seeded][model]") {
-  for (const char* name : {"01-design-example", "02-priority-credits", "03-errors-and-order", "04-reset-modes"}) {
+  for (const char* name :
+       {"01-design-example", "02-priority-credits", "03-errors-and-order", "04-reset-modes"}) {
     check_model_on(source_dir / "tests/sim/worked" / (std::string(name) + ".json"),
                    source_dir / "tests/sim/worked" / (std::string(name) + ".expected.jsonl"));
   }
@@ -302,12 +312,14 @@ TEST_CASE("seeded graphs: the scheduler agrees with the reference model", "[sim]
     auto problems = differences(g, expected, real.jobs);
     for (auto& p : invariant_violations(g, real)) problems.push_back("invariant: " + p);
     const std::string real_text = results_text(g, real);
-    if (results_text(g, again) != real_text) problems.push_back("two runs of the same graph wrote different results");
+    if (results_text(g, again) != real_text)
+      problems.push_back("two runs of the same graph wrote different results");
     if (problems.empty()) continue;
 
     failed.push_back(seed);
     // The first few in full; the rest by seed only, to keep the log readable.
-    if (reported++ < 5) report_failure(seed_title(seed), generated.json, model_text(g, expected), real_text, problems);
+    if (reported++ < 5)
+      report_failure(seed_title(seed), generated.json, model_text(g, expected), real_text, problems);
   }
   report_failed(failed, seeds.size());
 }
@@ -386,7 +398,8 @@ const small_case small_cases[] = {
 
 }  // namespace
 
-TEST_CASE("small graphs found by the seeded test: the scheduler agrees with the model", "[sim][seeded][instant]") {
+TEST_CASE("small graphs found by the seeded test: the scheduler agrees with the model",
+          "[sim][seeded][instant]") {
   for (const auto& c : small_cases) {
     const auto g = submit::parse_graph(c.json, "small.json");
     const auto expected = seeded::reference_outcomes(g);
@@ -462,8 +475,8 @@ class credit_ring final : public ring<counted_command> {
 
   const std::uint32_t limit_;
   std::uint32_t in_flight_ = 0, peak_ = 0;
-  std::deque<flight> flights_;        // stable addresses for the watches
-  testing::fence_checker watches_;    // last: destroyed first, which unlinks its watches
+  std::deque<flight> flights_;      // stable addresses for the watches
+  testing::fence_checker watches_;  // last: destroyed first, which unlinks its watches
 };
 
 /// What the direct driver knows of one job.
@@ -486,10 +499,14 @@ counted_job seeded_body(testing::probe, direct_record& r, sim::command cmd, std:
 
 sim::fault to_fault(const submit::fault_spec& f) {
   switch (f.kind) {
-    case submit::fault_kind::none: return sim::fault::none();
-    case submit::fault_kind::error: return sim::fault::error(f.errno_value);
-    case submit::fault_kind::hang: return sim::fault::hang();
-    case submit::fault_kind::slow: return sim::fault::slow(f.slow_us);
+    case submit::fault_kind::none:
+      return sim::fault::none();
+    case submit::fault_kind::error:
+      return sim::fault::error(f.errno_value);
+    case submit::fault_kind::hang:
+      return sim::fault::hang();
+    case submit::fault_kind::slow:
+      return sim::fault::slow(f.slow_us);
     case submit::fault_kind::body_throws:
       // The reference model has no job bodies; the random graphs have no such fault.
       throw std::invalid_argument("seeded comparison: a \"throw:\" fault has no model");
@@ -508,7 +525,8 @@ std::vector<std::string> run_direct(const submit::graph& g, std::vector<job_outc
   sim::virtual_timers timers(clock);
   const bool shared = g.scheduler.mode == submit::ring_mode::shared_ring;
   std::deque<credit_ring> rings;
-  for (std::size_t r = 0; r < (shared ? 1 : g.entities.size()); ++r) rings.emplace_back(clock, g.scheduler.credit_limit);
+  for (std::size_t r = 0; r < (shared ? 1 : g.entities.size()); ++r)
+    rings.emplace_back(clock, g.scheduler.credit_limit);
 
   scheduler_options options;
   options.credit_limit = g.scheduler.credit_limit;
@@ -543,7 +561,8 @@ std::vector<std::string> run_direct(const submit::graph& g, std::vector<job_outc
         // whose fences may signal at once.
         auto body = seeded_body(testing::probe(r.frame), r,
                                 sim::command{spec.duration_us, to_fault(spec.fault), index}, spec.credits);
-        r.fences = entities[spec.entity].push(std::move(body), {.credits = spec.credits, .after = std::move(deps)});
+        r.fences =
+            entities[spec.entity].push(std::move(body), {.credits = spec.credits, .after = std::move(deps)});
         checker.watch(r.fences.scheduled(), spec.id + ".scheduled");
         checker.watch(r.fences.finished, spec.id + ".finished", [&clock, &r, &spec, &records] {
           r.finished_at = clock.now();
@@ -588,13 +607,15 @@ std::vector<std::string> run_direct(const submit::graph& g, std::vector<job_outc
       if (r.frame.created.load() == 0) problems.push_back(who + "the frame probe never existed");
       if (r.frames_at_finish != 0 || r.commands_at_finish != 0) {
         problems.push_back(who + "frame or command alive when finished signalled (" +
-                           std::to_string(r.frames_at_finish) + ", " + std::to_string(r.commands_at_finish) + ")");
+                           std::to_string(r.frames_at_finish) + ", " + std::to_string(r.commands_at_finish) +
+                           ")");
       }
       if (!r.scheduled_at_finish) problems.push_back(who + "finished signalled before scheduled");
       if (r.deps_pending_at_finish != 0)
         problems.push_back(who + "finished signalled before " + std::to_string(r.deps_pending_at_finish) +
                            " of its deps (fence causality)");
-      if (r.frame.alive() != 0 || r.command.alive() != 0) problems.push_back(who + "frame or command alive after the run");
+      if (r.frame.alive() != 0 || r.command.alive() != 0)
+        problems.push_back(who + "frame or command alive after the run");
 
       auto& o = outcomes[i];
       o.queued_us = g.jobs[i].submit_at_us;
@@ -621,7 +642,8 @@ std::vector<std::string> run_direct(const submit::graph& g, std::vector<job_outc
       problems.push_back("credits in flight reached " + std::to_string(r.peak()) + " over the limit " +
                          std::to_string(r.limit()));
     }
-    if (r.in_flight() != 0 || r.inner.in_flight() != 0) problems.push_back("commands left on a ring after shutdown");
+    if (r.in_flight() != 0 || r.inner.in_flight() != 0)
+      problems.push_back("commands left on a ring after shutdown");
   }
   return problems;
 }
@@ -643,7 +665,8 @@ TEST_CASE("seeded graphs driven directly: credits, lifetimes and fences", "[sim]
     if (problems.empty()) continue;
     failed.push_back(seed);
     if (reported++ < 5) {
-      report_failure(seed_title(seed), generated.json, model_text(g, expected), model_text(g, actual), problems);
+      report_failure(seed_title(seed), generated.json, model_text(g, expected), model_text(g, actual),
+                     problems);
     }
   }
   report_failed(failed, seeds.size());

@@ -13,8 +13,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -22,8 +22,8 @@
 #include <nlohmann/json.hpp>
 
 #include "catch.hpp"
-#include "trace_check.hpp"
 #include "cosched/version.hpp"
+#include "trace_check.hpp"
 
 namespace {
 
@@ -46,8 +46,7 @@ std::string slurp(const std::filesystem::path& path) {
 // capturing stdout and stderr through files.
 tool_run run_tool(const std::vector<std::string>& args,
                   const std::vector<std::pair<std::string, std::string>>& env = {}) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("cosched-cli-" + std::to_string(::getpid()));
+  const auto dir = std::filesystem::temp_directory_path() / ("cosched-cli-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const auto out_path = dir / "out", err_path = dir / "err";
   const pid_t child = ::fork();
@@ -90,12 +89,14 @@ std::size_t count_lines(const std::string& text) {
 }  // namespace
 
 TEST_CASE("a completed run exits 0 and prints the per-job table", "[submit][cli]") {
-  auto run = run_tool({"--clock", "virtual", (source_dir / "examples/graphs/error-propagation.json").string()});
+  auto run =
+      run_tool({"--clock", "virtual", (source_dir / "examples/graphs/error-propagation.json").string()});
   CHECK(run.exit_status == 0);
   CHECK(run.err.empty());
   CHECK(run.out.find("texture  upload   EIO") != std::string::npos);
-  CHECK(run.out.find("6 jobs: 3 succeeded, 3 failed (1 by itself, 2 by cascade); last fence signalled at 1100 us\n"
-                     "1 job has a fault of its own\n") != std::string::npos);
+  CHECK(run.out.find(
+            "6 jobs: 3 succeeded, 3 failed (1 by itself, 2 by cascade); last fence signalled at 1100 us\n"
+            "1 job has a fault of its own\n") != std::string::npos);
 }
 
 TEST_CASE("option results: - writes JSON lines only and FILE writes the file", "[submit][cli]") {
@@ -149,7 +150,8 @@ TEST_CASE("a missing file, a bad option or an unsupported feature exits 2", "[su
   auto unsupported = run_tool({path});
   CHECK(unsupported.exit_status == 2);
   CHECK(count_lines(unsupported.err) == 1);
-  CHECK(unsupported.err.find("cosched-cli-rings.json: scheduler: field \"rings\": 2 rings need mode \"shared_ring\"") !=
+  CHECK(unsupported.err.find(
+            "cosched-cli-rings.json: scheduler: field \"rings\": 2 rings need mode \"shared_ring\"") !=
         std::string::npos);
   CHECK(unsupported.out.empty());
 }
@@ -174,17 +176,20 @@ TEST_CASE("option backend drm without a usable device exits 2 with one message n
 
   auto device_without_drm = run_tool({"--device", "/dev/dri/renderD128", graph});
   CHECK(device_without_drm.exit_status == 2);
-  CHECK(device_without_drm.err.find("--device needs --backend drm or --backend virtgpu") != std::string::npos);
+  CHECK(device_without_drm.err.find("--device needs --backend drm or --backend virtgpu") !=
+        std::string::npos);
 }
 
 TEST_CASE("option backend virtgpu without a virgl device, or with options it cannot take, exits 2 naming why",
           "[submit][cli][virtgpu]") {
   const auto graph = (source_dir / "examples/graphs/pipeline.json").string();
-  auto missing = run_tool({"--backend", "virtgpu", "--device", "/nonexistent/renderD128", "--results", "-", graph});
+  auto missing =
+      run_tool({"--backend", "virtgpu", "--device", "/nonexistent/renderD128", "--results", "-", graph});
   CHECK(missing.exit_status == 2);
   CHECK(missing.out.empty());  // nothing ran
   CHECK(count_lines(missing.err) == 1);
-  CHECK(missing.err.find("--backend virtgpu needs a virtio-gpu render node with virgl 3D") != std::string::npos);
+  CHECK(missing.err.find("--backend virtgpu needs a virtio-gpu render node with virgl 3D") !=
+        std::string::npos);
   CHECK(missing.err.find("no DRM device at /nonexistent/renderD128") != std::string::npos);
 
   if (!std::filesystem::exists("/dev/dri")) {
@@ -196,7 +201,8 @@ TEST_CASE("option backend virtgpu without a virgl device, or with options it can
 
   auto virtual_clock = run_tool({"--backend", "virtgpu", "--clock", "virtual", graph});
   CHECK(virtual_clock.exit_status == 2);
-  CHECK(virtual_clock.err.find("--backend virtgpu runs real GPU work: it has no --clock virtual") != std::string::npos);
+  CHECK(virtual_clock.err.find("--backend virtgpu runs real GPU work: it has no --clock virtual") !=
+        std::string::npos);
 
   auto verify_on_sim = run_tool({"--verify", graph});
   CHECK(verify_on_sim.exit_status == 2);
@@ -236,7 +242,8 @@ TEST_CASE("real time (the default) runs the same graph through the reactor", "[s
   CHECK(real.out.find("\"clock\": \"real\"") != std::string::npos);
 }
 
-TEST_CASE("real time: hangs time out, innocent work is replayed, slow work is extended", "[submit][cli][real]") {
+TEST_CASE("real time: hangs time out, innocent work is replayed, slow work is extended",
+          "[submit][cli][real]") {
   // Margins of hundreds of milliseconds around 1 ms commands: what is on the
   // ring when a timeout fires does not depend on scheduling noise, so the
   // outcomes equal virtual time's. (The DRM equivalence test runs the first
@@ -261,13 +268,14 @@ TEST_CASE("real time: hangs time out, innocent work is replayed, slow work is ex
   }
   // What virtual time says (so the comparison cannot pass on two wrong runs).
   auto simulated = run_tool({"--clock", "virtual", "--results", "-", shared});
-  CHECK(outcome_fields(simulated.out) == std::vector<std::string>{
-    R"({"job": "g1", "entity": "game", "error": null, "cause": null, "attempts": 1)",
-    R"({"job": "g2", "entity": "game", "error": "timed_out", "cause": null, "attempts": 1)",
-    R"({"job": "b1", "entity": "browser", "error": null, "cause": null, "attempts": 2)",
-    R"({"job": "b2", "entity": "browser", "error": null, "cause": null, "attempts": 2)",
-    R"({"job": "g3", "entity": "game", "error": "cancelled", "cause": "g2", "attempts": 0)",
-    R"({"job": "s1", "entity": "browser", "error": null, "cause": null, "attempts": 1)"});
+  CHECK(outcome_fields(simulated.out) ==
+        std::vector<std::string>{
+            R"({"job": "g1", "entity": "game", "error": null, "cause": null, "attempts": 1)",
+            R"({"job": "g2", "entity": "game", "error": "timed_out", "cause": null, "attempts": 1)",
+            R"({"job": "b1", "entity": "browser", "error": null, "cause": null, "attempts": 2)",
+            R"({"job": "b2", "entity": "browser", "error": null, "cause": null, "attempts": 2)",
+            R"({"job": "g3", "entity": "game", "error": "cancelled", "cause": "g2", "attempts": 0)",
+            R"({"job": "s1", "entity": "browser", "error": null, "cause": null, "attempts": 1)"});
 }
 
 TEST_CASE("real time: ring affinity places every job on the ring virtual time gives it",
@@ -326,13 +334,14 @@ TEST_CASE("an unusable ring set exits 2 with one message naming file, field and 
             "\n");
 }
 
-TEST_CASE("option generate runs a random graph and the same seed gives the same graph", "[submit][cli][generate]") {
+TEST_CASE("option generate runs a random graph and the same seed gives the same graph",
+          "[submit][cli][generate]") {
   const auto dir = std::filesystem::temp_directory_path();
   const auto first = (dir / "cosched-gen-1.json").string(), second = (dir / "cosched-gen-2.json").string();
-  auto a = run_tool({"--clock", "virtual", "--generate", "jobs=300,entities=5,deps=3,faults=0.05", "--seed", "7",
-                     "--save-graph", first, "--results", "-"});
-  auto b = run_tool({"--clock", "virtual", "--generate", "jobs=300,entities=5,deps=3,faults=0.05", "--seed", "7",
-                     "--save-graph", second, "--results", "-"});
+  auto a = run_tool({"--clock", "virtual", "--generate", "jobs=300,entities=5,deps=3,faults=0.05", "--seed",
+                     "7", "--save-graph", first, "--results", "-"});
+  auto b = run_tool({"--clock", "virtual", "--generate", "jobs=300,entities=5,deps=3,faults=0.05", "--seed",
+                     "7", "--save-graph", second, "--results", "-"});
   REQUIRE(a.exit_status == 0);
   CHECK(count_lines(a.out) == 301);
   CHECK(slurp(first) == slurp(second));
@@ -352,28 +361,35 @@ TEST_CASE("option generate runs a random graph and the same seed gives the same 
   std::filesystem::remove(second);
 }
 
-TEST_CASE("option trace writes Chrome trace JSON with a track per entity and per ring", "[submit][cli][trace]") {
+TEST_CASE("option trace writes Chrome trace JSON with a track per entity and per ring",
+          "[submit][cli][trace]") {
   const auto trace = (std::filesystem::temp_directory_path() / "cosched-trace.json").string();
-  auto run = run_tool({"--clock", "virtual", "--trace", trace, (source_dir / "examples/graphs/kill.json").string()});
+  auto run =
+      run_tool({"--clock", "virtual", "--trace", trace, (source_dir / "examples/graphs/kill.json").string()});
   REQUIRE(run.exit_status == 0);
   const auto text = slurp(trace);
   CHECK(text.rfind("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[", 0) == 0);
   CHECK(cosched::submit::testing::check_chrome_trace(nlohmann::json::parse(text)).empty());
-  CHECK(text.find(R"({"ph":"M","pid":1,"tid":1,"name":"thread_name","args":{"name":"ring 0"}})") != std::string::npos);
+  CHECK(text.find(R"({"ph":"M","pid":1,"tid":1,"name":"thread_name","args":{"name":"ring 0"}})") !=
+        std::string::npos);
   CHECK(text.find(R"x({"ph":"M","pid":1,"tid":3,"name":"thread_name","args":{"name":"miner (low)"}})x") !=
         std::string::npos);
   // m3 never ran: only its queued-to-finished span on its entity, with its outcome.
-  CHECK(text.find(R"({"ph":"b","pid":1,"tid":3,"cat":"job","id":2,"name":"m3","ts":0,"args":{"error":"killed",)"
-                  R"("cause":null,"attempts":0,"scheduled_us":null}})") != std::string::npos);
-  CHECK(text.find(R"({"ph":"e","pid":1,"tid":3,"cat":"job","id":2,"name":"m3","ts":6000})") != std::string::npos);
+  CHECK(
+      text.find(R"({"ph":"b","pid":1,"tid":3,"cat":"job","id":2,"name":"m3","ts":0,"args":{"error":"killed",)"
+                R"("cause":null,"attempts":0,"scheduled_us":null}})") != std::string::npos);
+  CHECK(text.find(R"({"ph":"e","pid":1,"tid":3,"cat":"job","id":2,"name":"m3","ts":6000})") !=
+        std::string::npos);
   // m2 ran on the ring from 3000 to 6000.
-  CHECK(text.find(R"({"ph":"X","pid":1,"tid":1,"cat":"run","name":"m2","ts":3000,"dur":3000,)") != std::string::npos);
+  CHECK(text.find(R"({"ph":"X","pid":1,"tid":1,"cat":"run","name":"m2","ts":3000,"dur":3000,)") !=
+        std::string::npos);
   CHECK(text.find(R"({"ph":"i","s":"t","pid":1,"tid":3,"cat":"scheduler","name":"kill","ts":4000})") !=
         std::string::npos);
   std::filesystem::remove(trace);
 }
 
-TEST_CASE("option trace-format proto writes a protobuf trace and a bad format exits 2", "[submit][cli][trace]") {
+TEST_CASE("option trace-format proto writes a protobuf trace and a bad format exits 2",
+          "[submit][cli][trace]") {
   const auto trace = (std::filesystem::temp_directory_path() / "cosched-trace.pftrace").string();
   const auto graph = (source_dir / "examples/graphs/hang-recovery.json").string();
   auto run = run_tool({"--clock", "virtual", "--trace-format", "proto", "--trace", trace, graph});
@@ -390,14 +406,16 @@ TEST_CASE("option trace-format proto writes a protobuf trace and a bad format ex
   CHECK(!std::filesystem::exists(trace));
 }
 
-TEST_CASE("a graph nested 200000 levels deep exits 2 with its position, not a signal", "[submit][cli][errors]") {
+TEST_CASE("a graph nested 200000 levels deep exits 2 with its position, not a signal",
+          "[submit][cli][errors]") {
   const std::string deep = std::string(200000, '[') + std::string(200000, ']');
   const auto path = write_temp("cosched-cli-deep.json", "{\"entities\": " + deep + ", \"jobs\": []}");
   auto run = run_tool({"--clock", "virtual", "--results", "-", path});
   CHECK(run.exit_status == 2);
   CHECK(run.out.empty());
   CHECK(count_lines(run.err) == 1);
-  CHECK(run.err.find("cosched-cli-deep.json: line 1, column 77: arrays and objects nested deeper than 64 levels") !=
+  CHECK(run.err.find(
+            "cosched-cli-deep.json: line 1, column 77: arrays and objects nested deeper than 64 levels") !=
         std::string::npos);
   std::filesystem::remove(path);
 }
@@ -405,35 +423,39 @@ TEST_CASE("a graph nested 200000 levels deep exits 2 with its position, not a si
 TEST_CASE("times that add up past 2^64 us exit 2 naming the job, not an abort", "[submit][cli][errors]") {
   // 18447 jobs of 1e15 us, each value in range: the virtual clock wrapped and the
   // timeout's event was "in the past" (abort).
-  std::string text = R"({"scheduler": {"timeout_us": 1000000000000000}, "entities": [{"name": "e"}], "jobs": [)";
+  std::string text =
+      R"({"scheduler": {"timeout_us": 1000000000000000}, "entities": [{"name": "e"}], "jobs": [)";
   for (int i = 0; i < 18447; ++i)
-    text += std::string(i ? ", " : "") + R"({"id": "j)" + std::to_string(i) + R"(", "entity": "e", "duration_us": 1000000000000000})";
+    text += std::string(i ? ", " : "") + R"({"id": "j)" + std::to_string(i) +
+            R"(", "entity": "e", "duration_us": 1000000000000000})";
   const auto path = write_temp("cosched-cli-long.json", text + "]}");
   auto run = run_tool({"--clock", "virtual", "--results", "-", path});
   CHECK(run.exit_status == 2);
   CHECK(run.out.empty());
   CHECK(count_lines(run.err) == 1);
-  CHECK(run.err.find(R"(cosched-cli-long.json: jobs[3] (id "j3"): field "duration_us": the run could last until )"
-                     "5000000000000000 us, past the limit of 4000000000000000 us") != std::string::npos);
+  CHECK(run.err.find(
+            R"(cosched-cli-long.json: jobs[3] (id "j3"): field "duration_us": the run could last until )"
+            "5000000000000000 us, past the limit of 4000000000000000 us") != std::string::npos);
   std::filesystem::remove(path);
 }
 
-TEST_CASE("an input without end or past 256 MiB exits 2 at once, not out of memory", "[submit][cli][errors]") {
+TEST_CASE("an input without end or past 256 MiB exits 2 at once, not out of memory",
+          "[submit][cli][errors]") {
   // /dev/zero was read until std::bad_alloc; reading stops at its first NUL byte.
   auto zero = run_tool({"--clock", "virtual", "/dev/zero"});
   CHECK(zero.exit_status == 2);
-  CHECK(zero.err == "cosched-submit: /dev/zero: line 1, column 1: malformed JSON: a NUL byte, which JSON text "
-                    "cannot contain\n");
+  CHECK(zero.err ==
+        "cosched-submit: /dev/zero: line 1, column 1: malformed JSON: a NUL byte, which JSON text "
+        "cannot contain\n");
 
   // A file past the limit is rejected by its size, unread (this one is sparse).
   const auto big = std::filesystem::temp_directory_path() / ("cosched-cli-big-" + std::to_string(::getpid()));
-  {
-    std::ofstream(big) << " ";
-  }
+  { std::ofstream(big) << " "; }
   std::filesystem::resize_file(big, (std::uintmax_t{256} << 20) + 1);
   auto too_big = run_tool({"--clock", "virtual", big.string()});
   CHECK(too_big.exit_status == 2);
-  CHECK(too_big.err == "cosched-submit: " + big.string() + ": larger than 268435456 bytes (256 MiB), the limit for a graph\n");
+  CHECK(too_big.err == "cosched-submit: " + big.string() +
+                           ": larger than 268435456 bytes (256 MiB), the limit for a graph\n");
   std::filesystem::resize_file(big, std::uintmax_t{256} << 20);  // at the limit: read, and malformed
   auto at_limit = run_tool({"--clock", "virtual", big.string()});
   CHECK(at_limit.exit_status == 2);
@@ -442,7 +464,8 @@ TEST_CASE("an input without end or past 256 MiB exits 2 at once, not out of memo
 
   // A pipe has no size: the read stops one byte past the limit. The writer gives up
   // when the tool closes its end.
-  const auto fifo = std::filesystem::temp_directory_path() / ("cosched-cli-fifo-" + std::to_string(::getpid()));
+  const auto fifo =
+      std::filesystem::temp_directory_path() / ("cosched-cli-fifo-" + std::to_string(::getpid()));
   REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   const pid_t writer = ::fork();
   REQUIRE(writer >= 0);
@@ -460,8 +483,8 @@ TEST_CASE("an input without end or past 256 MiB exits 2 at once, not out of memo
   ::waitpid(writer, nullptr, 0);
   std::filesystem::remove(fifo);
   CHECK(endless.exit_status == 2);
-  CHECK(endless.err ==
-        "cosched-submit: " + fifo.string() + ": larger than 268435456 bytes (256 MiB), the limit for a graph\n");
+  CHECK(endless.err == "cosched-submit: " + fifo.string() +
+                           ": larger than 268435456 bytes (256 MiB), the limit for a graph\n");
 }
 
 TEST_CASE("a long job id is cut in the terminal table and kept whole in the results", "[submit][cli]") {
@@ -484,17 +507,20 @@ TEST_CASE("a long job id is cut in the terminal table and kept whole in the resu
   std::filesystem::remove(path);
 }
 
-TEST_CASE("option seed takes an integer from 0 to 2^64-1, and only with --generate", "[submit][cli][generate]") {
+TEST_CASE("option seed takes an integer from 0 to 2^64-1, and only with --generate",
+          "[submit][cli][generate]") {
   // -1, 2^64 and 1e23 all became 2^64-1 silently.
   for (const std::string seed : {"-1", "18446744073709551616", "1e23", "+5", " 5", "0x10", ""}) {
     INFO(seed);
     auto run = run_tool({"--clock", "virtual", "--generate", "jobs=3", "--seed", seed, "--results", "-"});
     CHECK(run.exit_status == 2);
     CHECK(run.out.empty());
-    CHECK(run.err.rfind("cosched-submit: --seed " + seed + ": must be an integer from 0 to 18446744073709551615\n", 0) ==
-          0);
+    CHECK(run.err.rfind(
+              "cosched-submit: --seed " + seed + ": must be an integer from 0 to 18446744073709551615\n",
+              0) == 0);
   }
-  auto max = run_tool({"--clock", "virtual", "--generate", "jobs=3", "--seed", "18446744073709551615", "--results", "-"});
+  auto max = run_tool(
+      {"--clock", "virtual", "--generate", "jobs=3", "--seed", "18446744073709551615", "--results", "-"});
   CHECK(max.exit_status == 0);
   CHECK(count_lines(max.out) == 4);
   auto without_generate =
@@ -506,7 +532,8 @@ TEST_CASE("option seed takes an integer from 0 to 2^64-1, and only with --genera
   CHECK(twice.err == "cosched-submit: --generate: jobs=6: \"jobs\" is given twice (first jobs=5)\n");
 }
 
-TEST_CASE("output paths are checked before the run: a bad one exits 2 and nothing runs", "[submit][cli][errors]") {
+TEST_CASE("output paths are checked before the run: a bad one exits 2 and nothing runs",
+          "[submit][cli][errors]") {
   // They were checked after the run: a bad path lost the whole run (exit 1, no reason).
   const auto graph = (source_dir / "examples/graphs/kill.json").string();
   for (const std::string option : {"--results", "--trace", "--svg"}) {
@@ -514,19 +541,21 @@ TEST_CASE("output paths are checked before the run: a bad one exits 2 and nothin
     auto missing_dir = run_tool({"--clock", "virtual", option, "/nonexistent/out", graph});
     CHECK(missing_dir.exit_status == 2);
     CHECK(missing_dir.out.empty());  // no table: nothing ran
-    CHECK(missing_dir.err ==
-          "cosched-submit: " + option + " /nonexistent/out: cannot open for writing: No such file or directory\n");
+    CHECK(missing_dir.err == "cosched-submit: " + option +
+                                 " /nonexistent/out: cannot open for writing: No such file or directory\n");
     const auto dir = std::filesystem::temp_directory_path().string();
     auto directory = run_tool({"--clock", "virtual", option, dir, graph});
     CHECK(directory.exit_status == 2);
     CHECK(directory.out.empty());
-    CHECK(directory.err == "cosched-submit: " + option + " " + dir + ": cannot open for writing: Is a directory\n");
+    CHECK(directory.err ==
+          "cosched-submit: " + option + " " + dir + ": cannot open for writing: Is a directory\n");
   }
   auto save = run_tool({"--clock", "virtual", "--generate", "jobs=3", "--save-graph", "/nonexistent/g.json"});
   CHECK(save.exit_status == 2);
   CHECK(save.out.empty());
-  CHECK(save.err == "cosched-submit: --save-graph /nonexistent/g.json: cannot open for writing: No such file or "
-                    "directory\n");
+  CHECK(save.err ==
+        "cosched-submit: --save-graph /nonexistent/g.json: cannot open for writing: No such file or "
+        "directory\n");
 
   // Two outputs on one file, or an output on the graph itself.
   const auto out = (std::filesystem::temp_directory_path() / "cosched-cli-same.out").string();
@@ -558,7 +587,8 @@ tool_run interrupt_tool(const std::vector<std::string>& args, const std::string&
   REQUIRE(::grantpt(master) == 0);
   REQUIRE(::unlockpt(master) == 0);
   const std::string terminal = ::ptsname(master);
-  const auto out_path = std::filesystem::temp_directory_path() / ("cosched-cli-int-" + std::to_string(::getpid()));
+  const auto out_path =
+      std::filesystem::temp_directory_path() / ("cosched-cli-int-" + std::to_string(::getpid()));
   const pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
@@ -615,7 +645,8 @@ tool_run interrupt_tool(const std::vector<std::string>& args, const std::string&
 
 }  // namespace
 
-TEST_CASE("an interrupted real-time run still writes every job's outcome and the summary", "[submit][cli][real]") {
+TEST_CASE("an interrupted real-time run still writes every job's outcome and the summary",
+          "[submit][cli][real]") {
   // a and b finish within milliseconds; d runs for an hour on its own ring; c is
   // pushed after an hour. The signal comes once the progress shows a and b finished.
   const auto graph = write_temp("cosched-cli-interrupted.json", R"({
@@ -662,8 +693,8 @@ TEST_CASE("an interrupted real-time run still writes every job's outcome and the
     const auto b_finished = lines[1]["finished_us"].get<std::uint64_t>();
     CHECK(lines[2]["finished_us"].get<std::uint64_t>() >= b_finished);
     CHECK(lines[3]["queued_us"].get<std::uint64_t>() >= b_finished);
-    CHECK(std::max(lines[2]["finished_us"].get<std::uint64_t>(), lines[3]["finished_us"].get<std::uint64_t>()) ==
-          end_us);
+    CHECK(std::max(lines[2]["finished_us"].get<std::uint64_t>(),
+                   lines[3]["finished_us"].get<std::uint64_t>()) == end_us);
     CHECK(summary["jobs"] == 4);
     CHECK(summary["succeeded"] == 2);
     CHECK(summary["failed"] == 2);
@@ -690,9 +721,11 @@ TEST_CASE("an interrupted real-time run still writes every job's outcome and the
   std::filesystem::remove(graph);
 }
 
-TEST_CASE("a long virtual-time run shows its progress on a terminal only, and erases it", "[submit][cli][generate]") {
+TEST_CASE("a long virtual-time run shows its progress on a terminal only, and erases it",
+          "[submit][cli][generate]") {
   // 200000 generated jobs take seconds of wall time in any build: past the first report.
-  const std::vector<std::string> args = {"--clock", "virtual", "--generate", "jobs=200000,deps=0", "--log-level", "off"};
+  const std::vector<std::string> args = {"--clock",     "virtual", "--generate", "jobs=200000,deps=0",
+                                         "--log-level", "off"};
   const auto on_terminal = interrupt_tool(args, "", 0);
   CHECK(on_terminal.exit_status == 0);
   CHECK(on_terminal.err.rfind("\rcosched-submit: ", 0) == 0);
@@ -720,11 +753,14 @@ TEST_CASE("a job whose body throws fails `exception`, and its message is logged 
   // b's body runs once a has signalled (at 100 us), throws, and never makes a command.
   CHECK(run.out.find(R"({"job": "b", "entity": "gfx", "error": "exception", "cause": null, "attempts": 0, )"
                      R"("queued_us": 0, "scheduled_us": null, "finished_us": 100, )"
-                     R"("message": "texture \"7\" is 0 pixels wide"})" "\n") != std::string::npos);
+                     R"("message": "texture \"7\" is 0 pixels wide"})"
+                     "\n") != std::string::npos);
   CHECK(run.out.find(R"({"job": "c", "entity": "bg", "error": "exception", "cause": "b", "attempts": 0, )"
-                     R"("queued_us": 0, "scheduled_us": null, "finished_us": 100})" "\n") != std::string::npos);
+                     R"("queued_us": 0, "scheduled_us": null, "finished_us": 100})"
+                     "\n") != std::string::npos);
   CHECK(run.out.find(R"({"job": "d", "entity": "gfx", "error": null, "cause": null, "attempts": 1, )"
-                     R"("queued_us": 0, "scheduled_us": 100, "finished_us": 110})" "\n") != std::string::npos);
+                     R"("queued_us": 0, "scheduled_us": 100, "finished_us": 110})"
+                     "\n") != std::string::npos);
   // "message" only where a body threw.
   CHECK(run.out.find("\"message\"") == run.out.rfind("\"message\""));
   CHECK(run.err.find("job 2 of entity 'gfx': its body threw: texture \"7\" is 0 pixels wide; the job fails "
@@ -758,8 +794,9 @@ TEST_CASE("option log-level and COSCHED_LOG_LEVEL set the library's level, and a
   auto bad = run_tool({"--clock", "virtual", "--log-level", "loud", path});
   CHECK(bad.exit_status == 2);
   CHECK(bad.out.empty());
-  CHECK(bad.err.find("cosched-submit: --log-level loud: must be one of trace, debug, info, warn, error, critical, "
-                     "off\n") == 0);
+  CHECK(bad.err.find(
+            "cosched-submit: --log-level loud: must be one of trace, debug, info, warn, error, critical, "
+            "off\n") == 0);
   auto bad_env = run_tool({"--clock", "virtual", path}, {{"COSCHED_LOG_LEVEL", "LOUD\x01"}});
   CHECK(bad_env.exit_status == 2);
   CHECK(bad_env.out.empty());

@@ -80,7 +80,8 @@ void check_copies_and_moves(const std::string& text) {
 
 TEST_CASE("short_string: copies and moves keep the text, assignment replaces it, from itself too",
           "[submit][compact]") {
-  for (const std::string& text : {std::string("short"), std::string(40, 'L')}) check_copies_and_moves<short_string>(text);
+  for (const std::string& text : {std::string("short"), std::string(40, 'L')})
+    check_copies_and_moves<short_string>(text);
 }
 
 TEST_CASE("rare_string: the empty string costs nothing, any other is on the heap, read back whole",

@@ -77,7 +77,8 @@ TEST_CASE("generate faults=P gives each job a fault of its own with probability 
   CHECK(faulted_jobs(generate_graph(spec, seed)).size() == jobs);
 }
 
-TEST_CASE("generate without dependencies: every fault fails its own job and nothing else", "[submit][generate]") {
+TEST_CASE("generate without dependencies: every fault fails its own job and nothing else",
+          "[submit][generate]") {
   const graph g = generate_graph(parse_generate_spec("jobs=20000,entities=4,deps=0,faults=0.01"), 5);
   const auto faulted = faulted_jobs(g);
   REQUIRE(!faulted.empty());
@@ -99,7 +100,8 @@ TEST_CASE("generate without dependencies: every fault fails its own job and noth
   CHECK(summary.str().find("\n" + n + " jobs have a fault of their own\n") != std::string::npos);
 }
 
-TEST_CASE("the summaries count failures by a job's own fault apart from failures by cascade", "[submit][generate]") {
+TEST_CASE("the summaries count failures by a job's own fault apart from failures by cascade",
+          "[submit][generate]") {
   // a fails by its own fault; b depends on a, c on b (cascade, cause a); d is
   // independent and fails by its own fault; e has a fault too but depends on a,
   // so it fails by cascade before its fault can act.
@@ -114,13 +116,15 @@ TEST_CASE("the summaries count failures by a job's own fault apart from failures
   const run_outcome outcome = run_virtual(g);
   std::ostringstream text;
   write_summary(text, g, outcome);
-  CHECK(text.str().rfind("6 jobs: 1 succeeded, 5 failed (2 by itself, 3 by cascade); last fence signalled at ", 0) ==
-        0);
-  CHECK(text.str().find("\n3 jobs have a fault of their own; 1 of them failed by cascade before it could act\n") !=
+  CHECK(text.str().rfind(
+            "6 jobs: 1 succeeded, 5 failed (2 by itself, 3 by cascade); last fence signalled at ", 0) == 0);
+  CHECK(text.str().find(
+            "\n3 jobs have a fault of their own; 1 of them failed by cascade before it could act\n") !=
         std::string::npos);
   std::ostringstream results;
   write_results(results, g, outcome, "sim", "virtual");
-  CHECK(results.str().find(R"({"summary": {"jobs": 6, "succeeded": 1, "failed": 5, "failed_by_itself": 2, )"
-                           R"("failed_by_cascade": 3, "jobs_with_fault": 3, "errors": {"EIO": 4, "ENOMEM": 1}, )") !=
+  CHECK(results.str().find(
+            R"({"summary": {"jobs": 6, "succeeded": 1, "failed": 5, "failed_by_itself": 2, )"
+            R"("failed_by_cascade": 3, "jobs_with_fault": 3, "errors": {"EIO": 4, "ENOMEM": 1}, )") !=
         std::string::npos);
 }

@@ -276,15 +276,13 @@ TEST_CASE("a missing file is named with the OS reason", "[submit][graph][errors]
 }
 
 TEST_CASE("a directory is not a readable graph", "[submit][graph][errors]") {
-  CHECK(load_error_of(inputs_dir()) ==
-        inputs_dir().string() + ": cannot read file: Is a directory");
+  CHECK(load_error_of(inputs_dir()) == inputs_dir().string() + ": cannot read file: Is a directory");
 }
 
 TEST_CASE("errors from load_graph name the file as given", "[submit][graph][errors]") {
   const auto path = inputs_dir() / "credits-over-limit.json";
   CHECK(load_error_of(path) ==
-        path.string() +
-            R"(: jobs[3] (id "d"): field "credits": 5 exceeds scheduler.credit_limit 4)");
+        path.string() + R"(: jobs[3] (id "d"): field "credits": 5 exceeds scheduler.credit_limit 4)");
 }
 
 TEST_CASE("malformed JSON reports line and column", "[submit][graph][errors]") {
@@ -314,8 +312,7 @@ TEST_CASE("an empty or truncated file is malformed at its end", "[submit][graph]
         "unexpected end of input; expected '[', '{', or a literal");
 }
 
-TEST_CASE("a number too big for a double is malformed with its position",
-          "[submit][graph][errors]") {
+TEST_CASE("a number too big for a double is malformed with its position", "[submit][graph][errors]") {
   // The position is the number's last character, where nlohmann stopped.
   CHECK(error_of("{\"jobs\":\n  1e500}") ==
         "graph.json: line 2, column 7: malformed JSON: number overflow parsing '1e500'");
@@ -368,10 +365,8 @@ TEST_CASE("deep nesting is rejected at its position, not a crash", "[submit][gra
 // Top level
 
 TEST_CASE("jobs and entities are required", "[submit][graph][errors]") {
-  CHECK(error_of(R"({"entities": []})") ==
-        R"(graph.json: top level: missing required field "jobs")");
-  CHECK(error_of(R"({"jobs": []})") ==
-        R"(graph.json: top level: missing required field "entities")");
+  CHECK(error_of(R"({"entities": []})") == R"(graph.json: top level: missing required field "jobs")");
+  CHECK(error_of(R"({"jobs": []})") == R"(graph.json: top level: missing required field "entities")");
 }
 
 TEST_CASE("top-level fields have their types", "[submit][graph][errors]") {
@@ -388,9 +383,8 @@ TEST_CASE("top-level fields have their types", "[submit][graph][errors]") {
 }
 
 TEST_CASE("unknown top-level field", "[submit][graph][errors]") {
-  CHECK(
-      error_of(R"({"entities": [], "jobs": [], "job": []})") ==
-      R"(graph.json: top level: unknown field "job"; known fields: scheduler, entities, jobs, actions)");
+  CHECK(error_of(R"({"entities": [], "jobs": [], "job": []})") ==
+        R"(graph.json: top level: unknown field "job"; known fields: scheduler, entities, jobs, actions)");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -400,13 +394,10 @@ TEST_CASE("a duplicate key is an error wherever it is", "[submit][graph][errors]
   CHECK(error_of(R"({"entities": [], "jobs": [], "jobs": []})") ==
         R"(graph.json: top level: duplicate key "jobs")");
   CHECK(error_of(R"({"scheduler": {"mode": "shared_ring", "mode": "ring_per_entity"},
-                     "entities": [], "jobs": []})") ==
-        R"(graph.json: scheduler: duplicate key "mode")");
-  CHECK(
-      error_of(
-          R"({"entities": [{"name": "gfx"}, {"name": "bg", "priority": "low", "priority": "high"}],
-                     "jobs": []})") ==
-      R"(graph.json: entities[1] (name "bg"): duplicate key "priority")");
+                     "entities": [], "jobs": []})") == R"(graph.json: scheduler: duplicate key "mode")");
+  CHECK(error_of(
+            R"({"entities": [{"name": "gfx"}, {"name": "bg", "priority": "low", "priority": "high"}],
+                     "jobs": []})") == R"(graph.json: entities[1] (name "bg"): duplicate key "priority")");
   CHECK(error_of(with_jobs(R"({"id": "a", "entity": "gfx"},
                               {"id": "b", "entity": "gfx", "credits": 1, "credits": 1})")) ==
         R"(graph.json: jobs[1] (id "b"): duplicate key "credits")");
@@ -420,8 +411,7 @@ TEST_CASE("a duplicate key is an error wherever it is", "[submit][graph][errors]
 }
 
 TEST_CASE("the same key in different objects is not a duplicate", "[submit][graph]") {
-  CHECK(error_of(with_jobs(R"({"id": "a", "entity": "gfx"}, {"id": "b", "entity": "gfx"})")) ==
-        "(accepted)");
+  CHECK(error_of(with_jobs(R"({"id": "a", "entity": "gfx"}, {"id": "b", "entity": "gfx"})")) == "(accepted)");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -435,9 +425,10 @@ TEST_CASE("unknown scheduler field", "[submit][graph][errors]") {
 
 TEST_CASE("scheduler field pipeline is true or false, false when absent", "[submit][graph]") {
   CHECK_FALSE(parse_graph(R"({"entities": [], "jobs": []})", "g.json").scheduler.pipeline);
-  CHECK(parse_graph(R"({"scheduler": {"pipeline": true}, "entities": [], "jobs": []})", "g.json").scheduler.pipeline);
-  CHECK_FALSE(
-      parse_graph(R"({"scheduler": {"pipeline": false}, "entities": [], "jobs": []})", "g.json").scheduler.pipeline);
+  CHECK(parse_graph(R"({"scheduler": {"pipeline": true}, "entities": [], "jobs": []})", "g.json")
+            .scheduler.pipeline);
+  CHECK_FALSE(parse_graph(R"({"scheduler": {"pipeline": false}, "entities": [], "jobs": []})", "g.json")
+                  .scheduler.pipeline);
   CHECK(error_of(R"({"scheduler": {"pipeline": 1}, "entities": [], "jobs": []})") ==
         R"(graph.json: scheduler: field "pipeline": must be true or false, got 1)");
   CHECK(error_of(R"({"scheduler": {"pipeline": "yes"}, "entities": [], "jobs": []})") ==
@@ -448,18 +439,16 @@ TEST_CASE("bad scheduler mode and policy", "[submit][graph][errors]") {
   CHECK(
       error_of(R"({"scheduler": {"mode": "shared"}, "entities": [], "jobs": []})") ==
       R"(graph.json: scheduler: field "mode": must be one of "shared_ring", "ring_per_entity"; got the string "shared")");
-  CHECK(
-      error_of(R"({"scheduler": {"mode": 1}, "entities": [], "jobs": []})") ==
-      R"(graph.json: scheduler: field "mode": must be one of "shared_ring", "ring_per_entity"; got 1)");
+  CHECK(error_of(R"({"scheduler": {"mode": 1}, "entities": [], "jobs": []})") ==
+        R"(graph.json: scheduler: field "mode": must be one of "shared_ring", "ring_per_entity"; got 1)");
   CHECK(
       error_of(R"({"scheduler": {"policy": "FIFO"}, "entities": [], "jobs": []})") ==
       R"(graph.json: scheduler: field "policy": must be one of "fifo", "rr", "fair", "deadline"; got the string "FIFO")");
 }
 
 TEST_CASE("scheduler integers have their ranges", "[submit][graph][errors]") {
-  CHECK(
-      error_of(R"({"scheduler": {"credit_limit": 0}, "entities": [], "jobs": []})") ==
-      R"(graph.json: scheduler: field "credit_limit": must be an integer between 1 and 4294967295, got 0)");
+  CHECK(error_of(R"({"scheduler": {"credit_limit": 0}, "entities": [], "jobs": []})") ==
+        R"(graph.json: scheduler: field "credit_limit": must be an integer between 1 and 4294967295, got 0)");
   CHECK(
       error_of(R"({"scheduler": {"credit_limit": 4294967296}, "entities": [], "jobs": []})") ==
       R"(graph.json: scheduler: field "credit_limit": must be an integer between 1 and 4294967295, got 4294967296)");
@@ -469,23 +458,19 @@ TEST_CASE("scheduler integers have their ranges", "[submit][graph][errors]") {
   CHECK(
       error_of(R"({"scheduler": {"timeout_us": null}, "entities": [], "jobs": []})") ==
       R"(graph.json: scheduler: field "timeout_us": must be an integer between 1 and 1000000000000000, got null)");
-  CHECK(
-      error_of(R"({"scheduler": {"rings": 0}, "entities": [], "jobs": []})") ==
-      R"(graph.json: scheduler: field "rings": must be an integer between 1 and 1024, got 0)");
-  CHECK(
-      error_of(R"({"scheduler": {"rings": 1025}, "entities": [], "jobs": []})") ==
-      R"(graph.json: scheduler: field "rings": must be an integer between 1 and 1024, got 1025)");
+  CHECK(error_of(R"({"scheduler": {"rings": 0}, "entities": [], "jobs": []})") ==
+        R"(graph.json: scheduler: field "rings": must be an integer between 1 and 1024, got 0)");
+  CHECK(error_of(R"({"scheduler": {"rings": 1025}, "entities": [], "jobs": []})") ==
+        R"(graph.json: scheduler: field "rings": must be an integer between 1 and 1024, got 1025)");
 }
 
 TEST_CASE("several rings only with a shared ring", "[submit][graph][errors]") {
   CHECK(
-      error_of(
-          R"({"scheduler": {"mode": "ring_per_entity", "rings": 2}, "entities": [], "jobs": []})") ==
+      error_of(R"({"scheduler": {"mode": "ring_per_entity", "rings": 2}, "entities": [], "jobs": []})") ==
       R"(graph.json: scheduler: field "rings": 2 rings need mode "shared_ring", mode is "ring_per_entity")");
   // The check does not depend on the order of the fields.
   CHECK(
-      error_of(
-          R"({"scheduler": {"rings": 2, "mode": "ring_per_entity"}, "entities": [], "jobs": []})") ==
+      error_of(R"({"scheduler": {"rings": 2, "mode": "ring_per_entity"}, "entities": [], "jobs": []})") ==
       R"(graph.json: scheduler: field "rings": 2 rings need mode "shared_ring", mode is "ring_per_entity")");
 }
 
@@ -497,9 +482,8 @@ TEST_CASE("entity fields are checked", "[submit][graph][errors]") {
         R"(graph.json: entities[0] (name "gfx"): unknown field "prio"; known fields: name, priority, rings)");
   CHECK(error_of(R"({"entities": [{"priority": "high"}], "jobs": []})") ==
         R"(graph.json: entities[0]: missing required field "name")");
-  CHECK(
-      error_of(R"({"entities": [{"name": ""}], "jobs": []})") ==
-      R"(graph.json: entities[0]: field "name": must be a non-empty string, got an empty string)");
+  CHECK(error_of(R"({"entities": [{"name": ""}], "jobs": []})") ==
+        R"(graph.json: entities[0]: field "name": must be a non-empty string, got an empty string)");
   CHECK(error_of(R"({"entities": [{"name": 7}], "jobs": []})") ==
         R"(graph.json: entities[0]: field "name": must be a non-empty string, got 7)");
   CHECK(error_of(R"({"entities": ["gfx"], "jobs": []})") ==
@@ -562,13 +546,11 @@ TEST_CASE("duplicate entity name", "[submit][graph][errors]") {
 
 TEST_CASE("unknown job field", "[submit][graph][errors]") {
   CHECK(job_error_of(R"("durration_us": 5)") ==
-        R"(graph.json: jobs[0] (id "a"): unknown field "durration_us"; )" +
-            std::string(known_job_fields));
+        R"(graph.json: jobs[0] (id "a"): unknown field "durration_us"; )" + std::string(known_job_fields));
 }
 
 TEST_CASE("job id and entity are required", "[submit][graph][errors]") {
-  CHECK(error_of(with_jobs(R"({"entity": "gfx"})")) ==
-        R"(graph.json: jobs[0]: missing required field "id")");
+  CHECK(error_of(with_jobs(R"({"entity": "gfx"})")) == R"(graph.json: jobs[0]: missing required field "id")");
   CHECK(error_of(with_jobs(R"({"id": "a", "entity": "gfx"}, {"id": "b"})")) ==
         R"(graph.json: jobs[1] (id "b"): missing required field "entity")");
   CHECK(error_of(with_jobs(R"({"id": "", "entity": "gfx"})")) ==
@@ -658,12 +640,9 @@ TEST_CASE("credits above the credit limit", "[submit][graph][errors]") {
 TEST_CASE("bad fault strings", "[submit][graph][errors]") {
   const std::string place = R"(graph.json: jobs[0] (id "a"): field "fault": )";
   const std::string slow_range = "<us> must be a decimal integer between 0 and 1000000000000000";
-  CHECK(job_error_of(R"("fault": "error:")") ==
-        place + R"("error:" needs an errno name, e.g. "error:EIO")");
-  CHECK(job_error_of(R"("fault": "error:NOPE")") ==
-        place + R"(unknown errno name "NOPE" in "error:NOPE")");
-  CHECK(job_error_of(R"("fault": "error:eio")") ==
-        place + R"(unknown errno name "eio" in "error:eio")");
+  CHECK(job_error_of(R"("fault": "error:")") == place + R"("error:" needs an errno name, e.g. "error:EIO")");
+  CHECK(job_error_of(R"("fault": "error:NOPE")") == place + R"(unknown errno name "NOPE" in "error:NOPE")");
+  CHECK(job_error_of(R"("fault": "error:eio")") == place + R"(unknown errno name "eio" in "error:eio")");
   CHECK(job_error_of(R"("fault": "slow:")") == place + R"(in "slow:", )" + slow_range);
   CHECK(job_error_of(R"("fault": "slow:-1")") == place + R"(in "slow:-1", )" + slow_range);
   CHECK(job_error_of(R"("fault": "slow:+1")") == place + R"(in "slow:+1", )" + slow_range);
@@ -673,14 +652,19 @@ TEST_CASE("bad fault strings", "[submit][graph][errors]") {
         place + R"(in "slow:1000000000000001", )" + slow_range);
   CHECK(job_error_of(R"("fault": "slow:99999999999999999999999")") ==
         place + R"(in "slow:99999999999999999999999", )" + slow_range);
-  CHECK(job_error_of(R"("fault": "hang2")") ==
-        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got the string "hang2")");
+  CHECK(
+      job_error_of(R"("fault": "hang2")") ==
+      place +
+          R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got the string "hang2")");
   CHECK(job_error_of(R"("fault": "")") ==
-        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got an empty string)");
+        place +
+            R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got an empty string)");
   CHECK(job_error_of(R"("fault": null)") ==
         place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got null)");
-  CHECK(job_error_of(R"("fault": "throw")") ==
-        place + R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got the string "throw")");
+  CHECK(
+      job_error_of(R"("fault": "throw")") ==
+      place +
+          R"(must be "hang", "error:<ERRNO name>", "slow:<us>" or "throw:<message>"; got the string "throw")");
 }
 
 TEST_CASE("fault throw:<message>: the body throws the message once its dependencies have signalled",
@@ -700,8 +684,8 @@ TEST_CASE("fault throw:<message>: the body throws the message once its dependenc
 // Jobs: dependencies
 
 TEST_CASE("unknown dependency", "[submit][graph][errors]") {
-  CHECK(error_of(with_jobs(
-            R"({"id": "a", "entity": "gfx"}, {"id": "b", "entity": "bg", "deps": ["a", "zz"]})")) ==
+  CHECK(error_of(
+            with_jobs(R"({"id": "a", "entity": "gfx"}, {"id": "b", "entity": "bg", "deps": ["a", "zz"]})")) ==
         R"(graph.json: jobs[1] (id "b"): field "deps": unknown job "zz")");
 }
 
@@ -712,8 +696,7 @@ TEST_CASE("self-dependency", "[submit][graph][errors]") {
 
 TEST_CASE("dependency on a job pushed later", "[submit][graph][errors]") {
   CHECK(
-      error_of(with_jobs(
-          R"({"id": "a", "entity": "gfx", "deps": ["b"]}, {"id": "b", "entity": "bg"})")) ==
+      error_of(with_jobs(R"({"id": "a", "entity": "gfx", "deps": ["b"]}, {"id": "b", "entity": "bg"})")) ==
       R"(graph.json: jobs[0] (id "a"): field "deps": depends on job "b" (jobs[1]), which is pushed later: same submit_at_us 0, later in the file)");
   CHECK(
       error_of(with_jobs(R"({"id": "b", "entity": "bg", "submit_at_us": 20},
@@ -736,8 +719,7 @@ TEST_CASE("a cycle through an entity's FIFO order", "[submit][graph][errors]") {
   // y waits for x, pushed just before it on gfx; x lists y.
   CHECK(error_of(with_jobs(R"({"id": "x", "entity": "gfx", "deps": ["y"]},
                               {"id": "y", "entity": "gfx"})")) ==
-        R"(graph.json: jobs[0] (id "x"): dependency cycle: "x" -> "y" => "x")" +
-            std::string(cycle_legend));
+        R"(graph.json: jobs[0] (id "x"): dependency cycle: "x" -> "y" => "x")" + std::string(cycle_legend));
   // Across two entities, each contributing one FIFO edge.
   CHECK(error_of(with_jobs(R"({"id": "g1", "entity": "gfx", "deps": ["b2"]},
                               {"id": "g2", "entity": "gfx"},
@@ -751,14 +733,12 @@ TEST_CASE("the FIFO order is the push order, not the file order", "[submit][grap
   // y is pushed first, so x waits for y on gfx; y listing x closes a cycle.
   CHECK(error_of(with_jobs(R"({"id": "x", "entity": "gfx", "submit_at_us": 10},
                               {"id": "y", "entity": "gfx", "deps": ["x"]})")) ==
-        R"(graph.json: jobs[0] (id "x"): dependency cycle: "x" => "y" -> "x")" +
-            std::string(cycle_legend));
+        R"(graph.json: jobs[0] (id "x"): dependency cycle: "x" => "y" -> "x")" + std::string(cycle_legend));
 }
 
 TEST_CASE("repeated deps are allowed", "[submit][graph]") {
   const graph g = parse_graph(
-      with_jobs(
-          R"({"id": "a", "entity": "gfx"}, {"id": "b", "entity": "gfx", "deps": ["a", "a"]})"),
+      with_jobs(R"({"id": "a", "entity": "gfx"}, {"id": "b", "entity": "gfx", "deps": ["a", "a"]})"),
       "g.json");
   CHECK(g.jobs[1].deps == std::vector<std::size_t>{0, 0});
 }
@@ -831,8 +811,8 @@ TEST_CASE("set_rings actions are checked, naming the entity", "[submit][graph][e
 }
 
 TEST_CASE("kill of an unknown entity", "[submit][graph][errors]") {
-  CHECK(error_of(with_jobs(
-            "", R"(, "actions": [{"at_us": 5, "kill": "gfx"}, {"at_us": 6, "kill": "audio"}])")) ==
+  CHECK(error_of(
+            with_jobs("", R"(, "actions": [{"at_us": 5, "kill": "gfx"}, {"at_us": 6, "kill": "audio"}])")) ==
         R"(graph.json: actions[1]: field "kill": unknown entity "audio")");
 }
 

@@ -27,7 +27,8 @@ std::string error_of(std::string_view text) {
 /// `count` jobs "j0", "j1", ... on the entity "e", each with `fields` (starting with a comma).
 std::string jobs_graph(std::size_t count, std::string_view fields, std::string_view scheduler = "{}",
                        std::string_view rest = "") {
-  std::string text = R"({"scheduler": )" + std::string(scheduler) + R"(, "entities": [{"name": "e"}], "jobs": [)";
+  std::string text =
+      R"({"scheduler": )" + std::string(scheduler) + R"(, "entities": [{"name": "e"}], "jobs": [)";
   for (std::size_t i = 0; i < count; ++i) {
     if (i > 0) text += ", ";
     text += R"({"id": "j)" + std::to_string(i) + R"(", "entity": "e")" + std::string(fields) + "}";
@@ -43,26 +44,29 @@ TEST_CASE("times that add up past the limit of a run are unusable input", "[subm
   // 18447 jobs of 1e15 us reach 2^64 us: the virtual clock wrapped ("event in the past"
   // abort with a timeout; a fault-free job failed `exception` without one).
   const std::string duration = R"(, "duration_us": )" + std::string(e15);
-  CHECK(error_of(jobs_graph(18447, duration)) ==
-        R"(graph.json: jobs[4] (id "j4"): field "duration_us": the run could last until 5000000000000000 us, )"
-        "past the limit of 4000000000000000 us: the latest submit_at_us or at_us plus timeout_us (0) plus the "
-        "ring time of jobs[0] to this one, run one after another");
+  CHECK(
+      error_of(jobs_graph(18447, duration)) ==
+      R"(graph.json: jobs[4] (id "j4"): field "duration_us": the run could last until 5000000000000000 us, )"
+      "past the limit of 4000000000000000 us: the latest submit_at_us or at_us plus timeout_us (0) plus the "
+      "ring time of jobs[0] to this one, run one after another");
   // The latest push and the timeout count; a hang takes the timeout, a slow command
   // its own time.
-  CHECK(error_of(jobs_graph(3, duration, R"({"timeout_us": 1000000000000000})",
-                            R"(, "actions": [{"at_us": 1000000000000000, "kill": "e"}])")) ==
-        R"(graph.json: jobs[2] (id "j2"): field "duration_us": the run could last until 5000000000000000 us, )"
-        "past the limit of 4000000000000000 us: the latest submit_at_us or at_us plus timeout_us "
-        "(2000000000000000) plus the ring time of jobs[0] to this one, run one after another");
+  CHECK(
+      error_of(jobs_graph(3, duration, R"({"timeout_us": 1000000000000000})",
+                          R"(, "actions": [{"at_us": 1000000000000000, "kill": "e"}])")) ==
+      R"(graph.json: jobs[2] (id "j2"): field "duration_us": the run could last until 5000000000000000 us, )"
+      "past the limit of 4000000000000000 us: the latest submit_at_us or at_us plus timeout_us "
+      "(2000000000000000) plus the ring time of jobs[0] to this one, run one after another");
   CHECK(error_of(jobs_graph(4, R"(, "fault": "hang")", R"({"timeout_us": 1000000000000000})")) ==
         R"(graph.json: jobs[3] (id "j3"): field "fault": the run could last until 5000000000000000 us, )"
         "past the limit of 4000000000000000 us: the latest submit_at_us or at_us plus timeout_us "
         "(1000000000000000) plus the ring time of jobs[0] to this one, run one after another");
   // One microsecond over the limit.
-  CHECK(error_of(jobs_graph(5, R"(, "duration_us": 0, "fault": "slow:1000000000000000", "submit_at_us": 1)")) ==
-        R"(graph.json: jobs[3] (id "j3"): field "fault": the run could last until 4000000000000001 us, )"
-        "past the limit of 4000000000000000 us: the latest submit_at_us or at_us plus timeout_us (1) plus the "
-        "ring time of jobs[0] to this one, run one after another");
+  CHECK(
+      error_of(jobs_graph(5, R"(, "duration_us": 0, "fault": "slow:1000000000000000", "submit_at_us": 1)")) ==
+      R"(graph.json: jobs[3] (id "j3"): field "fault": the run could last until 4000000000000001 us, )"
+      "past the limit of 4000000000000000 us: the latest submit_at_us or at_us plus timeout_us (1) plus the "
+      "ring time of jobs[0] to this one, run one after another");
   // A hang without a timeout never completes: it adds nothing.
   CHECK(error_of(jobs_graph(1000, R"(, "fault": "hang")")) == "(accepted)");
   // A command is cut at the timeout.
@@ -81,7 +85,8 @@ TEST_CASE("a graph exactly at the limit runs with exact figures", "[submit][limi
     for (std::size_t i = 0; i < 4; ++i) {
       INFO(i);
       CHECK(outcome.jobs[i].error.empty());
-      CHECK(outcome.jobs[i].scheduled_us == std::optional<std::uint64_t>(i * 1'000'000'000'000'000));  // credit_limit 1
+      CHECK(outcome.jobs[i].scheduled_us ==
+            std::optional<std::uint64_t>(i * 1'000'000'000'000'000));  // credit_limit 1
       CHECK(outcome.jobs[i].finished_us == std::optional<std::uint64_t>((i + 1) * 1'000'000'000'000'000));
     }
     CHECK(outcome.end_us == max_run_us);
@@ -127,7 +132,8 @@ TEST_CASE("a NUL byte is malformed JSON, wherever it is", "[submit][limits][erro
         "graph.json: line 1, column 29: malformed JSON: a NUL byte, which JSON text cannot contain");
   CHECK(error_of("{\"entities\": [{\"name\": \"a\0b\"}], \"jobs\": []}"s) ==
         "graph.json: line 1, column 26: malformed JSON: a NUL byte, which JSON text cannot contain");
-  CHECK(error_of("\0"s) == "graph.json: line 1, column 1: malformed JSON: a NUL byte, which JSON text cannot contain");
+  CHECK(error_of("\0"s) ==
+        "graph.json: line 1, column 1: malformed JSON: a NUL byte, which JSON text cannot contain");
   // An error before the NUL is reported as itself.
   CHECK(error_of("{\"entities\": [}\0"s) ==
         "graph.json: line 1, column 15: malformed JSON: syntax error while parsing value - unexpected '}'; "
@@ -147,19 +153,21 @@ TEST_CASE("messages escape malformed UTF-8 and control characters", "[submit][li
     load_graph("/nonexistent/a\nb\xff.json");
     FAIL("accepted");
   } catch (const input_error& e) {
-    CHECK(std::string(e.what()) == "/nonexistent/a\\x0ab\\xff.json: cannot read file: No such file or directory");
+    CHECK(std::string(e.what()) ==
+          "/nonexistent/a\\x0ab\\xff.json: cannot read file: No such file or directory");
   }
 }
 
 TEST_CASE("printable keeps valid UTF-8 and escapes everything else", "[submit][limits]") {
   CHECK(printable("plain text, tabs\tand \"quotes\"") == "plain text, tabs\\x09and \"quotes\"");
-  CHECK(printable("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") == "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82");
-  CHECK(printable("\x7f\xc2\x85") == "\\x7f\\xc2\\x85");              // DEL, a C1 control (U+0085)
-  CHECK(printable("\xc2\xa0") == "\xc2\xa0");                        // U+00A0 is printable
+  CHECK(printable("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") ==
+        "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82");
+  CHECK(printable("\x7f\xc2\x85") == "\\x7f\\xc2\\x85");                    // DEL, a C1 control (U+0085)
+  CHECK(printable("\xc2\xa0") == "\xc2\xa0");                               // U+00A0 is printable
   CHECK(printable("\xc0\x80\xe0\x80\x80") == "\\xc0\\x80\\xe0\\x80\\x80");  // overlong forms
-  CHECK(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");              // a surrogate
-  CHECK(printable("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");      // past U+10FFFF
-  CHECK(printable("a\xe2\x82") == "a\\xe2\\x82");                    // cut short
+  CHECK(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");                    // a surrogate
+  CHECK(printable("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");           // past U+10FFFF
+  CHECK(printable("a\xe2\x82") == "a\\xe2\\x82");                           // cut short
   CHECK(printable(std::string_view("\0x", 2)) == "\\x00x");
 }
 
@@ -182,7 +190,8 @@ TEST_CASE("a generate spec is read strictly and reported as written", "[submit][
         R"(--generate: duration=1-2: "duration" is given twice (first duration=1-2))");
   // The whole part, not "duration=1".
   CHECK(spec_error_of("duration=5-1") ==
-        "--generate: duration=5-1: MIN 5 is above MAX 1; expected MIN-MAX (microseconds), integers between 0 and "
+        "--generate: duration=5-1: MIN 5 is above MAX 1; expected MIN-MAX (microseconds), integers between 0 "
+        "and "
         "10000000");
   CHECK(spec_error_of("duration=5") ==
         "--generate: duration=5: expected MIN-MAX (microseconds), integers between 0 and 10000000");
@@ -203,7 +212,8 @@ TEST_CASE("a generate spec is read strictly and reported as written", "[submit][
   CHECK(spec_error_of("jobs\n=5") ==
         R"(--generate: unknown key "jobs\x0a" (known: jobs, entities, deps, faults, duration, credits))");
 
-  const generate_spec spec = parse_generate_spec("jobs=7,entities=2,deps=1,faults=0.25,duration=3-3,credits=4");
+  const generate_spec spec =
+      parse_generate_spec("jobs=7,entities=2,deps=1,faults=0.25,duration=3-3,credits=4");
   CHECK(spec.jobs == 7);
   CHECK(spec.entities == 2);
   CHECK(spec.deps == 1);

@@ -73,14 +73,16 @@ std::vector<std::string> check_chrome_trace(const nlohmann::json& trace, std::si
   std::set<track_key> named_threads, used_threads;
   std::map<track_key, std::vector<slice>> slices;
   // (pid, cat, id) -> (ts, phase is "b", index) of its async events.
-  std::map<std::tuple<std::int64_t, std::string, std::string>, std::vector<std::tuple<std::uint64_t, bool, std::size_t>>>
+  std::map<std::tuple<std::int64_t, std::string, std::string>,
+           std::vector<std::tuple<std::uint64_t, bool, std::size_t>>>
       async;
   struct flow_end {
     std::size_t index = 0;
     track_key track;
     std::uint64_t ts = 0;
   };
-  std::map<std::pair<std::string, std::string>, std::pair<std::vector<flow_end>, std::vector<flow_end>>> flows;
+  std::map<std::pair<std::string, std::string>, std::pair<std::vector<flow_end>, std::vector<flow_end>>>
+      flows;
 
   for (std::size_t i = 0; i < events->size(); ++i) {
     const auto& e = (*events)[i];
@@ -133,7 +135,8 @@ std::vector<std::string> check_chrome_trace(const nlohmann::json& trace, std::si
       used_threads.insert(track);
     } else if (ph == "i") {
       const std::string scope = e.contains("s") && e["s"].is_string() ? e["s"].get<std::string>() : "";
-      if (scope != "g" && scope != "p" && scope != "t") problems.add(where(i, e) + ": instant without scope g, p or t");
+      if (scope != "g" && scope != "p" && scope != "t")
+        problems.add(where(i, e) + ": instant without scope g, p or t");
       if (scope == "t") used_threads.insert(track);
     } else if (ph == "b" || ph == "e") {
       async[{track.first, e["cat"].get<std::string>(), e["id"].dump()}].emplace_back(ts, ph == "b", i);
@@ -152,32 +155,36 @@ std::vector<std::string> check_chrome_trace(const nlohmann::json& trace, std::si
   // Complete events nest per track: sorted by start (longer first on ties), each one
   // must end within the innermost slice still open at its start.
   for (auto& [track, list] : slices) {
-    std::stable_sort(list.begin(), list.end(),
-                     [](const slice& a, const slice& b) { return a.ts != b.ts ? a.ts < b.ts : a.end > b.end; });
+    std::stable_sort(list.begin(), list.end(), [](const slice& a, const slice& b) {
+      return a.ts != b.ts ? a.ts < b.ts : a.end > b.end;
+    });
     std::vector<slice> open;
     for (const auto& s : list) {
       while (!open.empty() && open.back().end <= s.ts) open.pop_back();
       if (!open.empty() && s.end > open.back().end) {
-        problems.add("pid " + std::to_string(track.first) + " tid " + std::to_string(track.second) + ": slice " +
-                     std::to_string(s.ts) + "-" + std::to_string(s.end) + " overlaps slice " +
+        problems.add("pid " + std::to_string(track.first) + " tid " + std::to_string(track.second) +
+                     ": slice " + std::to_string(s.ts) + "-" + std::to_string(s.end) + " overlaps slice " +
                      std::to_string(open.back().ts) + "-" + std::to_string(open.back().end));
       }
       open.push_back(s);
     }
   }
   for (auto& [key, list] : async) {
-    std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
+    std::stable_sort(list.begin(), list.end(),
+                     [](const auto& a, const auto& b) { return std::get<0>(a) < std::get<0>(b); });
     std::size_t open = 0;
     for (const auto& [ts, begins, index] : list) {
       if (begins) {
         ++open;
       } else if (open == 0) {
-        problems.add("event " + std::to_string(index) + ": async end " + std::get<2>(key) + " with no begin open");
+        problems.add("event " + std::to_string(index) + ": async end " + std::get<2>(key) +
+                     " with no begin open");
       } else {
         --open;
       }
     }
-    if (open != 0) problems.add("async id " + std::get<2>(key) + " (" + std::get<1>(key) + "): a begin without end");
+    if (open != 0)
+      problems.add("async id " + std::get<2>(key) + " (" + std::get<1>(key) + "): a begin without end");
   }
   for (const auto& [key, ends] : flows) {
     if (ends.first.size() != 1 || ends.second.size() != 1) {
@@ -281,7 +288,8 @@ void read_fixed64s(const wire_reader::field& f, std::vector<std::uint64_t>& out)
   }
   for (std::size_t k = 0; k + 8 <= f.bytes.size(); k += 8) {
     std::uint64_t v = 0;
-    for (std::size_t b = 0; b < 8; ++b) v |= std::uint64_t{static_cast<unsigned char>(f.bytes[k + b])} << (8 * b);
+    for (std::size_t b = 0; b < 8; ++b)
+      v |= std::uint64_t{static_cast<unsigned char>(f.bytes[k + b])} << (8 * b);
     out.push_back(v);
   }
 }
@@ -328,7 +336,8 @@ proto_trace decode_proto_trace(std::string_view bytes) {
           while (!p.done()) {
             const auto pf = p.next();
             if (!pf) break;
-            if (pf->number == 6 && pf->wire_type == 2 && track.name.empty()) track.name = std::string(pf->bytes);
+            if (pf->number == 6 && pf->wire_type == 2 && track.name.empty())
+              track.name = std::string(pf->bytes);
           }
           if (p.failed()) trace.problems.push_back(at + ": malformed ProcessDescriptor");
         }
@@ -365,7 +374,8 @@ std::vector<std::string> check_proto_trace(std::string_view bytes, std::size_t m
   std::set<std::uint64_t> described;
   for (const auto& track : trace.tracks) {
     if (track.uuid == 0) problems.add("a track with uuid 0");
-    if (!described.insert(track.uuid).second) problems.add("track " + std::to_string(track.uuid) + " described twice");
+    if (!described.insert(track.uuid).second)
+      problems.add("track " + std::to_string(track.uuid) + " described twice");
     if (track.name.empty()) problems.add("track " + std::to_string(track.uuid) + " has no name");
   }
   for (const auto& track : trace.tracks)
@@ -373,12 +383,14 @@ std::vector<std::string> check_proto_trace(std::string_view bytes, std::size_t m
       problems.add("track " + std::to_string(track.uuid) + ": its parent is not described");
   // Descriptors come first in this writer's traces; an event's track must be known by then.
   std::map<std::uint64_t, std::vector<std::uint64_t>> open;  // track -> begin timestamps
-  std::map<std::uint64_t, std::pair<std::vector<std::uint64_t>, std::vector<std::uint64_t>>> flows;  // id -> times
+  std::map<std::uint64_t, std::pair<std::vector<std::uint64_t>, std::vector<std::uint64_t>>>
+      flows;  // id -> times
   std::uint64_t last = 0;
   for (std::size_t i = 0; i < trace.events.size(); ++i) {
     const auto& e = trace.events[i];
     const std::string at = "event " + std::to_string(i) + " (\"" + e.name + "\")";
-    if (!described.count(e.track_uuid)) problems.add(at + ": track " + std::to_string(e.track_uuid) + " not described");
+    if (!described.count(e.track_uuid))
+      problems.add(at + ": track " + std::to_string(e.track_uuid) + " not described");
     if (e.timestamp_ns < last) problems.add(at + ": earlier than the event before it");
     last = std::max(last, e.timestamp_ns);
     if ((e.type == 1 || e.type == 3) && e.name.empty()) problems.add(at + ": no name");
@@ -401,11 +413,13 @@ std::vector<std::string> check_proto_trace(std::string_view bytes, std::size_t m
     for (auto id : e.terminating_flow_ids) flows[id].second.push_back(e.timestamp_ns);
   }
   for (const auto& [track, stack] : open)
-    if (!stack.empty()) problems.add("track " + std::to_string(track) + ": " + std::to_string(stack.size()) + " slices never end");
+    if (!stack.empty())
+      problems.add("track " + std::to_string(track) + ": " + std::to_string(stack.size()) +
+                   " slices never end");
   for (const auto& [id, times] : flows) {
     if (times.first.size() != 1 || times.second.size() != 1)
-      problems.add("flow " + std::to_string(id) + ": " + std::to_string(times.first.size()) + " origins and " +
-                   std::to_string(times.second.size()) + " terminations");
+      problems.add("flow " + std::to_string(id) + ": " + std::to_string(times.first.size()) +
+                   " origins and " + std::to_string(times.second.size()) + " terminations");
     else if (times.second.front() < times.first.front())
       problems.add("flow " + std::to_string(id) + ": terminates before it starts");
   }

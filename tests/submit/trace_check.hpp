@@ -49,8 +49,8 @@ struct proto_event {
 
 /// A protobuf trace (perfetto.protos.Trace) decoded by the checker's own reader.
 struct proto_trace {
-  std::vector<proto_track> tracks;  ///< in file order
-  std::vector<proto_event> events;  ///< in file order
+  std::vector<proto_track> tracks;    ///< in file order
+  std::vector<proto_event> events;    ///< in file order
   std::vector<std::string> problems;  ///< malformed packets (bad wire format, missing fields)
 };
 

@@ -67,7 +67,8 @@ std::vector<std::pair<std::string, graph>> generated_graphs() {
     spec.credit_limit = 4;
     graph g = generate_graph(spec, seed);
     g.scheduler.timeout_us = 60;
-    for (std::size_t i = 7; i < g.jobs.size(); i += 41) g.jobs[i].fault = fault_spec{fault_kind::hang, 0, 0, rare_string("hang")};
+    for (std::size_t i = 7; i < g.jobs.size(); i += 41)
+      g.jobs[i].fault = fault_spec{fault_kind::hang, 0, 0, rare_string("hang")};
     g.actions.push_back({400, action_kind::kill, seed % g.entities.size(), {}});
     if (seed == 1) g.scheduler.rings = 3;
     if (seed == 2) g.scheduler.mode = ring_mode::ring_per_entity;
@@ -80,7 +81,8 @@ std::vector<std::pair<std::string, graph>> generated_graphs() {
 
 }  // namespace
 
-TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in virtual time", "[submit][trace]") {
+TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in virtual time",
+          "[submit][trace]") {
   CHECK(example_graphs().size() == 12);
   std::vector<std::string> problems, failed;
   for (const auto& path : example_graphs()) {
@@ -93,7 +95,8 @@ TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in virt
   CHECK(problems.empty());
 }
 
-TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in real time", "[submit][trace][real]") {
+TEST_CASE("trace: every example's JSON trace keeps the trace-event rules in real time",
+          "[submit][trace][real]") {
   std::vector<std::string> problems, failed;
   for (const auto& path : example_graphs()) {
     const auto found = json_problems(path.filename().string(), load_graph(path), clock_kind::real_time);
@@ -180,12 +183,14 @@ TEST_CASE("trace: every example's protobuf trace keeps the TrackEvent rules in b
   for (const auto& path : example_graphs())
     for (auto clock : {clock_kind::virtual_time, clock_kind::real_time}) {
       const auto found = proto_problems(
-          path.filename().string() + (clock == clock_kind::virtual_time ? " virtual" : " real"), load_graph(path), clock);
+          path.filename().string() + (clock == clock_kind::virtual_time ? " virtual" : " real"),
+          load_graph(path), clock);
       problems.insert(problems.end(), found.begin(), found.end());
     }
   for (const auto& [name, g] : generated_graphs())
     for (auto clock : {clock_kind::virtual_time, clock_kind::real_time}) {
-      const auto found = proto_problems(name + (clock == clock_kind::virtual_time ? " virtual" : " real"), g, clock);
+      const auto found =
+          proto_problems(name + (clock == clock_kind::virtual_time ? " virtual" : " real"), g, clock);
       problems.insert(problems.end(), found.begin(), found.end());
     }
   for (const auto& p : problems) UNSCOPED_INFO(p);
@@ -196,7 +201,8 @@ TEST_CASE("trace: the ring slices of a hang and its recovery are exactly the SVG
   const auto r = run_example("hang-recovery.json");
   std::vector<std::string> slices;
   for (const auto& e : events_of(r.events, "X"))
-    slices.push_back(e["name"].get<std::string>() + " (attempt " + std::to_string(e["args"]["attempt"].get<int>()) +
+    slices.push_back(e["name"].get<std::string>() + " (attempt " +
+                     std::to_string(e["args"]["attempt"].get<int>()) +
                      "): " + std::to_string(e["ts"].get<std::uint64_t>()) + "-" +
                      std::to_string(e["ts"].get<std::uint64_t>() + e["dur"].get<std::uint64_t>()));
   CHECK(slices == svg_ring_bars(r.g, r.outcome));
@@ -209,7 +215,8 @@ TEST_CASE("trace: a hang and its recovery gives its reset timeout and ban as ins
   const auto r = run_example("hang-recovery.json");
   std::vector<std::tuple<std::string, std::int64_t, std::uint64_t, std::string>> instants;
   for (const auto& e : events_of(r.events, "i"))
-    instants.emplace_back(e["name"].get<std::string>(), e["tid"].get<std::int64_t>(), e["ts"].get<std::uint64_t>(),
+    instants.emplace_back(e["name"].get<std::string>(), e["tid"].get<std::int64_t>(),
+                          e["ts"].get<std::uint64_t>(),
                           e.contains("args") ? e["args"]["job"].get<std::string>() : "");
   // tid 1: ring 0; tid 2: the entity game.
   using instant = std::tuple<std::string, std::int64_t, std::uint64_t, std::string>;
@@ -247,7 +254,8 @@ TEST_CASE("trace: a flow per declared dependency whose both jobs ran", "[submit]
   CHECK(events_of(r.events, "s").empty());
 }
 
-TEST_CASE("trace: the protobuf trace has the JSON trace's slices instants and flows", "[submit][trace][proto]") {
+TEST_CASE("trace: the protobuf trace has the JSON trace's slices instants and flows",
+          "[submit][trace][proto]") {
   for (const std::string file : {"hang-recovery.json", "pipeline.json", "kill.json"}) {
     INFO(file);
     const auto r = run_example(file);
@@ -260,7 +268,8 @@ TEST_CASE("trace: the protobuf trace has the JSON trace's slices instants and fl
     std::size_t flows = 0, instants = 0, job_spans = 0;
     for (const auto& e : proto.events) {
       const auto& track = track_names[e.track_uuid];
-      if (e.type == 1 && track.rfind("ring ", 0) == 0) proto_slices.emplace_back(e.name, e.timestamp_ns / 1000);
+      if (e.type == 1 && track.rfind("ring ", 0) == 0)
+        proto_slices.emplace_back(e.name, e.timestamp_ns / 1000);
       if (e.type == 1 && track.rfind("jobs ", 0) == 0) ++job_spans;
       if (e.type == 3) ++instants;
       flows += e.flow_ids.size();

@@ -22,7 +22,8 @@ struct captured_log {
   captured_log(const captured_log&) = delete;
   captured_log& operator=(const captured_log&) = delete;
   ~captured_log() {
-    set_logger(std::make_shared<spdlog::logger>("cosched-test", std::make_shared<spdlog::sinks::null_sink_mt>()));
+    set_logger(
+        std::make_shared<spdlog::logger>("cosched-test", std::make_shared<spdlog::sinks::null_sink_mt>()));
   }
   /// Every line logged so far (the last 64), each ending in a newline.
   std::string text() const {

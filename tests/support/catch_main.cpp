@@ -13,7 +13,7 @@
 #include "cosched/log.hpp"
 
 int main(int argc, char* argv[]) {
-  cosched::set_logger(std::make_shared<spdlog::logger>(
-      "cosched-test", std::make_shared<spdlog::sinks::null_sink_mt>()));
+  cosched::set_logger(
+      std::make_shared<spdlog::logger>("cosched-test", std::make_shared<spdlog::sinks::null_sink_mt>()));
   return Catch::Session().run(argc, argv);
 }

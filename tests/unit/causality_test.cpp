@@ -37,8 +37,8 @@ TEST_CASE("a failed first declared dependency fails the job at once, but its sig
   auto a = f.sched.make_entity({.name = "a"});
   auto b = f.sched.make_entity({.name = "b"});
   auto c = f.sched.make_entity({.name = "c"});
-  auto first = a.push(wait_then_run({}, {10, sim::fault::error(EIO), 1}));   // 0..10, fails
-  auto second = b.push(wait_then_run({}, {500, {}, 2}));                     // 10..510
+  auto first = a.push(wait_then_run({}, {10, sim::fault::error(EIO), 1}));  // 0..10, fails
+  auto second = b.push(wait_then_run({}, {500, {}, 2}));                    // 10..510
   auto x = c.push(wait_then_run({}, {10, {}, 3}), {.after = {first.finished, second.finished}});
   outcome o;
   f.observe(x.finished, o);
@@ -55,7 +55,7 @@ TEST_CASE("a ban does not signal the banned entity's jobs before their dependenc
   timed_fixture f({.credit_limit = 2, .timeout = microseconds(1000)});
   auto bad = f.sched.make_entity({.name = "bad"});
   auto worker = f.sched.make_entity({.name = "worker"});
-  auto hung = bad.push(wait_then_run({}, {100, testing::fault::hang(), 1}));   // times out at 1000
+  auto hung = bad.push(wait_then_run({}, {100, testing::fault::hang(), 1}));  // times out at 1000
   // Takes 3000 but reports progress (never timed out); replayed at the reset.
   auto long_job = worker.push(wait_then_run({}, {100, sim::fault::slow(3000), 2}));
   auto follower = bad.push(wait_then_run({}, {10, {}, 3}), {.after = {long_job.finished}});
@@ -99,7 +99,8 @@ TEST_CASE("a ring closed by a hang (ring per entity) holds its entity's signals 
   CHECK(down.signalled());
 }
 
-TEST_CASE("shutdown with chains across entities: every signal follows its dependencies", "[scheduler][causality]") {
+TEST_CASE("shutdown with chains across entities: every signal follows its dependencies",
+          "[scheduler][causality]") {
   timed_fixture f({.credit_limit = 1});
   auto a = f.sched.make_entity({.name = "a"});
   auto b = f.sched.make_entity({.name = "b"});

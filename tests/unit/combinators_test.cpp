@@ -92,7 +92,8 @@ TEST_CASE("when_all fails with the first failed input in argument order, cause i
   }
 }
 
-TEST_CASE("when_all of inputs that have signalled, or of none, is signalled at once", "[combinators][when_all]") {
+TEST_CASE("when_all of inputs that have signalled, or of none, is signalled at once",
+          "[combinators][when_all]") {
   const fence none = when_all({});
   CHECK(none.signalled());
   CHECK_FALSE(none.error());
@@ -166,9 +167,9 @@ TEST_CASE("combinators with Asio completion tokens: callbacks, coroutines, cance
   std::optional<std::pair<std::error_code, std::size_t>> cancelled;
   promise never;
   when_any({never.get_fence()})
-      .async_wait(ctx.get_executor(), asio::bind_cancellation_slot(cancel.slot(), [&](std::error_code ec, std::size_t i) {
-                    cancelled.emplace(ec, i);
-                  }));
+      .async_wait(ctx.get_executor(),
+                  asio::bind_cancellation_slot(
+                      cancel.slot(), [&](std::error_code ec, std::size_t i) { cancelled.emplace(ec, i); }));
   ctx.poll();
   CHECK_FALSE(any_result);
   cancel.emit(asio::cancellation_type::terminal);
@@ -283,7 +284,8 @@ TEST_CASE("combinators whose inputs signal on other threads while they are waite
     auto first = std::make_unique<any_fence>(when_any(fences));
     std::atomic<int> notified{0};
     asio::io_context ctx;
-    all->async_wait(ctx.get_executor(), [&](std::error_code) { notified.fetch_add(1, std::memory_order_relaxed); });
+    all->async_wait(ctx.get_executor(),
+                    [&](std::error_code) { notified.fetch_add(1, std::memory_order_relaxed); });
     std::vector<std::thread> signallers;
     for (int t = 0; t < 4; ++t) {
       signallers.emplace_back([&, t] {

@@ -47,8 +47,10 @@ TEST_CASE("declared dependencies are waited for in order before the body first r
   CHECK(frame.alive() == 0);
 }
 
-TEST_CASE("a failed declared dependency fails the job with its error and its root as cause, and the body never runs",
-          "[scheduler][after]") {
+TEST_CASE(
+    "a failed declared dependency fails the job with its error and its root as cause, and the body never "
+    "runs",
+    "[scheduler][after]") {
   sim_fixture f(1);
   auto upstream = f.sched.make_entity({.name = "upstream"});
   auto e = f.sched.make_entity({.name = "e"});
@@ -59,7 +61,8 @@ TEST_CASE("a failed declared dependency fails the job with its error and its roo
   int runs = 0;
   testing::live_counter frame;
   outcome done;
-  auto j = e.push(counted(testing::probe(frame), runs, {}, {10, {}, 3}), {.after = {fine.get_fence(), middle.finished}});
+  auto j = e.push(counted(testing::probe(frame), runs, {}, {10, {}, 3}),
+                  {.after = {fine.get_fence(), middle.finished}});
   f.observe(j.finished, done);
   f.clock.at(20, sim::phase::other, [&] { fine.set_value(); });
   f.run();
@@ -72,15 +75,17 @@ TEST_CASE("a failed declared dependency fails the job with its error and its roo
   CHECK(f.run_order() == std::vector<std::uint64_t>{1});
 }
 
-TEST_CASE("a batch push gives every job the declared list, and jobs killed while they wait signal once it has",
-          "[scheduler][after][causality]") {
+TEST_CASE(
+    "a batch push gives every job the declared list, and jobs killed while they wait signal once it has",
+    "[scheduler][after][causality]") {
   sim_fixture f(1);
   auto e = f.sched.make_entity();
   promise gate;
   int runs = 0;
   testing::live_counter frames;
   std::vector<sim_job> batch;
-  for (std::uint64_t tag = 1; tag <= 3; ++tag) batch.push_back(counted(testing::probe(frames), runs, {}, {10, {}, tag}));
+  for (std::uint64_t tag = 1; tag <= 3; ++tag)
+    batch.push_back(counted(testing::probe(frames), runs, {}, {10, {}, tag}));
   auto jobs = e.push(std::span(batch), {.after = {gate.get_fence()}});
   std::vector<outcome> done(3);
   for (std::size_t i = 0; i < 3; ++i) f.observe(jobs[i].finished, done[i]);
@@ -138,7 +143,8 @@ TEST_CASE("a job in a scope waiting on its declared dependencies is cancelled by
   promise gate;
   int runs = 0;
   testing::live_counter frame;
-  auto j = e.push(counted(testing::probe(frame), runs, {}, {10, {}, 1}), {.in = &group, .after = {gate.get_fence()}});
+  auto j = e.push(counted(testing::probe(frame), runs, {}, {10, {}, 1}),
+                  {.in = &group, .after = {gate.get_fence()}});
   auto other = e.push(counted(testing::probe(frame), runs, {}, {10, {}, 2}));
   outcome done, next;
   f.observe(j.finished, done);
@@ -160,8 +166,9 @@ TEST_CASE("a job in a scope waiting on its declared dependencies is cancelled by
   CHECK(joined.signalled());
 }
 
-TEST_CASE("pending() counts queued and in-flight jobs, and flush(bound) drains or kills what is left at the bound",
-          "[scheduler][entity][flush]") {
+TEST_CASE(
+    "pending() counts queued and in-flight jobs, and flush(bound) drains or kills what is left at the bound",
+    "[scheduler][entity][flush]") {
   asio::io_context ctx;
   sim::virtual_clock clock;
   sim::virtual_timers timers(clock);
@@ -185,7 +192,8 @@ TEST_CASE("pending() counts queued and in-flight jobs, and flush(bound) drains o
   });
   clock.at(1200, sim::phase::other, look);  // b on the ring, c queued
   clock.at(1600, sim::phase::other, look);  // killed at 1500: c decided; b still on the ring
-  clock.at(2500, sim::phase::other, [&] { flushed_quick = quick.flush(std::chrono::microseconds(1)); });  // q ran 2000..2010
+  clock.at(2500, sim::phase::other,
+           [&] { flushed_quick = quick.flush(std::chrono::microseconds(1)); });  // q ran 2000..2010
   clock.run(ctx);
   CHECK(seen == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{2, 1}, {1, 1}, {0, 1}});
   CHECK_FALSE(a.finished.error());

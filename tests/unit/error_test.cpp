@@ -19,9 +19,8 @@ namespace {
 // Every cosched::errc with its stable name and numeric value.
 const std::vector<std::pair<errc, std::string>>& all_errc() {
   static const std::vector<std::pair<errc, std::string>> all = {
-      {errc::timed_out, "timed_out"}, {errc::cancelled, "cancelled"},
-      {errc::killed, "killed"},       {errc::shutdown, "shutdown"},
-      {errc::broken, "broken"},       {errc::queue_full, "queue_full"},
+      {errc::timed_out, "timed_out"}, {errc::cancelled, "cancelled"}, {errc::killed, "killed"},
+      {errc::shutdown, "shutdown"},   {errc::broken, "broken"},       {errc::queue_full, "queue_full"},
       {errc::exception, "exception"},
   };
   return all;
@@ -130,7 +129,7 @@ TEST_CASE("error_from_name of an unknown name is empty", "[error]") {
   CHECK_FALSE(cosched::error_from_name("nope"));
   CHECK_FALSE(cosched::error_from_name("EXYZZY"));
   CHECK_FALSE(cosched::error_from_name("E"));
-  CHECK_FALSE(cosched::error_from_name("eio"));        // names are case-sensitive
+  CHECK_FALSE(cosched::error_from_name("eio"));  // names are case-sensitive
   CHECK_FALSE(cosched::error_from_name("Killed"));
   CHECK_FALSE(cosched::error_from_name("killed "));
   CHECK_FALSE(cosched::error_from_name("generic:5"));  // the fallback form does not parse

@@ -10,8 +10,8 @@
 #include <asio/io_context.hpp>
 
 #include "catch.hpp"
-#include "manual_timers.hpp"
 #include "cosched/cosched.hpp"
+#include "manual_timers.hpp"
 
 using namespace cosched;
 using testing::manual_timers;
@@ -21,7 +21,6 @@ namespace {
 struct command {
   int id = 0;
 };
-
 
 /// A ring whose hardware fences the test signals; at a timeout it says hung
 /// (the default), so acting on a timeout would ban and reset.

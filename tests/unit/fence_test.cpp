@@ -208,9 +208,9 @@ TEST_CASE("the fence's point", "[fence]") {
 TEST_CASE("fence copies share one state", "[fence]") {
   promise p;
   fence a = p.get_fence();
-  fence b = a;      // copy
+  fence b = a;  // copy
   fence c;
-  c = b;            // copy assignment
+  c = b;  // copy assignment
   fence d = p.get_fence();
   CHECK(a == b);
   CHECK(b == c);
@@ -406,8 +406,7 @@ TEST_CASE("set_deadline from several threads keeps the minimum", "[fence][deadli
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([f, t]() mutable {
-      for (int i = 1000; i >= 1; --i)
-        f.set_deadline(clock::time_point(std::chrono::nanoseconds(i * 4 + t)));
+      for (int i = 1000; i >= 1; --i) f.set_deadline(clock::time_point(std::chrono::nanoseconds(i * 4 + t)));
     });
   }
   for (auto& t : threads) t.join();
@@ -470,9 +469,9 @@ TEST_CASE("fence_state notifies linked waiters once, in link order", "[fence][de
   CHECK(state->add_waiter(w2.waiter));
   CHECK(state->add_waiter(w3.waiter));
   CHECK(state->add_waiter(w4.waiter));
-  CHECK(state->remove_waiter(w2.waiter));   // unlinked: not notified
+  CHECK(state->remove_waiter(w2.waiter));  // unlinked: not notified
   CHECK_FALSE(state->remove_waiter(w2.waiter));
-  CHECK(state->remove_waiter(w4.waiter));   // the tail
+  CHECK(state->remove_waiter(w4.waiter));  // the tail
 
   p.set_error(errc::killed);
   CHECK(order == std::vector<int>{1, 3});
@@ -570,8 +569,7 @@ TEST_CASE("fence_state: a waiter is linked only in the list it was added to, as 
 
 // ================================================================== async_wait
 
-TEST_CASE("async_wait never calls the handler inline, it runs when the io_context runs",
-          "[fence][asio]") {
+TEST_CASE("async_wait never calls the handler inline, it runs when the io_context runs", "[fence][asio]") {
   asio::io_context ctx;
   wait_record r;
 
@@ -649,8 +647,7 @@ TEST_CASE("a handler's associated executor is used", "[fence][asio]") {
   wait_record r;
   promise p;
   // Explicit executor other_ctx, handler bound to waiter_ctx: it runs on waiter_ctx.
-  p.get_fence().async_wait(other_ctx.get_executor(),
-                           asio::bind_executor(waiter_ctx, recorder(r)));
+  p.get_fence().async_wait(other_ctx.get_executor(), asio::bind_executor(waiter_ctx, recorder(r)));
   p.set_error(errc::queue_full);
   CHECK(other_ctx.poll() == 0);
   CHECK(r.calls == 0);
@@ -664,9 +661,7 @@ TEST_CASE("async_wait without an executor runs a plain handler on the system exe
   promise p;
   std::promise<std::pair<std::thread::id, std::error_code>> seen;
   auto result = seen.get_future();
-  p.get_fence().async_wait([&seen](std::error_code ec) {
-    seen.set_value({std::this_thread::get_id(), ec});
-  });
+  p.get_fence().async_wait([&seen](std::error_code ec) { seen.set_value({std::this_thread::get_id(), ec}); });
   p.set_error(errc::shutdown);  // on this thread; the handler must not run here
   const auto [thread, ec] = result.get();
   CHECK(thread != std::this_thread::get_id());
@@ -687,9 +682,7 @@ TEST_CASE("outstanding work: run() waits for a pending wait signalled by another
 
   std::thread signaller;
   // The signaller starts from inside run(), so run() is the one that must wait for it.
-  asio::post(ctx, [&] {
-    signaller = std::thread([p = std::move(p)]() mutable { p.set_value(); });
-  });
+  asio::post(ctx, [&] { signaller = std::thread([p = std::move(p)]() mutable { p.set_value(); }); });
   ctx.run();
   const int calls_at_return = r.calls;
   signaller.join();
@@ -700,8 +693,7 @@ TEST_CASE("outstanding work: run() waits for a pending wait signalled by another
 
 // async_wait's contract: "The handler runs on its associated executor (`ex` when it
 // has none) ... The wait keeps outstanding work on that executor until it completes."
-TEST_CASE("outstanding work is kept on the handler's associated executor",
-          "[fence][asio]") {
+TEST_CASE("outstanding work is kept on the handler's associated executor", "[fence][asio]") {
   asio::io_context ctx;
   wait_record r;
   promise p;
@@ -754,8 +746,7 @@ TEST_CASE("many waiters on one fence each complete exactly once", "[fence][asio]
   CHECK(seen == std::vector<std::error_code>(n, std::error_code(errc::cancelled)));
 }
 
-TEST_CASE("many waiters, several runner threads, a signal from another thread",
-          "[fence][asio][threads]") {
+TEST_CASE("many waiters, several runner threads, a signal from another thread", "[fence][asio][threads]") {
   asio::io_context ctx;
   constexpr int n = 1000;
   std::vector<std::atomic<int>> calls(n);
@@ -839,8 +830,7 @@ TEST_CASE("cancellation after the fence signalled has no effect", "[fence][asio]
   asio::cancellation_signal sig;
   wait_record r;
   promise p;
-  p.get_fence().async_wait(ctx.get_executor(),
-                           asio::bind_cancellation_slot(sig.slot(), recorder(r)));
+  p.get_fence().async_wait(ctx.get_executor(), asio::bind_cancellation_slot(sig.slot(), recorder(r)));
 
   SECTION("signalled, completion not run yet") {
     p.set_error(errc::killed);
@@ -864,8 +854,7 @@ TEST_CASE("cancellation_type::none is ignored", "[fence][asio][cancel]") {
   asio::cancellation_signal sig;
   wait_record r;
   promise p;
-  p.get_fence().async_wait(ctx.get_executor(),
-                           asio::bind_cancellation_slot(sig.slot(), recorder(r)));
+  p.get_fence().async_wait(ctx.get_executor(), asio::bind_cancellation_slot(sig.slot(), recorder(r)));
   sig.emit(asio::cancellation_type::none);
   CHECK(ctx.poll() == 0);
   CHECK(r.calls == 0);
@@ -962,11 +951,10 @@ TEST_CASE("as_tuple(use_awaitable) and redirect_error yield the code without thr
   asio::co_spawn(
       ctx,
       [&]() -> asio::awaitable<void> {
-        auto [failed] = co_await fence::make_signalled(eio).async_wait(
-            asio_compat::as_tuple(asio::use_awaitable));
+        auto [failed] =
+            co_await fence::make_signalled(eio).async_wait(asio_compat::as_tuple(asio::use_awaitable));
         seen.push_back(failed);
-        auto [ok] = co_await fence::make_signalled().async_wait(
-            asio_compat::as_tuple(asio::use_awaitable));
+        auto [ok] = co_await fence::make_signalled().async_wait(asio_compat::as_tuple(asio::use_awaitable));
         seen.push_back(ok);
 
         std::error_code ec = make_error_code(errc::exception);  // must be overwritten
@@ -1043,8 +1031,7 @@ TEST_CASE("deferred: a lazy wait, started later", "[fence][asio]") {
   }
 }
 
-TEST_CASE("deferred without an executor, completed as an awaitable",
-          "[fence][asio][coroutine]") {
+TEST_CASE("deferred without an executor, completed as an awaitable", "[fence][asio][coroutine]") {
   asio::io_context ctx;
   promise p;
   fence f = p.get_fence();
@@ -1076,8 +1063,7 @@ TEST_CASE("a timeline starts at 0 with its context", "[fence][timeline]") {
   CHECK(explicit_ctx.value() == 0);
 }
 
-TEST_CASE("timeline points signal when the timeline reaches them, not before",
-          "[fence][timeline]") {
+TEST_CASE("timeline points signal when the timeline reaches them, not before", "[fence][timeline]") {
   timeline t;
   fence f3 = t.at(3);
   fence f5 = t.at(5);
@@ -1164,8 +1150,7 @@ TEST_CASE("timeline: async_wait on a point", "[fence][timeline][asio]") {
   CHECK_FALSE(r.ec);
 }
 
-TEST_CASE("destroying a timeline breaks the points it has not reached",
-          "[fence][timeline][lifetime]") {
+TEST_CASE("destroying a timeline breaks the points it has not reached", "[fence][timeline][lifetime]") {
   fence reached, pending_a, pending_b;
   {
     timeline t;
@@ -1182,8 +1167,7 @@ TEST_CASE("destroying a timeline breaks the points it has not reached",
   CHECK(pending_b.error() == broken);
 }
 
-TEST_CASE("timeline: concurrent at() and advance() never lose a wake",
-          "[fence][timeline][threads]") {
+TEST_CASE("timeline: concurrent at() and advance() never lose a wake", "[fence][timeline][threads]") {
   SECTION("one point per round, two threads racing") {
     constexpr int rounds = 3000;
     int lost = 0;

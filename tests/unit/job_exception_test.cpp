@@ -68,8 +68,7 @@ TEST_CASE("a job that throws: it fails, the log names the entity, the point and 
   asio::io_context ctx(1);
   throwing_ring hardware;
   std::vector<reported> reports;
-  scheduler<command> sched(ctx.get_executor(), hardware,
-                           {.on_exception = [&](const job_exception& e) {
+  scheduler<command> sched(ctx.get_executor(), hardware, {.on_exception = [&](const job_exception& e) {
                              reports.push_back({e.from, std::string(e.entity), e.point.seqno, e.error,
                                                 std::string(e.what), static_cast<bool>(e.exception)});
                              // Reported before the job's fence signals.
@@ -102,9 +101,9 @@ TEST_CASE("a job that throws: it fails, the log names the entity, the point and 
   CHECK(reports[1].from == job_exception::origin::body);
   CHECK(reports[1].seqno == 3);
   CHECK(reports[1].error == std::make_error_code(std::errc::device_or_resource_busy));
-  CHECK(reports[1].what == std::system_error(std::make_error_code(std::errc::device_or_resource_busy),
-                                             "the queue is full")
-                               .what());
+  CHECK(reports[1].what ==
+        std::system_error(std::make_error_code(std::errc::device_or_resource_busy), "the queue is full")
+            .what());
   CHECK(reports[2].seqno == 4);
   CHECK(reports[2].what == "(an exception not derived from std::exception)");
   CHECK(reports[3].from == job_exception::origin::ring);
@@ -115,9 +114,11 @@ TEST_CASE("a job that throws: it fails, the log names the entity, the point and 
   const std::string text = log.text();
   CHECK(text.find("cosched::scheduler: job 2 of entity 'render': its body threw: texture 7 is 0 pixels wide; "
                   "the job fails `exception`\n") != std::string::npos);
-  CHECK(text.find("cosched::scheduler: job 4 of entity 'render': its body threw: (an exception not derived from "
-                  "std::exception); the job fails `exception`\n") != std::string::npos);
-  CHECK(text.find("cosched::scheduler: job 5 of entity 'render': its ring, running its command, threw: the ring refused "
+  CHECK(text.find(
+            "cosched::scheduler: job 4 of entity 'render': its body threw: (an exception not derived from "
+            "std::exception); the job fails `exception`\n") != std::string::npos);
+  CHECK(text.find("cosched::scheduler: job 5 of entity 'render': its ring, running its command, threw: the "
+                  "ring refused "
                   "the command; the job fails `exception`\n") != std::string::npos);
 
   auto down = sched.shutdown();
@@ -126,15 +127,16 @@ TEST_CASE("a job that throws: it fails, the log names the entity, the point and 
   CHECK(down.signalled());
 }
 
-TEST_CASE("an on_exception handler that throws is logged, and the job's outcome stands", "[scheduler][exception][log]") {
+TEST_CASE("an on_exception handler that throws is logged, and the job's outcome stands",
+          "[scheduler][exception][log]") {
   captured_log log;
   asio::io_context ctx(1);
   throwing_ring hardware;
   int calls = 0;
   scheduler<command> sched(ctx.get_executor(), hardware, {.on_exception = [&](const job_exception&) {
-                                                            ++calls;
-                                                            throw std::logic_error("handler failed");
-                                                          }});
+                             ++calls;
+                             throw std::logic_error("handler failed");
+                           }});
   auto queue = sched.make_entity({.name = "q"});
   auto bad = queue.push(throws_runtime_error());
   auto next = queue.push(succeeds());
@@ -142,7 +144,8 @@ TEST_CASE("an on_exception handler that throws is logged, and the job's outcome 
   CHECK(calls == 1);
   CHECK(bad.finished.error() == make_error_code(errc::exception));
   CHECK_FALSE(next.finished.error());
-  CHECK(log.text().find("cosched::scheduler: scheduler_options::on_exception threw: handler failed\n") != std::string::npos);
+  CHECK(log.text().find("cosched::scheduler: scheduler_options::on_exception threw: handler failed\n") !=
+        std::string::npos);
   auto down = sched.shutdown();
   ctx.restart();
   ctx.run();

@@ -60,8 +60,8 @@ TEST_CASE("locals die at co_return, the command lives until retirement", "[job][
   long params_at_signal = -1;
   checker.watch(pushed.finished, "job", [&] { params_at_signal = params.alive(); });
   f.run();
-  CHECK(locals_at_run == 0);  // died at co_return, before the GPU ran the command
-  CHECK(params_at_run == 1);  // the frame lives until retirement
+  CHECK(locals_at_run == 0);     // died at co_return, before the GPU ran the command
+  CHECK(params_at_run == 1);     // the frame lives until retirement
   CHECK(params_at_signal == 0);  // destroyed before finished signalled
   CHECK(checker.all_exactly_once());
 }

@@ -14,10 +14,10 @@
 #include <asio/io_context.hpp>
 
 #include "captured_log.hpp"
-#include "manual_timers.hpp"
 #include "catch.hpp"
 #include "cosched/cosched.hpp"
 #include "cosched/pause.hpp"
+#include "manual_timers.hpp"
 
 using namespace cosched;
 using testing::captured_log;
@@ -28,7 +28,6 @@ namespace {
 struct command {
   int id = 0;
 };
-
 
 /// A ring whose hardware fences the test signals; at a timeout it gives the
 /// verdict the test chose.
@@ -85,9 +84,11 @@ TEST_CASE("a hung ring logs the timeout with its verdict, the ban and the reset 
   CHECK(follower.finished.error() == make_error_code(errc::cancelled));
   CHECK(hardware.replayed == std::vector<int>{2});
   CHECK(log.text() ==
-        "cosched::scheduler: ring 0 timed out after 250 ms on job 1 of entity 'render': the ring reports it hung; "
+        "cosched::scheduler: ring 0 timed out after 250 ms on job 1 of entity 'render': the ring reports it "
+        "hung; "
         "the ring is reset\n"
-        "cosched::scheduler: entity 'render' is banned: its job 1 hung ring 0; its other jobs fail `cancelled`\n"
+        "cosched::scheduler: entity 'render' is banned: its job 1 hung ring 0; its other jobs fail "
+        "`cancelled`\n"
         "cosched::scheduler: ring 0 reset after a hang: commands replayed: 1, cancelled: 1, "
         "completed before the reset: 0\n");
 
@@ -157,7 +158,8 @@ TEST_CASE("the backend's reset during a pause logs what it replayed", "[log][pau
   CHECK(down.signalled());
 }
 
-TEST_CASE("a shutdown that fails unrun jobs and cancels the rings' commands says how many", "[log][shutdown]") {
+TEST_CASE("a shutdown that fails unrun jobs and cancels the rings' commands says how many",
+          "[log][shutdown]") {
   captured_log log;
   asio::io_context ctx(1);
   manual_ring hardware;
@@ -177,7 +179,8 @@ TEST_CASE("a shutdown that fails unrun jobs and cancels the rings' commands says
         "cosched::scheduler: shutdown cancelled 2 commands in flight on 1 ring: the jobs fail `shutdown`\n");
 }
 
-TEST_CASE("a shutdown with nothing left to do logs nothing, a run where nothing fails neither", "[log][shutdown]") {
+TEST_CASE("a shutdown with nothing left to do logs nothing, a run where nothing fails neither",
+          "[log][shutdown]") {
   captured_log log;  // at debug
   asio::io_context ctx(1);
   manual_ring hardware;
@@ -208,12 +211,14 @@ TEST_CASE("a wait the reactor cannot arm logs the fd and the errno at error leve
   }
   CHECK(f.error() == std::error_code(EBADF, std::generic_category()));
   CHECK(log.text() ==
-        "cosched::reactor: could not wait for fd 1000000 to be readable: Bad file descriptor (errno 9); its fence "
+        "cosched::reactor: could not wait for fd 1000000 to be readable: Bad file descriptor (errno 9); its "
+        "fence "
         "fails\n");
   CHECK(log.sink->last_raw().back().level == spdlog::level::err);
 }
 
-TEST_CASE("a watch the reactor cannot arm is logged once and not re-armed until unwatched", "[log][reactor]") {
+TEST_CASE("a watch the reactor cannot arm is logged once and not re-armed until unwatched",
+          "[log][reactor]") {
   captured_log log;
   asio::io_context ctx(1);
   reactor r(ctx);
@@ -223,8 +228,9 @@ TEST_CASE("a watch the reactor cannot arm is logged once and not re-armed until 
   // would be logged without end (or, unlogged, the loop would spin).
   for (int round = 0; round < 50 && log.text().empty(); ++round) run_ready(ctx);
   for (int round = 0; round < 50; ++round) run_ready(ctx);
-  CHECK(log.text() == "cosched::reactor: could not watch fd 1000000: Bad file descriptor (errno 9); it is not watched "
-                      "until unwatch()\n");
+  CHECK(log.text() ==
+        "cosched::reactor: could not watch fd 1000000: Bad file descriptor (errno 9); it is not watched "
+        "until unwatch()\n");
   CHECK(calls == 0);
   CHECK(r.pending() == 1);
   r.unwatch(id);

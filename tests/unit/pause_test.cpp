@@ -123,8 +123,9 @@ TEST_CASE("entities report guilty, innocent and untouched after a timeout reset"
   sim::virtual_clock clock;
   sim::virtual_timers timers(clock);
   sim::virtual_ring ring(clock);
-  scheduler<command> sched(ctx.get_executor(), ring,
-                           {.credit_limit = 3, .timeout = std::chrono::microseconds(1000), .timers = &timers});
+  scheduler<command> sched(
+      ctx.get_executor(), ring,
+      {.credit_limit = 3, .timeout = std::chrono::microseconds(1000), .timers = &timers});
   auto bad = sched.make_entity({.name = "bad"});
   auto good = sched.make_entity({.name = "good"});
   auto idle = sched.make_entity({.name = "idle"});

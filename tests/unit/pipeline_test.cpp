@@ -128,8 +128,9 @@ TEST_CASE("pipelining: a dependent already run completes, then takes its first f
   CHECK_FALSE(dependent.scheduled().error());  // it did run
 }
 
-TEST_CASE("pipelining: external fences, rings that do not execute in order and several shared rings are waited for",
-          "[scheduler][pipeline]") {
+TEST_CASE(
+    "pipelining: external fences, rings that do not execute in order and several shared rings are waited for",
+    "[scheduler][pipeline]") {
   SECTION("a ring that does not say it executes in order") {
     virtual_run run;
     unordered_ring unordered(run.clock);
@@ -179,8 +180,10 @@ TEST_CASE("pipelining: in ring_per_entity mode a dependency in the entity's own 
   run.shut_down(sched);
 }
 
-TEST_CASE("pipelining: a dependent passed but not run whose entity is killed signals no earlier than its dependency",
-          "[scheduler][pipeline]") {
+TEST_CASE(
+    "pipelining: a dependent passed but not run whose entity is killed signals no earlier than its "
+    "dependency",
+    "[scheduler][pipeline]") {
   pipe_fixture f(true, 1);
   auto a = f.sched.make_entity({.name = "a"});
   auto b = f.sched.make_entity({.name = "b"});

@@ -245,9 +245,10 @@ TEST_CASE("a reactor with nothing to wait for lets io_context::run() return", "[
   CHECK(r.pending() == 0);
 }
 
-TEST_CASE("the README's flow: a scheduler and a reactor on an io_context, a job waiting for an eventfd, shutdown: "
-          "run() returns",
-          "[reactor][scheduler]") {
+TEST_CASE(
+    "the README's flow: a scheduler and a reactor on an io_context, a job waiting for an eventfd, shutdown: "
+    "run() returns",
+    "[reactor][scheduler]") {
   // Hardware that has finished every command at once.
   struct done_ring final : ring<sim::command> {
     fence run(sim::command&) override { return fence::stub(); }

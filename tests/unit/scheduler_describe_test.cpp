@@ -43,17 +43,18 @@ TEST_CASE("describe maps a dependency failure's cause to the failing job's entit
   CHECK(elsewhere->seqno == 2);
 }
 
-TEST_CASE("describe gives nullopt for a point that is not a job of an entity it holds", "[scheduler][describe]") {
+TEST_CASE("describe gives nullopt for a point that is not a job of an entity it holds",
+          "[scheduler][describe]") {
   sim_fixture f(1);
   auto e = f.sched.make_entity({.name = "e"});
   auto j = e.push(wait_then_run({}, {10, {}, 1}));
   f.run();
   CHECK(f.sched.describe(j.finished.point()));
   promise p;
-  CHECK_FALSE(f.sched.describe(p.get_fence().point()));        // a promise's context
-  CHECK_FALSE(f.sched.describe({e.context(), 0}));            // seqnos start at 1
-  CHECK_FALSE(f.sched.describe({e.context(), 2}));            // not pushed (yet)
-  CHECK_FALSE(f.sched.describe({e.context() + 1, 1}));        // the entity's scheduled fences
+  CHECK_FALSE(f.sched.describe(p.get_fence().point()));  // a promise's context
+  CHECK_FALSE(f.sched.describe({e.context(), 0}));       // seqnos start at 1
+  CHECK_FALSE(f.sched.describe({e.context(), 2}));       // not pushed (yet)
+  CHECK_FALSE(f.sched.describe({e.context() + 1, 1}));   // the entity's scheduled fences
   // Another scheduler's entity.
   sim::virtual_ring other_ring(f.clock);
   scheduler<command> other(f.ctx.get_executor(), other_ring);

@@ -42,7 +42,9 @@ struct policy_fixture : virtual_run {
 
   /// Tags in run order on ring `r` (replays included).
   std::vector<std::uint64_t> run_order(std::size_t r = 0) const { return tags_of(rings[r]); }
-  std::optional<sim::time_us> run_at(std::uint64_t tag, std::size_t r = 0) const { return run_at_of(rings[r], tag); }
+  std::optional<sim::time_us> run_at(std::uint64_t tag, std::size_t r = 0) const {
+    return run_at_of(rings[r], tag);
+  }
 
   sim::virtual_timers timers{clock};
   std::deque<sim::virtual_ring> rings;
@@ -468,7 +470,8 @@ struct sync_client {
     last.async_wait(f.ctx.get_executor(), [this, start](std::error_code) {
       ++cycles;
       max_latency_us = std::max(max_latency_us, f.clock.now() - start - jobs * job_us);
-      if (f.clock.now() + sleep_us < until_us) f.clock.at(f.clock.now() + sleep_us, sim::phase::push, [this] { cycle(); });
+      if (f.clock.now() + sleep_us < until_us)
+        f.clock.at(f.clock.now() + sleep_us, sim::phase::push, [this] { cycle(); });
     });
   }
 };
@@ -479,7 +482,8 @@ struct sync_client {
 sim::time_us interactive_latency_beside_heavy(std::uint32_t credits) {
   policy_fixture f(scheduling_policy::fair, credits);
   sync_client heavy{f, f.sched->make_entity({.name = "heavy"}), 4, 50'000, 1, 1'000'000, 1};
-  sync_client interactive{f, f.sched->make_entity({.name = "interactive"}), 1, 1'000, 9'000, 1'000'000, 100'001};
+  sync_client interactive{f,      f.sched->make_entity({.name = "interactive"}), 1, 1'000, 9'000, 1'000'000,
+                          100'001};
   f.clock.at(0, sim::phase::push, [&] { heavy.cycle(); });
   f.clock.at(0, sim::phase::push, [&] { interactive.cycle(); });
   f.run();
@@ -488,8 +492,10 @@ sim::time_us interactive_latency_beside_heavy(std::uint32_t credits) {
 
 }  // namespace
 
-TEST_CASE("fair: an interactive client beside a very heavy one of its priority waits for the ring's committed work only",
-          "[scheduler][policy][fair]") {
+TEST_CASE(
+    "fair: an interactive client beside a very heavy one of its priority waits for the ring's committed work "
+    "only",
+    "[scheduler][policy][fair]") {
   // The interactive job goes at the next free credit: it waits at most for the
   // commands already on the ring (one 50 ms job with one credit, two with two),
   // never also for a heavy job queued behind them. When it rejoined at the

@@ -41,7 +41,10 @@ TEST_CASE("set_priority takes effect at the next selection", "[scheduler][priori
   a.push(wait_then_run({}, {10, {}, 2}));
   b.push(wait_then_run({}, {10, {}, 3}));
   b.push(wait_then_run({}, {10, {}, 4}));
-  f.clock.at(5, sim::phase::other, [&] { a.set_priority(priority::high); gate.set_value(); });
+  f.clock.at(5, sim::phase::other, [&] {
+    a.set_priority(priority::high);
+    gate.set_value();
+  });
   f.run();
   // At 0 only b's head is ready: 3 runs. At 5 (gate open, a is high) a outranks b.
   CHECK(a.get_priority() == priority::high);
@@ -424,7 +427,8 @@ TEST_CASE("batched push keeps order and returns fences in order", "[scheduler][p
   CHECK(f.run_at(4) == 30);  // 2 credits each: one at a time
 }
 
-TEST_CASE("shutdown fails queued and waiting jobs, cancels the ring, then completes", "[scheduler][shutdown]") {
+TEST_CASE("shutdown fails queued and waiting jobs, cancels the ring, then completes",
+          "[scheduler][shutdown]") {
   sim_fixture f(1);
   auto e = f.sched.make_entity();
   auto other = f.sched.make_entity();

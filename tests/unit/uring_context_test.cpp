@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -57,7 +57,8 @@ TEST_CASE("uring_context: running_in_this_thread only inside run", "[uring_conte
   CHECK_FALSE(other_thread);
 }
 
-TEST_CASE("uring_context: posts from several threads wake the sleeping loop and all run", "[uring_context][threads]") {
+TEST_CASE("uring_context: posts from several threads wake the sleeping loop and all run",
+          "[uring_context][threads]") {
   uring_context ctx;
   auto guard = asio::make_work_guard(ctx.get_executor());
   constexpr int producers = 4, per_producer = 5000;
@@ -84,7 +85,8 @@ TEST_CASE("uring_context: posts from several threads wake the sleeping loop and 
   CHECK(in_order);
 }
 
-TEST_CASE("uring_context: a work guard keeps run() waiting until released from another thread", "[uring_context]") {
+TEST_CASE("uring_context: a work guard keeps run() waiting until released from another thread",
+          "[uring_context]") {
   uring_context ctx;
   auto guard = asio::make_work_guard(ctx.get_executor());
   std::atomic<bool> released{false};
@@ -144,9 +146,7 @@ TEST_CASE("uring_context: co_spawn and fence::async_wait run on it", "[uring_con
         awaited = {};
       },
       asio::detached);
-  f.async_wait(ctx.get_executor(), [&](std::error_code ec) {
-    callback_ran = !ec;
-  });
+  f.async_wait(ctx.get_executor(), [&](std::error_code ec) { callback_ran = !ec; });
   std::thread signaller([&] {
     std::this_thread::sleep_for(5ms);
     p.signal({});

@@ -38,9 +38,7 @@ struct step {
   friend bool operator==(const step&, const step&) = default;
 };
 
-std::ostream& operator<<(std::ostream& os, const step& s) {
-  return os << s.what << "@" << s.at;
-}
+std::ostream& operator<<(std::ostream& os, const step& s) { return os << s.what << "@" << s.at; }
 
 // How a fence ended, observed on the io_context (so at the virtual instant it signalled).
 struct outcome {
@@ -58,8 +56,8 @@ void observe(asio::io_context& ctx, virtual_clock& clock, const cosched::fence& 
 }
 
 bool same_record(const run_record& a, const run_record& b) {
-  return a.tag == b.tag && a.run_at == b.run_at && a.start == b.start &&
-         a.finishes == b.finishes && (!a.finishes || a.end == b.end);
+  return a.tag == b.tag && a.run_at == b.run_at && a.start == b.start && a.finishes == b.finishes &&
+         (!a.finishes || a.end == b.end);
 }
 
 std::string describe(const run_record& r) {
@@ -72,8 +70,7 @@ std::string describe(const run_record& r) {
 void check_log(const virtual_ring& ring, const std::vector<run_record>& expected) {
   REQUIRE(ring.log().size() == expected.size());
   for (std::size_t i = 0; i < expected.size(); ++i) {
-    INFO("run " << i << ": got " << describe(ring.log()[i]) << ", expected "
-                << describe(expected[i]));
+    INFO("run " << i << ": got " << describe(ring.log()[i]) << ", expected " << describe(expected[i]));
     CHECK(same_record(ring.log()[i], expected[i]));
   }
 }
@@ -148,13 +145,13 @@ TEST_CASE("cancel removes a pending event", "[sim][clock]") {
   const auto only = clock.at(30, phase::other, [&] { fired.push_back(3); });
 
   CHECK(clock.cancel(drop));
-  CHECK_FALSE(clock.cancel(drop));     // not pending any more
-  CHECK_FALSE(clock.cancel(9999));     // never scheduled
+  CHECK_FALSE(clock.cancel(drop));  // not pending any more
+  CHECK_FALSE(clock.cancel(9999));  // never scheduled
   CHECK(clock.cancel(only));
   clock.run(ctx);
   CHECK(fired == std::vector<int>{1});
-  CHECK(clock.now() == 10);            // the cancelled instant 30 is never reached
-  CHECK_FALSE(clock.cancel(keep));     // fired already
+  CHECK(clock.now() == 10);         // the cancelled instant 30 is never reached
+  CHECK_FALSE(clock.cancel(keep));  // fired already
   CHECK(clock.idle());
 }
 
@@ -244,8 +241,7 @@ TEST_CASE("events added while an instant fires run before the executor", "[sim][
   });
   clock.at(10, phase::push, [&] { trace.push_back("push2"); });
   clock.run(ctx);
-  CHECK(trace == std::vector<std::string>{"push1", "added completion", "push2", "added other",
-                                          "handler"});
+  CHECK(trace == std::vector<std::string>{"push1", "added completion", "push2", "added other", "handler"});
 }
 
 TEST_CASE("run() first runs what is already posted, at time 0", "[sim][clock]") {
@@ -258,8 +254,7 @@ TEST_CASE("run() first runs what is already posted, at time 0", "[sim][clock]") 
   CHECK(trace == std::vector<step>{{"posted", 0}, {"event", 3}});
 }
 
-TEST_CASE("settle restarts a stopped io_context and runs it until nothing is ready",
-          "[sim][clock]") {
+TEST_CASE("settle restarts a stopped io_context and runs it until nothing is ready", "[sim][clock]") {
   asio::io_context ctx;
   ctx.stop();
   int ran = 0;
@@ -305,8 +300,7 @@ TEST_CASE("ring: back-to-back commands start when the previous one ends", "[sim]
   check_log(ring, {{1, 0, 0, true, 100}, {2, 0, 100, true, 150}, {3, 0, 150, true, 180}});
 }
 
-TEST_CASE("ring: a command starts at max(its run time, the end of the previous one)",
-          "[sim][ring]") {
+TEST_CASE("ring: a command starts at max(its run time, the end of the previous one)", "[sim][ring]") {
   virtual_clock clock;
   asio::io_context ctx;
   virtual_ring ring(clock);
@@ -316,15 +310,14 @@ TEST_CASE("ring: a command starts at max(its run time, the end of the previous o
     clock.at(when, phase::push, [&, i] { observe(ctx, clock, ring.run(cmds[i]), out[i]); });
   };
   run_at(0, 0);
-  run_at(50, 1);    // the ring is busy until 100
-  run_at(400, 2);   // the ring is idle since 150
-  run_at(405, 3);   // zero duration, queued behind 2
+  run_at(50, 1);   // the ring is busy until 100
+  run_at(400, 2);  // the ring is idle since 150
+  run_at(405, 3);  // zero duration, queued behind 2
   clock.run(ctx);
 
-  check_log(ring, {{1, 0, 0, true, 100},
-                   {2, 50, 100, true, 150},
-                   {3, 400, 400, true, 410},
-                   {4, 405, 410, true, 410}});
+  check_log(
+      ring,
+      {{1, 0, 0, true, 100}, {2, 50, 100, true, 150}, {3, 400, 400, true, 410}, {4, 405, 410, true, 410}});
   CHECK(out[0].at == 100);
   CHECK(out[1].at == 150);
   CHECK(out[2].at == 410);
@@ -377,7 +370,8 @@ TEST_CASE("ring: an error fault fails the hardware fence with the errno", "[sim]
   CHECK(failed.at == 70);  // at the end of its duration
   CHECK(failed.ec == std::error_code(value, std::generic_category()));
   CHECK(&failed.ec.category() == &std::generic_category());
-  CHECK(cosched::error_name(failed.ec) == cosched::error_name(std::error_code(value, std::generic_category())));
+  CHECK(cosched::error_name(failed.ec) ==
+        cosched::error_name(std::error_code(value, std::generic_category())));
   // The ring goes on.
   CHECK(next.calls == 1);
   CHECK_FALSE(next.ec);
@@ -443,8 +437,7 @@ TEST_CASE("ring: slow uses slow_us instead of the duration", "[sim][ring][fault]
   check_log(ring, {{1, 0, 0, true, 500}, {2, 0, 500, true, 520}});
 }
 
-TEST_CASE("ring: cancel_all stops pending completions, their fences signal broken",
-          "[sim][ring][cancel]") {
+TEST_CASE("ring: cancel_all stops pending completions, their fences signal broken", "[sim][ring][cancel]") {
   virtual_clock clock;
   asio::io_context ctx;
   virtual_ring ring(clock);
@@ -473,10 +466,8 @@ TEST_CASE("ring: cancel_all stops pending completions, their fences signal broke
   CHECK(out[3].at == 180);
   CHECK(clock.now() == 180);  // the cancelled completions at 200 and 300 never fire
   CHECK(ring.in_flight() == 0);
-  check_log(ring, {{1, 0, 0, true, 100},
-                   {2, 0, 100, true, 200},
-                   {3, 0, 200, true, 300},
-                   {4, 150, 150, true, 180}});
+  check_log(ring,
+            {{1, 0, 0, true, 100}, {2, 0, 100, true, 200}, {3, 0, 200, true, 300}, {4, 150, 150, true, 180}});
 }
 
 TEST_CASE("ring: cancel_all unblocks a hung ring", "[sim][ring][cancel][fault]") {
@@ -517,14 +508,12 @@ TEST_CASE("ring: the same input gives the same run log", "[sim][ring]") {
     virtual_clock clock;
     asio::io_context ctx;
     virtual_ring ring(clock);
-    std::deque<command> cmds{{40, {}, 1}, {10, fault::error(EIO), 2}, {25, fault::slow(60), 3},
-                             {5, {}, 4}};
+    std::deque<command> cmds{{40, {}, 1}, {10, fault::error(EIO), 2}, {25, fault::slow(60), 3}, {5, {}, 4}};
     std::vector<std::pair<std::uint64_t, time_us>> signals;
     for (std::size_t i = 0; i < cmds.size(); ++i) {
       clock.at(i * 20, phase::push, [&, i] {
-        ring.run(cmds[i]).async_wait(ctx.get_executor(), [&, i](std::error_code) {
-          signals.emplace_back(cmds[i].tag, clock.now());
-        });
+        ring.run(cmds[i]).async_wait(
+            ctx.get_executor(), [&, i](std::error_code) { signals.emplace_back(cmds[i].tag, clock.now()); });
       });
     }
     clock.run(ctx);
@@ -535,15 +524,13 @@ TEST_CASE("ring: the same input gives the same run log", "[sim][ring]") {
   const auto first = scenario();
   const auto second = scenario();
   CHECK(first == second);
-  CHECK(first.second == std::vector<std::pair<std::uint64_t, time_us>>{
-                            {1, 40}, {2, 50}, {3, 110}, {4, 115}});
+  CHECK(first.second == std::vector<std::pair<std::uint64_t, time_us>>{{1, 40}, {2, 50}, {3, 110}, {4, 115}});
 }
 
 // The clock must outlive the ring (sim_ring.hpp, Lifetime), so a ring destroyed
 // with commands in flight must take its completion events off the clock: they
 // capture the ring and would run on a destroyed object.
-TEST_CASE("ring: destroying a ring removes its pending completions from the clock",
-          "[sim][ring][lifetime]") {
+TEST_CASE("ring: destroying a ring removes its pending completions from the clock", "[sim][ring][lifetime]") {
   virtual_clock clock;
   asio::io_context ctx;
   command cmd{100, {}, 1};

@@ -13,7 +13,8 @@ std::optional<device> device_or_skip() {
   } catch (const std::system_error& e) {
     // Read while tests run on one thread. NOLINTNEXTLINE(concurrency-mt-unsafe)
     const char* required = std::getenv("COSCHED_VIRTGPU_REQUIRED");
-    if (required && std::string(required) == "1") FAIL("no virgl device, but COSCHED_VIRTGPU_REQUIRED=1: " << e.what());
+    if (required && std::string(required) == "1")
+      FAIL("no virgl device, but COSCHED_VIRTGPU_REQUIRED=1: " << e.what());
     WARN("SKIPPED: no virgl device (" << e.what() << ")");
     return std::nullopt;
   }

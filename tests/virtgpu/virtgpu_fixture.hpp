@@ -19,9 +19,9 @@ namespace cosched::virtgpu::test {
 /// in the environment (the GPU VM run sets it), a FAIL.
 std::optional<device> device_or_skip();
 
-#define COSCHED_VIRTGPU_TEST_DEVICE(name)                              \
-  auto name##_or_skip = ::cosched::virtgpu::test::device_or_skip();    \
-  if (!name##_or_skip) return;                                         \
+#define COSCHED_VIRTGPU_TEST_DEVICE(name)                           \
+  auto name##_or_skip = ::cosched::virtgpu::test::device_or_skip(); \
+  if (!name##_or_skip) return;                                      \
   const ::cosched::virtgpu::device& name = *name##_or_skip
 
 /// An io_context, its reactor and a fence source on the device.

@@ -84,8 +84,9 @@ std::uint32_t pattern(std::uint32_t n, std::uint32_t i) {
 
 }  // namespace
 
-TEST_CASE("virtgpu::device: the probe finds virgl and names the host renderer, other nodes are refused by name",
-          "[virtgpu][device]") {
+TEST_CASE(
+    "virtgpu::device: the probe finds virgl and names the host renderer, other nodes are refused by name",
+    "[virtgpu][device]") {
   COSCHED_VIRTGPU_TEST_DEVICE(dev);
   CHECK(dev.drm().driver() == "virtio_gpu");
   CHECK((dev.info().capset_ids & 0x6) != 0);
@@ -108,7 +109,8 @@ TEST_CASE("virtgpu::device: the probe finds virgl and names the host renderer, o
   }
 }
 
-TEST_CASE("virtgpu: clear writes the colour into every texel of the framebuffer's texture", "[virtgpu][command]") {
+TEST_CASE("virtgpu: clear writes the colour into every texel of the framebuffer's texture",
+          "[virtgpu][command]") {
   COSCHED_VIRTGPU_TEST_DEVICE(dev);
   rig r(dev);
   virtgpu::ring ring(r.source, driver(dev), ring_options);
@@ -149,7 +151,8 @@ TEST_CASE("virtgpu: write_region writes exactly its region, also when split over
   CHECK(outside_differing(cut(texels, width, {0, 0, width, 8}), width, small, texel(1, 2, 3, 4)) == 0);
 }
 
-TEST_CASE("virtgpu: copy_region copies exactly its region between textures and within one", "[virtgpu][command]") {
+TEST_CASE("virtgpu: copy_region copies exactly its region between textures and within one",
+          "[virtgpu][command]") {
   COSCHED_VIRTGPU_TEST_DEVICE(dev);
   rig r(dev);
   virtgpu::ring ring(r.source, driver(dev), ring_options);
@@ -229,7 +232,8 @@ TEST_CASE("virtgpu: texture upload and read round-trip the whole texture, in ord
   CHECK(down.read() == data);
 }
 
-TEST_CASE("virtgpu::command: malformed commands are refused before anything is written", "[virtgpu][command]") {
+TEST_CASE("virtgpu::command: malformed commands are refused before anything is written",
+          "[virtgpu][command]") {
   COSCHED_VIRTGPU_TEST_DEVICE(dev);
   auto t = texture::create(dev, 16, 16);
   command c(dev);
@@ -275,9 +279,10 @@ struct probed_driver {
 
 }  // namespace
 
-TEST_CASE("virtgpu: a pipeline of three entities (upload, process, readback), 1002 GPU jobs with priorities and "
-          "dependencies, every fence signals once, with nothing of its job alive, and every tile arrives",
-          "[virtgpu][scheduler][lifetime]") {
+TEST_CASE(
+    "virtgpu: a pipeline of three entities (upload, process, readback), 1002 GPU jobs with priorities and "
+    "dependencies, every fence signals once, with nothing of its job alive, and every tile arrives",
+    "[virtgpu][scheduler][lifetime]") {
   COSCHED_VIRTGPU_TEST_DEVICE(dev);
   rig r(dev);
   drm::driver_ring<probed_driver> ring(r.source, probed_driver{driver(dev)}, ring_options);
@@ -292,7 +297,9 @@ TEST_CASE("virtgpu: a pipeline of three entities (upload, process, readback), 10
   auto input = texture::create(dev, width, height, texture::backing::host_only);
   auto work = texture::create(dev, width, height, texture::backing::host_only);
   auto output = texture::create(dev, width, height);
-  auto tile_of = [&](std::uint32_t f) { return region{(f % columns) * tile, (f / columns) * tile, tile, tile}; };
+  auto tile_of = [&](std::uint32_t f) {
+    return region{(f % columns) * tile, (f / columns) * tile, tile, tile};
+  };
 
   std::deque<testing::live_counter> frames_alive(3 * frames);
   std::deque<testing::live_counter> commands_alive(3 * frames);
@@ -341,7 +348,8 @@ TEST_CASE("virtgpu: a pipeline of three entities (upload, process, readback), 10
     watch(rb, b);
     last = {up, pr, rb};
   }
-  REQUIRE(run_until(r.ctx, [&] { return checker.pending() == 0; }, std::chrono::seconds(300)));
+  REQUIRE(run_until(
+      r.ctx, [&] { return checker.pending() == 0; }, std::chrono::seconds(300)));
   CHECK(checker.watched() == 3 * frames);
   CHECK(checker.signalled_once() == 3 * frames);
   CHECK(checker.all_exactly_once());
@@ -412,7 +420,8 @@ TEST_CASE("virtgpu: shutdown with GPU work in flight settles every fence, destro
         done.push_back(queue.push(heavy(testing::probe(frames_alive))).finished);
         checker.watch(done.back(), "job " + std::to_string(i));
       }
-      REQUIRE(run_until(r.ctx, [&] { return stopped && stopped->signalled(); }, std::chrono::seconds(120)));
+      REQUIRE(run_until(
+          r.ctx, [&] { return stopped && stopped->signalled(); }, std::chrono::seconds(120)));
       CHECK(in_flight_at_shutdown >= 1);
       CHECK(checker.pending() == 0);
       CHECK(checker.all_exactly_once());

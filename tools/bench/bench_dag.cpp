@@ -31,7 +31,7 @@ cosched::job<command> free_job(shape s, std::uint32_t width, std::uint32_t i, st
 }
 
 cosched::job<command> dependent_job(cosched::fence a, cosched::fence b, cosched::fence c, cosched::fence d,
-                                           std::uint32_t width, std::uint32_t i, std::uint64_t* val) {
+                                    std::uint32_t width, std::uint32_t i, std::uint64_t* val) {
   co_await a;
   co_await b;
   co_await c;
@@ -55,8 +55,9 @@ timing run_cosched(shape s, graph_size size, std::vector<std::uint64_t>& val) {
     if (deps_of(s, size.width, i, d) == 0) {
       finished[i] = queue.push(free_job(s, size.width, i, v)).finished;
     } else {
-      finished[i] = queue.push(dependent_job(finished[d[0]], finished[d[1]], finished[d[2]], finished[d[3]],
-                                             size.width, i, v))
+      finished[i] = queue
+                        .push(dependent_job(finished[d[0]], finished[d[1]], finished[d[2]], finished[d[3]],
+                                            size.width, i, v))
                         .finished;
     }
   }
@@ -123,8 +124,9 @@ std::uint64_t checksum(const std::vector<std::uint64_t>& val) {
 }
 
 void print_row(std::FILE* out, const char* shape_name, const char* impl, std::uint32_t jobs,
-                      const figures& f) {
-  const spread b = summarize(f.build), e = summarize(f.exec), t = summarize(f.total), pf = summarize(f.faults);
+               const figures& f) {
+  const spread b = summarize(f.build), e = summarize(f.exec), t = summarize(f.total),
+               pf = summarize(f.faults);
   std::fprintf(out,
                "  %-6s %-26s %6.2f M jobs/s %6.1f ns/job (build %5.1f + exec %5.1f ms) [%.2f..%.2f M/s] "
                "%.0f faults\n",
@@ -202,13 +204,14 @@ void run_group(const config& cfg, results& res, std::FILE* out) {
     print_row(out, names[k], "oneTBB flow_graph, 1 thr", cached_size.jobs, cached.tb[k]);
     print_row(out, names[k], "coroutine floor, 1 thr", cached_size.jobs, cached.fl[k]);
   }
-  std::fprintf(out,
-               "      in the caches, cosched / oneTBB: indep %.2fx, dag4 %.2fx; cosched / floor: indep %.2fx, "
-               "dag4 %.2fx\n",
-               jobs_per_s(cached_size, cached.cs[0]) / jobs_per_s(cached_size, cached.tb[0]),
-               jobs_per_s(cached_size, cached.cs[1]) / jobs_per_s(cached_size, cached.tb[1]),
-               jobs_per_s(cached_size, cached.cs[0]) / jobs_per_s(cached_size, cached.fl[0]),
-               jobs_per_s(cached_size, cached.cs[1]) / jobs_per_s(cached_size, cached.fl[1]));
+  std::fprintf(
+      out,
+      "      in the caches, cosched / oneTBB: indep %.2fx, dag4 %.2fx; cosched / floor: indep %.2fx, "
+      "dag4 %.2fx\n",
+      jobs_per_s(cached_size, cached.cs[0]) / jobs_per_s(cached_size, cached.tb[0]),
+      jobs_per_s(cached_size, cached.cs[1]) / jobs_per_s(cached_size, cached.tb[1]),
+      jobs_per_s(cached_size, cached.cs[0]) / jobs_per_s(cached_size, cached.fl[0]),
+      jobs_per_s(cached_size, cached.cs[1]) / jobs_per_s(cached_size, cached.fl[1]));
   std::fflush(out);
   res.set("cached_indep_jobs_per_s", jobs_per_s(cached_size, cached.cs[0]));
   res.set("cached_dag_jobs_per_s", jobs_per_s(cached_size, cached.cs[1]));

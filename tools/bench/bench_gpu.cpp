@@ -82,7 +82,8 @@ struct peer_timeline {
     args.count_handles = 1;
     args.timeout_nsec = (now.tv_sec + 30) * 1'000'000'000LL + now.tv_nsec;
     args.flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT;
-    if (const int err = xioctl(gpu.fd(), DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &args)) die("gpu: TIMELINE_WAIT", err);
+    if (const int err = xioctl(gpu.fd(), DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &args))
+      die("gpu: TIMELINE_WAIT", err);
   }
 
   cosched::virtgpu::device gpu;
@@ -118,8 +119,10 @@ struct latencies {
 template <class Context>
 struct cosched_latency {
   static Context make_context() {
-    if constexpr (std::is_same_v<Context, asio::io_context>) return Context(1);
-    else return Context();
+    if constexpr (std::is_same_v<Context, asio::io_context>)
+      return Context(1);
+    else
+      return Context();
   }
   cosched_latency(const cosched::virtgpu::device& dev, std::uint32_t warm, std::uint32_t count)
       : events(ctx),
@@ -145,8 +148,10 @@ struct cosched_latency {
     auto b = waiter.push(waiting_job(a.finished, this));
     b.finished.async_wait(ctx.get_executor(), [this](std::error_code ec) {
       if (ec) die("gpu: a latency job failed", ec.value());
-      if (++done < total) sample();
-      else ctx.stop();
+      if (++done < total)
+        sample();
+      else
+        ctx.stop();
     });
   }
   void resumed(std::uint64_t t1) {
@@ -173,7 +178,8 @@ struct cosched_latency {
 
 // The floor: SYNCOBJ_EVENTFD on the point, EXECBUFFER, an io_uring read of the
 // eventfd, reaped when it completes.
-std::vector<std::uint64_t> bare_latency(const cosched::virtgpu::device& dev, std::uint32_t warm, std::uint32_t count) {
+std::vector<std::uint64_t> bare_latency(const cosched::virtgpu::device& dev, std::uint32_t warm,
+                                        std::uint32_t count) {
   peer_timeline tl(dev);
   io_uring ring{};
   if (const int rc = io_uring_queue_init(8, &ring, 0); rc < 0) die("gpu: io_uring_queue_init", -rc);
@@ -204,8 +210,8 @@ std::vector<std::uint64_t> bare_latency(const cosched::virtgpu::device& dev, std
 // Today's userspace drivers: a submit thread per queue takes the request,
 // submits, blocks in SYNCOBJ_TIMELINE_WAIT and posts the completion to the
 // io_context of the waiter (this thread).
-std::vector<std::uint64_t> thread_latency(const config& cfg, const cosched::virtgpu::device& dev, std::uint32_t warm,
-                                          std::uint32_t count) {
+std::vector<std::uint64_t> thread_latency(const config& cfg, const cosched::virtgpu::device& dev,
+                                          std::uint32_t warm, std::uint32_t count) {
   peer_timeline tl(dev);
   asio::io_context io(1);
   auto guard = asio::make_work_guard(io);
@@ -242,8 +248,10 @@ std::vector<std::uint64_t> thread_latency(const config& cfg, const cosched::virt
         asio::post(io, [&] {
           const std::uint64_t t1 = now_ns();
           if (i >= warm) samples.push_back(t1 - t0);
-          if (++i < warm + count) next();
-          else guard.reset();
+          if (++i < warm + count)
+            next();
+          else
+            guard.reset();
         });
       });
     }
@@ -266,7 +274,8 @@ constexpr std::uint32_t throughput_jobs = 2000;
 constexpr std::uint32_t tile = 32;
 
 // The same small commands for both: a 32x32 copy of a tile of its own.
-std::vector<command> small_commands(const cosched::virtgpu::device& dev, const texture& from, const texture& to) {
+std::vector<command> small_commands(const cosched::virtgpu::device& dev, const texture& from,
+                                    const texture& to) {
   std::vector<command> cmds;
   cmds.reserve(throughput_jobs);
   const std::uint32_t per_row = from.width() / tile;
@@ -283,8 +292,8 @@ std::vector<command> small_commands(const cosched::virtgpu::device& dev, const t
 struct throughput {
   double wall_ms = 0;
   double cpu_per_job_us = 0;
-  double ioctl_cpu_us = 0;       // bare loop: CPU inside EXECBUFFER per job
-  double registrations = 0;      // cosched: EVENTFD registrations per job
+  double ioctl_cpu_us = 0;   // bare loop: CPU inside EXECBUFFER per job
+  double registrations = 0;  // cosched: EVENTFD registrations per job
 };
 
 throughput cosched_throughput(const cosched::virtgpu::device& dev, std::vector<command> cmds) {
@@ -340,7 +349,8 @@ throughput bare_throughput(const cosched::virtgpu::device& dev, std::vector<comm
 
 void row(std::FILE* out, const char* name, const latencies& l) {
   const spread a = summarize(l.p50), b = summarize(l.p99);
-  std::fprintf(out, "  %-50s p50 %8.1f us [%7.1f..%7.1f]  p99 %8.1f us\n", name, a.median, a.lo, a.hi, b.median);
+  std::fprintf(out, "  %-50s p50 %8.1f us [%7.1f..%7.1f]  p99 %8.1f us\n", name, a.median, a.lo, a.hi,
+               b.median);
 }
 
 }  // namespace
@@ -373,7 +383,6 @@ void run_group(const config& cfg, results& res, std::FILE* out) {
       cosched_latency<cosched::uring_context> rig(*dev, warm, count);
       auto s = rig.run();
       cs.add(s);
-
     }
     {
       cosched_latency<asio::io_context> rig(*dev, warm, count);
@@ -407,15 +416,17 @@ void run_group(const config& cfg, results& res, std::FILE* out) {
   row(out, "(a) bare loop: EXECBUFFER + SYNCOBJ_EVENTFD + io_uring", bare);
   row(out, "(a) submit thread: TIMELINE_WAIT, then post", thread);
   const spread cw = summarize(cs_wall), bw = summarize(bare_wall);
-  std::fprintf(out, "  %-50s %8.1f ms [%7.1f..%7.1f]\n", "(b) cosched: 2000 jobs, 4 entities, credit limit 64",
-               cw.median, cw.lo, cw.hi);
-  std::fprintf(out, "  %-50s %8.1f ms [%7.1f..%7.1f]\n", "(b) bare loop: submit all, wait once", bw.median, bw.lo,
-               bw.hi);
-  const double cc = summarize(cs_cpu).median, bc = summarize(bare_cpu).median, ic = summarize(ioctl_cpu).median;
-  std::fprintf(out,
-               "  %-50s %8.1f us per job (bare loop %.1f us, of which the submit ioctl %.1f us); cosched %.2f "
-               "EVENTFD registrations per job\n",
-               "(c) CPU of the submitting thread", cc, bc, ic, summarize(registrations).median);
+  std::fprintf(out, "  %-50s %8.1f ms [%7.1f..%7.1f]\n",
+               "(b) cosched: 2000 jobs, 4 entities, credit limit 64", cw.median, cw.lo, cw.hi);
+  std::fprintf(out, "  %-50s %8.1f ms [%7.1f..%7.1f]\n", "(b) bare loop: submit all, wait once", bw.median,
+               bw.lo, bw.hi);
+  const double cc = summarize(cs_cpu).median, bc = summarize(bare_cpu).median,
+               ic = summarize(ioctl_cpu).median;
+  std::fprintf(
+      out,
+      "  %-50s %8.1f us per job (bare loop %.1f us, of which the submit ioctl %.1f us); cosched %.2f "
+      "EVENTFD registrations per job\n",
+      "(c) CPU of the submitting thread", cc, bc, ic, summarize(registrations).median);
   std::fflush(out);
   res.set("gpu_latency_p50_us", summarize(cs.p50).median);
   res.set("gpu_latency_p99_us", summarize(cs.p99).median);

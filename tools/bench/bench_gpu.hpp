@@ -11,11 +11,11 @@ namespace cosched_bench::gpu {
 
 /// The figures this group sets (declared by run_group whether or not it can run).
 inline constexpr const char* keys[] = {
-    "gpu_latency_p50_us",        "gpu_latency_p99_us",          "gpu_asio_latency_p50_us",
-    "gpu_bare_latency_p50_us",
-    "gpu_bare_latency_p99_us",   "gpu_thread_latency_p50_us",   "gpu_thread_latency_p99_us",
-    "gpu_throughput_ms",         "gpu_bare_throughput_ms",      "gpu_cpu_per_job_us",
-    "gpu_bare_cpu_per_job_us",   "gpu_submit_ioctl_cpu_us",     "gpu_registrations_per_job",
+    "gpu_latency_p50_us",        "gpu_latency_p99_us",      "gpu_asio_latency_p50_us",
+    "gpu_bare_latency_p50_us",   "gpu_bare_latency_p99_us", "gpu_thread_latency_p50_us",
+    "gpu_thread_latency_p99_us", "gpu_throughput_ms",       "gpu_bare_throughput_ms",
+    "gpu_cpu_per_job_us",        "gpu_bare_cpu_per_job_us", "gpu_submit_ioctl_cpu_us",
+    "gpu_registrations_per_job",
 };
 
 /// Measures, interleaved within each repetition:

@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include <asio/io_context.hpp>
 #include <spdlog/spdlog.h>
+#include <asio/io_context.hpp>
 
 #include "bench_util.hpp"
 #include "cosched/entity.hpp"
@@ -157,7 +157,8 @@ class cosched_rig {
     cosched::fence hardware = reactor_.wait_readable(fds_[slot]);
     hardware.async_wait(ctx_.get_executor(), [this, slot](std::error_code ec) {
       if (ec) {
-        if (ec == cosched::make_error_code(cosched::errc::broken)) return;  // the reactor went first at teardown
+        if (ec == cosched::make_error_code(cosched::errc::broken))
+          return;  // the reactor went first at teardown
         die("inflight: reactor wait failed", ec.value());
       }
       on_completion(slot);
@@ -175,12 +176,16 @@ class cosched_rig {
   // io_uring_enter calls: submissions (io_context: its waits are epoll's), or
   // every enter of the uring_context's loop, waits included.
   std::uint64_t enter_calls() const {
-    if constexpr (std::is_same_v<Context, cosched::uring_context>) return ctx_.enter_calls();
-    else return reactor_.submit_calls();
+    if constexpr (std::is_same_v<Context, cosched::uring_context>)
+      return ctx_.enter_calls();
+    else
+      return reactor_.submit_calls();
   }
   static Context make_context() {
-    if constexpr (std::is_same_v<Context, asio::io_context>) return Context(1);
-    else return Context();
+    if constexpr (std::is_same_v<Context, asio::io_context>)
+      return Context(1);
+    else
+      return Context();
   }
 
   const std::vector<int>& fds_;
@@ -193,7 +198,6 @@ class cosched_rig {
   cosched::scheduler<slot_command> sched_;
   cosched::entity<slot_command> queue_;
 };
-
 
 // ------------------------------------------------------------------ poll() over all fds
 
@@ -284,7 +288,8 @@ class uring_rig {
     std::thread device([&] { link_.run(cfg, fds_, plan_); });
     while (window_.completed < plan_.total()) {
       const int rc = io_uring_submit_and_wait(&ring_, 1);
-      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) die("inflight: io_uring_submit_and_wait", -rc);
+      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+        die("inflight: io_uring_submit_and_wait", -rc);
       unsigned head, n = 0;
       io_uring_cqe* cqe;
       ready_.clear();
@@ -339,11 +344,12 @@ class uring_rig {
 void run_group(const config& cfg, results& res, std::FILE* out) {
   const std::size_t max_n = sizes[std::size(sizes) - 1];
   const rlim_t limit = raise_nofile(max_n + 256);
-  std::fprintf(out,
-               "\n[inflight] scheduler-thread CPU per completion, N fences in flight, one random fence "
-               "signalled at a time;\n"
-               "           %d rep(s), medians [min..max]; wall = device signal-to-signal time per completion\n",
-               cfg.reps);
+  std::fprintf(
+      out,
+      "\n[inflight] scheduler-thread CPU per completion, N fences in flight, one random fence "
+      "signalled at a time;\n"
+      "           %d rep(s), medians [min..max]; wall = device signal-to-signal time per completion\n",
+      cfg.reps);
   std::fflush(out);
   std::vector<int> fds;
   for (std::size_t i = 0; i < max_n && i + 64 < limit; ++i) fds.push_back(make_eventfd(true));

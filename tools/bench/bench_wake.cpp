@@ -29,7 +29,10 @@ namespace {
 
 struct pingpong {
   pingpong(bool nonblocking_signal, std::uint32_t warm_up, std::uint32_t sample_count)
-      : sig_fd(make_eventfd(nonblocking_signal)), ack_fd(make_eventfd(false)), warm(warm_up), samples(sample_count) {
+      : sig_fd(make_eventfd(nonblocking_signal)),
+        ack_fd(make_eventfd(false)),
+        warm(warm_up),
+        samples(sample_count) {
     one_way.reserve(samples);
     rtt.reserve(samples);
   }
@@ -85,8 +88,10 @@ struct cosched_rig {
         sched(ctx.get_executor(), ring, {.credit_limit = 1u << 20}),
         queue(sched.make_entity({.name = "wake"})) {}
   static Context make_context() {
-    if constexpr (std::is_same_v<Context, asio::io_context>) return Context(1);
-    else return Context();
+    if constexpr (std::is_same_v<Context, asio::io_context>)
+      return Context(1);
+    else
+      return Context();
   }
   pingpong& pp;
   Context ctx = make_context();
@@ -251,7 +256,8 @@ struct figures {
 
 void print_row(std::FILE* out, const char* name, const figures& f) {
   const spread a = summarize(f.p50), b = summarize(f.p99), r = summarize(f.rtt50);
-  std::fprintf(out, "  %-44s one-way p50 %6.2f us [%5.2f..%5.2f]  p99 %7.2f us [%6.2f..%6.2f]  RTT p50 %6.2f us\n",
+  std::fprintf(out,
+               "  %-44s one-way p50 %6.2f us [%5.2f..%5.2f]  p99 %7.2f us [%6.2f..%6.2f]  RTT p50 %6.2f us\n",
                name, a.median, a.lo, a.hi, b.median, b.lo, b.hi, r.median);
   if (f.awake)
     std::fprintf(out, "  %-44s (%llu signals found it awake after 5 ms)\n", "",

@@ -36,7 +36,8 @@ std::optional<std::uint64_t> decimal(std::string_view text) {
 }
 
 /// `part` is the whole "key=value", for the message.
-std::uint64_t parse_number(std::string_view part, std::string_view value, std::uint64_t low, std::uint64_t high) {
+std::uint64_t parse_number(std::string_view part, std::string_view value, std::uint64_t low,
+                           std::uint64_t high) {
   const auto out = decimal(value);
   if (!out || *out < low || *out > high)
     fail(part, "must be an integer between " + std::to_string(low) + " and " + std::to_string(high));
@@ -60,7 +61,8 @@ std::uint64_t uniform(std::mt19937_64& rng, std::uint64_t low, std::uint64_t hig
 
 generate_spec parse_generate_spec(std::string_view text) {
   generate_spec spec;
-  constexpr std::array<std::string_view, 6> keys = {"jobs", "entities", "deps", "faults", "duration", "credits"};
+  constexpr std::array<std::string_view, 6> keys = {"jobs",   "entities", "deps",
+                                                    "faults", "duration", "credits"};
   std::array<std::string_view, keys.size()> given{};  // each key's part, once given
   while (!text.empty()) {
     const auto comma = text.find(',');
@@ -75,13 +77,19 @@ generate_spec parse_generate_spec(std::string_view text) {
                         "\" (known: jobs, entities, deps, faults, duration, credits)");
     }
     auto& first = given[static_cast<std::size_t>(known - keys.begin())];
-    if (!first.empty()) fail(part, "\"" + std::string(key) + "\" is given twice (first " + printable(first) + ")");
+    if (!first.empty())
+      fail(part, "\"" + std::string(key) + "\" is given twice (first " + printable(first) + ")");
     first = part;
-    if (key == "jobs") spec.jobs = parse_number(part, value, 1, max_jobs);
-    else if (key == "entities") spec.entities = parse_number(part, value, 1, 4096);
-    else if (key == "deps") spec.deps = parse_number(part, value, 0, 64);
-    else if (key == "faults") spec.faults = parse_fraction(part, value);
-    else if (key == "credits") spec.credit_limit = static_cast<std::uint32_t>(parse_number(part, value, 1, 1u << 20));
+    if (key == "jobs")
+      spec.jobs = parse_number(part, value, 1, max_jobs);
+    else if (key == "entities")
+      spec.entities = parse_number(part, value, 1, 4096);
+    else if (key == "deps")
+      spec.deps = parse_number(part, value, 0, 64);
+    else if (key == "faults")
+      spec.faults = parse_fraction(part, value);
+    else if (key == "credits")
+      spec.credit_limit = static_cast<std::uint32_t>(parse_number(part, value, 1, 1u << 20));
     else {  // duration
       const auto dash = value.find('-');
       const std::string expected =
@@ -98,7 +106,8 @@ generate_spec parse_generate_spec(std::string_view text) {
         }
       }
       if (!readable || min > max_duration_us || max > max_duration_us) fail(part, expected);
-      if (min > max) fail(part, "MIN " + std::to_string(min) + " is above MAX " + std::to_string(max) + "; " + expected);
+      if (min > max)
+        fail(part, "MIN " + std::to_string(min) + " is above MAX " + std::to_string(max) + "; " + expected);
       spec.min_duration_us = min;
       spec.max_duration_us = max;
     }

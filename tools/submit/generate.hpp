@@ -12,8 +12,8 @@ namespace cosched::submit {
 struct generate_spec {
   std::size_t jobs = 1000;
   std::size_t entities = 4;
-  std::size_t deps = 2;             // dependencies per job, on distinct earlier jobs
-  double faults = 0.0;              // each job's chance of a fault of its own (its command fails with EIO)
+  std::size_t deps = 2;  // dependencies per job, on distinct earlier jobs
+  double faults = 0.0;   // each job's chance of a fault of its own (its command fails with EIO)
   std::uint64_t min_duration_us = 1;
   std::uint64_t max_duration_us = 20;
   std::uint32_t credit_limit = 8;

@@ -115,12 +115,10 @@ std::pair<std::size_t, std::size_t> line_and_column(std::string_view text, std::
 /// prefix: the position is computed by line_and_column instead.
 std::string nlohmann_reason(std::string_view what) {
   if (what.starts_with("[")) {
-    if (const auto end = what.find("] "); end != std::string_view::npos)
-      what.remove_prefix(end + 2);
+    if (const auto end = what.find("] "); end != std::string_view::npos) what.remove_prefix(end + 2);
   }
   if (what.starts_with("parse error")) {
-    if (const auto colon = what.find(": "); colon != std::string_view::npos)
-      what.remove_prefix(colon + 2);
+    if (const auto colon = what.find(": "); colon != std::string_view::npos) what.remove_prefix(colon + 2);
   }
   return std::string(what);
 }
@@ -136,8 +134,8 @@ struct path_step {
 /// nesting deeper than max_nesting, and finds the first key that appears twice in one
 /// object (nlohmann's tree keeps the last value silently). A SAX handler rather than
 /// nlohmann's parser callback: nlohmann 3.11.2's callback parser rescans the enclosing
-/// array after every object, which takes 30 s for 200000 jobs. A SAX handler is also told the position of every syntax error, even
-/// "number overflow" (out_of_range.406), which the tree parser throws without one.
+/// array after every object, which takes 30 s for 200000 jobs. A SAX handler is also told the position of
+/// every syntax error, even "number overflow" (out_of_range.406), which the tree parser throws without one.
 /// SAX reports no position for keys, so a duplicate is located by its path.
 class syntax_checker {
  public:
@@ -234,8 +232,10 @@ std::size_t too_deep_index(std::string_view text) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;  // the escaped character cannot end the string
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;  // the escaped character cannot end the string
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '[' || c == '{') {
@@ -262,12 +262,10 @@ struct wait_edge {
 
 /// What each job waits for: its deps in deps order, then the job pushed just before it
 /// on its entity (the entity's FIFO order).
-std::vector<std::vector<wait_edge>> waits_of(const graph& g,
-                                             const std::vector<std::size_t>& order) {
+std::vector<std::vector<wait_edge>> waits_of(const graph& g, const std::vector<std::size_t>& order) {
   std::vector<std::vector<wait_edge>> waits(g.jobs.size());
   for (std::size_t job = 0; job < g.jobs.size(); ++job) {
-    for (const std::size_t dep : g.jobs[job].deps)
-      waits[job].push_back({dep, wait_kind::dependency});
+    for (const std::size_t dep : g.jobs[job].deps) waits[job].push_back({dep, wait_kind::dependency});
   }
   std::vector<std::optional<std::size_t>> last_pushed(g.entities.size());
   for (const std::size_t job : order) {
@@ -280,8 +278,7 @@ std::vector<std::vector<wait_edge>> waits_of(const graph& g,
 
 /// The first cycle found by a depth-first search from the jobs in file order. Iterative:
 /// a chain of a million jobs must not overflow the stack.
-std::optional<std::vector<cycle_link>> find_cycle(
-    const std::vector<std::vector<wait_edge>>& waits) {
+std::optional<std::vector<cycle_link>> find_cycle(const std::vector<std::vector<wait_edge>>& waits) {
   enum class mark : unsigned char { unvisited, on_path, done };
   struct visit {
     std::size_t job;
@@ -302,8 +299,8 @@ std::optional<std::vector<cycle_link>> find_cycle(
       }
       const wait_edge& edge = waits[top.job][top.next_edge++];
       if (marks[edge.job] == mark::on_path) {
-        auto first = std::find_if(path.begin(), path.end(),
-                                  [&](const visit& v) { return v.job == edge.job; });
+        auto first =
+            std::find_if(path.begin(), path.end(), [&](const visit& v) { return v.job == edge.job; });
         std::vector<cycle_link> cycle;
         for (auto it = first; it != path.end(); ++it) {
           // next_edge was advanced past the edge that led to the following job.
@@ -327,8 +324,7 @@ class graph_reader {
   graph read(std::string_view text) {
     const json root = parse_json(text);
     if (!root.is_object()) fail("top level", "must be a JSON object, got " + describe(root));
-    constexpr std::array<std::string_view, 4> top_fields = {"scheduler", "entities", "jobs",
-                                                            "actions"};
+    constexpr std::array<std::string_view, 4> top_fields = {"scheduler", "entities", "jobs", "actions"};
     reject_unknown_fields(root, "top level", top_fields);
 
     if (const json* scheduler = find(root, "scheduler")) {
@@ -396,8 +392,7 @@ class graph_reader {
       fail("", "malformed JSON: " + printable(nlohmann_reason(error.what())));
     }
     if (const auto& duplicate = checker.duplicate()) {
-      fail(place_of(root, duplicate->first, duplicate->second),
-           "duplicate key " + quote(duplicate->second));
+      fail(place_of(root, duplicate->first, duplicate->second), "duplicate key " + quote(duplicate->second));
     }
     return root;
   }
@@ -419,10 +414,9 @@ class graph_reader {
                                   ? nullptr
                                   : element_at(root, collection, path[1].index);
         const json* name = element && element->is_object() ? find(*element, identity) : nullptr;
-        place =
-            name && name->is_string() && !name->get_ref<const std::string&>().empty()
-                ? labelled(collection, path[1].index, identity, name->get_ref<const std::string&>())
-                : indexed(collection, path[1].index);
+        place = name && name->is_string() && !name->get_ref<const std::string&>().empty()
+                    ? labelled(collection, path[1].index, identity, name->get_ref<const std::string&>())
+                    : indexed(collection, path[1].index);
         next = 2;
       }
     }
@@ -440,15 +434,14 @@ class graph_reader {
     return rest.empty() ? place : place + ": " + rest;
   }
 
-  static const json* element_at(const json& root, const std::string& collection,
-                                std::size_t index) {
+  static const json* element_at(const json& root, const std::string& collection, std::size_t index) {
     const json* array = find(root, collection);
     if (!array || !array->is_array() || index >= array->size()) return nullptr;
     return &(*array)[index];
   }
 
-  static std::string labelled(std::string_view collection, std::size_t index,
-                              std::string_view identity, std::string_view name) {
+  static std::string labelled(std::string_view collection, std::size_t index, std::string_view identity,
+                              std::string_view name) {
     return indexed(collection, index) + " (" + std::string(identity) + " " + quote(name) + ")";
   }
 
@@ -463,14 +456,12 @@ class graph_reader {
     return *value;
   }
 
-  const json& require_object(const json& value, std::string_view place,
-                             std::string_view field) const {
+  const json& require_object(const json& value, std::string_view place, std::string_view field) const {
     if (!value.is_object()) fail_field(place, field, "must be an object, got " + describe(value));
     return value;
   }
 
-  const json& require_array(const json& value, std::string_view place,
-                            std::string_view field) const {
+  const json& require_array(const json& value, std::string_view place, std::string_view field) const {
     if (!value.is_array()) fail_field(place, field, "must be an array, got " + describe(value));
     return value;
   }
@@ -499,14 +490,13 @@ class graph_reader {
     }
     if (!result || *result < min || *result > max) {
       fail_field(place, field,
-                 "must be an integer between " + std::to_string(min) + " and " +
-                     std::to_string(max) + ", got " + describe(value));
+                 "must be an integer between " + std::to_string(min) + " and " + std::to_string(max) +
+                     ", got " + describe(value));
     }
     return *result;
   }
 
-  const std::string& read_name(const json& value, std::string_view place,
-                               std::string_view field) const {
+  const std::string& read_name(const json& value, std::string_view place, std::string_view field) const {
     if (!value.is_string() || value.get_ref<const std::string&>().empty()) {
       fail_field(place, field, "must be a non-empty string, got " + describe(value));
     }
@@ -532,14 +522,13 @@ class graph_reader {
 
   void read_scheduler(const json& object) {
     constexpr std::string_view place = "scheduler";
-    constexpr std::array<std::string_view, 6> fields = {"mode", "credit_limit", "timeout_us",
-                                                        "policy", "rings", "pipeline"};
+    constexpr std::array<std::string_view, 6> fields = {"mode",   "credit_limit", "timeout_us",
+                                                        "policy", "rings",        "pipeline"};
     reject_unknown_fields(object, place, fields);
     scheduler_spec& spec = graph_.scheduler;
     if (const json* mode = find(object, "mode")) {
       constexpr std::array<std::pair<std::string_view, ring_mode>, 2> modes = {
-          {{"shared_ring", ring_mode::shared_ring},
-           {"ring_per_entity", ring_mode::ring_per_entity}}};
+          {{"shared_ring", ring_mode::shared_ring}, {"ring_per_entity", ring_mode::ring_per_entity}}};
       spec.mode = read_choice(*mode, place, "mode", modes);
     }
     if (const json* limit = find(object, "credit_limit")) {
@@ -558,7 +547,8 @@ class graph_reader {
       spec.policy = read_choice(*policy, place, "policy", policies);
     }
     if (const json* pipeline = find(object, "pipeline")) {
-      if (!pipeline->is_boolean()) fail_field(place, "pipeline", "must be true or false, got " + describe(*pipeline));
+      if (!pipeline->is_boolean())
+        fail_field(place, "pipeline", "must be true or false, got " + describe(*pipeline));
       spec.pipeline = pipeline->get<bool>();
     }
     if (const json* rings = find(object, "rings")) {
@@ -657,15 +647,14 @@ class graph_reader {
       reject_unknown_fields(object, place, fields);
       const auto [first, inserted] = job_index_.emplace(job.id, index);
       if (!inserted) {
-        fail_field(place, "id",
-                   "duplicate job id " + quote(job.id) + " (first at " +
-                       indexed("jobs", first->second) + ")");
+        fail_field(
+            place, "id",
+            "duplicate job id " + quote(job.id) + " (first at " + indexed("jobs", first->second) + ")");
       }
 
       const std::string& entity = read_name(require(object, place, "entity"), place, "entity");
       const auto owner = entity_index_.find(entity);
-      if (owner == entity_index_.end())
-        fail_field(place, "entity", "unknown entity " + quote(entity));
+      if (owner == entity_index_.end()) fail_field(place, "entity", "unknown entity " + quote(entity));
       job.entity = owner->second;
 
       if (const json* duration = find(object, "duration_us")) {
@@ -676,15 +665,13 @@ class graph_reader {
         for (std::size_t i = 0; i < deps->size(); ++i) {
           const json& dep = (*deps)[i];
           if (!dep.is_string()) {
-            fail_field(place, indexed("deps", i),
-                       "must be a string (a job id), got " + describe(dep));
+            fail_field(place, indexed("deps", i), "must be a string (a job id), got " + describe(dep));
           }
           dep_names_[index].push_back(dep.get_ref<const std::string&>());
         }
       }
       if (const json* credits = find(object, "credits")) {
-        job.credits =
-            static_cast<std::uint32_t>(read_integer(*credits, place, "credits", 1, max_uint32));
+        job.credits = static_cast<std::uint32_t>(read_integer(*credits, place, "credits", 1, max_uint32));
         if (job.credits > graph_.scheduler.credit_limit) {
           fail_field(place, "credits",
                      std::to_string(job.credits) + " exceeds scheduler.credit_limit " +
@@ -705,10 +692,8 @@ class graph_reader {
     for (std::size_t index = 0; index < graph_.jobs.size(); ++index) {
       for (const std::string& name : dep_names_[index]) {
         const auto dep = job_index_.find(name);
-        if (dep == job_index_.end())
-          fail_field(job_places_[index], "deps", "unknown job " + quote(name));
-        if (dep->second == index)
-          fail_field(job_places_[index], "deps", "the job depends on itself");
+        if (dep == job_index_.end()) fail_field(job_places_[index], "deps", "unknown job " + quote(name));
+        if (dep->second == index) fail_field(job_places_[index], "deps", "the job depends on itself");
         graph_.jobs[index].deps.push_back(dep->second);
       }
     }
@@ -808,15 +793,14 @@ class graph_reader {
       for (const std::size_t dep : job.deps) {
         if (position[dep] < position[index]) continue;
         const job_spec& later = graph_.jobs[dep];
-        const std::string problem =
-            later.submit_at_us == job.submit_at_us
-                ? "depends on job " + quote(later.id) + " (" + indexed("jobs", dep) +
-                      "), which is pushed later: same submit_at_us " +
-                      std::to_string(job.submit_at_us) + ", later in the file"
-                : "depends on job " + quote(later.id) + " (" + indexed("jobs", dep) +
-                      ", submit_at_us " + std::to_string(later.submit_at_us) +
-                      "), which is pushed later than this job (submit_at_us " +
-                      std::to_string(job.submit_at_us) + ")";
+        const std::string problem = later.submit_at_us == job.submit_at_us
+                                        ? "depends on job " + quote(later.id) + " (" + indexed("jobs", dep) +
+                                              "), which is pushed later: same submit_at_us " +
+                                              std::to_string(job.submit_at_us) + ", later in the file"
+                                        : "depends on job " + quote(later.id) + " (" + indexed("jobs", dep) +
+                                              ", submit_at_us " + std::to_string(later.submit_at_us) +
+                                              "), which is pushed later than this job (submit_at_us " +
+                                              std::to_string(job.submit_at_us) + ")";
         fail_field(job_places_[index], "deps", problem);
       }
     }

@@ -104,8 +104,10 @@ std::string printable(std::string_view text) {
   while (i < text.size()) {
     const auto lead = static_cast<unsigned char>(text[i]);
     if (lead < 0x80) {
-      if (lead < 0x20 || lead == 0x7f) escape(out, lead);
-      else out += static_cast<char>(lead);
+      if (lead < 0x20 || lead == 0x7f)
+        escape(out, lead);
+      else
+        out += static_cast<char>(lead);
       ++i;
       continue;
     }
@@ -113,13 +115,20 @@ std::string printable(std::string_view text) {
     // (which excludes overlong forms, surrogates and code points past U+10FFFF).
     std::size_t length = 0;
     unsigned char low = 0x80, high = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) length = 2;
-    else if (lead == 0xE0) length = 3, low = 0xA0;
-    else if (lead == 0xED) length = 3, high = 0x9F;
-    else if (lead >= 0xE1 && lead <= 0xEF) length = 3;
-    else if (lead == 0xF0) length = 4, low = 0x90;
-    else if (lead >= 0xF1 && lead <= 0xF3) length = 4;
-    else if (lead == 0xF4) length = 4, high = 0x8F;
+    if (lead >= 0xC2 && lead <= 0xDF)
+      length = 2;
+    else if (lead == 0xE0)
+      length = 3, low = 0xA0;
+    else if (lead == 0xED)
+      length = 3, high = 0x9F;
+    else if (lead >= 0xE1 && lead <= 0xEF)
+      length = 3;
+    else if (lead == 0xF0)
+      length = 4, low = 0x90;
+    else if (lead >= 0xF1 && lead <= 0xF3)
+      length = 4;
+    else if (lead == 0xF4)
+      length = 4, high = 0x8F;
     bool valid = length != 0 && i + length <= text.size();
     for (std::size_t k = 1; valid && k < length; ++k) {
       const auto byte = static_cast<unsigned char>(text[i + k]);
@@ -186,12 +195,12 @@ void check_run_length(const graph& g, std::string_view file_name) {
     latest += ring_time_us(job, g.scheduler);
     if (latest <= max_run_us) continue;
     const bool by_fault = job.fault.kind == fault_kind::slow || job.fault.kind == fault_kind::hang;
-    throw input_error(
-        printable(file_name) + ": jobs[" + std::to_string(index) + "] (id " + quote(job.id) + "): field " +
-        (by_fault ? quote("fault") : quote("duration_us")) + ": the run could last until " +
-        std::to_string(latest) + " us, past the limit of " + std::to_string(max_run_us) +
-        " us: the latest submit_at_us or at_us plus timeout_us (" + std::to_string(start) +
-        ") plus the ring time of jobs[0] to this one, run one after another");
+    throw input_error(printable(file_name) + ": jobs[" + std::to_string(index) + "] (id " + quote(job.id) +
+                      "): field " + (by_fault ? quote("fault") : quote("duration_us")) +
+                      ": the run could last until " + std::to_string(latest) + " us, past the limit of " +
+                      std::to_string(max_run_us) + " us: the latest submit_at_us or at_us plus timeout_us (" +
+                      std::to_string(start) +
+                      ") plus the ring time of jobs[0] to this one, run one after another");
   }
 }
 

@@ -14,8 +14,9 @@ run_marks marks_of(const graph& g, const run_outcome& outcome, std::span<const r
   // A replay's run_at is when the reset on its ring put it back on the ring.
   for (std::size_t i = 0; i < spans.size() && i < outcome.runs.size(); ++i)
     if (spans[i].attempt > 1) marks.resets.push_back({outcome.runs[i].ring, outcome.runs[i].record.run_at});
-  std::sort(marks.resets.begin(), marks.resets.end(),
-            [](const reset_mark& a, const reset_mark& b) { return std::tie(a.ring, a.at_us) < std::tie(b.ring, b.at_us); });
+  std::sort(marks.resets.begin(), marks.resets.end(), [](const reset_mark& a, const reset_mark& b) {
+    return std::tie(a.ring, a.at_us) < std::tie(b.ring, b.at_us);
+  });
   marks.resets.erase(std::unique(marks.resets.begin(), marks.resets.end()), marks.resets.end());
 
   std::vector<std::optional<std::size_t>> last_run(g.jobs.size());

@@ -60,8 +60,8 @@ failure_counts count_failures(const graph& g, const run_outcome& outcome) {
 
 }  // namespace
 
-void write_results(std::ostream& out, const graph& g, const run_outcome& outcome,
-                   std::string_view backend, std::string_view clock) {
+void write_results(std::ostream& out, const graph& g, const run_outcome& outcome, std::string_view backend,
+                   std::string_view clock) {
   auto optional_number = [](const std::optional<std::uint64_t>& v) {
     return v ? std::to_string(*v) : std::string("null");
   };
@@ -85,34 +85,38 @@ void write_results(std::ostream& out, const graph& g, const run_outcome& outcome
     if (message != outcome.messages.end() && message->first == i)
       out << ", \"message\": " << json_string((message++)->second);
     out << "}\n";
-    if (result.error.empty()) ++succeeded; else ++errors[result.error];
+    if (result.error.empty())
+      ++succeeded;
+    else
+      ++errors[result.error];
   }
   // The summary in the same style as the job lines: ", " and ": " separators.
   const auto failures = count_failures(g, outcome);
   out << "{\"summary\": {\"jobs\": " << g.jobs.size() << ", \"succeeded\": " << succeeded
       << ", \"failed\": " << g.jobs.size() - succeeded << ", \"failed_by_itself\": " << failures.by_itself
-      << ", \"failed_by_cascade\": " << failures.by_cascade << ", \"jobs_with_fault\": " << failures.with_fault
-      << ", \"errors\": {";
+      << ", \"failed_by_cascade\": " << failures.by_cascade
+      << ", \"jobs_with_fault\": " << failures.with_fault << ", \"errors\": {";
   const char* separator = "";
   for (const auto& [name, count] : errors) {
     out << separator << json_string(name) << ": " << count;
     separator = ", ";
   }
   out << "}, \"end_us\": " << outcome.end_us
-      << ", \"nothing_left_to_do\": " << (outcome.shut_down_early ? "true" : "false")
-      << ", \"interrupted\": " << (outcome.interrupted_by ? json_string(signal_name(outcome.interrupted_by)) : "null")
+      << ", \"nothing_left_to_do\": " << (outcome.shut_down_early ? "true" : "false") << ", \"interrupted\": "
+      << (outcome.interrupted_by ? json_string(signal_name(outcome.interrupted_by)) : "null")
       << ", \"backend\": " << json_string(backend) << ", \"clock\": " << json_string(clock)
       << ", \"deadline_misses\": " << outcome.deadline_misses << ", ";
   if (outcome.calibration) {
     const auto& c = *outcome.calibration;
-    out << "\"gpu\": {\"renderer\": " << json_string(outcome.renderer.value_or("")) << ", \"empty_job_us\": "
-        << fixed_places(c.empty_us, 1) << ", \"unit\": " << json_string(unit_name(c)) << ", \"unit_us\": "
-        << fixed_places(c.unit_us, 1) << "}, ";
+    out << "\"gpu\": {\"renderer\": " << json_string(outcome.renderer.value_or(""))
+        << ", \"empty_job_us\": " << fixed_places(c.empty_us, 1)
+        << ", \"unit\": " << json_string(unit_name(c)) << ", \"unit_us\": " << fixed_places(c.unit_us, 1)
+        << "}, ";
   }
   if (!outcome.verified.empty()) {
     const auto counts = verified_counts(outcome);
-    out << "\"verified\": {\"true\": " << counts[0] << ", \"false\": " << counts[1] << ", \"null\": " << counts[2]
-        << "}, ";
+    out << "\"verified\": {\"true\": " << counts[0] << ", \"false\": " << counts[1]
+        << ", \"null\": " << counts[2] << "}, ";
   }
   write_stats_json(out, compute_stats(g, outcome));
   out << "}}\n";
@@ -159,22 +163,25 @@ void write_summary(std::ostream& out, const graph& g, const run_outcome& outcome
   for (const auto& result : outcome.jobs) succeeded += result.error.empty();
   const auto failures = count_failures(g, outcome);
   out << g.jobs.size() << " jobs: " << succeeded << " succeeded, " << g.jobs.size() - succeeded << " failed";
-  if (succeeded < g.jobs.size()) out << " (" << failures.by_itself << " by itself, " << failures.by_cascade << " by cascade)";
+  if (succeeded < g.jobs.size())
+    out << " (" << failures.by_itself << " by itself, " << failures.by_cascade << " by cascade)";
   out << "; last fence signalled at " << outcome.end_us << " us";
   if (outcome.shut_down_early) out << " (nothing left to do: the rest was shut down)";
-  if (outcome.interrupted_by) out << " (interrupted by " << signal_name(outcome.interrupted_by) << ": the rest was shut down)";
+  if (outcome.interrupted_by)
+    out << " (interrupted by " << signal_name(outcome.interrupted_by) << ": the rest was shut down)";
   out << "\n";
   if (failures.with_fault > 0) {
-    out << failures.with_fault << (failures.with_fault == 1 ? " job has a fault of its own" : " jobs have a fault of their own");
+    out << failures.with_fault
+        << (failures.with_fault == 1 ? " job has a fault of its own" : " jobs have a fault of their own");
     if (failures.with_fault_by_cascade > 0)
       out << "; " << failures.with_fault_by_cascade << " of them failed by cascade before it could act";
     out << "\n";
   }
   if (outcome.calibration) {
     const auto& c = *outcome.calibration;
-    out << "GPU: " << outcome.renderer.value_or("virgl") << "; jobs sized by a calibration at start: an empty job "
-        << fixed_places(c.empty_us, 1) << " us, each " << unit_name(c) << " " << fixed_places(c.unit_us, 1)
-        << " us more\n";
+    out << "GPU: " << outcome.renderer.value_or("virgl")
+        << "; jobs sized by a calibration at start: an empty job " << fixed_places(c.empty_us, 1)
+        << " us, each " << unit_name(c) << " " << fixed_places(c.unit_us, 1) << " us more\n";
   }
   if (!outcome.verified.empty()) {
     const auto counts = verified_counts(outcome);

@@ -49,21 +49,30 @@ using sim_job = job<sim::command>;
 
 sim::fault to_sim(const fault_spec& f) {
   switch (f.kind) {
-    case fault_kind::none: return sim::fault::none();
-    case fault_kind::error: return sim::fault::error(f.errno_value);
-    case fault_kind::hang: return sim::fault::hang();
-    case fault_kind::slow: return sim::fault::slow(f.slow_us);
-    case fault_kind::body_throws: return sim::fault::none();  // the command is never made
+    case fault_kind::none:
+      return sim::fault::none();
+    case fault_kind::error:
+      return sim::fault::error(f.errno_value);
+    case fault_kind::hang:
+      return sim::fault::hang();
+    case fault_kind::slow:
+      return sim::fault::slow(f.slow_us);
+    case fault_kind::body_throws:
+      return sim::fault::none();  // the command is never made
   }
   return sim::fault::none();
 }
 
 scheduling_policy scheduling_policy_of(policy_kind p) {
   switch (p) {
-    case policy_kind::fifo: return scheduling_policy::fifo;
-    case policy_kind::rr: return scheduling_policy::rr;
-    case policy_kind::fair: return scheduling_policy::fair;
-    case policy_kind::deadline: return scheduling_policy::deadline;
+    case policy_kind::fifo:
+      return scheduling_policy::fifo;
+    case policy_kind::rr:
+      return scheduling_policy::rr;
+    case policy_kind::fair:
+      return scheduling_policy::fair;
+    case policy_kind::deadline:
+      return scheduling_policy::deadline;
   }
   return scheduling_policy::fifo;
 }
@@ -141,9 +150,13 @@ class virtual_driver {
   void at(sim::time_us when, sim::phase p, std::function<void()> fn) { clock_.at(when, p, std::move(fn)); }
   // Runs until nothing is pending; returns whether jobs are left ("nothing left to do").
   template <class Done>
-  void run(Done&&) { clock_.run(ctx_); }
+  void run(Done&&) {
+    clock_.run(ctx_);
+  }
   template <class Done>
-  void finish(Done&&) { clock_.run(ctx_); }
+  void finish(Done&&) {
+    clock_.run(ctx_);
+  }
   std::vector<ring_run> log() const { return kernel_ ? logs_of(drm_rings_) : logs_of(sim_logs_); }
   std::size_t ring_count() const { return kernel_ ? drm_rings_.size() : sim_rings_.size(); }
 
@@ -167,7 +180,7 @@ class virtual_driver {
   std::uint64_t ticks_ = 0;
   // The first report is due one interval after the first look at the clock.
   std::chrono::steady_clock::time_point next_report_{};
-  std::optional<drm_kernel> kernel_;  // outlives the rings
+  std::optional<drm_kernel> kernel_;               // outlives the rings
   std::deque<std::vector<compact_run>> sim_logs_;  // each sim ring's runs (outlives the rings)
   std::vector<std::unique_ptr<sim::virtual_ring>> sim_rings_;
   std::vector<std::unique_ptr<drm::host_ring>> drm_rings_;
@@ -205,7 +218,8 @@ class real_driver {
   }
   ring<sim::command>& make_ring() {
     if (workload_)
-      return *gpu_rings_.emplace_back(std::make_unique<virtgpu::calibrated_ring>(*workload_, *source_, epoch_));
+      return *gpu_rings_.emplace_back(
+          std::make_unique<virtgpu::calibrated_ring>(*workload_, *source_, epoch_));
     if (source_)
       return *drm_rings_.emplace_back(std::make_unique<drm::host_ring>(*source_, reactor_, epoch_));
     return *sim_rings_.emplace_back(std::make_unique<sim::real_ring>(reactor_, epoch_));
@@ -228,7 +242,8 @@ class real_driver {
   timer_service* timers() { return nullptr; }  // steady timers on the executor
   sim::time_us now() const {
     return static_cast<sim::time_us>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - epoch_).count());
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - epoch_)
+            .count());
   }
   void at(sim::time_us when, sim::phase p, std::function<void()> fn) {
     events_.emplace(std::make_tuple(when, static_cast<std::uint8_t>(p), next_++), std::move(fn));
@@ -301,7 +316,8 @@ class real_driver {
     watchdog_.async_wait([this, &done](std::error_code ec) {
       if (ec) return;
       const auto runs = runs_so_far();
-      const bool quiet = events_.empty() && rings_stalled() && runs == last_runs_ && counts_.finished == last_finished_;
+      const bool quiet =
+          events_.empty() && rings_stalled() && runs == last_runs_ && counts_.finished == last_finished_;
       // Two quiet looks in a row (at least 100 ms apart): nothing left to do.
       stalled_ = quiet && was_quiet_ && !done();
       was_quiet_ = quiet;
@@ -319,8 +335,8 @@ class real_driver {
  private:
   asio::io_context& ctx_;
   reactor reactor_;
-  std::unique_ptr<virtgpu::workload> workload_;  // virtgpu: outlives the rings
-  std::optional<drm::fence_source> source_;    // drm, virtgpu: outlives the rings
+  std::unique_ptr<virtgpu::workload> workload_;        // virtgpu: outlives the rings
+  std::optional<drm::fence_source> source_;            // drm, virtgpu: outlives the rings
   const std::chrono::steady_clock::time_point epoch_;  // time zero of the run and of its rings
   std::vector<std::unique_ptr<sim::real_ring>> sim_rings_;
   std::vector<std::unique_ptr<drm::host_ring>> drm_rings_;

@@ -28,7 +28,7 @@ struct job_outcome {
   std::uint64_t queued_us = 0;
   std::optional<std::uint64_t> scheduled_us;
   std::optional<std::uint64_t> finished_us;
-  std::optional<std::size_t> ring;   // the ring of its last run (none if never run)
+  std::optional<std::size_t> ring;  // the ring of its last run (none if never run)
 };
 
 /// One run of a command on one of the rings (tag = job index).
@@ -38,19 +38,19 @@ struct ring_run {
 };
 
 struct run_outcome {
-  std::vector<job_outcome> jobs;        // in the graph's job order
-  std::vector<ring_run> runs;           // every run of a command, ring by ring, in run order
+  std::vector<job_outcome> jobs;  // in the graph's job order
+  std::vector<ring_run> runs;     // every run of a command, ring by ring, in run order
   /// (job index, what()) for each job whose body threw, in job order.
   std::vector<std::pair<std::size_t, std::string>> messages;
   std::size_t rings = 1;
-  std::uint64_t end_us = 0;             // when the last fence signalled
-  bool shut_down_early = false;         // "nothing left to do" ended the run
+  std::uint64_t end_us = 0;      // when the last fence signalled
+  bool shut_down_early = false;  // "nothing left to do" ended the run
   /// The signal (SIGINT, SIGTERM) that ended a real-time run early with
   /// run_options::stop_on_signals; 0 if none. The scheduler was then shut down
   /// at once: jobs whose outcome was not decided failed `shutdown`, and jobs not
   /// pushed yet were pushed then, and failed `shutdown`.
   int interrupted_by = 0;
-  std::uint64_t deadline_misses = 0;    // the scheduler's count (scheduler_statistics)
+  std::uint64_t deadline_misses = 0;  // the scheduler's count (scheduler_statistics)
   /// backend_kind::virtgpu: the device's renderer and the calibration the jobs were sized with.
   std::optional<std::string> renderer;
   std::optional<virtgpu::calibration> calibration;
@@ -123,8 +123,8 @@ run_outcome run_graph(const graph& g, const run_options& options = {});
 inline run_outcome run_virtual(const graph& g) { return run_graph(g, {}); }
 
 /// One JSON object per job, in job order, then the summary object.
-void write_results(std::ostream& out, const graph& g, const run_outcome& outcome,
-                   std::string_view backend, std::string_view clock);
+void write_results(std::ostream& out, const graph& g, const run_outcome& outcome, std::string_view backend,
+                   std::string_view clock);
 
 /// A table for people, ending with the summary line.
 void write_table(std::ostream& out, const graph& g, const run_outcome& outcome);

@@ -688,7 +688,8 @@ class svg_writer {
     for (std::size_t l = first_entity_lane_; l < lanes_.size(); ++l) {
       const double peak = lanes_[l].members.size() == 1 ? shared_peak : peak_of(l);
       stacked_paths(lanes_[l], finished[l], job_classes, peak, logarithmic_counts_);
-      out_ << "<text class=\"count\" x=\"12\" y=\"" << num(lanes_[l].y + 38) << "\">scale: " << fixed_places(peak, 0)
+      out_ << "<text class=\"count\" x=\"12\" y=\"" << num(lanes_[l].y + 38)
+           << "\">scale: " << fixed_places(peak, 0)
            << (logarithmic_counts_ ? " jobs/column, log" : " jobs/column") << "</text>\n";
     }
     out_ << "</g>\n";

@@ -21,7 +21,8 @@ std::optional<trace_format> trace_format_named(std::string_view name) noexcept {
 }
 
 trace_model model_trace(const graph& g, const run_outcome& outcome) {
-  if (outcome.jobs.size() != g.jobs.size()) throw std::invalid_argument("write_trace: the outcome is not of this graph");
+  if (outcome.jobs.size() != g.jobs.size())
+    throw std::invalid_argument("write_trace: the outcome is not of this graph");
   trace_model model;
   const auto spans = run_spans(g, outcome);
   model.rings = std::max<std::size_t>(outcome.rings, 1);
@@ -33,8 +34,8 @@ trace_model model_trace(const graph& g, const run_outcome& outcome) {
     if (!span.occupied_ring()) continue;  // as the picture: it never held the ring
     const auto& run = outcome.runs[i];
     const auto job = static_cast<std::size_t>(run.record.tag);
-    model.slices.push_back(
-        {run.ring, job, span.attempt, span.begin, span.stop, run.record.run_at, span.completed, span.replayed});
+    model.slices.push_back({run.ring, job, span.attempt, span.begin, span.stop, run.record.run_at,
+                            span.completed, span.replayed});
     last_slice[job] = model.slices.size() - 1;
   }
 
@@ -44,10 +45,12 @@ trace_model model_trace(const graph& g, const run_outcome& outcome) {
   const bool shared = g.scheduler.mode == ring_mode::shared_ring;
   for (const auto& timeout : marks.timeouts) {
     const std::size_t entity = g.jobs[timeout.job].entity;
-    if (timeout.ring) model.instants.push_back({timeout.at_us, trace_place::ring, *timeout.ring, "timeout", timeout.job});
+    if (timeout.ring)
+      model.instants.push_back({timeout.at_us, trace_place::ring, *timeout.ring, "timeout", timeout.job});
     model.instants.push_back({timeout.at_us, trace_place::entity, entity, "timeout", timeout.job});
     // A shared ring's reset bans the guilty entity; a ring of its own is closed.
-    model.instants.push_back({timeout.at_us, trace_place::entity, entity, shared ? "ban" : "ring closed", timeout.job});
+    model.instants.push_back(
+        {timeout.at_us, trace_place::entity, entity, shared ? "ban" : "ring closed", timeout.job});
   }
   for (const auto& action : g.actions)
     model.instants.push_back({action.at_us, trace_place::entity, action.entity,
@@ -64,9 +67,11 @@ trace_model model_trace(const graph& g, const run_outcome& outcome) {
     const auto& deps = g.jobs[j].deps;
     for (std::size_t k = 0; k < deps.size(); ++k) {
       const std::size_t d = deps[k];
-      if (std::find(deps.begin(), deps.begin() + static_cast<std::ptrdiff_t>(k), d) != deps.begin() + static_cast<std::ptrdiff_t>(k))
+      if (std::find(deps.begin(), deps.begin() + static_cast<std::ptrdiff_t>(k), d) !=
+          deps.begin() + static_cast<std::ptrdiff_t>(k))
         continue;  // a repeated dependency: one arrow
-      if (!last_slice[d] || model.slices[*last_slice[d]].begin_us > model.slices[*last_slice[j]].begin_us) continue;
+      if (!last_slice[d] || model.slices[*last_slice[d]].begin_us > model.slices[*last_slice[j]].begin_us)
+        continue;
       model.flows.push_back({*last_slice[d], *last_slice[j]});
     }
   }
@@ -77,7 +82,9 @@ namespace {
 
 std::string json_string(std::string_view text) { return nlohmann::json(std::string(text)).dump(); }
 
-std::string_view mode_text(ring_mode mode) { return mode == ring_mode::shared_ring ? "shared_ring" : "ring_per_entity"; }
+std::string_view mode_text(ring_mode mode) {
+  return mode == ring_mode::shared_ring ? "shared_ring" : "ring_per_entity";
+}
 
 }  // namespace
 
@@ -92,8 +99,8 @@ void write_trace(std::ostream& out, const graph& g, const run_outcome& outcome) 
                      std::to_string(g.scheduler.credit_limit) + ")")
       << "}}";
   const auto thread = [&out](std::size_t tid, const std::string& name) {
-    out << ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":" << tid << ",\"name\":\"thread_name\",\"args\":{\"name\":"
-        << json_string(name) << "}}";
+    out << ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":" << tid
+        << ",\"name\":\"thread_name\",\"args\":{\"name\":" << json_string(name) << "}}";
     out << ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":" << tid
         << ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":" << tid << "}}";
   };
@@ -103,10 +110,14 @@ void write_trace(std::ostream& out, const graph& g, const run_outcome& outcome) 
 
   for (const auto& slice : model.slices) {
     const auto& job = g.jobs[slice.job];
-    out << ",\n{\"ph\":\"X\",\"pid\":1,\"tid\":" << ring_tid(slice.ring) << ",\"cat\":\"run\",\"name\":"
-        << json_string(job.id) << ",\"ts\":" << slice.begin_us << ",\"dur\":" << slice.stop_us - slice.begin_us
-        << ",\"args\":{\"entity\":" << json_string(g.entities[job.entity].name) << ",\"attempt\":" << slice.attempt
-        << ",\"ended\":\"" << (slice.completed ? "completed" : slice.replayed ? "replayed" : "cut")
+    out << ",\n{\"ph\":\"X\",\"pid\":1,\"tid\":" << ring_tid(slice.ring)
+        << ",\"cat\":\"run\",\"name\":" << json_string(job.id) << ",\"ts\":" << slice.begin_us
+        << ",\"dur\":" << slice.stop_us - slice.begin_us
+        << ",\"args\":{\"entity\":" << json_string(g.entities[job.entity].name)
+        << ",\"attempt\":" << slice.attempt << ",\"ended\":\""
+        << (slice.completed  ? "completed"
+            : slice.replayed ? "replayed"
+                             : "cut")
         << "\",\"run_at_us\":" << slice.run_at_us << "}}";
   }
   // Queued to finished: async spans, since the jobs of one entity overlap in time.
@@ -119,15 +130,17 @@ void write_trace(std::ostream& out, const graph& g, const run_outcome& outcome) 
         << ",\"name\":" << name << ",\"ts\":" << result.queued_us
         << ",\"args\":{\"error\":" << (result.error.empty() ? "null" : json_string(result.error))
         << ",\"cause\":" << (result.cause ? json_string(g.jobs[*result.cause].id) : "null")
-        << ",\"attempts\":" << result.attempts << ",\"scheduled_us\":"
-        << (result.scheduled_us ? std::to_string(*result.scheduled_us) : "null") << "}}";
+        << ",\"attempts\":" << result.attempts
+        << ",\"scheduled_us\":" << (result.scheduled_us ? std::to_string(*result.scheduled_us) : "null")
+        << "}}";
     out << ",\n{\"ph\":\"e\",\"pid\":1,\"tid\":" << entity_tid(job.entity) << ",\"cat\":\"job\",\"id\":" << i
         << ",\"name\":" << name << ",\"ts\":" << end << "}";
   }
   for (const auto& instant : model.instants) {
     const bool scheduler = instant.place == trace_place::scheduler;
-    const std::size_t tid = scheduler ? 0 : instant.place == trace_place::ring ? ring_tid(instant.index)
-                                                                               : entity_tid(instant.index);
+    const std::size_t tid = scheduler                            ? 0
+                            : instant.place == trace_place::ring ? ring_tid(instant.index)
+                                                                 : entity_tid(instant.index);
     out << ",\n{\"ph\":\"i\",\"s\":\"" << (scheduler ? 'p' : 't') << "\",\"pid\":1,\"tid\":" << tid
         << ",\"cat\":\"scheduler\",\"name\":" << json_string(instant.name) << ",\"ts\":" << instant.at_us;
     if (instant.job) out << ",\"args\":{\"job\":" << json_string(g.jobs[*instant.job].id) << "}";
@@ -137,8 +150,9 @@ void write_trace(std::ostream& out, const graph& g, const run_outcome& outcome) 
   for (std::size_t k = 0; k < model.flows.size(); ++k) {
     const auto& from = model.slices[model.flows[k].from];
     const auto& to = model.slices[model.flows[k].to];
-    out << ",\n{\"ph\":\"s\",\"pid\":1,\"tid\":" << ring_tid(from.ring) << ",\"cat\":\"dependency\",\"id\":" << k
-        << ",\"name\":\"dependency\",\"ts\":" << from.begin_us << "}";
+    out << ",\n{\"ph\":\"s\",\"pid\":1,\"tid\":" << ring_tid(from.ring)
+        << ",\"cat\":\"dependency\",\"id\":" << k << ",\"name\":\"dependency\",\"ts\":" << from.begin_us
+        << "}";
     out << ",\n{\"ph\":\"f\",\"bp\":\"e\",\"pid\":1,\"tid\":" << ring_tid(to.ring)
         << ",\"cat\":\"dependency\",\"id\":" << k << ",\"name\":\"dependency\",\"ts\":" << to.begin_us << "}";
   }

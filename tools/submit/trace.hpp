@@ -32,8 +32,8 @@ struct trace_slice {
   std::uint64_t begin_us = 0;
   std::uint64_t stop_us = 0;
   std::uint64_t run_at_us = 0;  ///< when the scheduler ran it
-  bool completed = false;  ///< ran to its own end
-  bool replayed = false;   ///< cut by a reset and run again later
+  bool completed = false;       ///< ran to its own end
+  bool replayed = false;        ///< cut by a reset and run again later
 };
 
 /// Where an instant event is drawn.

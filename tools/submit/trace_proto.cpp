@@ -17,27 +17,27 @@ namespace {
 
 // Field numbers of perfetto.protos (protos/perfetto/trace/...), the few this writer uses.
 namespace field {
-constexpr std::uint32_t trace_packet = 1;          // Trace.packet
-constexpr std::uint32_t timestamp = 8;             // TracePacket.timestamp (ns)
-constexpr std::uint32_t sequence_id = 10;          // TracePacket.trusted_packet_sequence_id
-constexpr std::uint32_t track_event = 11;          // TracePacket.track_event
-constexpr std::uint32_t sequence_flags = 13;       // TracePacket.sequence_flags
-constexpr std::uint32_t track_descriptor = 60;     // TracePacket.track_descriptor
-constexpr std::uint32_t track_uuid = 1;            // TrackDescriptor.uuid
-constexpr std::uint32_t track_name = 2;            // TrackDescriptor.name
-constexpr std::uint32_t track_process = 3;         // TrackDescriptor.process
-constexpr std::uint32_t track_parent = 5;          // TrackDescriptor.parent_uuid
-constexpr std::uint32_t process_pid = 1;           // ProcessDescriptor.pid
-constexpr std::uint32_t process_name = 6;          // ProcessDescriptor.process_name
-constexpr std::uint32_t event_annotations = 4;     // TrackEvent.debug_annotations
-constexpr std::uint32_t event_type = 9;            // TrackEvent.type
-constexpr std::uint32_t event_track = 11;          // TrackEvent.track_uuid
-constexpr std::uint32_t event_name = 23;           // TrackEvent.name
-constexpr std::uint32_t event_flows = 47;          // TrackEvent.flow_ids (fixed64)
-constexpr std::uint32_t event_end_flows = 48;      // TrackEvent.terminating_flow_ids (fixed64)
-constexpr std::uint32_t annotation_uint = 3;       // DebugAnnotation.uint_value
-constexpr std::uint32_t annotation_string = 6;     // DebugAnnotation.string_value
-constexpr std::uint32_t annotation_name = 10;      // DebugAnnotation.name
+constexpr std::uint32_t trace_packet = 1;       // Trace.packet
+constexpr std::uint32_t timestamp = 8;          // TracePacket.timestamp (ns)
+constexpr std::uint32_t sequence_id = 10;       // TracePacket.trusted_packet_sequence_id
+constexpr std::uint32_t track_event = 11;       // TracePacket.track_event
+constexpr std::uint32_t sequence_flags = 13;    // TracePacket.sequence_flags
+constexpr std::uint32_t track_descriptor = 60;  // TracePacket.track_descriptor
+constexpr std::uint32_t track_uuid = 1;         // TrackDescriptor.uuid
+constexpr std::uint32_t track_name = 2;         // TrackDescriptor.name
+constexpr std::uint32_t track_process = 3;      // TrackDescriptor.process
+constexpr std::uint32_t track_parent = 5;       // TrackDescriptor.parent_uuid
+constexpr std::uint32_t process_pid = 1;        // ProcessDescriptor.pid
+constexpr std::uint32_t process_name = 6;       // ProcessDescriptor.process_name
+constexpr std::uint32_t event_annotations = 4;  // TrackEvent.debug_annotations
+constexpr std::uint32_t event_type = 9;         // TrackEvent.type
+constexpr std::uint32_t event_track = 11;       // TrackEvent.track_uuid
+constexpr std::uint32_t event_name = 23;        // TrackEvent.name
+constexpr std::uint32_t event_flows = 47;       // TrackEvent.flow_ids (fixed64)
+constexpr std::uint32_t event_end_flows = 48;   // TrackEvent.terminating_flow_ids (fixed64)
+constexpr std::uint32_t annotation_uint = 3;    // DebugAnnotation.uint_value
+constexpr std::uint32_t annotation_string = 6;  // DebugAnnotation.string_value
+constexpr std::uint32_t annotation_name = 10;   // DebugAnnotation.name
 }  // namespace field
 
 enum event_type : std::uint64_t { type_slice_begin = 1, type_slice_end = 2, type_instant = 3 };
@@ -83,9 +83,10 @@ struct timed_event {
   std::uint8_t rank = 0;    // 0 end, 1 slice of no duration, 2 begin, 3 instant
   std::uint8_t source = 0;  // 0 ring slice, 1 job span, 2 instant
   bool end = false;
-  std::size_t index = 0;    // into the slices, the jobs or the instants
+  std::size_t index = 0;  // into the slices, the jobs or the instants
   friend bool operator<(const timed_event& a, const timed_event& b) {
-    return std::tie(a.at_us, a.rank, a.source, a.index, a.end) < std::tie(b.at_us, b.rank, b.source, b.index, b.end);
+    return std::tie(a.at_us, a.rank, a.source, a.index, a.end) <
+           std::tie(b.at_us, b.rank, b.source, b.index, b.end);
   }
 };
 
@@ -109,7 +110,8 @@ class proto_trace_writer {
     events.reserve(2 * (model_.slices.size() + g_.jobs.size()) + model_.instants.size());
     for (std::size_t i = 0; i < model_.slices.size(); ++i)
       add_span(events, 0, i, model_.slices[i].begin_us, model_.slices[i].stop_us);
-    for (std::size_t i = 0; i < g_.jobs.size(); ++i) add_span(events, 1, i, outcome_.jobs[i].queued_us, job_end(i));
+    for (std::size_t i = 0; i < g_.jobs.size(); ++i)
+      add_span(events, 1, i, outcome_.jobs[i].queued_us, job_end(i));
     for (std::size_t i = 0; i < model_.instants.size(); ++i)
       events.push_back({model_.instants[i].at_us, 3, 2, false, i});
     std::sort(events.begin(), events.end());
@@ -160,24 +162,26 @@ class proto_trace_writer {
       }
     }
     first_job_track_.assign(g_.entities.size(), 0);
-    for (std::size_t e = 1; e < g_.entities.size(); ++e) first_job_track_[e] = first_job_track_[e - 1] + tracks_of_[e - 1];
+    for (std::size_t e = 1; e < g_.entities.size(); ++e)
+      first_job_track_[e] = first_job_track_[e - 1] + tracks_of_[e - 1];
   }
 
   void describe_tracks() {
     encoder process;
     process.uint_field(field::process_pid, 1);
-    process.bytes_field(field::process_name, "cosched scheduler (" +
-                                                 std::string(g_.scheduler.mode == ring_mode::shared_ring
-                                                                 ? "shared_ring"
-                                                                 : "ring_per_entity") +
-                                                 ", credit limit " + std::to_string(g_.scheduler.credit_limit) + ")");
+    process.bytes_field(
+        field::process_name,
+        "cosched scheduler (" +
+            std::string(g_.scheduler.mode == ring_mode::shared_ring ? "shared_ring" : "ring_per_entity") +
+            ", credit limit " + std::to_string(g_.scheduler.credit_limit) + ")");
     body_.clear();
     body_.uint_field(field::track_uuid, 1);
     body_.bytes_field(field::track_process, process.bytes());
     write_packet(body_, std::nullopt, field::track_descriptor, true);
     for (std::size_t r = 0; r < model_.rings; ++r) describe(ring_uuid(r), 1, "ring " + std::to_string(r));
     for (std::size_t e = 0; e < g_.entities.size(); ++e)
-      describe(entity_uuid(e), 1, g_.entities[e].name + " (" + std::string(to_string(g_.entities[e].prio)) + ")");
+      describe(entity_uuid(e), 1,
+               g_.entities[e].name + " (" + std::string(to_string(g_.entities[e].prio)) + ")");
     for (std::size_t e = 0; e < g_.entities.size(); ++e)
       for (std::size_t k = 0; k < tracks_of_[e]; ++k)
         describe(2 + model_.rings + g_.entities.size() + first_job_track_[e] + k, entity_uuid(e),
@@ -232,8 +236,9 @@ class proto_trace_writer {
       const auto& instant = model_.instants[e.index];
       event_.uint_field(field::event_type, type_instant);
       event_.uint_field(field::event_track, instant.place == trace_place::scheduler ? 1
-                                            : instant.place == trace_place::ring   ? ring_uuid(instant.index)
-                                                                                   : entity_uuid(instant.index));
+                                            : instant.place == trace_place::ring
+                                                ? ring_uuid(instant.index)
+                                                : entity_uuid(instant.index));
       event_.bytes_field(field::event_name, instant.name);
       if (instant.job) annotate("job", g_.jobs[*instant.job].id);
     } else if (e.source == 0) {
@@ -263,8 +268,8 @@ class proto_trace_writer {
     write_packet(event_, e.at_us * 1000, field::track_event, false);
   }
 
-  void write_packet(const encoder& payload, std::optional<std::uint64_t> timestamp_ns, std::uint32_t payload_field,
-                    bool first) {
+  void write_packet(const encoder& payload, std::optional<std::uint64_t> timestamp_ns,
+                    std::uint32_t payload_field, bool first) {
     packet_.clear();
     if (timestamp_ns) packet_.uint_field(field::timestamp, *timestamp_ns);
     packet_.bytes_field(payload_field, payload.bytes());
@@ -279,9 +284,9 @@ class proto_trace_writer {
   const graph& g_;
   const run_outcome& outcome_;
   const trace_model model_;
-  std::vector<std::size_t> job_track_;        // per job: its track among its entity's job tracks
-  std::vector<std::size_t> tracks_of_;        // per entity: how many job tracks
-  std::vector<std::size_t> first_job_track_;  // per entity: the index of its first job track
+  std::vector<std::size_t> job_track_;             // per job: its track among its entity's job tracks
+  std::vector<std::size_t> tracks_of_;             // per entity: how many job tracks
+  std::vector<std::size_t> first_job_track_;       // per entity: the index of its first job track
   std::vector<std::size_t> out_first_, in_first_;  // per slice: where its flows start in out_ids_, in_ids_
   std::vector<std::uint64_t> out_ids_, in_ids_;
   encoder body_, event_, annotation_, packet_, frame_;  // reused buffers

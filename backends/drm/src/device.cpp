@@ -17,8 +17,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "cosched/log.hpp"
 #include "cosched/detail/os_error.hpp"
+#include "cosched/log.hpp"
 #include "device_state.hpp"
 #include "uapi.hpp"
 

@@ -168,8 +168,8 @@ std::shared_ptr<registration> fence_source_impl::wait_registration(const syncobj
         return r;
       }
       if (pinned != -EINVAL)  // EINVAL: the point holds no fence
-        throw_error(-pinned, std::string(operation) + " (exporting the fence of point " + std::to_string(point) +
-                                 " as a sync_file)");
+        throw_error(-pinned, std::string(operation) + " (exporting the fence of point " +
+                                 std::to_string(point) + " as a sync_file)");
       if (!for_submit) {
         drop_unused_target();
         return immediate(no_fence);
@@ -202,8 +202,8 @@ std::shared_ptr<registration> fence_source_impl::wait_registration(const syncobj
       // A failure after the first entry leaves that entry in the kernel; it
       // fires into an eventfd nobody polls, harmlessly.
       if (const int err = dev.ioctl(uapi::ioctl_syncobj_eventfd, &args))
-        throw_error(
-            err, std::string(operation) + " (DRM_IOCTL_SYNCOBJ_EVENTFD, point " + std::to_string(point) + ")");
+        throw_error(err, std::string(operation) + " (DRM_IOCTL_SYNCOBJ_EVENTFD, point " +
+                             std::to_string(point) + ")");
       ++r->entries;
     }
     publish(r, &target);
@@ -263,7 +263,8 @@ int fence_source_impl::wait_now(std::span<const std::uint32_t> handles, std::spa
 }
 
 std::shared_ptr<registration> fence_source_impl::make_timer(std::vector<std::shared_ptr<registration>> parts,
-                                                           fence::clock::time_point when, const char* operation) {
+                                                            fence::clock::time_point when,
+                                                            const char* operation) {
   const int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   if (tfd < 0) throw_error(errno, std::string(operation) + " (timerfd for the timeout)");
   auto timer = std::make_shared<registration>(registration::kind::timer, tfd);
@@ -294,7 +295,8 @@ fence fence_source_impl::with_timeout(fence result, std::vector<std::shared_ptr<
 any_fence fence_source_impl::wait_many(std::span<const wait_point> points, std::uint32_t flags,
                                        const wait_options& opts, bool all, const char* operation) {
   using cosched::detail::failure_cause;
-  if (!all && points.empty()) throw std::invalid_argument(std::string("cosched::drm::") + operation + ": no points");
+  if (!all && points.empty())
+    throw std::invalid_argument(std::string("cosched::drm::") + operation + ": no points");
   for (const auto& p : points)
     if (!p.object().valid())
       throw std::logic_error(std::string("cosched::drm::") + operation + ": empty syncobj");
@@ -310,7 +312,8 @@ any_fence fence_source_impl::wait_many(std::span<const wait_point> points, std::
   std::vector<const syncobj_identity*> touched;
   const auto drop_unused_targets = [&] {
     for (const auto* identity : touched)
-      if (auto it = watched.find(identity); it != watched.end() && it->second.pending.empty()) watched.erase(it);
+      if (auto it = watched.find(identity); it != watched.end() && it->second.pending.empty())
+        watched.erase(it);
   };
   try {
     for (const auto& p : points) {
@@ -323,10 +326,10 @@ any_fence fence_source_impl::wait_many(std::span<const wait_point> points, std::
     // registration and no poll.
     const bool past = opts.timeout && *opts.timeout <= fence::clock::now();
     std::uint32_t first = 0;
-    const int now = wait_now(handles, numbers,
-                             flags | (opts.for_submit ? uapi::wait_flag_for_submit : 0u) |
-                                 (all ? uapi::wait_flag_all : 0u),
-                             &first);
+    const int now = wait_now(
+        handles, numbers,
+        flags | (opts.for_submit ? uapi::wait_flag_for_submit : 0u) | (all ? uapi::wait_flag_all : 0u),
+        &first);
     std::optional<any_fence> result;
     const bool status = !(flags & uapi::wait_flag_available);
     if (now == 0 && all) {
@@ -372,7 +375,8 @@ any_fence fence_source_impl::wait_many(std::span<const wait_point> points, std::
         result = cosched::detail::when_any(timed, order, failure_cause::as_is);
       } else {
         const std::size_t zero = 0;
-        result = cosched::detail::when_any(std::span(&combined, 1), std::span(&zero, 1), failure_cause::as_is);
+        result =
+            cosched::detail::when_any(std::span(&combined, 1), std::span(&zero, 1), failure_cause::as_is);
       }
     } else {
       if (timer) {
@@ -678,7 +682,8 @@ fence fence_source::wait(const binary_syncobj& s, const wait_options& options) {
 }
 
 fence fence_source::wait_all(std::span<const wait_point> points, const wait_options& options) {
-  return impl_->wait_many(points, flags_of(options.mode), options, true, "fence_source::wait_all").get_fence();
+  return impl_->wait_many(points, flags_of(options.mode), options, true, "fence_source::wait_all")
+      .get_fence();
 }
 
 any_fence fence_source::wait_any(std::span<const wait_point> points, const wait_options& options) {

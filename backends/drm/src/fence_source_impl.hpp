@@ -78,10 +78,10 @@ struct registration {
   bool attached = false;                  // eventfd only, guarded: a fence has existed since (see shareable)
   std::error_code outcome;                // immediate only
   std::vector<std::shared_ptr<registration>> parts;  // timer only, guarded: what it times out
-  std::optional<promise> done;            // guarded by the source's lock
-  bool detached = false;                  // guarded: no longer in the source's maps
-  fence result;                           // what wait() returns
-  fence poll;                             // guarded: the reactor's current wait on `fd`
+  std::optional<promise> done;                       // guarded by the source's lock
+  bool detached = false;                             // guarded: no longer in the source's maps
+  fence result;                                      // what wait() returns
+  fence poll;                                        // guarded: the reactor's current wait on `fd`
 };
 
 /// The syncobjs a source waits on: its duplicate handle and pending registrations.
@@ -113,8 +113,8 @@ struct fence_source_impl final : syncobj_listener, std::enable_shared_from_this<
   std::shared_ptr<registration> immediate(std::error_code outcome);
   /// DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT with timeout 0 on the source's handles:
   /// 0 (reached; `first` the first reached one), ETIME, or the errno.
-  int wait_now(std::span<const std::uint32_t> handles, std::span<const std::uint64_t> points, std::uint32_t flags,
-               std::uint32_t* first = nullptr) noexcept;
+  int wait_now(std::span<const std::uint32_t> handles, std::span<const std::uint64_t> points,
+               std::uint32_t flags, std::uint32_t* first = nullptr) noexcept;
   /// A wait on several points (wait_all / wait_any): the any_fence of the
   /// first, or for `all` an any_fence whose fence is the when_all's.
   any_fence wait_many(std::span<const wait_point> points, std::uint32_t flags, const wait_options& options,

@@ -215,7 +215,8 @@ class thread_engine final : public host_ring::engine {
   thread_engine(fence_source& s, reactor& events, std::chrono::steady_clock::time_point epoch)
       : engine(s, events.get_executor()),
         device_(
-            epoch, [this](const item& work, sim::time_us start) { set_log(work.log_index, start, std::nullopt); },
+            epoch,
+            [this](const item& work, sim::time_us start) { set_log(work.log_index, start, std::nullopt); },
             [this](const item& work, sim::time_us start) { on_finished(work, start); }) {}
 
   ~thread_engine() override {

@@ -45,7 +45,8 @@ struct submission_timeline_state {
         read_fence_errors(read_errors),
         context(new_context()) {
     const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fd < 0) throw_error(errno, "submission_timeline (eventfd for its DRM_IOCTL_SYNCOBJ_EVENTFD registrations)");
+    if (fd < 0)
+      throw_error(errno, "submission_timeline (eventfd for its DRM_IOCTL_SYNCOBJ_EVENTFD registrations)");
     eventfd.reset(fd);
   }
 
@@ -181,8 +182,9 @@ fence submission_timeline::track(std::uint64_t point, const void* tag) {
     if (!err) s.pending.push_back({point, tag, std::move(done)});
   }
   if (err) {
-    logger()->error("cosched::drm::submission_timeline: {}",
-                    detail::describe_error(err, "DRM_IOCTL_SYNCOBJ_EVENTFD for point " + std::to_string(point)));
+    logger()->error(
+        "cosched::drm::submission_timeline: {}",
+        detail::describe_error(err, "DRM_IOCTL_SYNCOBJ_EVENTFD for point " + std::to_string(point)));
     done.set_error({err, std::generic_category()});
   }
   return result;
@@ -206,7 +208,8 @@ bool submission_timeline::completed(const void* tag) const noexcept {
 
 bool submission_timeline::reached(std::uint64_t point) const {
   const std::int64_t value = state_->query();
-  if (value < 0) detail::throw_error(static_cast<int>(-value), "submission_timeline::reached (DRM_IOCTL_SYNCOBJ_QUERY)");
+  if (value < 0)
+    detail::throw_error(static_cast<int>(-value), "submission_timeline::reached (DRM_IOCTL_SYNCOBJ_QUERY)");
   return static_cast<std::uint64_t>(value) >= point;
 }
 

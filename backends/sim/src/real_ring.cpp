@@ -83,7 +83,8 @@ void real_ring::on_device_event() {
     auto it = in_flight_.find(item.id);
     if (it == in_flight_.end()) continue;  // cancelled meanwhile
     promise done = std::move(it->second.done);
-    if (auto run = run_ids_.find(it->second.cmd); run != run_ids_.end() && run->second == item.id) run_ids_.erase(run);
+    if (auto run = run_ids_.find(it->second.cmd); run != run_ids_.end() && run->second == item.id)
+      run_ids_.erase(run);
     in_flight_.erase(it);
     {
       std::lock_guard guard(log_lock_);
@@ -113,7 +114,8 @@ std::size_t real_ring::completions_waiting() const {
 }
 
 bool real_ring::stalled() const {
-  return device_.locked([this](device_status device) { return device.hung || (device.idle && done_.empty()); });
+  return device_.locked(
+      [this](device_status device) { return device.hung || (device.idle && done_.empty()); });
 }
 
 std::vector<run_record> real_ring::log() const {

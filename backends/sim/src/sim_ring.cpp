@@ -24,7 +24,8 @@ fence virtual_ring::run(command& cmd) {
   busy_until_ = record.end;
   keep(record);
   std::error_code ec;
-  if (cmd.effect.what == fault::kind::error) ec = std::error_code(cmd.effect.errno_value, std::generic_category());
+  if (cmd.effect.what == fault::kind::error)
+    ec = std::error_code(cmd.effect.errno_value, std::generic_category());
   slot.event = clock_.at(record.end, phase::completion, [this, id, ec] {
     auto it = pending_.find(id);
     if (it == pending_.end()) return;

@@ -28,8 +28,8 @@ std::uint32_t calibration::units_for(sim::time_us duration_us) const noexcept {
 
 namespace {
 
-constexpr std::uint32_t work_side = 1024;      // the two work textures
-constexpr std::uint32_t verify_width = 4096;   // 2048 jobs per row of 2x2 regions
+constexpr std::uint32_t work_side = 1024;     // the two work textures
+constexpr std::uint32_t verify_width = 4096;  // 2048 jobs per row of 2x2 regions
 constexpr std::uint64_t jobs_per_row = verify_width / 2;
 constexpr std::uint64_t max_verified_jobs = jobs_per_row * 8192;
 
@@ -50,7 +50,8 @@ workload::workload(const device& dev, std::size_t jobs, bool verify)
   if (jobs > max_verified_jobs)
     throw std::invalid_argument("cosched::virtgpu::workload: verification covers at most " +
                                 std::to_string(max_verified_jobs) + " jobs, not " + std::to_string(jobs));
-  const auto rows = static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (jobs + jobs_per_row - 1) / jobs_per_row));
+  const auto rows =
+      static_cast<std::uint32_t>(std::max<std::uint64_t>(1, (jobs + jobs_per_row - 1) / jobs_per_row));
   verify_texture_ = texture::create(dev, verify_width, rows * 2);
   // No job's value is 0: a region nobody wrote reads as 0.
   verify_texture_.upload(std::vector<std::uint32_t>(std::size_t{verify_width} * rows * 2, 0));
@@ -63,8 +64,8 @@ std::uint32_t workload::value_of(std::uint64_t tag) noexcept {
 }
 
 region workload::region_of(std::uint64_t tag) noexcept {
-  return {static_cast<std::uint32_t>(tag % jobs_per_row) * 2, static_cast<std::uint32_t>(tag / jobs_per_row) * 2, 2,
-          2};
+  return {static_cast<std::uint32_t>(tag % jobs_per_row) * 2,
+          static_cast<std::uint32_t>(tag / jobs_per_row) * 2, 2, 2};
 }
 
 command workload::make(const sim::command& cmd, sim::time_us work_us) const {
@@ -131,7 +132,8 @@ std::vector<std::optional<bool>> workload::verify() const {
     const std::uint32_t v = value_of(tag);
     bool right = true;
     for (std::uint32_t y = r.y; y < r.y + r.height; ++y)
-      for (std::uint32_t x = r.x; x < r.x + r.width; ++x) right = right && texels[std::size_t{y} * verify_width + x] == v;
+      for (std::uint32_t x = r.x; x < r.x + r.width; ++x)
+        right = right && texels[std::size_t{y} * verify_width + x] == v;
     out[tag] = right;
   }
   return out;
@@ -141,12 +143,15 @@ std::vector<std::optional<bool>> workload::verify() const {
 
 struct calibrated_ring::state : std::enable_shared_from_this<state> {
   state(workload& w, drm::fence_source& source, std::chrono::steady_clock::time_point t0)
-      : work(w), gpu(source, driver(w.get_device()), ring_options), executor(source.get_reactor().get_executor()),
+      : work(w),
+        gpu(source, driver(w.get_device()), ring_options),
+        executor(source.get_reactor().get_executor()),
         epoch(t0) {}
 
   sim::time_us now() const {
     return static_cast<sim::time_us>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - epoch).count());
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - epoch)
+            .count());
   }
 
   // The GPU has done submission `id` (or its fence failed, as at a reset).
@@ -182,7 +187,8 @@ struct calibrated_ring::state : std::enable_shared_from_this<state> {
   bool stuck = false;
 };
 
-calibrated_ring::calibrated_ring(workload& w, drm::fence_source& source, std::chrono::steady_clock::time_point epoch)
+calibrated_ring::calibrated_ring(workload& w, drm::fence_source& source,
+                                 std::chrono::steady_clock::time_point epoch)
     : state_(std::make_shared<state>(w, source, epoch)) {}
 
 calibrated_ring::~calibrated_ring() = default;
@@ -201,7 +207,8 @@ fence calibrated_ring::run(sim::command& cmd) {
     s.held.push_back(std::move(held));
     return f;
   }
-  const sim::time_us work_us = cmd.effect.what == sim::fault::kind::slow ? cmd.effect.slow_us : cmd.duration_us;
+  const sim::time_us work_us =
+      cmd.effect.what == sim::fault::kind::slow ? cmd.effect.slow_us : cmd.duration_us;
   command gpu_work = s.work.make(cmd, work_us);
   const fence hardware = s.gpu.run(gpu_work);
   s.work.submitted(cmd.tag);
@@ -210,7 +217,8 @@ fence calibrated_ring::run(sim::command& cmd) {
   promise done;
   fence f = done.get_fence();
   std::error_code emulated;
-  if (cmd.effect.what == sim::fault::kind::error) emulated = {cmd.effect.errno_value, std::generic_category()};
+  if (cmd.effect.what == sim::fault::kind::error)
+    emulated = {cmd.effect.errno_value, std::generic_category()};
   s.submitted.emplace(id, state::in_flight{s.log.size() - 1, std::move(done), emulated});
   hardware.async_wait(s.executor, [weak = std::weak_ptr<state>(state_), id](std::error_code ec) {
     if (auto self = weak.lock()) self->complete(id, ec);

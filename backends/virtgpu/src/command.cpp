@@ -27,9 +27,9 @@ void check_inside(const texture& t, region r, const char* operation, const char*
   const bool inside = r.width > 0 && r.height > 0 && r.x <= t.width() && r.width <= t.width() - r.x &&
                       r.y <= t.height() && r.height <= t.height() - r.y;
   if (!inside)
-    throw std::invalid_argument(std::string("cosched::virtgpu::command::") + operation + ": " + which + " region " +
-                                describe(r) + " is not inside the " + std::to_string(t.width()) + "x" +
-                                std::to_string(t.height()) + " texture");
+    throw std::invalid_argument(std::string("cosched::virtgpu::command::") + operation + ": " + which +
+                                " region " + describe(r) + " is not inside the " + std::to_string(t.width()) +
+                                "x" + std::to_string(t.height()) + " texture");
 }
 
 }  // namespace
@@ -43,7 +43,8 @@ void command::uses(const texture& t) {
 }
 
 void command::check_texture(const texture& t, const char* operation) const {
-  if (!t) throw std::invalid_argument(std::string("cosched::virtgpu::command::") + operation + ": empty texture");
+  if (!t)
+    throw std::invalid_argument(std::string("cosched::virtgpu::command::") + operation + ": empty texture");
   if (!(t.get_device() == device_))
     throw std::invalid_argument(std::string("cosched::virtgpu::command::") + operation +
                                 ": the texture belongs to another device");
@@ -62,7 +63,9 @@ command& command::set_sub_context(std::uint32_t id) {
 }
 
 command& command::destroy_sub_context(std::uint32_t id) {
-  if (id == 0) throw std::invalid_argument("cosched::virtgpu::command::destroy_sub_context: sub context 0 is the context's own");
+  if (id == 0)
+    throw std::invalid_argument(
+        "cosched::virtgpu::command::destroy_sub_context: sub context 0 is the context's own");
   stream_.insert(stream_.end(), {uapi::header(uapi::ccmd_destroy_sub_ctx, 0, 1), id});
   return *this;
 }
@@ -78,17 +81,19 @@ surface command::create_surface(const texture& t) {
 }
 
 command& command::destroy_surface(surface s) {
-  if (s.handle == 0) throw std::invalid_argument("cosched::virtgpu::command::destroy_surface: surface handle 0");
+  if (s.handle == 0)
+    throw std::invalid_argument("cosched::virtgpu::command::destroy_surface: surface handle 0");
   stream_.insert(stream_.end(), {uapi::header(uapi::ccmd_destroy_object, uapi::object_surface, 1), s.handle});
   return *this;
 }
 
 command& command::set_framebuffer(std::initializer_list<surface> colors) {
   if (colors.size() == 0 || colors.size() > 8)
-    throw std::invalid_argument("cosched::virtgpu::command::set_framebuffer: " + std::to_string(colors.size()) +
-                                " colour buffers (1 to 8)");
+    throw std::invalid_argument("cosched::virtgpu::command::set_framebuffer: " +
+                                std::to_string(colors.size()) + " colour buffers (1 to 8)");
   for (const surface& s : colors)
-    if (s.handle == 0) throw std::invalid_argument("cosched::virtgpu::command::set_framebuffer: surface handle 0");
+    if (s.handle == 0)
+      throw std::invalid_argument("cosched::virtgpu::command::set_framebuffer: surface handle 0");
   const auto n = static_cast<std::uint32_t>(colors.size());
   stream_.insert(stream_.end(), {uapi::header(uapi::ccmd_set_framebuffer_state, 0, n + 2), n, 0u});
   for (const surface& s : colors) stream_.push_back(s.handle);
@@ -99,19 +104,21 @@ command& command::set_framebuffer(std::initializer_list<surface> colors) {
 command& command::clear(color c) {
   if (!framebuffer_set_)
     throw std::logic_error(
-        "cosched::virtgpu::command::clear: no set_framebuffer earlier in this command (it would clear whatever "
+        "cosched::virtgpu::command::clear: no set_framebuffer earlier in this command (it would clear "
+        "whatever "
         "framebuffer an earlier command left bound)");
   for (const float v : {c.red, c.green, c.blue, c.alpha})
     if (!(v >= 0.0f && v <= 1.0f))
-      throw std::invalid_argument("cosched::virtgpu::command::clear: colour components must be within 0 to 1");
+      throw std::invalid_argument(
+          "cosched::virtgpu::command::clear: colour components must be within 0 to 1");
   // buffers, colour (4 floats), depth (a double: 2 dwords), stencil
   stream_.insert(stream_.end(), {uapi::header(uapi::ccmd_clear, 0, 8), uapi::clear_color0, bits_of(c.red),
                                  bits_of(c.green), bits_of(c.blue), bits_of(c.alpha), 0u, 0u, 0u});
   return *this;
 }
 
-command& command::copy_region(const texture& dst, std::uint32_t dst_x, std::uint32_t dst_y, const texture& src,
-                              region from) {
+command& command::copy_region(const texture& dst, std::uint32_t dst_x, std::uint32_t dst_y,
+                              const texture& src, region from) {
   check_texture(dst, "copy_region");
   check_texture(src, "copy_region");
   check_inside(src, from, "copy_region", "source");
@@ -123,9 +130,9 @@ command& command::copy_region(const texture& dst, std::uint32_t dst_x, std::uint
       throw std::invalid_argument("cosched::virtgpu::command::copy_region: source " + describe(from) +
                                   " and destination overlap in one texture");
   }
-  stream_.insert(stream_.end(), {uapi::header(uapi::ccmd_resource_copy_region, 0, 13), dst.resource_handle(), 0u,
-                                 dst_x, dst_y, 0u, src.resource_handle(), 0u, from.x, from.y, 0u, from.width,
-                                 from.height, 1u});
+  stream_.insert(stream_.end(),
+                 {uapi::header(uapi::ccmd_resource_copy_region, 0, 13), dst.resource_handle(), 0u, dst_x,
+                  dst_y, 0u, src.resource_handle(), 0u, from.x, from.y, 0u, from.width, from.height, 1u});
   uses(dst);
   uses(src);
   return *this;
@@ -140,8 +147,8 @@ command& command::write_region(const texture& dst, region to, std::span<const st
   // The header's 16-bit length counts 11 dwords of arguments plus the data.
   const std::uint32_t rows_per_write = (uapi::max_length - 11) / to.width;
   if (rows_per_write == 0)
-    throw std::invalid_argument("cosched::virtgpu::command::write_region: rows of " + std::to_string(to.width) +
-                                " texels do not fit one virgl command");
+    throw std::invalid_argument("cosched::virtgpu::command::write_region: rows of " +
+                                std::to_string(to.width) + " texels do not fit one virgl command");
   for (std::uint32_t row = 0; row < to.height; row += rows_per_write) {
     const std::uint32_t rows = std::min(rows_per_write, to.height - row);
     const std::uint32_t count = rows * to.width;

@@ -97,8 +97,9 @@ std::optional<probe_failure> probe_submission(const drm::device& dev) {
   args.out_syncobjs = reinterpret_cast<std::uintptr_t>(&out);
   if (const int err = retried_ioctl(dev.fd(), uapi::ioctl_execbuffer, &args)) {
     if (err == EINVAL)
-      return probe_failure{EOPNOTSUPP, where + ": DRM_IOCTL_VIRTGPU_EXECBUFFER takes no syncobjs "
-                                               "(the kernel is older than Linux 6.4)"};
+      return probe_failure{EOPNOTSUPP, where +
+                                           ": DRM_IOCTL_VIRTGPU_EXECBUFFER takes no syncobjs "
+                                           "(the kernel is older than Linux 6.4)"};
     if (err == ENOSYS)
       return probe_failure{EOPNOTSUPP, where + ": DRM_IOCTL_VIRTGPU_EXECBUFFER is not available (no 3D)"};
     return probe_failure{err, where + ": the probe submission (DRM_IOCTL_VIRTGPU_EXECBUFFER) failed: " +
@@ -117,8 +118,9 @@ std::optional<probe_failure> probe(detail::device_state& s) {
     return probe_failure{ENODEV, where + " is driver " + s.dev.driver() + ", not virtio_gpu"};
   const auto features = get_param(fd, uapi::param_3d_features);
   if (!features || *features == 0)
-    return probe_failure{EOPNOTSUPP, where + ": virtio_gpu without 3D features (no virgl: a 2D device such as "
-                                             "QEMU's virtio-gpu-pci; virtio-gpu-gl-pci has them)"};
+    return probe_failure{EOPNOTSUPP, where +
+                                         ": virtio_gpu without 3D features (no virgl: a 2D device such as "
+                                         "QEMU's virtio-gpu-pci; virtio-gpu-gl-pci has them)"};
   s.info.capset_ids = get_param(fd, uapi::param_supported_capset_ids).value_or(0);
   if ((s.info.capset_ids & ((1u << uapi::capset_virgl) | (1u << uapi::capset_virgl2))) == 0)
     return probe_failure{EOPNOTSUPP, where + ": no virgl capset (DRM_VIRTGPU_PARAM_SUPPORTED_CAPSET_IDs = " +
@@ -128,7 +130,8 @@ std::optional<probe_failure> probe(detail::device_state& s) {
   return probe_submission(s.dev);
 }
 
-std::shared_ptr<detail::device_state> try_open(const std::string& path, std::optional<probe_failure>& failure) {
+std::shared_ptr<detail::device_state> try_open(const std::string& path,
+                                               std::optional<probe_failure>& failure) {
   drm::device dev;
   try {
     dev = drm::device::open(path);
@@ -154,7 +157,8 @@ device device::open(const std::string& path) {
   std::optional<probe_failure> failure;
   if (!path.empty()) {
     if (auto state = try_open(path, failure)) return device(std::move(state));
-    throw std::system_error(failure->err, std::generic_category(), "cosched::virtgpu::device: " + failure->why);
+    throw std::system_error(failure->err, std::generic_category(),
+                            "cosched::virtgpu::device: " + failure->why);
   }
   const auto nodes = drm::device::render_nodes();
   if (nodes.empty())
@@ -176,7 +180,8 @@ device device::from(drm::device dev) {
   if (!dev) throw std::invalid_argument("cosched::virtgpu::device::from: empty drm::device");
   auto state = std::make_shared<detail::device_state>(std::move(dev));
   if (auto failure = probe(*state))
-    throw std::system_error(failure->err, std::generic_category(), "cosched::virtgpu::device: " + failure->why);
+    throw std::system_error(failure->err, std::generic_category(),
+                            "cosched::virtgpu::device: " + failure->why);
   return device(std::move(state));
 }
 
@@ -189,6 +194,8 @@ std::uint32_t device::new_object_handle() const noexcept {
   return state_->next_object.fetch_add(1, std::memory_order_relaxed);
 }
 
-int device::ioctl(unsigned long request, void* arg) const noexcept { return retried_ioctl(fd(), request, arg); }
+int device::ioctl(unsigned long request, void* arg) const noexcept {
+  return retried_ioctl(fd(), request, arg);
+}
 
 }  // namespace cosched::virtgpu

@@ -3,8 +3,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <string>
 #include <cstdint>
+#include <string>
 
 #include "cosched/virtgpu/device.hpp"
 

@@ -41,8 +41,10 @@ struct texture_state {
     if (mapping) return static_cast<std::uint32_t*>(mapping);
     uapi::map args{};
     args.handle = bo;
-    if (const int err = dev.ioctl(uapi::ioctl_map, &args)) throw_error(err, "texture (DRM_IOCTL_VIRTGPU_MAP)");
-    void* p = ::mmap(nullptr, bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, dev.fd(), static_cast<off_t>(args.offset));
+    if (const int err = dev.ioctl(uapi::ioctl_map, &args))
+      throw_error(err, "texture (DRM_IOCTL_VIRTGPU_MAP)");
+    void* p = ::mmap(nullptr, bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, dev.fd(),
+                     static_cast<off_t>(args.offset));
     if (p == MAP_FAILED) throw_error(errno, "texture (mmap of its guest backing)");
     mapping = p;
     return static_cast<std::uint32_t*>(p);
@@ -94,8 +96,8 @@ texture texture::create(const device& dev, std::uint32_t width, std::uint32_t he
   args.size = b == backing::guest ? width * height * 4 : 0;
   args.stride = width * 4;
   if (const int err = dev.ioctl(uapi::ioctl_resource_create, &args))
-    detail::throw_error(err, "texture::create (DRM_IOCTL_VIRTGPU_RESOURCE_CREATE " + std::to_string(width) + "x" +
-                                 std::to_string(height) + ")");
+    detail::throw_error(err, "texture::create (DRM_IOCTL_VIRTGPU_RESOURCE_CREATE " + std::to_string(width) +
+                                 "x" + std::to_string(height) + ")");
   // From here the state owns the handle (and closes it if anything throws).
   auto state = std::make_shared<detail::texture_state>(dev, width, height);
   state->bo = args.bo_handle;
@@ -113,7 +115,8 @@ const virtgpu::device& texture::get_device() const noexcept { return state_->dev
 
 void texture::upload(std::span<const std::uint32_t> texels) {
   auto& s = *state_;
-  if (!s.guest) throw std::logic_error("cosched::virtgpu::texture::upload: a host_only texture has no guest backing");
+  if (!s.guest)
+    throw std::logic_error("cosched::virtgpu::texture::upload: a host_only texture has no guest backing");
   if (texels.size() != std::size_t{s.width} * s.height)
     throw std::invalid_argument("cosched::virtgpu::texture::upload: " + std::to_string(texels.size()) +
                                 " texels for a " + std::to_string(s.width) + "x" + std::to_string(s.height) +
@@ -125,7 +128,8 @@ void texture::upload(std::span<const std::uint32_t> texels) {
 
 std::vector<std::uint32_t> texture::read() const {
   auto& s = *state_;
-  if (!s.guest) throw std::logic_error("cosched::virtgpu::texture::read: a host_only texture has no guest backing");
+  if (!s.guest)
+    throw std::logic_error("cosched::virtgpu::texture::read: a host_only texture has no guest backing");
   s.transfer(uapi::ioctl_transfer_from_host, "read (DRM_IOCTL_VIRTGPU_TRANSFER_FROM_HOST)");
   s.wait_idle("read");
   const std::uint32_t* p = s.mapped();

@@ -68,7 +68,7 @@ struct push_request {
   job_promise_base* promise = nullptr;  // in `frame`
   std::uint32_t credits = 1;
   std::optional<std::chrono::nanoseconds> deadline;  // since the scheduler's epoch
-  const std::vector<fence>* after = nullptr;          // declared dependencies (copied at push)
+  const std::vector<fence>* after = nullptr;         // declared dependencies (copied at push)
 };
 
 struct push_result {
@@ -196,10 +196,10 @@ struct entity_state {
   spinlock lock;
   scheduler_core* core = nullptr;  // null once detached from its scheduler
   entity_status status = entity_status::open;
-  std::error_code dead_error;                // what pushes fail with (entity_status's table)
-  std::optional<fence_point> dead_cause;     // banned: the guilty job
-  std::uint64_t last_seqno = 0;              // the latest seqno pushed
-  job_block* mailbox_head = nullptr;         // pushed, not yet taken by the scheduler, in push order
+  std::error_code dead_error;             // what pushes fail with (entity_status's table)
+  std::optional<fence_point> dead_cause;  // banned: the guilty job
+  std::uint64_t last_seqno = 0;           // the latest seqno pushed
+  job_block* mailbox_head = nullptr;      // pushed, not yet taken by the scheduler, in push order
   job_block* mailbox_tail = nullptr;
   // The latest ring set asked for (sorted), for the scheduler to take with
   // update_node (or at registration); `rings_requested` until it is taken.

@@ -91,8 +91,7 @@ struct ref_block {
 ///
 /// 72 bytes: every job's block holds one, and a run may hold a million jobs.
 struct fence_state {
-  explicit fence_state(ref_block* owner_block, fence_point p) noexcept
-      : owner(owner_block), point(p) {}
+  explicit fence_state(ref_block* owner_block, fence_point p) noexcept : owner(owner_block), point(p) {}
   fence_state(const fence_state&) = delete;
   fence_state& operator=(const fence_state&) = delete;
 

@@ -14,8 +14,8 @@
 #include <system_error>
 
 #include "cosched/detail/fence_state.hpp"
-#include "cosched/fence.hpp"
 #include "cosched/detail/pool.hpp"
+#include "cosched/fence.hpp"
 
 namespace cosched {
 class scope;
@@ -215,7 +215,8 @@ struct job_block final : ref_block, fence_waiter, work_node {
         before_run{} {}
   ~job_block() {
     // relaxed: the last reference is gone; acq_rel release ordered everything before it.
-    if (auto* requested = scheduled_block(scheduled_word.load(std::memory_order_relaxed))) requested->release();
+    if (auto* requested = scheduled_block(scheduled_word.load(std::memory_order_relaxed)))
+      requested->release();
     if (phase == job_phase::running)
       std::destroy_at(&on_ring);
     else

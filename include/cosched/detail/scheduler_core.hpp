@@ -62,11 +62,11 @@ struct core_options {
   std::chrono::nanoseconds timeout{0};  // 0: no timeout
   timer_service* timers = nullptr;      // null: a steady-clock timer on the executor
   scheduling_policy policy = scheduling_policy::fifo;
-  job_exception_handler on_exception;   // may be empty
+  job_exception_handler on_exception;  // may be empty
   // The frame of a job of the scheduler's command type, from its promise (a
   // job's block keeps only the promise).
   std::coroutine_handle<> (*frame_of)(job_promise_base& promise) noexcept = nullptr;
-  bool pipeline = false;                // scheduler_options::pipeline
+  bool pipeline = false;  // scheduler_options::pipeline
 };
 
 /// Counters readable from any thread (scheduler::statistics()).
@@ -81,9 +81,9 @@ struct scheduler_statistics {
 /// A job named by its entity and its place in it (scheduler::describe): what a
 /// fence_point of a job's finished fence, such as a failed fence's cause(), stands for.
 struct job_ref {
-  std::string entity_name;        ///< entity_options::name (may be empty)
-  std::uint64_t entity_context;   ///< entity::context(): tells entities of one name apart
-  std::uint64_t seqno;            ///< the job's place among its entity's pushes, 1 for the first
+  std::string entity_name;       ///< entity_options::name (may be empty)
+  std::uint64_t entity_context;  ///< entity::context(): tells entities of one name apart
+  std::uint64_t seqno;           ///< the job's place among its entity's pushes, 1 for the first
 };
 
 /// The engine's face: what public templates, entity states and scopes call. The

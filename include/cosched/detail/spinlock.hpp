@@ -20,8 +20,7 @@ class spinlock {
     }
   }
   bool try_lock() noexcept {
-    return !locked_.load(std::memory_order_relaxed) &&
-           !locked_.exchange(true, std::memory_order_acquire);
+    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
   }
   // release: publishes the critical section's writes to the next holder.
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }

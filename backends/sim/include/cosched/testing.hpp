@@ -107,8 +107,12 @@ class fence_checker {
   }
 
   /// Watched fences that signalled exactly once / not at all / more than once.
-  std::size_t signalled_once() const { return count([](long n) { return n == 1; }); }
-  std::size_t pending() const { return count([](long n) { return n == 0; }); }
+  std::size_t signalled_once() const {
+    return count([](long n) { return n == 1; });
+  }
+  std::size_t pending() const {
+    return count([](long n) { return n == 0; });
+  }
   std::size_t watched() const {
     std::lock_guard guard(lock_);
     return watches_.size();

@@ -119,10 +119,13 @@ class driver_ring final : public cosched::ring<typename Driver::command_type> {
         timeline_(source, {.read_fence_errors = options.read_fence_errors}),
         in_order_(options.in_order) {
     // The timeline's handle means something only on the driver's own open file.
-    if constexpr (requires(const Driver& d) { { d.drm_device() } -> std::convertible_to<const drm::device&>; }) {
+    if constexpr (requires(const Driver& d) {
+                    { d.drm_device() } -> std::convertible_to<const drm::device&>;
+                  }) {
       if (!(driver_.drm_device() == source.get_device()))
         throw std::invalid_argument(
-            "cosched::drm::driver_ring: the fence source is on another DRM device (open file) than the driver");
+            "cosched::drm::driver_ring: the fence source is on another DRM device (open file) than the "
+            "driver");
     }
   }
   driver_ring(const driver_ring&) = delete;
@@ -187,7 +190,9 @@ class driver_ring final : public cosched::ring<typename Driver::command_type> {
 
  private:
   bool is_device_lost(std::error_code ec) const {
-    if constexpr (requires(const Driver& d) { { d.device_lost(ec) } -> std::convertible_to<bool>; }) {
+    if constexpr (requires(const Driver& d) {
+                    { d.device_lost(ec) } -> std::convertible_to<bool>;
+                  }) {
       return driver_.device_lost(ec);
     } else {
       return ec == std::errc::no_such_device;

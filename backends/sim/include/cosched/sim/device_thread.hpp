@@ -150,7 +150,8 @@ class device_thread {
   /// Microseconds since the epoch.
   time_us now() const noexcept {
     return static_cast<time_us>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - epoch_).count());
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - epoch_)
+            .count());
   }
 
  private:
@@ -183,7 +184,8 @@ class device_thread {
   // With the lock held through `guard`: holds `cmd`, taken at `start` in
   // `generation`, for its duration. Returns whether it ran to its end (neither
   // cancelled nor stopped meanwhile).
-  bool execute(std::unique_lock<std::mutex>& guard, const command& cmd, time_us start, std::uint64_t generation) {
+  bool execute(std::unique_lock<std::mutex>& guard, const command& cmd, time_us start,
+               std::uint64_t generation) {
     const auto dropped = [&] { return stop_ || generation_ != generation; };
     if (cmd.effect.what == fault::kind::hang) {
       // Never finishes: wait until cancelled or stopped.

@@ -35,7 +35,8 @@ namespace cosched::sim {
 class real_ring final : public cosched::ring<command> {
  public:
   /// Times are measured from `epoch` (rings of one run share it).
-  explicit real_ring(reactor& r, std::chrono::steady_clock::time_point epoch = std::chrono::steady_clock::now());
+  explicit real_ring(reactor& r,
+                     std::chrono::steady_clock::time_point epoch = std::chrono::steady_clock::now());
   real_ring(const real_ring&) = delete;
   real_ring& operator=(const real_ring&) = delete;
   ~real_ring() override;

@@ -18,8 +18,8 @@ namespace cosched::sim {
 struct fault {
   enum class kind : std::uint8_t { none, error, hang, slow };
   kind what = kind::none;
-  int errno_value = 0;       // kind::error: the hardware fence fails with this errno
-  time_us slow_us = 0;       // kind::slow: actual duration (progress is reported)
+  int errno_value = 0;  // kind::error: the hardware fence fails with this errno
+  time_us slow_us = 0;  // kind::slow: actual duration (progress is reported)
 
   static fault none() noexcept { return {}; }
   static fault error(int value) noexcept { return {kind::error, value, 0}; }
@@ -40,7 +40,7 @@ struct run_record {
   time_us run_at = 0;  // when the scheduler ran it
   time_us start = 0;   // when the ring began (or, behind a hang, would begin) executing it
   bool finishes = true;
-  time_us end = 0;     // when it finishes (if it does)
+  time_us end = 0;  // when it finishes (if it does)
 };
 
 /// A ring on a virtual clock. A command starts at max(its run time, the end of

@@ -13,8 +13,9 @@ namespace cosched::virtgpu {
 /// What the probe found.
 struct device_info {
   std::uint64_t capset_ids = 0;  ///< DRM_VIRTGPU_PARAM_SUPPORTED_CAPSET_IDs (bit 1: VIRGL, bit 2: VIRGL2)
-  bool context_init = false;     ///< DRM_VIRTGPU_PARAM_CONTEXT_INIT (without it, one implicit virgl context per fd)
-  std::string renderer;          ///< the host renderer the VIRGL2 capset names ("LLVMPIPE (LLVM ...)"), or ""
+  bool context_init =
+      false;             ///< DRM_VIRTGPU_PARAM_CONTEXT_INIT (without it, one implicit virgl context per fd)
+  std::string renderer;  ///< the host renderer the VIRGL2 capset names ("LLVMPIPE (LLVM ...)"), or ""
 };
 
 namespace detail {
