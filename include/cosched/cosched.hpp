@@ -5,6 +5,7 @@
 
 #include "cosched/combinators.hpp"
 #include "cosched/entity.hpp"
+#include "cosched/entity_options.hpp"
 #include "cosched/error.hpp"
 #include "cosched/fence.hpp"
 #include "cosched/job.hpp"
@@ -15,6 +16,7 @@
 #include "cosched/reactor.hpp"
 #include "cosched/ring.hpp"
 #include "cosched/scheduler.hpp"
+#include "cosched/scheduler_options.hpp"
 #include "cosched/scope.hpp"
 #include "cosched/timer.hpp"
 #include "cosched/uring_context.hpp"

@@ -12,47 +12,12 @@
 #include <vector>
 
 #include "cosched/detail/scheduler_core.hpp"
+#include "cosched/entity_options.hpp"
 #include "cosched/fence.hpp"
 #include "cosched/job.hpp"
 #include "cosched/priority.hpp"
 
 namespace cosched {
-
-class scope;
-
-struct push_options {
-  /// Ring credits the job's command holds while it is on the ring (at least 1,
-  /// at most the ring's credit limit).
-  std::uint32_t credits = 1;
-  /// A scope the job joins (optional; it must outlive the job, which its join enforces).
-  scope* in = nullptr;
-  /// When the job should have finished, as time since the scheduler's epoch
-  /// (scheduler::now() is the current time). Policy deadline runs the earliest
-  /// deadline first within a priority; every policy counts a job whose
-  /// finished fence signals later as a miss (scheduler::statistics()).
-  std::optional<std::chrono::nanoseconds> deadline{};
-  /// Declared dependencies: fences the scheduler waits for, one after another
-  /// in this order, before it first resumes the job's body (which may still
-  /// `co_await` more). A failed one fails the job as an in-body `co_await` of it
-  /// would: its error, and as cause its root. A batch push gives every job of
-  /// the batch this list. Every fence must be valid (push throws
-  /// std::invalid_argument otherwise, pushing nothing).
-  std::vector<fence> after{};
-};
-
-using detail::reset_kind;
-
-/// entity::pending(): a snapshot.
-struct entity_pending {
-  std::uint32_t queued = 0;     ///< pushed, neither run nor decided yet
-  std::uint32_t in_flight = 0;  ///< commands on a ring
-};
-
-/// An entity's involvement in ring resets.
-struct reset_status {
-  reset_kind kind = reset_kind::untouched;  ///< the latest: guilty wins over innocent
-  std::uint32_t resets = 0;                 ///< how many resets involved the entity
-};
 
 /// What the caller keeps after push: fences only.
 struct submitted {
@@ -163,10 +128,7 @@ class entity {
     if (!state_) throw std::invalid_argument("cosched: set_rings on an empty entity handle");
     state_->set_rings(std::move(rings));
   }
-  priority get_priority() const noexcept {
-    // relaxed: a snapshot.
-    return state_->prio.load(std::memory_order_relaxed);
-  }
+  priority get_priority() const noexcept { return state_->current_priority(); }
   /// A fence that signals, without error, once every job pushed before the call
   /// has signalled.
   fence drain() { return state_->drain(); }
@@ -176,24 +138,16 @@ class entity {
   fence flush(std::chrono::nanoseconds bound) { return state_->flush(bound); }
   /// Any thread: a snapshot of the jobs pushed that have neither run nor been
   /// decided (`queued`), and of the entity's commands on a ring (`in_flight`).
-  entity_pending pending() const noexcept {
-    // relaxed: a snapshot.
-    return {state_->queued_jobs.load(std::memory_order_relaxed),
-            state_->in_flight_jobs.load(std::memory_order_relaxed)};
-  }
+  entity_pending pending() const noexcept { return state_->pending(); }
   /// A fence for point `seqno` of the entity's finished timeline (it may be
   /// requested before the job is pushed); it signals, without error, once the
   /// jobs up to `seqno` have signalled (before the scheduler's pass that
   /// signalled the last of them ends: the timeline advances once per batch).
-  fence at(std::uint64_t seqno) { return state_->reached.at(seqno); }
+  fence at(std::uint64_t seqno) { return state_->at(seqno); }
 
   /// Whether a ring reset involved the entity (guilty: one of its jobs hung;
   /// innocent: its work was replayed), and how many times.
-  cosched::reset_status get_reset_status() const noexcept {
-    // relaxed: a snapshot.
-    return {state_->reset_status.load(std::memory_order_relaxed),
-            state_->resets.load(std::memory_order_relaxed)};
-  }
+  cosched::reset_status get_reset_status() const noexcept { return state_->reset_snapshot(); }
 
   /// The context of the entity's finished fences (scheduled fences use another).
   std::uint64_t context() const noexcept { return state_->finished_context; }

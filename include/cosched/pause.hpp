@@ -50,10 +50,9 @@ class paused {
   /// ring in run order.
   template <class Visitor>
   void for_each_in_flight(Visitor&& visit) const {
-    core_->visit_in_flight([&](const detail::job_block& block, std::size_t ring) {
-      Command& command = *static_cast<detail::job_promise<Command>&>(*block.promise).command_storage();
-      in_flight_job<Command> job{command, block.attempts, block.finished.point.seqno, block.entity->name,
-                                 ring};
+    core_->visit_in_flight([&](const detail::in_flight_view& view) {
+      Command& command = *static_cast<detail::job_promise<Command>&>(view.promise).command_storage();
+      in_flight_job<Command> job{command, view.attempts, view.seqno, view.entity_name, view.ring};
       visit(job);
     });
   }

@@ -26,55 +26,10 @@
 #include "cosched/pause.hpp"
 #include "cosched/priority.hpp"
 #include "cosched/ring.hpp"
+#include "cosched/scheduler_options.hpp"
 #include "cosched/timer.hpp"
 
 namespace cosched {
-
-using detail::job_ref;
-using detail::ring_mode;
-using detail::scheduler_statistics;
-using detail::scheduling_policy;
-
-struct scheduler_options {
-  /// How many credits the in-flight commands of one ring may hold together.
-  std::uint32_t credit_limit = 1;
-  /// shared_ring: every entity on the ring given to the constructor (a hang
-  /// resets it and replays the innocent commands). ring_per_entity: each entity
-  /// brings its own ring to make_entity (a hang closes that ring).
-  ring_mode mode = ring_mode::shared_ring;
-  /// A ring that makes no progress for this long after a command started times
-  /// out (zero: never).
-  std::chrono::nanoseconds timeout{0};
-  /// Timers for timeouts and the shutdown bound, and the clock of ring time
-  /// (policy fair) and deadlines; null: steady timers on the scheduler's
-  /// executor. Must outlive the scheduler.
-  timer_service* timers = nullptr;
-  /// How the next command is chosen among the ready heads of entities that
-  /// share rings (see scheduler). ring_per_entity: entities do not compete, but
-  /// deadline misses are still counted.
-  scheduling_policy policy = scheduling_policy::fifo;
-  /// Called on the executor for each job whose body (or whose command's
-  /// ring run) threw, after the scheduler has logged it and before the job's
-  /// finished fence signals (see job_exception). May be empty.
-  job_exception_handler on_exception = {};
-  /// Pipelining (drm_sched's): a declared dependency (push_options::after)
-  /// that is a job of this scheduler counts as satisfied once it has been run
-  /// on the ring the dependent will run on, if that ring executes in order
-  /// (ring::executes_in_order) and the dependency's outcome is not a failure,
-  /// so that dependent commands follow each other on the ring without an idle
-  /// gap. The dependent's ring is known when the scheduler has one shared ring,
-  /// or in ring_per_entity mode (its entity's ring); with several shared rings
-  /// the ring is chosen when a command runs, so dependencies are waited for.
-  /// The check is made as the dependent waits through its declared
-  /// dependencies in order, and again when the one it waits for is run. A
-  /// dependent not yet run when such a dependency fails fails at that moment
-  /// with its error (cause: its root); a dependent already run completes on the
-  /// ring, but its outcome is then the first failed dependency's (in `after`
-  /// order) instead of its own, if its command completed (one that timed out
-  /// keeps `timed_out`: it is the root of its entity's ban). Either way it
-  /// signals no earlier than its dependencies (fence causality).
-  bool pipeline = false;
-};
 
 /// Schedules jobs of type job<Command> onto one ring, several shared rings, or
 /// a ring per entity.

@@ -65,7 +65,7 @@ class engine final : public scheduler_core {
   void flush_entity(entity_state& entity, std::chrono::nanoseconds bound, const fence& drained) noexcept;
   void request_pause(std::function<void()> granted);
   void resume() noexcept;
-  void visit_in_flight(const std::function<void(const job_block&, std::size_t ring)>& visit) const;
+  void visit_in_flight(const std::function<void(const in_flight_view&)>& visit) const;
   void reset_and_replay() noexcept;
   void enqueue(work_node& node) noexcept;
   void enqueue_job_node(job_block& block, work_node& node) noexcept;

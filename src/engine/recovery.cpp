@@ -245,9 +245,11 @@ void engine::resume() noexcept {
   });
 }
 
-void engine::visit_in_flight(const std::function<void(const job_block&, std::size_t ring)>& visit) const {
+void engine::visit_in_flight(const std::function<void(const in_flight_view&)>& visit) const {
   for_each_ring([&visit](const ring_slot& slot) {
-    for (job_block* block = slot.front(); block; block = block->on_ring.next) visit(*block, slot.index());
+    for (job_block* block = slot.front(); block; block = block->on_ring.next)
+      visit(in_flight_view{*block->promise, block->attempts, block->finished.point.seqno, block->entity->name,
+                           slot.index()});
   });
 }
 

@@ -46,8 +46,7 @@ void scheduler_core::request_pause(std::function<void()> granted) {
 
 void scheduler_core::resume() noexcept { engine::of(*this).resume(); }
 
-void scheduler_core::visit_in_flight(
-    const std::function<void(const job_block&, std::size_t ring)>& visit) const {
+void scheduler_core::visit_in_flight(const std::function<void(const in_flight_view&)>& visit) const {
   engine::of(*this).visit_in_flight(visit);
 }
 

@@ -19,6 +19,7 @@
 
 #include "cosched/detail/job_block.hpp"
 #include "cosched/detail/spinlock.hpp"
+#include "cosched/entity_options.hpp"
 #include "cosched/fence.hpp"
 #include "cosched/priority.hpp"
 
@@ -29,13 +30,6 @@ class scope;
 namespace cosched::detail {
 
 class scheduler_core;
-
-/// Whether an entity was involved in a ring reset (GL robustness / amdgpu context query model).
-enum class reset_kind : std::uint8_t {
-  untouched,  ///< no reset involved the entity
-  innocent,   ///< a reset replayed its work (it was not the cause)
-  guilty      ///< one of its jobs hung and caused a reset
-};
 
 /// Where an entity is in its life, as its pushes see it.
 ///
@@ -148,6 +142,18 @@ struct entity_state {
   fence flush(std::chrono::nanoseconds bound);
   /// The handle lets go: closes the entity and drops the handle's reference.
   void release_handle() noexcept;
+  /// A fence for point `seqno` of the finished timeline (entity::at).
+  fence at(std::uint64_t seqno) { return reached.at(seqno); }
+
+  // ---- any-thread snapshots (relaxed loads: each value is a snapshot) ----
+
+  priority current_priority() const noexcept { return prio.load(std::memory_order_relaxed); }
+  entity_pending pending() const noexcept {
+    return {queued_jobs.load(std::memory_order_relaxed), in_flight_jobs.load(std::memory_order_relaxed)};
+  }
+  cosched::reset_status reset_snapshot() const noexcept {
+    return {reset_status.load(std::memory_order_relaxed), resets.load(std::memory_order_relaxed)};
+  }
 
   // ---- under `lock` ----
 

@@ -1,7 +1,9 @@
 // What the public templates (scheduler, entity, paused, scope) see of the
-// scheduler's engine: its vocabulary (modes, policies, options, statistics), the
-// command-type-erased ring, and scheduler_core, the engine's face. The engine
-// itself (src/engine/) is not reachable from public headers.
+// scheduler's engine: the command-type-erased ring, the options it is made with,
+// and scheduler_core, the engine's face: an interface of functions, no engine
+// state. The engine itself (src/engine/) is not reachable from public headers;
+// the vocabulary the API speaks (modes, policies, options, statistics) is public,
+// in cosched/scheduler_options.hpp.
 #pragma once
 
 #include <atomic>
@@ -23,6 +25,7 @@
 #include "cosched/job_exception.hpp"
 #include "cosched/priority.hpp"
 #include "cosched/ring.hpp"
+#include "cosched/scheduler_options.hpp"
 #include "cosched/timer.hpp"
 
 namespace cosched::detail {
@@ -41,21 +44,6 @@ class ring_adapter {
   virtual bool executes_in_order() const noexcept = 0;
 };
 
-/// How entities map to rings.
-enum class ring_mode : std::uint8_t {
-  shared_ring,     ///< every entity on one ring (a hardware scheduler); a hang resets it and replays
-  ring_per_entity  ///< one ring per entity (a firmware scheduler); a hang closes that ring
-};
-
-/// How the scheduler chooses among the ready heads of the entities that share
-/// rings (scheduler_options::policy; the rules are in scheduler.hpp).
-enum class scheduling_policy : std::uint8_t {
-  fifo,     ///< strict priority, then push order
-  rr,       ///< strict priority, then the entity served least recently
-  fair,     ///< least weighted ring time (weights kernel 8, high 4, normal 2, low 1)
-  deadline  ///< strict priority, then the earliest deadline, then push order
-};
-
 struct core_options {
   std::uint32_t credit_limit = 1;
   ring_mode mode = ring_mode::shared_ring;
@@ -69,21 +57,15 @@ struct core_options {
   bool pipeline = false;  // scheduler_options::pipeline
 };
 
-/// Counters readable from any thread (scheduler::statistics()).
-struct scheduler_statistics {
-  /// Jobs pushed with a deadline whose finished fence signalled after it
-  /// (whatever their outcome), on the scheduler's clock.
-  std::uint64_t deadline_misses = 0;
-  /// Jobs pushed with a deadline whose finished fence signalled by then.
-  std::uint64_t deadlines_met = 0;
-};
-
-/// A job named by its entity and its place in it (scheduler::describe): what a
-/// fence_point of a job's finished fence, such as a failed fence's cause(), stands for.
-struct job_ref {
-  std::string entity_name;       ///< entity_options::name (may be empty)
-  std::uint64_t entity_context;  ///< entity::context(): tells entities of one name apart
-  std::uint64_t seqno;           ///< the job's place among its entity's pushes, 1 for the first
+/// One in-flight job as a pause's visit sees it (paused::for_each_in_flight).
+struct in_flight_view {
+  job_promise_base& promise;       ///< keeps the job's command
+  std::uint32_t attempts;          ///< 1, or more once replayed
+  std::uint64_t seqno;             ///< its place in its entity
+  const std::string& entity_name;  ///< entity_options::name
+  /// shared_ring: the ring's position among the scheduler's rings;
+  /// ring_per_entity: its entity's position in registration order.
+  std::size_t ring;
 };
 
 /// The engine's face: what public templates, entity states and scopes call. The
@@ -163,11 +145,8 @@ class scheduler_core {
   void request_pause(std::function<void()> granted);
   /// Any thread: ends a granted pause.
   void resume() noexcept;
-  /// While paused, on the executor: in-flight jobs, ring by ring in run order,
-  /// with the ring's index (shared_ring: its position among the scheduler's
-  /// rings; ring_per_entity: its entity's position in registration order).
-  /// A job's promise (job_block::promise) keeps its command.
-  void visit_in_flight(const std::function<void(const job_block&, std::size_t ring)>& visit) const;
+  /// While paused, on the executor: in-flight jobs, ring by ring in run order.
+  void visit_in_flight(const std::function<void(const in_flight_view&)>& visit) const;
   /// While paused, on the executor: resets every ring with commands in flight and
   /// replays them in order with their fences (attempts + 1); commands whose
   /// hardware fence had signalled retire normally after the pause.
