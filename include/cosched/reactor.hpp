@@ -15,6 +15,10 @@
 
 namespace cosched {
 
+namespace detail {
+class reactor_core;
+}
+
 struct reactor_options {
   /// Submission queue entries.
   unsigned entries = 1024;
@@ -85,10 +89,10 @@ class reactor {
   /// The executor of the context the reactor runs on.
   asio::any_io_executor get_executor() const noexcept;
 
-  struct impl;
-
  private:
-  std::shared_ptr<impl> impl_;
+  // The requests, their completions and the loop of the context they run on;
+  // the handlers posted for it hold it weakly.
+  std::shared_ptr<detail::reactor_core> core_;
 };
 
 }  // namespace cosched
