@@ -5,6 +5,7 @@
 // entity_state::push, in entity_state.cpp; recovery.cpp holds the paths a
 // reset takes instead of retirement.)
 #include <atomic>
+#include <cassert>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -196,7 +197,7 @@ bool engine::watch_pipelined(job_block& block, std::uint32_t index, const fence_
     gate->pipelined_count = block.after_count;
   }
   auto& watch = gate->pipelined[index];
-  watch.prev = watch.fence_waiter::next = nullptr;
+  assert(!waiter_list::linked(watch) && "a pipelined dependency watched twice");
   watch.notify = &on_pipelined_fence_signal;
   watch.block = &block;
   dependency.owner->add_ref();
@@ -230,9 +231,9 @@ void engine::pass_pipelined_dependents(job_block& ran) noexcept {
     std::vector<job_block*> waiting;
     {
       std::lock_guard guard(ran.finished.lock);
-      for (fence_waiter* w = ran.finished.head; w; w = w->next) {
-        if (w->notify != &on_job_signal) continue;  // not a job's own wait
-        auto* candidate = static_cast<job_block*>(w);
+      for (fence_waiter& w : ran.finished.waiters) {
+        if (w.notify != &on_job_signal) continue;  // not a job's own wait
+        auto* candidate = static_cast<job_block*>(&w);
         if (!waits_declared_for(*candidate, ran, this) || !passes_by_pipelining(*candidate, ran.finished))
           continue;
         try {
@@ -567,7 +568,7 @@ bool engine::causally_clear(job_block& block) noexcept {
       if (!existing) return true;  // out of memory: the signal cannot wait
     }
     auto& gate = *existing;
-    gate.prev = gate.fence_waiter::next = nullptr;
+    assert(!waiter_list::linked(gate) && "a causal gate armed while its waiter is linked");
     gate.notify = &on_gate_signal;
     gate.waiting_on = pending;
     gate.armed = true;

@@ -4,6 +4,7 @@
 // use is in a record of its own.
 #pragma once
 
+#include <cassert>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -335,7 +336,7 @@ struct job_block final : ref_block, fence_waiter, work_node {
   }
 
   void arm_wait(work_node::kind wait, void (*on_signal)(fence_waiter&, fence_state&) noexcept) noexcept {
-    fence_waiter::prev = fence_waiter::next = nullptr;
+    assert(!waiter_list::linked(*this) && "a job's wait armed while its waiter is linked");
     notify = on_signal;
     what = wait;
   }
