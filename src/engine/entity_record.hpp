@@ -33,8 +33,7 @@ struct entity_record final : entity_state {
     queued.prio = &prio;
   }
 
-  job_block* jobs_head = nullptr;  // taken, not yet signalled, in push order
-  job_block* jobs_tail = nullptr;
+  entity_job_list jobs;                      // taken, not yet signalled, in push order
   queue_entry queued;                        // its head and its place in the run queue
   std::unique_ptr<ring_slot> own_ring;       // ring_per_entity: its ring (null in shared_ring mode)
   bool registered = false;                   // in the engine's list of registered entities

@@ -200,10 +200,10 @@ void engine::collect_finished_entities() noexcept {
 // it leaves the run queue and the registered list, and the scheduler's
 // reference goes (in ring_per_entity mode its ring's slot goes with it).
 void engine::collect_if_done(entity_record& entity) noexcept {
-  if (!entity.registered || entity.jobs_head) return;
+  if (!entity.registered || !entity.jobs.empty()) return;
   {
     std::lock_guard guard(entity.lock);
-    if (entity.handle_alive || entity.mailbox_head || entity.update_queued || entity.kill_queued) return;
+    if (entity.handle_alive || !entity.mailbox.empty() || entity.update_queued || entity.kill_queued) return;
     entity.core = nullptr;
   }
   publish_reached();  // the list may name this entity
@@ -291,9 +291,8 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
     // The jobs taken from the mailbox now are decided as they are adopted
     // (shutdown has begun); the others that had not run, by fail_unrun.
     take_mailbox(*entity, mailbox_take::early);
-    for (const job_block* block = entity->jobs_head; block; block = block->entity_next)
-      if (block->phase == job_phase::decided && block->attempts == 0 && block->finished.error() == ec)
-        ++unrun;
+    for (const job_block& block : entity->jobs)
+      if (block.phase == job_phase::decided && block.attempts == 0 && block.finished.error() == ec) ++unrun;
     unrun += fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
   }
   if (unrun != 0)
@@ -307,7 +306,7 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
   bool in_flight = false;
   for_each_ring([&in_flight](const ring_slot& slot) { in_flight = in_flight || !slot.idle(); });
   for (entity_record* entity = registered_head_; entity && !in_flight; entity = entity->registered_next)
-    in_flight = entity->jobs_head != nullptr;
+    in_flight = !entity->jobs.empty();
   if (!in_flight || bound.count() <= 0) {
     cancel_in_flight_for_shutdown();
     return;  // the pass finishes shutdown once every job has signalled
@@ -356,7 +355,7 @@ void engine::finish_shutdown_if_done() noexcept {
   for_each_ring([&in_flight](const ring_slot& slot) { in_flight = in_flight || !slot.idle(); });
   if (in_flight) return;
   for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) {
-    if (entity->jobs_head) return;
+    if (!entity->jobs.empty()) return;
   }
   finish_shutdown();
 }

@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "cosched/detail/fence_state.hpp"
+#include "cosched/detail/intrusive_list.hpp"
 #include "cosched/detail/pool.hpp"
 #include "cosched/fence.hpp"
 
@@ -46,10 +47,14 @@ struct work_node {
     pipelined_wake,   // a declared dependency the job passed by pipelining signalled
   };
   explicit work_node(kind k) noexcept : what(k) {}
-  work_node* next = nullptr;
+  slist_hook<work_node> queue_link;  // its place in one of the engine's queues (work_queue)
   kind what;
   bool holds_ref = false;  // a job node queued from another thread holds a job reference
 };
+
+/// The engine's queues of nodes (its inbox, its local and incoming queues),
+/// first in first out: front and back (intrusive_list's singly linked shape).
+using work_queue = intrusive_list<work_node, &work_node::queue_link>;
 
 /// Where a job is in its life. Transitions (all on the scheduler's executor,
 /// except `mailbox`, which push sets):
@@ -288,7 +293,9 @@ struct job_block final : ref_block, fence_waiter, work_node {
   job_promise_base* promise = nullptr;
   entity_state* entity = nullptr;
   std::uint64_t push_order = 0;
-  job_block* entity_next = nullptr;  // the entity's jobs, in push order
+  // Its place in its entity's jobs, in push order: the mailbox, then the jobs
+  // the scheduler took (entity_job_list).
+  slist_hook<job_block> entity_link;
   // What only some jobs use (see job_cold); null for the others.
   std::unique_ptr<job_cold> cold;
 
@@ -372,6 +379,11 @@ struct job_promise_base {
     block->finished.record(ec, cause);
   }
 };
+
+/// An entity's jobs in push order: its mailbox (entity_state::mailbox), then
+/// those its scheduler took (entity_record::jobs). Front and back
+/// (intrusive_list's singly linked shape): jobs leave from the front only.
+using entity_job_list = intrusive_list<job_block, &job_block::entity_link>;
 
 #if defined(__x86_64__) || defined(__aarch64__)
 // The layout above: a job block in the pool's size class of 216 bytes.
