@@ -243,11 +243,10 @@ class engine final : public scheduler_core {
   // a batch; then their consequences (in `local`) take effect, before the next
   // phase: a failure reaches its dependents before a kill, and two timeouts of
   // one instant both decide their victims first.
-  work_queue local_;                          // caused by the pass itself, in the order caused
-  work_queue incoming_;                       // the inbox, taken whole, in arrival order
-  int last_incoming_phase_ = -1;              // the phase of the batch being taken from `incoming` (-1: none)
-  entity_record* registered_head_ = nullptr;  // the registered entities, in registration order
-  entity_record* registered_tail_ = nullptr;
+  work_queue local_;              // caused by the pass itself, in the order caused
+  work_queue incoming_;           // the inbox, taken whole, in arrival order
+  int last_incoming_phase_ = -1;  // the phase of the batch being taken from `incoming` (-1: none)
+  registered_list registered_;    // the registered entities, in registration order
   std::size_t registered_count_ = 0;
   std::vector<entity_record*> reached_dirty_;  // entities whose `reached` lags their signalled jobs
   std::vector<entity_record*> collectable_;    // registered entities to check for collection after this event
@@ -267,8 +266,7 @@ void engine::for_each_ring(Visit&& visit) const {
     for (const auto& slot : rings_) visit(*slot);
     return;
   }
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
-    visit(*entity->own_ring);
+  for (entity_record& entity : registered_) visit(*entity.own_ring);
 }
 
 struct engine::message : work_node {

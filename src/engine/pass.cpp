@@ -331,16 +331,15 @@ void engine::on_message(message& msg) noexcept {
     }
     case message::type::stop_scope:
       if (down) return;
-      for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) {
-        take_mailbox(*entity, mailbox_take::early);
+      for (entity_record& entity : registered_) {
+        take_mailbox(entity, mailbox_take::early);
         fail_unrun(
-            *entity, make_error_code(errc::cancelled), std::nullopt,
+            entity, make_error_code(errc::cancelled), std::nullopt,
             // A job's scope outlives it (join), so its id can be read.
             [](const job_block& b, std::uint64_t id) { return b.in_scope() && b.in_scope()->id() == id; },
             msg.scope_id);
       }
-      for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
-        signal_in_order(*entity);
+      for (entity_record& entity : registered_) signal_in_order(entity);
       return;
   }
 }

@@ -247,7 +247,8 @@ void engine::resume() noexcept {
 
 void engine::visit_in_flight(const std::function<void(const job_block&, std::size_t ring)>& visit) const {
   for_each_ring([&visit](const ring_slot& slot) {
-    for (job_block* block = slot.front(); block; block = block->on_ring.next) visit(*block, slot.index());
+    for (job_block* block = slot.front(); block; block = ring_job_list::next(*block))
+      visit(*block, slot.index());
   });
 }
 

@@ -311,10 +311,9 @@ struct job_block final : ref_block, fence_waiter, work_node {
     const fence_state* awaited;
   };
   // While the command is on a ring (phase running): its place in the ring's
-  // in-flight list, in run order, and the hardware fence of its current attempt.
-  struct on_ring_part {
-    job_block* prev = nullptr;
-    job_block* next = nullptr;
+  // in-flight list, in run order (its base: ring_job_list links the jobs
+  // through on_ring), and the hardware fence of its current attempt.
+  struct on_ring_part : list_hook<job_block> {
     fence hardware;
   };
   // The two never overlap: a job runs only once its declared dependencies are
