@@ -38,6 +38,12 @@ struct part_item {
 };
 using part_list = intrusive_list<part_item, &part_item::in_list>;
 
+// What each shape costs its element and its owner, in pointers.
+static_assert(sizeof(list_hook<doubly_item>) == 2 * sizeof(void*));
+static_assert(sizeof(doubly_list) == sizeof(void*));
+static_assert(sizeof(slist_hook<singly_item>) == sizeof(void*));
+static_assert(sizeof(singly_list) == 2 * sizeof(void*));
+
 // The ids front to back by iteration; checked against a walk by next() and
 // against front() and back().
 template <class List>

@@ -387,6 +387,8 @@ using entity_job_list = intrusive_list<job_block, &job_block::entity_link>;
 #if defined(__x86_64__) || defined(__aarch64__)
 // The layout above: a job block in the pool's size class of 216 bytes.
 static_assert(sizeof(job_block) <= 216, "a job block fills a 224-byte chunk of malloc's");
+// Its wake node: one link and two small fields, whose tail padding the job block fills.
+static_assert(sizeof(work_node) == 16, "a work node is 16 bytes");
 #endif
 
 }  // namespace cosched::detail
