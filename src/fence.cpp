@@ -48,35 +48,17 @@ void destroy_fence_block(ref_block* block) noexcept {
 bool fence_state::add_waiter(fence_waiter& w) const noexcept {
   std::lock_guard guard(lock);
   if (signalled.load(std::memory_order_relaxed)) return false;  // lock orders it
-  w.next = nullptr;
-  if (head) {
-    fence_waiter* tail = head->prev;
-    tail->next = &w;
-    w.prev = tail;
-    head->prev = &w;
-  } else {
-    w.prev = &w;  // alone: its own tail
-    head = &w;
-  }
+  waiters.push_back(w);
   return true;
 }
 
 bool fence_state::remove_waiter(fence_waiter& w) const noexcept {
   std::lock_guard guard(lock);
-  if (!w.prev) return false;  // not linked (notified, or never added)
-  // Notified here and since added to another fence as its only waiter.
-  if (w.prev == &w && head != &w) return false;
-  if (&w == head) {
-    head = w.next;
-    if (head) head->prev = w.prev;  // the tail
-  } else {
-    w.prev->next = w.next;
-    if (w.next)
-      w.next->prev = w.prev;
-    else
-      head->prev = w.prev;  // a new tail
-  }
-  w.prev = w.next = nullptr;
+  if (!waiter_list::linked(w)) return false;  // not linked (notified, or never added)
+  // Notified here and since added to another fence as its only waiter (its
+  // own tail, and not this list's head).
+  if (waiter_list::prev(w) == &w && waiters.front() != &w) return false;
+  waiters.erase(w);
   return true;
 }
 
@@ -102,14 +84,8 @@ void fence_state::signal_recorded() noexcept {
   // Waiters are notified under the lock: a waiter that is being removed
   // concurrently either was unlinked first (and is not notified) or is notified
   // before its remover can proceed. notify only hands off; it never blocks.
-  fence_waiter* w = head;
-  head = nullptr;
-  while (w) {
-    fence_waiter* next = w->next;
-    w->prev = w->next = nullptr;
-    w->notify(*w, *this);
-    w = next;
-  }
+  // Each waiter is unlinked before its notify, which may link it to another fence.
+  waiters.unlink_each([this](fence_waiter& w) noexcept { w.notify(w, *this); });
 }
 
 void fence_state::set_deadline(std::int64_t ns) noexcept {

@@ -75,11 +75,7 @@ uring_loop::uring_loop(const uring_context_options& options) {
 
 uring_loop::~uring_loop() {
   take_remote();
-  while (uring_op* op = local_head_) {
-    local_head_ = op->next;
-    op->complete(op, false);
-  }
-  local_tail_ = nullptr;
+  while (uring_op* op = local_.pop_front()) op->complete(op, false);
   io_uring_queue_exit(&ring);
   ::close(wake_fd_);
 }
@@ -91,20 +87,15 @@ bool uring_loop::on_loop_thread() const noexcept {
 }
 
 void uring_loop::post(uring_op* op) noexcept {
-  op->next = nullptr;
   if (on_loop_thread()) {
-    if (local_tail_)
-      local_tail_->next = op;
-    else
-      local_head_ = op;
-    local_tail_ = op;
+    local_.push_back(*op);
     return;
   }
   // seq_cst (both): with the loop's store of sleeping_ and its load of remote_,
   // either the loop sees this op before it sleeps or this thread sees it asleep.
   uring_op* head = remote_.load(std::memory_order_relaxed);
   do {
-    op->next = head;
+    uring_op_list::set_next(*op, head);
   } while (!remote_.compare_exchange_weak(head, op, std::memory_order_seq_cst, std::memory_order_relaxed));
   if (sleeping_.load(std::memory_order_seq_cst) && !wake_pending_.exchange(true, std::memory_order_acq_rel)) {
     const std::uint64_t one = 1;
@@ -116,38 +107,31 @@ void uring_loop::post(uring_op* op) noexcept {
 
 void uring_loop::take_remote() noexcept {
   // acquire: the ops' contents were written before they were published.
-  uring_op* list = remote_.exchange(nullptr, std::memory_order_acquire);
-  if (!list) return;
+  uring_op* newest = remote_.exchange(nullptr, std::memory_order_acquire);
+  if (!newest) return;
   // The stack is newest first: reverse it into FIFO order.
-  uring_op* reversed = nullptr;
-  uring_op* tail = list;
-  while (list) {
-    uring_op* next = list->next;
-    list->next = reversed;
-    reversed = list;
-    list = next;
+  uring_op_list arrived;
+  while (newest) {
+    uring_op* older = uring_op_list::next(*newest);
+    uring_op_list::set_next(*newest, nullptr);  // off the stack, not linked
+    arrived.push_front(*newest);
+    newest = older;
   }
-  if (local_tail_)
-    local_tail_->next = reversed;
-  else
-    local_head_ = reversed;
-  local_tail_ = tail;
+  local_.splice_back(arrived);
 }
 
 std::size_t uring_loop::run_ready() {
   // Only what is queued now: handlers queued by these run in the next round,
   // after completions and timers had their turn.
-  uring_op* batch_tail = local_tail_;
+  uring_op* batch_tail = local_.back();
   if (!batch_tail) return 0;
   std::size_t count = 0;
   for (;;) {
-    uring_op* op = local_head_;
-    local_head_ = op->next;
-    if (!local_head_) local_tail_ = nullptr;
+    uring_op* op = local_.pop_front();
     const bool last = op == batch_tail;
     op->complete(op, true);
     ++count;
-    if (last || !local_head_ || stopped.load(std::memory_order_relaxed)) break;
+    if (last || local_.empty() || stopped.load(std::memory_order_relaxed)) break;
   }
   return count;
 }
@@ -254,8 +238,8 @@ void uring_loop::detach(uring_completion_sink* sink) noexcept {
 
 bool uring_loop::has_work() const noexcept {
   // relaxed: only the loop thread acts on the answer, and remote posts wake it.
-  return local_head_ || remote_.load(std::memory_order_relaxed) || work.load(std::memory_order_relaxed) > 0 ||
-         !deadlines_.empty() || (sink_ && sink_->has_pending());
+  return !local_.empty() || remote_.load(std::memory_order_relaxed) ||
+         work.load(std::memory_order_relaxed) > 0 || !deadlines_.empty() || (sink_ && sink_->has_pending());
 }
 
 void uring_loop::arm_wake() {
@@ -312,7 +296,7 @@ std::size_t uring_loop::run_loop(bool may_block) {
     const bool fired = fire_timers();
     if (stopped.load(std::memory_order_acquire)) break;
     // relaxed: the loop thread reads its own queue; remote posts are seen next round.
-    if (local_head_ || remote_.load(std::memory_order_relaxed) || completed || fired) {
+    if (!local_.empty() || remote_.load(std::memory_order_relaxed) || completed || fired) {
       // Requests made by the handlers go to the kernel before the next round's
       // handlers run, so that completions are not delayed by a busy loop.
       if (io_uring_sq_ready(&ring)) submit_now();

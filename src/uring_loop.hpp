@@ -78,9 +78,10 @@ struct uring_loop final : timer_service {
   uring_completion_sink* sink_ = nullptr;
   std::uint8_t last_tag_ = 0;
 
-  // Handlers: `local_` is the loop thread's FIFO; other threads push onto `remote_` (LIFO).
-  uring_op* local_head_ = nullptr;
-  uring_op* local_tail_ = nullptr;
+  // Handlers: `local_` is the loop thread's FIFO; other threads push onto `remote_` (LIFO), a
+  // lock-free stack linked through the same hook (uring_op_list::set_next), which take_remote()
+  // moves to the back of `local_`.
+  uring_op_list local_;
   alignas(64) std::atomic<uring_op*> remote_{nullptr};
   alignas(64) std::atomic<bool> sleeping_{false};
   std::atomic<bool> wake_pending_{false};

@@ -12,6 +12,7 @@
 #include <asio/execution.hpp>
 #include <asio/execution_context.hpp>
 
+#include "cosched/detail/intrusive_list.hpp"
 #include "cosched/detail/pool.hpp"
 #include "cosched/timer.hpp"
 
@@ -22,9 +23,13 @@ struct uring_loop;
 
 /// A queued handler: one allocation from the job pool, intrusive.
 struct uring_op {
-  uring_op* next = nullptr;
+  slist_hook<uring_op> queue_link;  // its place in the loop's handlers (uring_op_list), or on its stack
   void (*complete)(uring_op* self, bool invoke) = nullptr;  // runs (invoke) or only destroys
 };
+
+/// The loop's handlers, first in first out: front and back (intrusive_list's
+/// singly linked shape).
+using uring_op_list = intrusive_list<uring_op, &uring_op::queue_link>;
 
 template <class F>
 struct uring_fn_op final : uring_op {

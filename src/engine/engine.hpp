@@ -111,7 +111,7 @@ class engine final : public scheduler_core {
   void set_head_from(entity_record& entity, job_block* first) noexcept {
     job_block* head = first;
     while (head && head->phase != job_phase::preparing && head->phase != job_phase::prepared)
-      head = head->entity_next;
+      head = entity_job_list::next(*head);
     entity.queued.head = head;
     queue_.changed(entity.queued);
   }
@@ -222,9 +222,8 @@ class engine final : public scheduler_core {
   // lock is alive while the lock is held. Lock order: this, then an entity's lock.
   mutable std::mutex directory_lock_;
   std::unordered_map<std::uint64_t, entity_record*> directory_;
-  spinlock inbox_lock_;              // guards inbox_head_/tail_
-  work_node* inbox_head_ = nullptr;  // nodes queued from outside the pass, in arrival order
-  work_node* inbox_tail_ = nullptr;
+  spinlock inbox_lock_;  // guards inbox_
+  work_queue inbox_;     // nodes queued from outside the pass, in arrival order
   // Whether a pass is posted and has not yet started draining. acq_rel
   // exchange in request_pass; see run_pass for the clear.
   std::atomic<bool> pass_requested_{false};
@@ -244,13 +243,10 @@ class engine final : public scheduler_core {
   // a batch; then their consequences (in `local`) take effect, before the next
   // phase: a failure reaches its dependents before a kill, and two timeouts of
   // one instant both decide their victims first.
-  work_node* local_head_ = nullptr;
-  work_node* local_tail_ = nullptr;
-  work_node* incoming_head_ = nullptr;
-  work_node* incoming_tail_ = nullptr;
-  int last_incoming_phase_ = -1;              // the phase of the batch being taken from `incoming` (-1: none)
-  entity_record* registered_head_ = nullptr;  // the registered entities, in registration order
-  entity_record* registered_tail_ = nullptr;
+  work_queue local_;              // caused by the pass itself, in the order caused
+  work_queue incoming_;           // the inbox, taken whole, in arrival order
+  int last_incoming_phase_ = -1;  // the phase of the batch being taken from `incoming` (-1: none)
+  registered_list registered_;    // the registered entities, in registration order
   std::size_t registered_count_ = 0;
   std::vector<entity_record*> reached_dirty_;  // entities whose `reached` lags their signalled jobs
   std::vector<entity_record*> collectable_;    // registered entities to check for collection after this event
@@ -270,8 +266,7 @@ void engine::for_each_ring(Visit&& visit) const {
     for (const auto& slot : rings_) visit(*slot);
     return;
   }
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
-    visit(*entity->own_ring);
+  for (entity_record& entity : registered_) visit(*entity.own_ring);
 }
 
 struct engine::message : work_node {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cosched/detail/entity_state.hpp"
+#include "cosched/detail/intrusive_list.hpp"
 #include "engine/queue_entry.hpp"
 #include "engine/ring_slot.hpp"
 
@@ -33,15 +34,13 @@ struct entity_record final : entity_state {
     queued.prio = &prio;
   }
 
-  job_block* jobs_head = nullptr;  // taken, not yet signalled, in push order
-  job_block* jobs_tail = nullptr;
+  entity_job_list jobs;                      // taken, not yet signalled, in push order
   queue_entry queued;                        // its head and its place in the run queue
   std::unique_ptr<ring_slot> own_ring;       // ring_per_entity: its ring (null in shared_ring mode)
   bool registered = false;                   // in the engine's list of registered entities
   bool handle_gone = false;                  // the handle let go (seen when the mailbox was taken)
   bool collect_queued = false;               // in the engine's list of entities to collect
-  entity_record* registered_prev = nullptr;  // that list, in registration order
-  entity_record* registered_next = nullptr;
+  list_hook<entity_record> registered_link;  // its place in that list (registered_list)
   // `reached` advances once per batch of signals, not once per job (see
   // engine::publish_reached): the latest finished seqno signalled, and
   // whether the entity is in the engine's list of timelines to advance.
@@ -54,5 +53,9 @@ struct entity_record final : entity_state {
   /// in flight are all on one ring (run_queue::ran).
   static ring_slot& ring_of(job_block& block) noexcept { return *of(block).queued.ring; }
 };
+
+/// The engine's registered entities, in registration order (doubly linked: an
+/// entity leaves from anywhere when it is collected), one pointer.
+using registered_list = intrusive_list<entity_record, &entity_record::registered_link>;
 
 }  // namespace cosched::detail

@@ -66,8 +66,7 @@ bool entity_state::become(entity_event event, std::optional<fence_point> cause) 
 
 taken_jobs entity_state::take_mailbox() noexcept {
   taken_jobs taken;
-  taken.first = std::exchange(mailbox_head, nullptr);
-  mailbox_tail = nullptr;
+  taken.jobs = std::move(mailbox);  // the whole mailbox, which is left empty
   taken.entity_dead = dead();
   taken.handle_alive = handle_alive;
   taken.error = dead_error;
@@ -189,12 +188,7 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
         block->finished.record(make_error_code(errc::cancelled), std::nullopt);
       }
     }
-    block->entity_next = nullptr;
-    if (mailbox_tail)
-      mailbox_tail->entity_next = block;
-    else
-      mailbox_head = block;
-    mailbox_tail = block;
+    mailbox.push_back(*block);
     results[i].finished = fence::adopt(&block->finished);
   }
   notify_update();

@@ -5,6 +5,7 @@
 // entity_state::push, in entity_state.cpp; recovery.cpp holds the paths a
 // reset takes instead of retirement.)
 #include <atomic>
+#include <cassert>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -58,8 +59,7 @@ void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
   }
   if (rings_requested) queue_.restrict_to(entity.queued, rings);
   if (!taken.handle_alive) entity.handle_gone = true;
-  for (job_block* block = taken.first; block;) {
-    job_block* next = std::exchange(block->entity_next, nullptr);
+  while (job_block* block = taken.jobs.pop_front()) {
     // Taken after the entity died (a kill, ban or shutdown took effect first):
     // the job fails with the entity's reason, without being started.
     if (taken.entity_dead && !block->dead_on_arrival) {
@@ -67,7 +67,6 @@ void engine::take_mailbox(entity_record& entity, mailbox_take how) noexcept {
       block->finished.record(taken.error, taken.cause);
     }
     adopt_job(entity, *block);
-    block = next;
   }
 }
 
@@ -83,7 +82,7 @@ void engine::detach_entity(entity_record& entity, bool shut_down) noexcept {
     {
       std::lock_guard guard(entity.lock);
       if (shut_down) entity.become(entity_event::shutdown);
-      if (!entity.mailbox_head && !entity.jobs_head) {
+      if (entity.mailbox.empty() && entity.jobs.empty()) {
         entity.core = nullptr;  // from here on a push fails at once on its own thread
         return;
       }
@@ -93,11 +92,7 @@ void engine::detach_entity(entity_record& entity, bool shut_down) noexcept {
 }
 
 void engine::adopt_job(entity_record& entity, job_block& block) noexcept {
-  if (entity.jobs_tail)
-    entity.jobs_tail->entity_next = &block;
-  else
-    entity.jobs_head = &block;
-  entity.jobs_tail = &block;
+  entity.jobs.push_back(block);
   if (block.dead_on_arrival) {
     decide(block, block.finished.error(), block.finished.recorded_cause());
     return;
@@ -196,7 +191,7 @@ bool engine::watch_pipelined(job_block& block, std::uint32_t index, const fence_
     gate->pipelined_count = block.after_count;
   }
   auto& watch = gate->pipelined[index];
-  watch.prev = watch.fence_waiter::next = nullptr;
+  assert(!waiter_list::linked(watch) && "a pipelined dependency watched twice");
   watch.notify = &on_pipelined_fence_signal;
   watch.block = &block;
   dependency.owner->add_ref();
@@ -230,9 +225,9 @@ void engine::pass_pipelined_dependents(job_block& ran) noexcept {
     std::vector<job_block*> waiting;
     {
       std::lock_guard guard(ran.finished.lock);
-      for (fence_waiter* w = ran.finished.head; w; w = w->next) {
-        if (w->notify != &on_job_signal) continue;  // not a job's own wait
-        auto* candidate = static_cast<job_block*>(w);
+      for (fence_waiter& w : ran.finished.waiters) {
+        if (w.notify != &on_job_signal) continue;  // not a job's own wait
+        auto* candidate = static_cast<job_block*>(&w);
         if (!waits_declared_for(*candidate, ran, this) || !passes_by_pipelining(*candidate, ran.finished))
           continue;
         try {
@@ -386,7 +381,7 @@ void engine::run_job(job_block& block, ring_slot& slot) noexcept {
                  block.attempts);
   lazy_now now = clock();
   queue_.ran(entity.queued, block, slot, now);
-  set_head_from(entity, block.entity_next);
+  set_head_from(entity, entity_job_list::next(block));
   const bool ring_was_idle = slot.idle();
   slot.append(block);  // its declared dependencies are gone: the storage is the ring's part now
   // relaxed: see entity_state::queued_jobs.
@@ -477,7 +472,7 @@ void engine::decide(job_block& block, std::error_code ec, std::optional<fence_po
   auto& entity = entity_record::of(block);
   // relaxed: see entity_state::queued_jobs. A job that ran left the count then.
   if (block.attempts == 0) entity.queued_jobs.fetch_sub(1, std::memory_order_relaxed);
-  if (entity.queued.head == &block) set_head_from(entity, block.entity_next);
+  if (entity.queued.head == &block) set_head_from(entity, entity_job_list::next(block));
 }
 
 std::size_t engine::fail_unrun(entity_record& entity, std::error_code ec, std::optional<fence_point> cause,
@@ -486,10 +481,10 @@ std::size_t engine::fail_unrun(entity_record& entity, std::error_code ec, std::o
   // signal_in_order): jobs of one decision do not see each other's failure as
   // a dependency failure.
   std::size_t decided = 0;
-  for (job_block* block = entity.jobs_head; block; block = block->entity_next) {
-    if (block->phase != job_phase::preparing && block->phase != job_phase::prepared) continue;
-    if (filter && !filter(*block, arg)) continue;
-    decide(*block, ec, cause);
+  for (job_block& block : entity.jobs) {
+    if (block.phase != job_phase::preparing && block.phase != job_phase::prepared) continue;
+    if (filter && !filter(block, arg)) continue;
+    decide(block, ec, cause);
     ++decided;
   }
   return decided;
@@ -500,16 +495,14 @@ std::size_t engine::fail_unrun(entity_record& entity, std::error_code ec, std::o
 // Signals the entity's decided jobs from the front of its list, in push order,
 // up to the first job not decided yet.
 void engine::signal_in_order(entity_record& entity) noexcept {
-  while (entity.jobs_head && entity.jobs_head->phase == job_phase::decided) {
-    job_block* block = entity.jobs_head;
+  while (job_block* block = entity.jobs.front()) {
+    if (block->phase != job_phase::decided) break;
     if (!causally_clear(*block)) break;  // it and the jobs behind it wait
-    entity.jobs_head = block->entity_next;
-    if (!entity.jobs_head) entity.jobs_tail = nullptr;
-    block->entity_next = nullptr;
+    entity.jobs.pop_front();
     signal_job(*block);
   }
   // Its last job signalled after its handle let go: the scheduler lets go of it.
-  if (!entity.jobs_head && entity.handle_gone) note_collectable(entity);
+  if (entity.jobs.empty() && entity.handle_gone) note_collectable(entity);
 }
 
 // ------------------------------------------------------------------ fence causality
@@ -567,7 +560,7 @@ bool engine::causally_clear(job_block& block) noexcept {
       if (!existing) return true;  // out of memory: the signal cannot wait
     }
     auto& gate = *existing;
-    gate.prev = gate.fence_waiter::next = nullptr;
+    assert(!waiter_list::linked(gate) && "a causal gate armed while its waiter is linked");
     gate.notify = &on_gate_signal;
     gate.waiting_on = pending;
     gate.armed = true;

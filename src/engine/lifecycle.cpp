@@ -154,13 +154,7 @@ void engine::on_entity_added(entity_record& entity) noexcept {
 
 void engine::register_entity(entity_record& entity) noexcept {
   entity.registered = true;
-  entity.registered_prev = registered_tail_;
-  entity.registered_next = nullptr;
-  if (registered_tail_)
-    registered_tail_->registered_next = &entity;
-  else
-    registered_head_ = &entity;
-  registered_tail_ = &entity;
+  registered_.push_back(entity);
   ++registered_count_;
   // signal_job and note_collectable append to them without allocating (they
   // run where nothing may throw).
@@ -200,23 +194,15 @@ void engine::collect_finished_entities() noexcept {
 // it leaves the run queue and the registered list, and the scheduler's
 // reference goes (in ring_per_entity mode its ring's slot goes with it).
 void engine::collect_if_done(entity_record& entity) noexcept {
-  if (!entity.registered || entity.jobs_head) return;
+  if (!entity.registered || !entity.jobs.empty()) return;
   {
     std::lock_guard guard(entity.lock);
-    if (entity.handle_alive || entity.mailbox_head || entity.update_queued || entity.kill_queued) return;
+    if (entity.handle_alive || !entity.mailbox.empty() || entity.update_queued || entity.kill_queued) return;
     entity.core = nullptr;
   }
   publish_reached();  // the list may name this entity
   entity.registered = false;
-  if (entity.registered_prev)
-    entity.registered_prev->registered_next = entity.registered_next;
-  else
-    registered_head_ = entity.registered_next;
-  if (entity.registered_next)
-    entity.registered_next->registered_prev = entity.registered_prev;
-  else
-    registered_tail_ = entity.registered_prev;
-  entity.registered_prev = entity.registered_next = nullptr;
+  registered_.erase(entity);
   --registered_count_;
   queue_.remove(entity.queued);
   // A timeout message still queued for its ring holds a reference to the
@@ -283,31 +269,29 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
   lifecycle_.store(lifecycle::shutting_down, std::memory_order_release);
   const auto ec = make_error_code(errc::shutdown);
   std::size_t unrun = 0;
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) {
+  for (entity_record& entity : registered_) {
     {
-      std::lock_guard guard(entity->lock);
-      entity->become(entity_event::shutdown);
+      std::lock_guard guard(entity.lock);
+      entity.become(entity_event::shutdown);
     }
     // The jobs taken from the mailbox now are decided as they are adopted
     // (shutdown has begun); the others that had not run, by fail_unrun.
-    take_mailbox(*entity, mailbox_take::early);
-    for (const job_block* block = entity->jobs_head; block; block = block->entity_next)
-      if (block->phase == job_phase::decided && block->attempts == 0 && block->finished.error() == ec)
-        ++unrun;
-    unrun += fail_unrun(*entity, ec, std::nullopt, nullptr, 0);
+    take_mailbox(entity, mailbox_take::early);
+    for (const job_block& block : entity.jobs)
+      if (block.phase == job_phase::decided && block.attempts == 0 && block.finished.error() == ec) ++unrun;
+    unrun += fail_unrun(entity, ec, std::nullopt, nullptr, 0);
   }
   if (unrun != 0)
     log_line(spdlog::level::info,
              "cosched::scheduler: shutdown failed {} {} that had not run with `shutdown`", unrun,
              plural(unrun, "job", "jobs"));
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
-    signal_in_order(*entity);
+  for (entity_record& entity : registered_) signal_in_order(entity);
   // What the bound waits for: commands on the rings, and signals held back
   // by fence causality.
   bool in_flight = false;
   for_each_ring([&in_flight](const ring_slot& slot) { in_flight = in_flight || !slot.idle(); });
-  for (entity_record* entity = registered_head_; entity && !in_flight; entity = entity->registered_next)
-    in_flight = entity->jobs_head != nullptr;
+  for (auto it = registered_.begin(); it != registered_.end() && !in_flight; ++it)
+    in_flight = !it->jobs.empty();
   if (!in_flight || bound.count() <= 0) {
     cancel_in_flight_for_shutdown();
     return;  // the pass finishes shutdown once every job has signalled
@@ -346,8 +330,7 @@ void engine::cancel_in_flight_for_shutdown() noexcept {
   for (auto* entity : touched) signal_in_order(*entity);
   // Signals held back by fences from outside the scheduler go now.
   external_gates_released_ = true;
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
-    signal_in_order(*entity);
+  for (entity_record& entity : registered_) signal_in_order(entity);
 }
 
 void engine::finish_shutdown_if_done() noexcept {
@@ -355,8 +338,8 @@ void engine::finish_shutdown_if_done() noexcept {
   bool in_flight = false;
   for_each_ring([&in_flight](const ring_slot& slot) { in_flight = in_flight || !slot.idle(); });
   if (in_flight) return;
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) {
-    if (entity->jobs_head) return;
+  for (const entity_record& entity : registered_) {
+    if (!entity.jobs.empty()) return;
   }
   finish_shutdown();
 }
@@ -369,28 +352,22 @@ void engine::finish_shutdown() noexcept {
   for_each_ring([this](ring_slot& slot) { disarm_timeout(slot); });
   // Detach every entity: from here on a push fails at once on its own thread.
   // Jobs that arrived since the last drain are taken and failed in order first.
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
-    detach_entity(*entity, false);
+  for (entity_record& entity : registered_) detach_entity(entity, false);
   // release: pairs with is_shut_down()'s acquire and enqueue_added's.
   lifecycle_.store(lifecycle::shut_down, std::memory_order_release);
-  for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
-    signal_in_order(*entity);
+  for (entity_record& entity : registered_) signal_in_order(entity);
   // No node can be enqueued for a detached entity any more; drop the ones that
   // are queued (stale wake-ups release their references when processed).
   while (work_node* node = next_node()) dispatch(*node);
   publish_reached();
   for (entity_record* entity : collectable_) entity->collect_queued = false;
   collectable_.clear();  // every registered entity is let go of here
-  for (entity_record* entity = registered_head_; entity;) {
-    entity_record* next = entity->registered_next;
-    entity->registered = false;
-    entity->registered_prev = entity->registered_next = nullptr;
-    queue_.remove(entity->queued);
-    forget_entity(*entity);
-    entity->release();
-    entity = next;
-  }
-  registered_head_ = registered_tail_ = nullptr;
+  registered_.unlink_each([this](entity_record& entity) noexcept {
+    entity.registered = false;
+    queue_.remove(entity.queued);
+    forget_entity(entity);
+    entity.release();
+  });
   registered_count_ = 0;
   auto waiters = std::move(shutdown_waiters_);
   for (auto& waiter : waiters) waiter.set_value();

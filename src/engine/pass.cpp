@@ -18,36 +18,18 @@ namespace {
 // itself go straight to its local queue instead of through the inbox.
 thread_local engine* current_engine = nullptr;
 
-void list_push(work_node*& head, work_node*& tail, work_node& node) noexcept {
-  node.next = nullptr;
-  if (tail)
-    tail->next = &node;
-  else
-    head = &node;
-  tail = &node;
-}
-
-work_node* list_pop(work_node*& head, work_node*& tail) noexcept {
-  work_node* node = head;
-  if (!node) return nullptr;
-  head = node->next;
-  if (!head) tail = nullptr;
-  node->next = nullptr;
-  return node;
-}
-
 }  // namespace
 
 // ------------------------------------------------------------------ handing events to the executor
 
 void engine::enqueue(work_node& node) noexcept {
   if (current_engine == this) {
-    list_push(local_head_, local_tail_, node);
+    local_.push_back(node);
     return;
   }
   {
     std::lock_guard guard(inbox_lock_);
-    list_push(inbox_head_, inbox_tail_, node);
+    inbox_.push_back(node);
   }
   request_pass();
 }
@@ -59,7 +41,7 @@ bool engine::enqueue_added(entity_record& entity) noexcept {
     if (stage() == lifecycle::shut_down) return false;
     entity.core = this;
     entity.add_ref();  // the scheduler's reference, released when it lets go of the entity
-    list_push(local_head_, local_tail_, entity.added_node);
+    local_.push_back(entity.added_node);
     return true;
   }
   // Checked under the inbox lock: finish_shutdown marks the scheduler shut
@@ -70,7 +52,7 @@ bool engine::enqueue_added(entity_record& entity) noexcept {
   if (lifecycle_.load(std::memory_order_acquire) == lifecycle::shut_down) return false;
   entity.core = this;
   entity.add_ref();
-  list_push(inbox_head_, inbox_tail_, entity.added_node);
+  inbox_.push_back(entity.added_node);
   inbox.unlock();
   request_pass();
   return true;
@@ -89,14 +71,14 @@ void engine::enqueue_job_node(job_block& block, work_node& node) noexcept {
     // The executor's own thread: signalling defers the release instead (no atomics).
     node.holds_ref = false;
     ++block.local_nodes;
-    list_push(local_head_, local_tail_, node);
+    local_.push_back(node);
     return;
   }
   block.add_ref();  // the node may outlive every other reference until processed
   node.holds_ref = true;
   {
     std::lock_guard guard(inbox_lock_);
-    list_push(inbox_head_, inbox_tail_, node);
+    inbox_.push_back(node);
   }
   request_pass();
 }
@@ -137,12 +119,12 @@ void engine::run_pass() noexcept {
     if (!node) {
       // Timelines first: their waiters may be jobs of this pass.
       publish_reached();
-      if (local_head_) continue;
+      if (!local_.empty()) continue;
       if (stage() != lifecycle::running) break;
       select();
       if (!collectable_.empty()) collect_finished_entities();
       publish_reached();
-      if (!local_head_) break;
+      if (local_.empty()) break;
       continue;
     }
     dispatch(*node);
@@ -176,19 +158,19 @@ int engine::incoming_phase(const work_node& node) noexcept {
 }
 
 work_node* engine::next_node() noexcept {
-  if (!incoming_head_) {
+  if (incoming_.empty()) {
     std::lock_guard guard(inbox_lock_);
-    incoming_head_ = std::exchange(inbox_head_, nullptr);
-    incoming_tail_ = std::exchange(inbox_tail_, nullptr);
+    incoming_ = std::move(inbox_);  // the whole inbox, which is left empty
   }
   // The rest of a batch of one phase goes before the batch's consequences.
-  if (incoming_head_ && (!local_head_ || (last_incoming_phase_ >= 0 &&
-                                          incoming_phase(*incoming_head_) == last_incoming_phase_))) {
-    work_node* node = list_pop(incoming_head_, incoming_tail_);
+  if (!incoming_.empty() &&
+      (local_.empty() ||
+       (last_incoming_phase_ >= 0 && incoming_phase(*incoming_.front()) == last_incoming_phase_))) {
+    work_node* node = incoming_.pop_front();
     last_incoming_phase_ = incoming_phase(*node);
     return node;
   }
-  if (work_node* node = list_pop(local_head_, local_tail_)) {
+  if (work_node* node = local_.pop_front()) {
     last_incoming_phase_ = -1;  // a batch ends with its consequences
     return node;
   }
@@ -349,16 +331,15 @@ void engine::on_message(message& msg) noexcept {
     }
     case message::type::stop_scope:
       if (down) return;
-      for (entity_record* entity = registered_head_; entity; entity = entity->registered_next) {
-        take_mailbox(*entity, mailbox_take::early);
+      for (entity_record& entity : registered_) {
+        take_mailbox(entity, mailbox_take::early);
         fail_unrun(
-            *entity, make_error_code(errc::cancelled), std::nullopt,
+            entity, make_error_code(errc::cancelled), std::nullopt,
             // A job's scope outlives it (join), so its id can be read.
             [](const job_block& b, std::uint64_t id) { return b.in_scope() && b.in_scope()->id() == id; },
             msg.scope_id);
       }
-      for (entity_record* entity = registered_head_; entity; entity = entity->registered_next)
-        signal_in_order(*entity);
+      for (entity_record& entity : registered_) signal_in_order(entity);
       return;
   }
 }

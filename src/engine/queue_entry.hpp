@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 
+#include "cosched/detail/intrusive_list.hpp"
 #include "cosched/detail/job_block.hpp"
 #include "cosched/priority.hpp"
 #include "cosched/timer.hpp"
@@ -104,11 +105,16 @@ struct queue_entry {
   heap_position cell_position;
   fair_group* group = nullptr;  // fair: the set of active entities it is in (null: inactive)
   heap_position group_position;
-  heap_position own_ring_position;    // ring_per_entity: in the set of rings to serve
-  queue_entry* dirty_prev = nullptr;  // the entries to re-key at the next step (changed since the latest)
-  queue_entry* dirty_next = nullptr;
+  heap_position own_ring_position;  // ring_per_entity: in the set of rings to serve
+  // Its place among the entries to re-key at the next step (changed since the
+  // latest): run_queue's dirty_list, while `dirty`.
+  list_hook<queue_entry> dirty_link;
   bool dirty = false;
   bool registered = false;  // between run_queue::add and remove
 };
+
+/// The run queue's changed entries, latest first (doubly linked: an entry
+/// leaves from anywhere when it goes), one pointer.
+using dirty_list = intrusive_list<queue_entry, &queue_entry::dirty_link>;
 
 }  // namespace cosched::detail

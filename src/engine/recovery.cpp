@@ -247,7 +247,7 @@ void engine::resume() noexcept {
 
 void engine::visit_in_flight(const std::function<void(const in_flight_view&)>& visit) const {
   for_each_ring([&visit](const ring_slot& slot) {
-    for (job_block* block = slot.front(); block; block = block->on_ring.next)
+    for (job_block* block = slot.front(); block; block = ring_job_list::next(*block))
       visit(in_flight_view{*block->promise, block->attempts, block->finished.point.seqno, block->entity->name,
                            slot.index()});
   });

@@ -39,7 +39,7 @@ std::size_t ring_slot::live() noexcept { return live_slots.load(std::memory_orde
 
 std::vector<job_block*> ring_slot::in_flight() const {
   std::vector<job_block*> jobs;
-  for (job_block* block = in_flight_head_; block; block = block->on_ring.next) jobs.push_back(block);
+  for (job_block& block : in_flight_) jobs.push_back(&block);
   return jobs;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cosched/detail/entity_state.hpp"
+#include "cosched/detail/intrusive_list.hpp"
 #include "cosched/detail/job_block.hpp"
 #include "cosched/detail/scheduler_core.hpp"
 #include "cosched/fence.hpp"
@@ -18,6 +19,10 @@
 #include "cosched/timer.hpp"
 
 namespace cosched::detail {
+
+/// A ring's jobs in flight, in run order: linked through job_block::on_ring
+/// (doubly linked: a job leaves from anywhere when it retires), one pointer.
+using ring_job_list = intrusive_list<job_block, &job_block::on_ring>;
 
 /// One ring of a scheduler: shared_ring mode has one per shared ring, owned by
 /// the engine; ring_per_entity mode has one per entity, owned by its entity
@@ -65,32 +70,19 @@ class ring_slot {
   }
 
   // ---- the in-flight list (run order) ----
-  bool idle() const noexcept { return in_flight_head_ == nullptr; }
-  job_block* front() const noexcept { return in_flight_head_; }
+  bool idle() const noexcept { return in_flight_.empty(); }
+  job_block* front() const noexcept { return in_flight_.front(); }
   /// Links `block` at the back (its part on a ring begins: job_block::enter_ring);
   /// its credits are held from now on.
   void append(job_block& block) noexcept {
     block.enter_ring();
-    block.on_ring.prev = in_flight_tail_;
-    if (in_flight_tail_)
-      in_flight_tail_->on_ring.next = &block;
-    else
-      in_flight_head_ = &block;
-    in_flight_tail_ = &block;
+    in_flight_.push_back(block);
     credits_in_flight_ += block.credits;
   }
   /// Unlinks `block` (its part on a ring ends, its hardware fence with it:
   /// job_block::leave_ring); its credits are free from now on.
   void remove(job_block& block) noexcept {
-    job_block::on_ring_part& links = block.on_ring;
-    if (links.prev)
-      links.prev->on_ring.next = links.next;
-    else
-      in_flight_head_ = links.next;
-    if (links.next)
-      links.next->on_ring.prev = links.prev;
-    else
-      in_flight_tail_ = links.prev;
+    in_flight_.erase(block);
     credits_in_flight_ -= block.credits;
     block.leave_ring();
   }
@@ -165,8 +157,7 @@ class ring_slot {
   std::size_t index_;                    // see index()
   entity_state* owner_ = nullptr;        // see owner()
   std::uint32_t credits_in_flight_ = 0;  // sum of the credits of the in-flight jobs
-  job_block* in_flight_head_ = nullptr;  // oldest run, not retired
-  job_block* in_flight_tail_ = nullptr;  // latest run
+  ring_job_list in_flight_;              // run, not retired, oldest first (the front's prev: the latest)
   timer_service::timer_id timer_ = 0;    // the armed timeout (valid while timer_armed_)
   std::uint64_t timer_generation_ = 0;   // a timeout message for an older generation is stale
   bool timer_armed_ = false;

@@ -106,12 +106,7 @@ void run_queue::ring_reset(const ring_slot& ring, lazy_now& now) noexcept {
 
 void run_queue::unlink_dirty(queue_entry& entry) noexcept {
   if (!entry.dirty) return;
-  if (entry.dirty_prev)
-    entry.dirty_prev->dirty_next = entry.dirty_next;
-  else
-    dirty_head_ = entry.dirty_next;
-  if (entry.dirty_next) entry.dirty_next->dirty_prev = entry.dirty_prev;
-  entry.dirty_prev = entry.dirty_next = nullptr;
+  dirty_.erase(entry);
   entry.dirty = false;
 }
 

@@ -173,7 +173,7 @@ class run_queue {
 
   /// One selection step: what runs next and on which ring, or nothing.
   queue_choice next() {
-    if (dirty_head_) rekey_changed();
+    if (!dirty_.empty()) rekey_changed();
     if (mode_ == ring_mode::ring_per_entity) return next_own_ring();
     if (rings_.size() != 1) return next_on_several_rings();
     // One ring: the best head runs if it fits; else it waits for credits.
@@ -191,10 +191,7 @@ class run_queue {
   void mark_dirty(queue_entry& entry) noexcept {
     if (entry.dirty) return;
     entry.dirty = true;
-    entry.dirty_prev = nullptr;
-    entry.dirty_next = dirty_head_;
-    if (dirty_head_) dirty_head_->dirty_prev = &entry;
-    dirty_head_ = &entry;
+    dirty_.push_front(entry);
   }
   void unlink_dirty(queue_entry& entry) noexcept;
   void charge(queue_entry& entry, const job_block& job, lazy_now& now) noexcept;
@@ -210,11 +207,8 @@ class run_queue {
   }
   void rekey_changed_fair_or_own_rings();
   queue_entry* pop_dirty() noexcept {
-    queue_entry* entry = dirty_head_;
+    queue_entry* entry = dirty_.pop_front();
     if (!entry) return nullptr;
-    dirty_head_ = entry->dirty_next;
-    if (dirty_head_) dirty_head_->dirty_prev = nullptr;
-    entry->dirty_next = nullptr;
     entry->dirty = false;
     return entry;
   }
@@ -277,11 +271,11 @@ class run_queue {
   const std::uint32_t credit_limit_;
   const bool
       uses_fair_;  // policy fair on shared rings (ring_per_entity keeps no fair clock: nothing competes)
-  std::vector<ring_slot*> rings_;      // shared_ring: the rings, by index
-  rr_policy rr_;                       // policy rr: its stamps
-  fair_clock fair_;                    // policy fair: the clock
-  std::uint64_t registrations_ = 0;    // ordinals handed out
-  queue_entry* dirty_head_ = nullptr;  // entries changed since the latest step
+  std::vector<ring_slot*> rings_;    // shared_ring: the rings, by index
+  rr_policy rr_;                     // policy rr: its stamps
+  fair_clock fair_;                  // policy fair: the clock
+  std::uint64_t registrations_ = 0;  // ordinals handed out
+  dirty_list dirty_;                 // entries changed since the latest step, latest first
   // Candidate cells by placement: [0] the least loaded ring, for entries that
   // may use every ring (with one ring: every head), [1 + i] ring i; each a list
   // by fair group (group 0 first). Restricted entries use their ring_set's.

@@ -118,22 +118,18 @@ TEST_CASE("take_mailbox hands over every pushed job in order, with the entity's 
   std::vector<job_block*> blocks;
   for (int i = 0; i < 3; ++i) {
     blocks.push_back(new job_block(fence_point{1, static_cast<std::uint64_t>(i + 1)}));
-    if (entity->mailbox_tail)
-      entity->mailbox_tail->entity_next = blocks.back();
-    else
-      entity->mailbox_head = blocks.back();
-    entity->mailbox_tail = blocks.back();
+    entity->mailbox.push_back(*blocks.back());
   }
   REQUIRE(entity->become(entity_event::kill));
   const taken_jobs taken = entity->take_mailbox();
-  CHECK(entity->mailbox_head == nullptr);
-  CHECK(entity->mailbox_tail == nullptr);
+  CHECK(entity->mailbox.front() == nullptr);
+  CHECK(entity->mailbox.back() == nullptr);
   CHECK(taken.entity_dead);
   CHECK(taken.error == make_error_code(errc::killed));
   CHECK(!taken.cause);
   std::vector<job_block*> order;
-  for (job_block* b = taken.first; b; b = b->entity_next) order.push_back(b);
+  for (job_block& b : taken.jobs) order.push_back(&b);
   CHECK(order == blocks);
-  CHECK(entity->take_mailbox().first == nullptr);
+  CHECK(entity->take_mailbox().jobs.front() == nullptr);
   for (auto* b : blocks) b->release();
 }

@@ -51,7 +51,7 @@ const std::error_code ebusy(EBUSY, std::generic_category());
 
 // Whether anything waits on `f` (its intrusive waiter list; read while no
 // other thread signals or waits on it).
-bool has_waiters(const fence& f) { return f.state()->head != nullptr; }
+bool has_waiters(const fence& f) { return f.state()->waiters.front() != nullptr; }
 
 }  // namespace
 

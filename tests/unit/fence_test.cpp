@@ -57,6 +57,7 @@ using cosched::fence;
 using cosched::fence_point;
 using cosched::promise;
 using cosched::timeline;
+using cosched::detail::waiter_list;
 
 namespace {
 
@@ -481,9 +482,9 @@ TEST_CASE("fence_state notifies linked waiters once, in link order", "[fence][de
   CHECK(w3.calls == 1);
   CHECK(w4.calls == 0);
   // After the signal nothing is linked, and nothing can be.
-  CHECK(w1.waiter.prev == nullptr);
-  CHECK(w1.waiter.next == nullptr);
-  CHECK(state->head == nullptr);
+  CHECK(waiter_list::prev(w1.waiter) == nullptr);
+  CHECK(waiter_list::next(w1.waiter) == nullptr);
+  CHECK(state->waiters.front() == nullptr);
   CHECK_FALSE(state->remove_waiter(w1.waiter));
   waiter_probe late(order, 5);
   CHECK_FALSE(state->add_waiter(late.waiter));
@@ -497,12 +498,12 @@ TEST_CASE("fence_state: removing the only waiter leaves an empty list", "[fence]
   waiter_probe a(order, 1), b(order, 2);
   CHECK(f.state()->add_waiter(a.waiter));
   CHECK(f.state()->remove_waiter(a.waiter));
-  CHECK(f.state()->head == nullptr);
-  CHECK(a.waiter.prev == nullptr);
+  CHECK(f.state()->waiters.front() == nullptr);
+  CHECK(waiter_list::prev(a.waiter) == nullptr);
   CHECK(f.state()->add_waiter(b.waiter));
-  CHECK(f.state()->head == &b.waiter);
-  CHECK(b.waiter.prev == &b.waiter);  // the head's prev is the tail: itself, alone
-  CHECK(b.waiter.next == nullptr);
+  CHECK(f.state()->waiters.front() == &b.waiter);
+  CHECK(waiter_list::prev(b.waiter) == &b.waiter);  // the head's prev is the tail: itself, alone
+  CHECK(waiter_list::next(b.waiter) == nullptr);
   p.set_value();
   CHECK(order == std::vector<int>{2});
 }
@@ -518,24 +519,24 @@ TEST_CASE("fence_state: removing the head or the tail keeps the rest of the list
   CHECK(state->add_waiter(w2.waiter));
   CHECK(state->add_waiter(w3.waiter));
   CHECK(state->remove_waiter(w1.waiter));  // the head: the next one heads, with the same tail
-  CHECK(state->head == &w2.waiter);
-  CHECK(w2.waiter.prev == &w3.waiter);
+  CHECK(state->waiters.front() == &w2.waiter);
+  CHECK(waiter_list::prev(w2.waiter) == &w3.waiter);
   CHECK(state->remove_waiter(w3.waiter));  // the tail: the one before it is the tail
-  CHECK(w2.waiter.prev == &w2.waiter);
+  CHECK(waiter_list::prev(w2.waiter) == &w2.waiter);
   CHECK(state->add_waiter(w4.waiter));
   CHECK(state->add_waiter(w5.waiter));
-  CHECK(w2.waiter.prev == &w5.waiter);
-  CHECK(w5.waiter.prev == &w4.waiter);
+  CHECK(waiter_list::prev(w2.waiter) == &w5.waiter);
+  CHECK(waiter_list::prev(w5.waiter) == &w4.waiter);
   CHECK(state->remove_waiter(w2.waiter));  // the head again
   CHECK(state->remove_waiter(w5.waiter));  // the tail again: w4 waits alone
-  CHECK(state->head == &w4.waiter);
-  CHECK(w4.waiter.prev == &w4.waiter);
+  CHECK(state->waiters.front() == &w4.waiter);
+  CHECK(waiter_list::prev(w4.waiter) == &w4.waiter);
   CHECK(state->add_waiter(w1.waiter));
   p.set_value();
   CHECK(order == std::vector<int>{4, 1});
   for (const auto* w : {&w1, &w2, &w3, &w4, &w5}) {
-    CHECK(w->waiter.prev == nullptr);
-    CHECK(w->waiter.next == nullptr);
+    CHECK(waiter_list::prev(w->waiter) == nullptr);
+    CHECK(waiter_list::next(w->waiter) == nullptr);
   }
 }
 
@@ -552,17 +553,17 @@ TEST_CASE("fence_state: a waiter is linked only in the list it was added to, as 
   CHECK(order == std::vector<int>{1});
   CHECK(f2.state()->add_waiter(a.waiter));
   CHECK_FALSE(f1.state()->remove_waiter(a.waiter));
-  CHECK(f2.state()->head == &a.waiter);
+  CHECK(f2.state()->waiters.front() == &a.waiter);
   CHECK(f2.state()->remove_waiter(a.waiter));
-  CHECK(f2.state()->head == nullptr);
+  CHECK(f2.state()->waiters.front() == nullptr);
   CHECK_FALSE(f2.state()->remove_waiter(a.waiter));
   // Second in a list (it has a prev): unlinked, the head keeps its place.
   CHECK(f2.state()->add_waiter(b.waiter));
   CHECK(f2.state()->add_waiter(a.waiter));
   CHECK(f2.state()->remove_waiter(a.waiter));
   CHECK_FALSE(f2.state()->remove_waiter(a.waiter));
-  CHECK(f2.state()->head == &b.waiter);
-  CHECK(b.waiter.prev == &b.waiter);  // the tail again
+  CHECK(f2.state()->waiters.front() == &b.waiter);
+  CHECK(waiter_list::prev(b.waiter) == &b.waiter);  // the tail again
   p2.set_value();
   CHECK(order == std::vector<int>{1, 2});
 }
@@ -1007,12 +1008,12 @@ TEST_CASE("deferred: a lazy wait, started later", "[fence][asio]") {
   fence f = p.get_fence();
   auto op = f.async_wait(ctx.get_executor(), asio_compat::deferred);
   // Nothing started yet: the fence has no waiter.
-  CHECK(f.state()->head == nullptr);
+  CHECK(f.state()->waiters.front() == nullptr);
   CHECK(ctx.poll() == 0);
 
   SECTION("started before the signal") {
     std::move(op)(recorder(r));
-    CHECK(f.state()->head != nullptr);
+    CHECK(f.state()->waiters.front() != nullptr);
     p.set_error(errc::cancelled);
     CHECK(r.calls == 0);
     drain(ctx);

@@ -142,8 +142,8 @@ TEST_CASE(
   CHECK(frames.alive() == 0);
   // The body's wait was unlinked with the frame; one wait is left on the
   // fence: the job's signal waits for it (fence causality).
-  CHECK(pending_fence.state()->head != nullptr);
-  CHECK(pending_fence.state()->head->next == nullptr);
+  CHECK(pending_fence.state()->waiters.front() != nullptr);
+  CHECK(detail::waiter_list::next(*pending_fence.state()->waiters.front()) == nullptr);
   CHECK_FALSE(pushed.finished.signalled());
   pending.set_value();
   f.run();

@@ -73,7 +73,7 @@ struct push_result {
 /// and the entity's death at that moment (jobs taken from a dead entity fail
 /// with its reason without being started).
 struct taken_jobs {
-  job_block* first = nullptr;  // linked through entity_next
+  entity_job_list jobs;  // in push order
   bool entity_dead = false;
   bool handle_alive = true;  // false once the handle let go (the scheduler may collect the entity)
   std::error_code error;
@@ -205,8 +205,7 @@ struct entity_state {
   std::error_code dead_error;             // what pushes fail with (entity_status's table)
   std::optional<fence_point> dead_cause;  // banned: the guilty job
   std::uint64_t last_seqno = 0;           // the latest seqno pushed
-  job_block* mailbox_head = nullptr;      // pushed, not yet taken by the scheduler, in push order
-  job_block* mailbox_tail = nullptr;
+  entity_job_list mailbox;                // pushed, not yet taken by the scheduler, in push order
   // The latest ring set asked for (sorted), for the scheduler to take with
   // update_node (or at registration); `rings_requested` until it is taken.
   std::vector<std::size_t> requested_rings;

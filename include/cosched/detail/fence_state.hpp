@@ -7,6 +7,7 @@
 #include <optional>
 #include <system_error>
 
+#include "cosched/detail/intrusive_list.hpp"
 #include "cosched/detail/spinlock.hpp"
 
 namespace cosched {
@@ -34,18 +35,21 @@ struct fence_state;
 /// when the fence signals, unless the waiter was removed first. It must be short
 /// and must not block: it hands the wake-up to the waiter's executor.
 ///
-/// Linked in a fence's list, a waiter has a `prev`: the waiter before it, or,
-/// for the list's head, the list's tail (itself when it waits alone), so that a
-/// fence needs no tail pointer; a waiter that is not linked has none (so it
-/// needs no flag: every job has one).
+/// Linked in a fence's list (waiter_list, doubly linked), a waiter has a
+/// `prev`: the waiter before it, or, for the list's head, the list's tail
+/// (itself when it waits alone), so that a fence needs no tail pointer; a
+/// waiter that is not linked has none (so it needs no flag: every job has one).
 ///
 /// What `notify` acts on derives from the waiter (a job's block, an
 /// asynchronous wait, a combinator's link), so a waiter needs no pointer to it.
 struct fence_waiter {
-  fence_waiter* prev = nullptr;  // guarded by the fence's lock, as `next`
-  fence_waiter* next = nullptr;  // null for the list's tail
+  list_hook<fence_waiter> waiter_link;  // its place in a fence's waiters, guarded by the fence's lock
   void (*notify)(fence_waiter& self, fence_state& state) noexcept = nullptr;
 };
+
+/// A fence's waiters, in the order they were added: one pointer, the head,
+/// whose prev is the tail (intrusive_list's doubly linked shape).
+using waiter_list = intrusive_list<fence_waiter, &fence_waiter::waiter_link>;
 
 /// The kinds of fence blocks: how the last reference destroys one.
 enum class block_kind : std::uint8_t {
@@ -150,7 +154,7 @@ struct fence_state {
   const std::error_category* error_category = nullptr;
   fence_point cause;
   std::atomic<std::int64_t> deadline_ns{INT64_MAX};
-  mutable fence_waiter* head = nullptr;  // guarded by lock; head->prev is the tail
+  mutable waiter_list waiters;  // guarded by lock; the head's prev is the tail
 };
 
 /// A block holding exactly one fence state: what a standalone promise allocates.

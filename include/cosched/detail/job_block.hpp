@@ -4,6 +4,7 @@
 // use is in a record of its own.
 #pragma once
 
+#include <cassert>
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
@@ -14,6 +15,7 @@
 #include <system_error>
 
 #include "cosched/detail/fence_state.hpp"
+#include "cosched/detail/intrusive_list.hpp"
 #include "cosched/detail/pool.hpp"
 #include "cosched/fence.hpp"
 
@@ -45,10 +47,14 @@ struct work_node {
     pipelined_wake,   // a declared dependency the job passed by pipelining signalled
   };
   explicit work_node(kind k) noexcept : what(k) {}
-  work_node* next = nullptr;
+  slist_hook<work_node> queue_link;  // its place in one of the engine's queues (work_queue)
   kind what;
   bool holds_ref = false;  // a job node queued from another thread holds a job reference
 };
+
+/// The engine's queues of nodes (its inbox, its local and incoming queues),
+/// first in first out: front and back (intrusive_list's singly linked shape).
+using work_queue = intrusive_list<work_node, &work_node::queue_link>;
 
 /// Where a job is in its life. Transitions (all on the scheduler's executor,
 /// except `mailbox`, which push sets):
@@ -287,7 +293,9 @@ struct job_block final : ref_block, fence_waiter, work_node {
   job_promise_base* promise = nullptr;
   entity_state* entity = nullptr;
   std::uint64_t push_order = 0;
-  job_block* entity_next = nullptr;  // the entity's jobs, in push order
+  // Its place in its entity's jobs, in push order: the mailbox, then the jobs
+  // the scheduler took (entity_job_list).
+  slist_hook<job_block> entity_link;
   // What only some jobs use (see job_cold); null for the others.
   std::unique_ptr<job_cold> cold;
 
@@ -303,10 +311,9 @@ struct job_block final : ref_block, fence_waiter, work_node {
     const fence_state* awaited;
   };
   // While the command is on a ring (phase running): its place in the ring's
-  // in-flight list, in run order, and the hardware fence of its current attempt.
-  struct on_ring_part {
-    job_block* prev = nullptr;
-    job_block* next = nullptr;
+  // in-flight list, in run order (its base: ring_job_list links the jobs
+  // through on_ring), and the hardware fence of its current attempt.
+  struct on_ring_part : list_hook<job_block> {
     fence hardware;
   };
   // The two never overlap: a job runs only once its declared dependencies are
@@ -335,7 +342,7 @@ struct job_block final : ref_block, fence_waiter, work_node {
   }
 
   void arm_wait(work_node::kind wait, void (*on_signal)(fence_waiter&, fence_state&) noexcept) noexcept {
-    fence_waiter::prev = fence_waiter::next = nullptr;
+    assert(!waiter_list::linked(*this) && "a job's wait armed while its waiter is linked");
     notify = on_signal;
     what = wait;
   }
@@ -372,9 +379,16 @@ struct job_promise_base {
   }
 };
 
+/// An entity's jobs in push order: its mailbox (entity_state::mailbox), then
+/// those its scheduler took (entity_record::jobs). Front and back
+/// (intrusive_list's singly linked shape): jobs leave from the front only.
+using entity_job_list = intrusive_list<job_block, &job_block::entity_link>;
+
 #if defined(__x86_64__) || defined(__aarch64__)
 // The layout above: a job block in the pool's size class of 216 bytes.
 static_assert(sizeof(job_block) <= 216, "a job block fills a 224-byte chunk of malloc's");
+// Its wake node: one link and two small fields, whose tail padding the job block fills.
+static_assert(sizeof(work_node) == 16, "a work node is 16 bytes");
 #endif
 
 }  // namespace cosched::detail
