@@ -197,8 +197,8 @@ class scheduler {
 
  private:
   static detail::core_options core_options_of(const scheduler_options& options) {
-    return {options.credit_limit, options.mode,         options.timeout, options.timers,
-            options.policy,       options.on_exception, &frame_of,       options.pipeline};
+    return {options.credit_limit, options.mode, options.timeout,  options.timers,         options.policy,
+            options.on_exception, &frame_of,    options.pipeline, options.single_producer};
   }
   static detail::job_promise<Command>& promise_of(detail::job_promise_base& promise) noexcept {
     return static_cast<detail::job_promise<Command>&>(promise);

@@ -66,6 +66,17 @@ struct scheduler_options {
   /// keeps `timed_out`: it is the root of its entity's ban). Either way it
   /// signals no earlier than its dependencies (fence causality).
   bool pipeline = false;
+  /// One producer (Asio's concurrency hint of 1): every push to the
+  /// scheduler's entities is made on the one thread that runs its executor (in
+  /// its handlers, in job bodies, or on that thread before it runs the
+  /// executor), and no other thread runs the executor. A push then takes no lock
+  /// and makes no atomic read-modify-write: no entity lock, no scheduler-wide
+  /// push counter. Every other entity operation (close, kill, set_priority,
+  /// set_rings, drain, flush, the handle's release) may still come from any
+  /// thread. A push or a pass on another thread is a programming error: a
+  /// build without NDEBUG terminates with a message the first time it happens;
+  /// a release build does not check.
+  bool single_producer = false;
 };
 
 /// Counters readable from any thread (scheduler::statistics()).

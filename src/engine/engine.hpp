@@ -69,6 +69,7 @@ class engine final : public scheduler_core {
   void reset_and_replay() noexcept;
   void enqueue(work_node& node) noexcept;
   void enqueue_job_node(job_block& block, work_node& node) noexcept;
+  void enqueue_on_own_thread(work_node& node) noexcept;
   // Something threw for `block` (its body: job_threw; its ring: run_job,
   // replay), which fails with `error`: one log line, then options_.on_exception.
   void report_exception(job_block& block, std::exception_ptr thrown, job_exception::origin from,
@@ -92,6 +93,7 @@ class engine final : public scheduler_core {
   static int incoming_phase(const work_node& node) noexcept;
   void dispatch(work_node& node) noexcept;
   void on_entity_updated(entity_record& entity, work_node& node) noexcept;
+  void on_entity_pushed(entity_record& entity, work_node& node) noexcept;
   void on_entity_killed(entity_record& entity, work_node& node) noexcept;
   void on_message(message& msg) noexcept;
   void finish_job_node(job_block& block, bool held_ref) noexcept;

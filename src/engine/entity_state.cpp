@@ -24,6 +24,7 @@ entity_state::entity_state(scheduler_core* home, std::uint32_t limit, std::size_
                       home->mode() == ring_mode::shared_ring),
       finished_context(new_contexts(2)),  // and the scheduled one after it (job_block::scheduled_context_of)
       credit_limit(limit),
+      single_producer(home && home->single_producer()),
       shared_rings(rings),
       name(std::move(entity_name)),
       prio(p),
@@ -39,6 +40,9 @@ void entity_state::release() noexcept {
 bool entity_state::become(entity_event event, std::optional<fence_point> cause) noexcept {
   // Rows killed, banned, shut_down: no event changes a dead entity.
   if (dead()) return false;
+  // Every event leaves the open state (close included: a closed entity takes
+  // no new jobs). release: see `accepting`.
+  accepting.store(false, std::memory_order_release);
   switch (event) {
     case entity_event::close:  // open -> closed; closed stays closed
       if (status != entity_status::open) return false;
@@ -143,14 +147,30 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
   }
   for (std::size_t i = 0; i < blocks.size(); ++i) requests[i].promise->block = blocks[i];
 
+  // One producer: its thread runs the executor, so while the entity is
+  // attached (`core`, written on that thread) and open, the mailbox needs no
+  // lock. Anything else (a dead or closed entity, a scope, a detached entity)
+  // takes the locked path below.
+  if (single_producer && core) {
+#ifndef NDEBUG
+    core->check_single_producer("a push");
+#endif
+    // acquire: see `accepting`.
+    if (!in_scope && accepting.load(std::memory_order_acquire)) {
+      push_single_producer(blocks, results);
+      return;
+    }
+  }
+
   std::unique_lock guard(lock);
   if (!core) {
     // The scheduler is gone: nothing can run the jobs or order them any more.
-    std::uint64_t last = 0;
+    std::uint64_t last = last_seqno.load(std::memory_order_relaxed);
     for (auto* block : blocks) {
-      block->finished.point.seqno = last = ++last_seqno;
+      block->finished.point.seqno = ++last;
       COSCHED_PROBE3(job_push, finished_context, last, name.c_str());
     }
+    last_seqno.store(last, std::memory_order_relaxed);
     const auto ec = dead_error ? dead_error : make_error_code(errc::shutdown);
     const auto cause = dead_cause;
     guard.unlock();
@@ -171,10 +191,11 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
 
   // relaxed: see queued_jobs.
   queued_jobs.fetch_add(static_cast<std::uint32_t>(blocks.size()), std::memory_order_relaxed);
+  std::uint64_t seqno = last_seqno.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     auto* block = blocks[i];
-    block->finished.point.seqno = ++last_seqno;
-    COSCHED_PROBE3(job_push, finished_context, last_seqno, name.c_str());
+    block->finished.point.seqno = ++seqno;
+    COSCHED_PROBE3(job_push, finished_context, seqno, name.c_str());
     block->push_order = core->next_push_order();
     block->entity = this;
     if (status != entity_status::open) {
@@ -191,7 +212,30 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
     mailbox.push_back(*block);
     results[i].finished = fence::adopt(&block->finished);
   }
+  last_seqno.store(seqno, std::memory_order_relaxed);
   notify_update();
+}
+
+void entity_state::push_single_producer(std::span<job_block*> blocks, push_result* results) noexcept {
+  // No read-modify-write: the one producer's thread is the only one that
+  // changes queued_jobs (push, and the scheduler as jobs leave the queue).
+  queued_jobs.store(queued_jobs.load(std::memory_order_relaxed) + static_cast<std::uint32_t>(blocks.size()),
+                    std::memory_order_relaxed);
+  std::uint64_t seqno = last_seqno.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    auto* block = blocks[i];
+    block->finished.point.seqno = ++seqno;
+    COSCHED_PROBE3(job_push, finished_context, seqno, name.c_str());
+    block->push_order = core->next_push_order();
+    block->entity = this;
+    mailbox.push_back(*block);
+    results[i].finished = fence::adopt(&block->finished);
+  }
+  last_seqno.store(seqno, std::memory_order_relaxed);
+  if (!pushed_queued) {
+    pushed_queued = true;
+    core->enqueue_on_own_thread(pushed_node);
+  }
 }
 
 void entity_state::close() noexcept {
@@ -238,7 +282,7 @@ fence entity_state::drain() {
   std::uint64_t last;
   {
     std::lock_guard guard(lock);
-    last = last_seqno;
+    last = last_seqno.load(std::memory_order_relaxed);
   }
   return reached.at(last);
 }

@@ -128,7 +128,8 @@ std::optional<job_ref> engine::describe(fence_point point) const {
   entity_record& entity = *found->second;
   {
     std::lock_guard guard(entity.lock);
-    if (point.seqno < 1 || point.seqno > entity.last_seqno) return std::nullopt;
+    if (point.seqno < 1 || point.seqno > entity.last_seqno.load(std::memory_order_relaxed))
+      return std::nullopt;
   }
   return job_ref{entity.name, entity.finished_context, point.seqno};
 }
@@ -197,7 +198,9 @@ void engine::collect_if_done(entity_record& entity) noexcept {
   if (!entity.registered || !entity.jobs.empty()) return;
   {
     std::lock_guard guard(entity.lock);
-    if (entity.handle_alive || !entity.mailbox.empty() || entity.update_queued || entity.kill_queued) return;
+    if (entity.handle_alive || !entity.mailbox.empty() || entity.update_queued || entity.kill_queued ||
+        entity.pushed_queued)
+      return;
     entity.core = nullptr;
   }
   publish_reached();  // the list may name this entity
@@ -222,7 +225,8 @@ void engine::release_after_shutdown(entity_record& entity, work_node* processed)
     // The scheduler's reference goes only when no node of the entity is queued,
     // or the queue would hold a dangling node.
     if (!processed) entity.release_when_idle = true;
-    release = entity.release_when_idle && !entity.update_queued && !entity.kill_queued;
+    release =
+        entity.release_when_idle && !entity.update_queued && !entity.kill_queued && !entity.pushed_queued;
     if (release) entity.release_when_idle = false;
   }
   if (release) {

@@ -1,7 +1,9 @@
 // The engine's pass: how events reach the scheduler's executor (the inbox from
 // other threads, the local queue from within the pass), the order in which one
 // pass takes them, and where each kind of event goes.
+#include <cstdio>
 #include <mutex>
+#include <thread>
 
 #include <asio/post.hpp>
 
@@ -32,6 +34,31 @@ void engine::enqueue(work_node& node) noexcept {
     inbox_.push_back(node);
   }
   request_pass();
+}
+
+void scheduler_core::enqueue_on_own_thread(work_node& node) noexcept {
+  engine::of(*this).enqueue_on_own_thread(node);
+}
+
+void engine::enqueue_on_own_thread(work_node& node) noexcept {
+  // The local queue is touched by this thread only: within a pass, or between
+  // passes (the one thread that runs the executor runs no pass now).
+  local_.push_back(node);
+  if (current_engine != this) request_pass();
+}
+
+void scheduler_core::check_single_producer(const char* what) noexcept {
+  const std::thread::id self = std::this_thread::get_id();
+  std::thread::id first{};
+  // relaxed: only the identity of the first thread matters.
+  if (producer_thread_.compare_exchange_strong(first, self, std::memory_order_relaxed) || first == self)
+    return;
+  char message[256];
+  std::snprintf(message, sizeof message,
+                "scheduler_options::single_producer: %s on a second thread (with one producer, every "
+                "push and the scheduler's executor are on one thread)",
+                what);
+  fatal(message);
 }
 
 // A new entity's added_node goes to the pass, unless the scheduler is shut
@@ -106,6 +133,9 @@ void engine::run_pass() noexcept {
         "a scheduler's handlers ran concurrently: if several threads run its executor, "
         "the scheduler must be bound to a strand");
   }
+#ifndef NDEBUG
+  if (options_.single_producer) check_single_producer("a pass of the scheduler");
+#endif
   engine* outer = std::exchange(current_engine, this);
   // seq_cst: cleared before the inbox is read, and ordered with the enqueuers'
   // exchange, so a node enqueued after the inbox was drained requests a new pass.
@@ -246,6 +276,9 @@ void engine::dispatch(work_node& node) noexcept {
     case work_node::kind::entity_updated:
       on_entity_updated(entity_record::of(*static_cast<entity_node&>(node).entity), node);
       return;
+    case work_node::kind::entity_pushed:
+      on_entity_pushed(entity_record::of(*static_cast<entity_node&>(node).entity), node);
+      return;
     case work_node::kind::entity_killed:
       on_entity_killed(entity_record::of(*static_cast<entity_node&>(node).entity), node);
       return;
@@ -267,6 +300,17 @@ void engine::on_entity_updated(entity_record& entity, work_node& node) noexcept 
   queue_.changed(entity.queued);  // its priority may have changed
   signal_in_order(entity);
   note_collectable(entity);  // its handle may be gone
+}
+
+// One producer: new jobs in the mailbox (push_single_producer).
+void engine::on_entity_pushed(entity_record& entity, work_node& node) noexcept {
+  entity.pushed_queued = false;
+  if (stage() == lifecycle::shut_down) {
+    release_after_shutdown(entity, &node);
+    return;
+  }
+  take_mailbox(entity, mailbox_take::early);
+  signal_in_order(entity);
 }
 
 // The kill takes effect here, in order with the scheduler's other events (a

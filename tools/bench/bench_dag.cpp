@@ -40,10 +40,13 @@ cosched::job<command> dependent_job(cosched::fence a, cosched::fence b, cosched:
   co_return command{i};
 }
 
-timing run_cosched(shape s, graph_size size, std::vector<std::uint64_t>& val) {
+// `single`: scheduler_options::single_producer (the jobs are pushed on the
+// thread that then runs the io_context).
+timing run_cosched(shape s, graph_size size, std::vector<std::uint64_t>& val, bool single) {
   asio::io_context ctx(1);
   finished_ring ring;
-  cosched::scheduler<command> sched(ctx.get_executor(), ring, {.credit_limit = 1u << 20});
+  cosched::scheduler<command> sched(ctx.get_executor(), ring,
+                                    {.credit_limit = 1u << 20, .single_producer = single});
   auto queue = sched.make_entity({.name = "bench"});
   std::vector<cosched::fence> finished(size.jobs);
   std::uint64_t* v = val.data();
@@ -137,7 +140,7 @@ void print_row(std::FILE* out, const char* shape_name, const char* impl, std::ui
 // Both shapes at one size, cosched, oneTBB and the floor alternating; `rounds`
 // includes `untimed` first rounds (the first pays for growing the heap).
 struct comparison {
-  figures cs[2], tb[2], fl[2];
+  figures cs[2], sp[2], tb[2], fl[2];
 };
 comparison compare(graph_size size, int rounds, int untimed) {
   std::vector<std::uint64_t> val(size.jobs), ref(size.jobs);
@@ -148,8 +151,11 @@ comparison compare(graph_size size, int rounds, int untimed) {
     // machine affects both alike.
     for (int k = 0; k < 2; ++k) {
       std::fill(val.begin(), val.end(), 0);
-      const timing mine = run_cosched(shapes[k], size, val);
+      const timing mine = run_cosched(shapes[k], size, val, false);
       const std::uint64_t sum = checksum(val);
+      std::fill(val.begin(), val.end(), 0);
+      const timing single = run_cosched(shapes[k], size, val, true);
+      if (sum != checksum(val)) die("dag: cosched with one producer computed a different result");
       std::fill(ref.begin(), ref.end(), 0);
       const timing theirs = run_tbb(shapes[k], size, ref);
       if (sum != checksum(ref)) die("dag: cosched and oneTBB computed different results");
@@ -158,6 +164,7 @@ comparison compare(graph_size size, int rounds, int untimed) {
       if (sum != checksum(ref)) die("dag: cosched and the coroutine floor computed different results");
       if (round >= untimed) {
         c.cs[k].add(mine);
+        c.sp[k].add(single);
         c.tb[k].add(theirs);
         c.fl[k].add(least);
       }
@@ -184,11 +191,14 @@ void run_group(const config& cfg, results& res, std::FILE* out) {
   const comparison full = compare(full_size, cfg.reps + (cfg.quick ? 0 : 1), cfg.quick ? 0 : 1);
   for (int k = 0; k < 2; ++k) {
     print_row(out, names[k], "cosched (1 sched thread)", full_size.jobs, full.cs[k]);
+    print_row(out, names[k], "cosched, single_producer", full_size.jobs, full.sp[k]);
     print_row(out, names[k], "oneTBB flow_graph, 1 thr", full_size.jobs, full.tb[k]);
     print_row(out, names[k], "coroutine floor, 1 thr", full_size.jobs, full.fl[k]);
   }
   res.set("indep_jobs_per_s", jobs_per_s(full_size, full.cs[0]));
   res.set("dag_jobs_per_s", jobs_per_s(full_size, full.cs[1]));
+  res.set("sp_indep_jobs_per_s", jobs_per_s(full_size, full.sp[0]));
+  res.set("sp_dag_jobs_per_s", jobs_per_s(full_size, full.sp[1]));
   res.set("tbb_indep_jobs_per_s", jobs_per_s(full_size, full.tb[0]));
   res.set("tbb_dag_jobs_per_s", jobs_per_s(full_size, full.tb[1]));
   res.set("floor_indep_jobs_per_s", jobs_per_s(full_size, full.fl[0]));
@@ -201,6 +211,7 @@ void run_group(const config& cfg, results& res, std::FILE* out) {
   const comparison cached = compare(cached_size, small_rounds + (cfg.quick ? 0 : 5), cfg.quick ? 0 : 5);
   for (int k = 0; k < 2; ++k) {
     print_row(out, names[k], "cosched (1 sched thread)", cached_size.jobs, cached.cs[k]);
+    print_row(out, names[k], "cosched, single_producer", cached_size.jobs, cached.sp[k]);
     print_row(out, names[k], "oneTBB flow_graph, 1 thr", cached_size.jobs, cached.tb[k]);
     print_row(out, names[k], "coroutine floor, 1 thr", cached_size.jobs, cached.fl[k]);
   }
@@ -215,6 +226,8 @@ void run_group(const config& cfg, results& res, std::FILE* out) {
   std::fflush(out);
   res.set("cached_indep_jobs_per_s", jobs_per_s(cached_size, cached.cs[0]));
   res.set("cached_dag_jobs_per_s", jobs_per_s(cached_size, cached.cs[1]));
+  res.set("cached_sp_indep_jobs_per_s", jobs_per_s(cached_size, cached.sp[0]));
+  res.set("cached_sp_dag_jobs_per_s", jobs_per_s(cached_size, cached.sp[1]));
   res.set("cached_tbb_indep_jobs_per_s", jobs_per_s(cached_size, cached.tb[0]));
   res.set("cached_tbb_dag_jobs_per_s", jobs_per_s(cached_size, cached.tb[1]));
   res.set("cached_floor_indep_jobs_per_s", jobs_per_s(cached_size, cached.fl[0]));

@@ -20,9 +20,10 @@
 
 namespace cosched_bench::dag {
 
-/// Runs the group and sets indep_jobs_per_s, dag_jobs_per_s, their oneTBB
-/// (tbb_*) and coroutine floor (floor_*) counterparts, and the same six figures
-/// in the caches (cached_*).
+/// Runs the group and sets indep_jobs_per_s, dag_jobs_per_s, the same with
+/// scheduler_options::single_producer (sp_*), their oneTBB (tbb_*) and
+/// coroutine floor (floor_*) counterparts, and the same eight figures in the
+/// caches (cached_*).
 void run_group(const config& cfg, results& res, std::FILE* out);
 
 }  // namespace cosched_bench::dag

@@ -181,6 +181,8 @@ struct entity_state {
   const bool fair_clock_runs;
   const std::uint64_t finished_context;  // its scheduled fences: job_block::scheduled_context_of()
   const std::uint32_t credit_limit;
+  // scheduler_options::single_producer of that scheduler.
+  const bool single_producer;
   const std::size_t shared_rings;  // the scheduler's shared rings (0 in ring_per_entity mode)
   const std::string name;
 
@@ -197,6 +199,14 @@ struct entity_state {
   // relaxed: a snapshot.
   std::atomic<std::uint32_t> queued_jobs{0};
   std::atomic<std::uint32_t> in_flight_jobs{0};
+  // The latest seqno pushed. Written by push (under `lock`, or by the one
+  // producer); relaxed: each writer is ordered with the previous one by the
+  // lock or by being the same thread, and readers take a snapshot.
+  std::atomic<std::uint64_t> last_seqno{0};
+  // status == open, for the one producer's push, which does not take `lock`.
+  // Written by become() under `lock`; release/acquire: a push that sees it
+  // false sees why under the lock.
+  std::atomic<bool> accepting{true};
 
   // Guarded by lock.
   spinlock lock;
@@ -204,7 +214,6 @@ struct entity_state {
   entity_status status = entity_status::open;
   std::error_code dead_error;             // what pushes fail with (entity_status's table)
   std::optional<fence_point> dead_cause;  // banned: the guilty job
-  std::uint64_t last_seqno = 0;           // the latest seqno pushed
   entity_job_list mailbox;                // pushed, not yet taken by the scheduler, in push order
   // The latest ring set asked for (sorted), for the scheduler to take with
   // update_node (or at registration); `rings_requested` until it is taken.
@@ -220,8 +229,17 @@ struct entity_state {
   entity_node update_node{work_node::kind::entity_updated, *this};
   entity_node kill_node{work_node::kind::entity_killed, *this};
   entity_node added_node{work_node::kind::entity_added, *this};
+  // One producer: new jobs in the mailbox, queued by push on the executor's
+  // thread without the inbox; `pushed_queued` while it is queued. Both touched
+  // only on that thread (by push and the scheduler), under no lock.
+  entity_node pushed_node{work_node::kind::entity_pushed, *this};
+  bool pushed_queued = false;
 
  protected:
+  // push's fast path with one producer (attached, open, no scope): links the
+  // jobs and queues pushed_node, on the executor's thread, under no lock.
+  void push_single_producer(std::span<job_block*> blocks, push_result* results) noexcept;
+
   entity_state(scheduler_core* home, std::uint32_t credit_limit, std::size_t shared_rings, priority p,
                std::string entity_name);
   ~entity_state() = default;

@@ -40,6 +40,7 @@ struct work_node {
     dependency_wake,  // a job's awaited fence signalled
     hardware_done,    // a job's hardware fence signalled
     entity_updated,   // an entity has new jobs in its mailbox, a new priority, or lost its handle
+    entity_pushed,    // one producer: an entity has new jobs in its mailbox
     entity_killed,    // an entity was killed
     entity_added,     // an entity was created
     message,          // an allocated, one-off message (engine::message)

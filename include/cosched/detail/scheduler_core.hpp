@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -54,7 +55,8 @@ struct core_options {
   // The frame of a job of the scheduler's command type, from its promise (a
   // job's block keeps only the promise).
   std::coroutine_handle<> (*frame_of)(job_promise_base& promise) noexcept = nullptr;
-  bool pipeline = false;  // scheduler_options::pipeline
+  bool pipeline = false;         // scheduler_options::pipeline
+  bool single_producer = false;  // scheduler_options::single_producer
 };
 
 /// One in-flight job as a pause's visit sees it (paused::for_each_in_flight).
@@ -158,14 +160,30 @@ class scheduler_core {
   /// Same for a node embedded in a job (a wake-up): keeps the job alive until
   /// the node is processed.
   void enqueue_job_node(job_block& block, work_node& node) noexcept;
+  /// One producer, on the thread that runs the executor (within a pass or
+  /// between passes): hands `node` to the pass's own queue, without the inbox
+  /// and its lock, and requests a pass when none is running.
+  void enqueue_on_own_thread(work_node& node) noexcept;
 
   /// Any thread (push, under the entity's lock): the job's place in the order
   /// of every push to this scheduler.
   std::uint64_t next_push_order() noexcept {
+    // One producer: its thread alone pushes, so a plain increment (the atomic
+    // is read and written by that thread only).
+    if (options_.single_producer) {
+      const std::uint64_t order = push_counter_.load(std::memory_order_relaxed);
+      push_counter_.store(order + 1, std::memory_order_relaxed);
+      return order;
+    }
     // relaxed: the order between entities only has to be a total order; the
     // entity lock orders pushes of one entity.
     return push_counter_.fetch_add(1, std::memory_order_relaxed);
   }
+  bool single_producer() const noexcept { return options_.single_producer; }
+  /// One producer, builds without NDEBUG: terminates with a message when the
+  /// calling thread is not the one that pushed or ran a pass first (`what`
+  /// names the operation). Any thread.
+  void check_single_producer(const char* what) noexcept;
 
  protected:
   enum class lifecycle : std::uint8_t { running, shutting_down, shut_down };
@@ -180,6 +198,9 @@ class scheduler_core {
   timer_service* timers_ = nullptr;  // options_.timers, or the engine's own; set by the engine's constructor
   std::chrono::nanoseconds epoch_{0};  // the timers' clock at creation
   std::atomic<std::uint64_t> push_counter_{0};
+  // One producer, builds without NDEBUG: the thread that pushed or ran a pass
+  // first (check_single_producer).
+  std::atomic<std::thread::id> producer_thread_{};
   // Written on the executor; read from any thread by is_shut_down() (acquire)
   // and by entity creation (under the inbox lock).
   std::atomic<lifecycle> lifecycle_{lifecycle::running};
