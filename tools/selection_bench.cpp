@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
               policy_name.c_str(), reps);
   for (const std::size_t n : counts) {
     std::vector<double> samples;
+    samples.reserve(static_cast<std::size_t>(reps));
     for (int r = 0; r < reps; ++r) samples.push_back(run_once(n, policy));
     std::sort(samples.begin(), samples.end());
     const double median = samples[samples.size() / 2];
