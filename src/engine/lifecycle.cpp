@@ -315,6 +315,9 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
   }
   shutdown_timer_armed_ = true;
   shutdown_timer_ = timers_->start(bound, [core = (add_ref(), core_ref(this))] {
+    // Not under this function's noexcept: the callback runs later, from the
+    // timers, and std::bad_alloc leaves it to whoever runs them.
+    // NOLINTNEXTLINE(bugprone-unhandled-exception-at-new): see above
     auto* msg = new message(message::type::shutdown_deadline);
     core->enqueue(*msg);
   });
