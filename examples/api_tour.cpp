@@ -147,6 +147,7 @@ int main() {
   // A scope: jobs pushed through it join it; join() signals once they retired.
   cosched::scope batch;
   std::vector<cosched::fence> batch_done;
+  batch_done.reserve(4);
   for (int i = 0; i < 4; ++i)
     batch_done.push_back(bg.push(render("batch-" + std::to_string(i), {}), {.in = &batch}).finished);
   auto joined = batch.join();

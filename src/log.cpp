@@ -56,6 +56,9 @@ std::shared_ptr<spdlog::logger>& logger_slot() {
         std::make_shared<spdlog::logger>("cosched", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     made->set_level(spdlog::level::warn);
     made->set_pattern("cosched: %l: %v");
+    // getenv races only with changes to the environment (setenv, putenv), which
+    // cosched never makes; the variable is read once, at the logger's first use.
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): see above
     if (const char* env = std::getenv("COSCHED_LOG_LEVEL"); env && *env) {
       if (const auto level = level_named(env))
         made->set_level(*level);

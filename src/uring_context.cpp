@@ -331,7 +331,9 @@ std::size_t uring_context::poll() { return loop_->run_loop(false); }
 
 void uring_context::stop() noexcept {
   loop_->stopped.store(true, std::memory_order_release);
-  // Wake the loop if it sleeps: an empty handler does it.
+  // Wake the loop if it sleeps: an empty handler does it. Without it the loop
+  // could sleep on, so running out of memory for it ends the process (noexcept).
+  // NOLINTNEXTLINE(bugprone-unhandled-exception-at-new): std::terminate, see above
   if (!loop_->on_loop_thread()) loop_->post(new detail::uring_fn_op<void (*)()>(+[] {}));
 }
 
@@ -348,6 +350,9 @@ void uring_context::work_finished() noexcept {
   // release: a posted op before the guard's end is seen by the loop when it checks work.
   if (loop_->work.fetch_sub(1, std::memory_order_release) == 1 && !loop_->on_loop_thread()) {
     // The loop may be waiting only because of this work: let it look again.
+    // Without the wake-up it could sleep on, so running out of memory for it
+    // ends the process (noexcept: a tracked executor's destructor calls this).
+    // NOLINTNEXTLINE(bugprone-unhandled-exception-at-new): std::terminate, see above
     loop_->post(new detail::uring_fn_op<void (*)()>(+[] {}));
   }
 }

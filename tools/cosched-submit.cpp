@@ -182,7 +182,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
     // The option first, else the environment, which the library reads itself;
     // the tool refuses a bad value of either instead of keeping warn.
-    const char* env_level = std::getenv("COSCHED_LOG_LEVEL");
+    // Before any thread starts, and nothing changes the environment.
+    const char* env_level = std::getenv("COSCHED_LOG_LEVEL");  // NOLINT(concurrency-mt-unsafe)
     if (!log_level.empty()) {
       if (!cosched::set_log_level(log_level))
         throw CLI::ValidationError("--log-level " + cosched::submit::printable(log_level) +

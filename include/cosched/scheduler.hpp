@@ -103,22 +103,22 @@ class scheduler {
   };
 
   /// shared_ring mode: every entity's commands go to `hardware`.
-  scheduler(asio::any_io_executor executor, ring<Command>& hardware, scheduler_options options = {})
+  scheduler(asio::any_io_executor executor, ring<Command>& hardware, const scheduler_options& options = {})
       : core_(detail::scheduler_core::create(std::move(executor), adapters_of(hardware),
                                              core_options_of(options))) {}
   /// shared_ring mode on several rings (at least one, none null; ring i is
   /// index i in placement ties, visit_in_flight and traces); each has
   /// `credit_limit` credits. Throws std::invalid_argument otherwise.
   scheduler(asio::any_io_executor executor, std::span<ring<Command>* const> rings,
-            scheduler_options options = {})
+            const scheduler_options& options = {})
       : core_(detail::scheduler_core::create(std::move(executor), adapters_of(rings),
                                              core_options_of(options))) {}
   scheduler(asio::any_io_executor executor, std::initializer_list<ring<Command>*> rings,
-            scheduler_options options = {})
+            const scheduler_options& options = {})
       : scheduler(std::move(executor), std::span<ring<Command>* const>(rings.begin(), rings.size()),
                   options) {}
   /// ring_per_entity mode (`options.mode` must say so): rings come with the entities.
-  scheduler(asio::any_io_executor executor, scheduler_options options)
+  scheduler(asio::any_io_executor executor, const scheduler_options& options)
       : core_(detail::scheduler_core::create(std::move(executor), {}, core_options_of(options))) {}
   scheduler(const scheduler&) = delete;
   scheduler& operator=(const scheduler&) = delete;

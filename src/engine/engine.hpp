@@ -49,7 +49,7 @@ namespace cosched::detail {
 class engine final : public scheduler_core {
  public:
   engine(asio::any_io_executor executor, std::vector<std::unique_ptr<ring_adapter>> shared,
-         core_options options);
+         const core_options& options);
   ~engine();
 
   static engine& of(scheduler_core& core) noexcept { return static_cast<engine&>(core); }

@@ -342,7 +342,7 @@ void engine::report_exception(job_block& block, std::exception_ptr thrown, job_e
   }
   if (!options_.on_exception) return;
   try {
-    options_.on_exception(job_exception{from, entity.name, point, error, what, thrown});
+    options_.on_exception(job_exception{from, entity.name, point, error, what, std::move(thrown)});
   } catch (const std::exception& e) {
     try {
       logger()->error("cosched::scheduler: scheduler_options::on_exception threw: {}", e.what());

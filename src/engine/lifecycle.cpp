@@ -24,6 +24,7 @@ std::vector<std::unique_ptr<ring_slot>> slots_of(std::vector<std::unique_ptr<rin
 
 std::vector<ring_slot*> pointers_to(const std::vector<std::unique_ptr<ring_slot>>& slots) {
   std::vector<ring_slot*> pointers;
+  pointers.reserve(slots.size());
   for (const auto& slot : slots) pointers.push_back(slot.get());
   return pointers;
 }
@@ -34,7 +35,7 @@ std::vector<ring_slot*> pointers_to(const std::vector<std::unique_ptr<ring_slot>
 
 scheduler_core* scheduler_core::create(asio::any_io_executor executor,
                                        std::vector<std::unique_ptr<ring_adapter>> shared,
-                                       core_options options) {
+                                       const core_options& options) {
   if (options.credit_limit == 0) throw std::invalid_argument("cosched: credit_limit must be at least 1");
   if (options.timeout.count() < 0) throw std::invalid_argument("cosched: timeout must not be negative");
   const bool has_rings = !shared.empty();
@@ -50,10 +51,10 @@ scheduler_core* scheduler_core::create(asio::any_io_executor executor,
 
 scheduler_core::scheduler_core(asio::any_io_executor executor, core_options options,
                                std::size_t ring_count) noexcept
-    : executor_(std::move(executor)), options_(options), ring_count_(ring_count) {}
+    : executor_(std::move(executor)), options_(std::move(options)), ring_count_(ring_count) {}
 
 engine::engine(asio::any_io_executor executor, std::vector<std::unique_ptr<ring_adapter>> shared,
-               core_options options)
+               const core_options& options)
     : scheduler_core(std::move(executor), options, shared.size()),
       rings_(slots_of(std::move(shared))),
       queue_(options.policy, options.mode, options.credit_limit, pointers_to(rings_)) {
@@ -302,6 +303,9 @@ void engine::begin_shutdown(std::chrono::nanoseconds bound) noexcept {
   }
   shutdown_timer_armed_ = true;
   shutdown_timer_ = timers_->start(bound, [core = (add_ref(), core_ref(this))] {
+    // Not under this function's noexcept: the callback runs later, from the
+    // timers, and std::bad_alloc leaves it to whoever runs them.
+    // NOLINTNEXTLINE(bugprone-unhandled-exception-at-new): see above
     auto* msg = new message(message::type::shutdown_deadline);
     core->enqueue(*msg);
   });

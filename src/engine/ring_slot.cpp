@@ -17,7 +17,7 @@ std::atomic<std::size_t> live_slots{0};
 
 }  // namespace
 
-fence ring_slot::failed_fence(std::exception_ptr thrown) noexcept {
+fence ring_slot::failed_fence(const std::exception_ptr& thrown) noexcept {
   if (!thrown) return fence::make_signalled(make_error_code(errc::broken));
   try {
     std::rethrow_exception(thrown);

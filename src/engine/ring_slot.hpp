@@ -150,7 +150,7 @@ class ring_slot {
   }
   // The fence of a call that threw `thrown` (a std::system_error: its code;
   // anything else: `exception`) or, for null, returned an empty fence (`broken`).
-  static fence failed_fence(std::exception_ptr thrown) noexcept;
+  static fence failed_fence(const std::exception_ptr& thrown) noexcept;
   void cancel_timeout(timer_service& timers) noexcept;
 
   std::unique_ptr<ring_adapter> ring_;   // the backend's ring, command type erased

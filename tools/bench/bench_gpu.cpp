@@ -303,6 +303,7 @@ throughput cosched_throughput(const cosched::virtgpu::device& dev, std::vector<c
   cosched::virtgpu::ring ring(source, cosched::virtgpu::driver(dev), cosched::virtgpu::ring_options);
   cosched::scheduler<command> sched(ctx.get_executor(), ring, {.credit_limit = 64});
   std::vector<cosched::entity<command>> queues;
+  queues.reserve(4);
   for (int e = 0; e < 4; ++e) queues.push_back(sched.make_entity({.name = "queue " + std::to_string(e)}));
   auto body = [](command c) -> cosched::job<command> { co_return c; };
   // Each entity's jobs in one batch (push(span) wakes the scheduler once), and

@@ -21,6 +21,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -42,13 +43,20 @@ inline std::uint64_t read_clock(clockid_t id) {
 inline std::uint64_t now_ns() { return read_clock(CLOCK_MONOTONIC); }
 inline std::uint64_t thread_cpu_ns() { return read_clock(CLOCK_THREAD_CPUTIME_ID); }
 
+// Fatal errors, on any thread. The device and peer threads may still be
+// running, so the process ends without exit()'s destruction of the static
+// objects they may be using; what was written so far is flushed first.
+[[noreturn]] inline void end_failed() {
+  std::fflush(nullptr);
+  std::_Exit(1);
+}
 [[noreturn]] inline void die(const char* what, int err) {
-  std::fprintf(stderr, "cosched-bench: %s: %s\n", what, std::strerror(err));
-  std::exit(1);
+  std::fprintf(stderr, "cosched-bench: %s: %s\n", what, std::generic_category().message(err).c_str());
+  end_failed();
 }
 [[noreturn]] inline void die(const char* what) {
   std::fprintf(stderr, "cosched-bench: %s\n", what);
-  std::exit(1);
+  end_failed();
 }
 
 // ------------------------------------------------------------------ configuration

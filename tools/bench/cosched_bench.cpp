@@ -55,6 +55,8 @@ void usage(std::FILE* out) {
       "  env COSCHED_BENCH_NOPIN=1: do not pin the scheduler (CPU 0) and device (CPU 1) threads\n");
 }
 
+// Runs first in main, before any thread starts: exit() and getenv race with nothing.
+// NOLINTBEGIN(concurrency-mt-unsafe)
 cli parse(int argc, char** argv) {
   cli c;
   bool reps_given = false;
@@ -106,6 +108,7 @@ cli parse(int argc, char** argv) {
   c.cfg.cpus = sysconf(_SC_NPROCESSORS_ONLN);
   return c;
 }
+// NOLINTEND(concurrency-mt-unsafe)
 
 // ------------------------------------------------------------------ load on the machine
 
@@ -311,8 +314,9 @@ int main(int argc, char** argv) {
   // repetition then reuses pages that are already mapped, for every peer alike.
   // On a virtual machine a first-touch page fault costs ~12 us, so a cold heap turns
   // the dag figures into a page-fault benchmark.
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  // (Before any thread starts: mallopt is not thread-safe.)
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);   // NOLINT(concurrency-mt-unsafe): see above
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // NOLINT(concurrency-mt-unsafe): see above
   const bool json_stdout = c.json_path == "-";
   std::FILE* out = json_stdout ? stderr : stdout;
   auto wanted = [&](const char* group) {

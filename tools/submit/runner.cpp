@@ -374,6 +374,7 @@ class finished_fences {
 
   /// Job `i`'s fence, pushed and not settled yet.
   detail::fence_state& state(std::size_t i) const noexcept {
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): one word per job, a pointer until settled (see above)
     return *reinterpret_cast<detail::fence_state*>(static_cast<std::uintptr_t>(words_[i]));
   }
   fence get(std::size_t i) const noexcept {

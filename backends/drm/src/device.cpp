@@ -227,6 +227,7 @@ std::vector<std::string> device::render_nodes() {
   }
   std::sort(numbered.begin(), numbered.end());
   std::vector<std::string> nodes;
+  nodes.reserve(numbered.size());
   for (auto& n : numbered) nodes.push_back(std::move(n.second));
   return nodes;
 }

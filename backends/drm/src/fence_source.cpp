@@ -285,7 +285,7 @@ fence fence_source_impl::with_timeout(fence result, std::vector<std::shared_ptr<
   auto timer = make_timer(parts, when, operation);
   // The result is the first of the wait and the timeout; the timeout's own
   // cause is none, and the wait's outcome passes through as it is.
-  const fence inputs[] = {result, timer->result};
+  const fence inputs[] = {std::move(result), timer->result};
   const std::size_t indices[] = {0, 1};
   fence timed = cosched::detail::when_any(inputs, indices, cosched::detail::failure_cause::as_is).get_fence();
   add_composite(timed, std::move(parts), std::move(timer));

@@ -179,14 +179,16 @@ fence submission_timeline::track(std::uint64_t point, const void* tag) {
     std::lock_guard guard(s.lock);
     // By the invariant, no registration means nothing is pending.
     if (s.registered == 0) err = s.register_point(point);
-    if (!err) s.pending.push_back({point, tag, std::move(done)});
+    if (!err) {
+      s.pending.push_back({point, tag, std::move(done)});
+      return result;
+    }
   }
-  if (err) {
-    logger()->error(
-        "cosched::drm::submission_timeline: {}",
-        detail::describe_error(err, "DRM_IOCTL_SYNCOBJ_EVENTFD for point " + std::to_string(point)));
-    done.set_error({err, std::generic_category()});
-  }
+  // Not registered: the point is not pending, and its fence fails here.
+  logger()->error(
+      "cosched::drm::submission_timeline: {}",
+      detail::describe_error(err, "DRM_IOCTL_SYNCOBJ_EVENTFD for point " + std::to_string(point)));
+  done.set_error({err, std::generic_category()});
   return result;
 }
 

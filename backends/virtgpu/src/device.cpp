@@ -87,7 +87,7 @@ std::string renderer_name(int fd) {
 
 // One empty submission with an out-syncobj point, waited for.
 std::optional<probe_failure> probe_submission(const drm::device& dev) {
-  const std::string where = dev.path();
+  const std::string& where = dev.path();
   auto timeline = drm::timeline_syncobj::create(dev);
   uapi::execbuffer_syncobj out{timeline.handle(), 0, 1};
   uapi::execbuffer args{};

@@ -271,6 +271,9 @@ struct job_block final : ref_block, fence_waiter, work_node {
   static constexpr std::uintptr_t scheduled_unrun = 2;
   static constexpr std::uintptr_t scheduled_flags = 7;
   static single_fence_block* scheduled_block(std::uintptr_t word) noexcept {
+    // The address shares the word with the flags so that one fetch_or sets a
+    // flag and reads the block (std::atomic<T*> has no fetch_or).
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): a tagged pointer, on purpose
     return reinterpret_cast<single_fence_block*>(word & ~scheduled_flags);
   }
   std::atomic<std::uintptr_t> scheduled_word{0};

@@ -93,7 +93,8 @@ class scheduler_core {
   /// `shared` are the rings of shared_ring mode (at least one; empty in
   /// ring_per_entity mode). Throws std::invalid_argument for unusable options.
   static scheduler_core* create(asio::any_io_executor executor,
-                                std::vector<std::unique_ptr<ring_adapter>> shared, core_options options);
+                                std::vector<std::unique_ptr<ring_adapter>> shared,
+                                const core_options& options);
 
   void add_ref() noexcept {
     // relaxed: made from an existing reference.
