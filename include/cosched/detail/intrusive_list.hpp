@@ -2,6 +2,8 @@
 // an entity's jobs, a ring's jobs in flight, the registered entities, the run
 // queue's changed entries and the uring context's handlers are all lists of it.
 // Internal; in include/ because public headers' detail types embed its hooks.
+// (Not the pools' free lists, src/pool.cpp: those link freed storage, not
+// objects, on the allocator's fastest path.)
 //
 // The problem: each of those lists links objects that live elsewhere (a job's
 // block, an entity's record, a handler's allocation) and must never allocate to
@@ -17,9 +19,11 @@
 //    not linked has a null `prev`. So a list costs its owner one pointer (a
 //    fence state keeps its waiters in 8 bytes), the back is one load away, and
 //    whether an element is linked is known exactly (linked()), which a debug
-//    build checks on every link and erase. One representation serves every
-//    doubly linked list: the front's `prev` is updated where a head-and-tail
-//    list would update its tail, so each operation costs the same stores.
+//    build checks on every link and erase. This is the fence waiters' own
+//    representation, and it serves every doubly linked list rather than a
+//    second, head-and-tail one: against a tail pointer it costs a load of the
+//    back through the front where the back is needed (push_back, erasing the
+//    back), and the front's `prev` is written where a tail pointer would be.
 //
 //  - slist_hook<T> (one pointer): singly linked, for elements that only ever
 //    leave from the front (FIFO: push_back and pop_front; LIFO: push_front and
