@@ -101,7 +101,7 @@ TEST_CASE("single producer: pending() counts jobs pushed and not yet run", "[sch
 }
 
 TEST_CASE("single producer: close and kill from another thread, push after shutdown",
-          "[scheduler][single_producer]") {
+          "[scheduler][single_producer][threads]") {
   producer_fixture f(true);
   auto closed = f.sched.make_entity({.name = "closed"});
   auto killed = f.sched.make_entity({.name = "killed"});
@@ -142,7 +142,7 @@ TEST_CASE("single producer: close and kill from another thread, push after shutd
 
 #if !defined(NDEBUG) && !defined(COSCHED_TEST_UNDER_TSAN)
 TEST_CASE("single producer: a push from a second thread terminates with a message (builds without NDEBUG)",
-          "[scheduler][single_producer]") {
+          "[scheduler][single_producer][threads]") {
   int out[2];
   REQUIRE(::pipe(out) == 0);
   const pid_t child = ::fork();
