@@ -194,10 +194,6 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
   std::uint64_t seqno = last_seqno.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     auto* block = blocks[i];
-    block->finished.point.seqno = ++seqno;
-    COSCHED_PROBE3(job_push, finished_context, seqno, name.c_str());
-    block->push_order = core->next_push_order();
-    block->entity = this;
     if (status != entity_status::open) {
       block->dead_on_arrival = true;
       block->finished.record(dead_error, dead_cause);
@@ -209,11 +205,19 @@ void entity_state::push(std::span<push_request> requests, scope* in_scope, push_
         block->finished.record(make_error_code(errc::cancelled), std::nullopt);
       }
     }
-    mailbox.push_back(*block);
-    results[i].finished = fence::adopt(&block->finished);
+    enter_mailbox(*block, ++seqno, results[i]);
   }
   last_seqno.store(seqno, std::memory_order_relaxed);
   notify_update();
+}
+
+void entity_state::enter_mailbox(job_block& block, std::uint64_t seqno, push_result& result) noexcept {
+  block.finished.point.seqno = seqno;
+  COSCHED_PROBE3(job_push, finished_context, seqno, name.c_str());
+  block.push_order = core->next_push_order();
+  block.entity = this;
+  mailbox.push_back(block);
+  result.finished = fence::adopt(&block.finished);
 }
 
 void entity_state::push_single_producer(std::span<job_block*> blocks, push_result* results) noexcept {
@@ -222,15 +226,7 @@ void entity_state::push_single_producer(std::span<job_block*> blocks, push_resul
   queued_jobs.store(queued_jobs.load(std::memory_order_relaxed) + static_cast<std::uint32_t>(blocks.size()),
                     std::memory_order_relaxed);
   std::uint64_t seqno = last_seqno.load(std::memory_order_relaxed);
-  for (std::size_t i = 0; i < blocks.size(); ++i) {
-    auto* block = blocks[i];
-    block->finished.point.seqno = ++seqno;
-    COSCHED_PROBE3(job_push, finished_context, seqno, name.c_str());
-    block->push_order = core->next_push_order();
-    block->entity = this;
-    mailbox.push_back(*block);
-    results[i].finished = fence::adopt(&block->finished);
-  }
+  for (std::size_t i = 0; i < blocks.size(); ++i) enter_mailbox(*blocks[i], ++seqno, results[i]);
   last_seqno.store(seqno, std::memory_order_relaxed);
   if (!pushed_queued) {
     pushed_queued = true;

@@ -239,6 +239,10 @@ struct entity_state {
   // push's fast path with one producer (attached, open, no scope): links the
   // jobs and queues pushed_node, on the executor's thread, under no lock.
   void push_single_producer(std::span<job_block*> blocks, push_result* results) noexcept;
+  // Both pushes: gives `block` its seqno and push order and links it at the
+  // mailbox's back (under `lock`, or by the one producer); `result` gets its
+  // finished fence.
+  void enter_mailbox(job_block& block, std::uint64_t seqno, push_result& result) noexcept;
 
   entity_state(scheduler_core* home, std::uint32_t credit_limit, std::size_t shared_rings, priority p,
                std::string entity_name);
